@@ -1,0 +1,63 @@
+//! Proleptic Gregorian dates as days since 1970-01-01 (H. Hinnant's civil algorithms), so that
+//! generated dates and timestamps are pure integer arithmetic, independent of the machine's clock
+//! and time zone.
+
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `YYYY-MM-DD`
+pub fn format_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `YYYY-MM-DD HH:MM:SS+00`, which PostgreSQL reads as timestamptz and as timestamp.
+pub fn format_timestamp(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let s = seconds.rem_euclid(86_400);
+    format!(
+        "{} {:02}:{:02}:{:02}+00",
+        format_date(days),
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_across_eras_and_leap_days() {
+        for days in [-800_000, -1, 0, 1, 59, 60, 11_016, 20_089, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{days}");
+        }
+        assert_eq!(format_date(0), "1970-01-01");
+        assert_eq!(format_date(days_from_civil(2024, 2, 29)), "2024-02-29");
+        assert_eq!(format_date(-1), "1969-12-31");
+        assert_eq!(format_timestamp(1_735_689_600 + 3723), "2025-01-01 01:02:03+00");
+        assert_eq!(format_timestamp(-1), "1969-12-31 23:59:59+00");
+    }
+}

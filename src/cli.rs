@@ -1,0 +1,199 @@
+//! The command line, as clap derives: nothing here is validated beyond its type (see config.rs).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbtool",
+    version,
+    about = "Reset, migrate and seed a PostgreSQL database as one unit, serialized by an advisory lock"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Drop the application's objects, migrate, seed: one locked unit
+    Reset(ResetArgs),
+    /// Apply pending migrations, under the lock
+    Migrate(DryRun),
+    /// Truncate the seeded tables and seed them, under the lock
+    Seed(SeedArgs),
+    /// Server, database, lock holder, migrations, protection and the last reset
+    Status(JsonOutput),
+    /// Per-table row count and content digest, and one overall digest
+    Fingerprint(JsonOutput),
+    /// The advisory lock
+    #[command(subcommand)]
+    Lock(LockCommand),
+    /// Wait until the database accepts connections (up to --wait-for-db, default 60s here)
+    Wait,
+    /// List the profiles with their expected row counts per table
+    Profiles(JsonOutput),
+    /// Mark the database so that reset and seed refuse it
+    Protect,
+    /// Remove the mark set by protect
+    Unprotect,
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Who holds the lock now: pid, application_name, client address, since, state
+    Status(JsonOutput),
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub confirm: Confirmation,
+    /// Drop and migrate only
+    #[arg(long)]
+    pub skip_seed: bool,
+    #[command(flatten)]
+    pub dry_run: DryRun,
+    /// Exit 0 and change nothing when the last reset used the same profile, seed, migrations and
+    /// seed spec and finished within DURATION
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub skip_if_reset_within: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    pub confirm: Confirmation,
+    #[command(flatten)]
+    pub dry_run: DryRun,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The profile to seed (profiles/NAME.toml)
+    #[arg(long, env = "SEED_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Overrides the profile's seed
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct Confirmation {
+    /// Skip the confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DryRun {
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonOutput {
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IfLocked {
+    /// Exit 3
+    Fail,
+    /// Warn and exit 0
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Progress bars on a terminal, text lines otherwise
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// postgres://user:password@host:port/database
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Connections in the pool: one holds the lock, the rest do the work (>= 2)
+    #[arg(long, env = "DBTOOL_POOL_SIZE", global = true, default_value_t = 6)]
+    pub pool_size: u32,
+
+    /// An i64 (decimal or 0x hex) or a name hashed to one (FNV-1a 64)
+    #[arg(long, env = "DBTOOL_LOCK_KEY", global = true, default_value = "dbtool")]
+    pub lock_key: String,
+
+    /// How long to wait for the lock; 0 = one try
+    #[arg(long, env = "DBTOOL_LOCK_TIMEOUT", global = true, default_value = "10m", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// When the lock was not acquired: exit 3 (fail) or warn and exit 0 (skip)
+    #[arg(long, env = "DBTOOL_IF_LOCKED", global = true, value_enum, default_value_t = IfLocked::Fail)]
+    pub if_locked: IfLocked,
+
+    /// Retry the first connection with backoff for this long [default: 0, 60s for `wait`]
+    #[arg(long, env = "DBTOOL_WAIT_FOR_DB", global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait_for_db: Option<Duration>,
+
+    /// A DROP blocked longer than this fails and names the blocking sessions
+    #[arg(long, env = "DBTOOL_DDL_LOCK_TIMEOUT", global = true, default_value = "30s", value_parser = parse_duration)]
+    pub ddl_lock_timeout: Duration,
+
+    /// statement_timeout for work statements [default: none]
+    #[arg(long, env = "DBTOOL_STATEMENT_TIMEOUT", global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub statement_timeout: Option<Duration>,
+
+    /// The application's schema
+    #[arg(long, env = "DBTOOL_SCHEMA", global = true, default_value = "public")]
+    pub schema: String,
+
+    #[arg(long, env = "DBTOOL_MIGRATIONS_DIR", global = true, default_value = "migrations")]
+    pub migrations_dir: PathBuf,
+
+    #[arg(long, env = "DBTOOL_SEEDS_DIR", global = true, default_value = "seeds")]
+    pub seeds_dir: PathBuf,
+
+    #[arg(long, env = "DBTOOL_PROFILES_DIR", global = true, default_value = "profiles")]
+    pub profiles_dir: PathBuf,
+
+    /// auto = progress bars on a terminal, text lines otherwise
+    #[arg(long, env = "DBTOOL_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+
+    /// Errors and warnings only
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More detail
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Human durations (`30s`, `10m`, `1h 30m`); a bare `0` means zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (use a duration such as 30s, 10m or 1h)"))
+}

@@ -1,0 +1,289 @@
+//! Flags and environment resolved into one validated `Config`, before any connection opens.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, IfLocked, LockCommand, LogFormat};
+use crate::error::{Error, Result};
+
+/// How output is rendered on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Bars,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// Where the files of the project live.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub migrations: PathBuf,
+    pub seeds: PathBuf,
+    pub profiles: PathBuf,
+}
+
+/// The advisory lock's key, as the user gave it and as the i64 PostgreSQL sees.
+#[derive(Debug, Clone)]
+pub struct LockKey {
+    pub text: String,
+    pub value: i64,
+}
+
+impl LockKey {
+    /// Decimal, `0x` hex, or a name hashed with FNV-1a 64 (stable across versions and machines).
+    pub fn parse(text: &str) -> Result<Self> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(Error::usage("--lock-key must not be empty"));
+        }
+        let numeric = if let Some(hex) = trimmed
+            .strip_prefix("0x")
+            .or_else(|| trimmed.strip_prefix("0X"))
+        {
+            Some(u64::from_str_radix(hex, 16).map(|v| v as i64).map_err(|_| {
+                Error::usage(format!("--lock-key {text:?} is not a 64-bit hex number"))
+            })?)
+        } else if trimmed.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            Some(trimmed.parse::<i64>().map_err(|_| {
+                Error::usage(format!("--lock-key {text:?} is not a 64-bit integer"))
+            })?)
+        } else {
+            None
+        };
+        let value = numeric.unwrap_or_else(|| fnv1a64(trimmed.as_bytes()) as i64);
+        Ok(LockKey {
+            text: trimmed.to_string(),
+            value,
+        })
+    }
+}
+
+/// FNV-1a, 64 bit: the documented hash for lock-key names and content digests.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The database to talk to. `Display` never shows the password.
+#[derive(Clone)]
+pub struct Target {
+    pub pg: postgres::Config,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self> {
+        let pg = postgres::Config::from_str(url).map_err(|e| {
+            Error::usage(format!(
+                "DATABASE_URL is malformed ({e}); expected postgres://user:password@host:port/database"
+            ))
+        })?;
+        Ok(Target { pg })
+    }
+
+    pub fn host(&self) -> String {
+        use postgres::config::Host;
+        match self.pg.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".to_string(),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.pg.get_ports().first().copied().unwrap_or(5432)
+    }
+
+    pub fn database(&self) -> String {
+        self.pg
+            .get_dbname()
+            .or(self.pg.get_user())
+            .unwrap_or("postgres")
+            .to_string()
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = self.pg.get_user().unwrap_or("");
+        let at = if user.is_empty() { "" } else { "@" };
+        write!(
+            f,
+            "postgres://{user}{at}{}:{}/{}",
+            self.host(),
+            self.port(),
+            self.database()
+        )
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Everything the rest of the program needs from the command line and the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The command's name as it appears in application_name (`reset`, `lock status`...).
+    pub command: &'static str,
+    pub target: Option<Target>,
+    pub pool_size: u32,
+    pub lock_key: LockKey,
+    pub lock_timeout: Duration,
+    pub if_locked: IfLocked,
+    pub wait_for_db: Duration,
+    pub ddl_lock_timeout: Duration,
+    pub statement_timeout: Option<Duration>,
+    pub schema: String,
+    pub paths: Paths,
+    pub output: Output,
+    pub verbosity: Verbosity,
+}
+
+impl Config {
+    pub fn from_cli(cli: &Cli) -> Result<Self> {
+        let g = &cli.global;
+        let command = command_name(&cli.command);
+        let needs_database = !matches!(
+            cli.command,
+            Command::Profiles(_) | Command::Completions { .. }
+        );
+        if needs_database && g.pool_size < 2 {
+            return Err(Error::usage(format!(
+                "--pool-size {} is too small: one connection holds the lock and the work needs at \
+                 least one more, so the pool must have at least 2 connections",
+                g.pool_size
+            )));
+        }
+        let target = match g.database_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => Some(Target::parse(url)?),
+            _ if needs_database => {
+                return Err(Error::usage(
+                    "no database given: set DATABASE_URL or pass --database-url postgres://user:password@host:port/database",
+                ));
+            }
+            _ => None,
+        };
+        if g.schema.trim().is_empty() || g.schema == crate::meta::SCHEMA {
+            return Err(Error::usage(format!(
+                "--schema {:?} is not allowed: name the application's schema (the `{}` schema belongs to dbtool)",
+                g.schema,
+                crate::meta::SCHEMA
+            )));
+        }
+        let wait_default = if matches!(cli.command, Command::Wait) {
+            Duration::from_secs(60)
+        } else {
+            Duration::ZERO
+        };
+        let verbosity = if g.quiet {
+            Verbosity::Quiet
+        } else if g.verbose > 0 {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        };
+        let output = match g.log_format {
+            LogFormat::Json => Output::Json,
+            LogFormat::Text => Output::Text,
+            LogFormat::Auto if std::io::stderr().is_terminal() => Output::Bars,
+            LogFormat::Auto => Output::Text,
+        };
+        Ok(Config {
+            command,
+            target,
+            pool_size: g.pool_size,
+            lock_key: LockKey::parse(&g.lock_key)?,
+            lock_timeout: g.lock_timeout,
+            if_locked: g.if_locked,
+            wait_for_db: g.wait_for_db.unwrap_or(wait_default),
+            ddl_lock_timeout: g.ddl_lock_timeout,
+            statement_timeout: g.statement_timeout.filter(|d| !d.is_zero()),
+            schema: g.schema.clone(),
+            paths: Paths {
+                migrations: g.migrations_dir.clone(),
+                seeds: g.seeds_dir.clone(),
+                profiles: g.profiles_dir.clone(),
+            },
+            output,
+            verbosity,
+        })
+    }
+
+    /// The target of a command that needs one (checked in `from_cli`).
+    pub fn target(&self) -> &Target {
+        self.target
+            .as_ref()
+            .expect("from_cli requires a database for every command that connects")
+    }
+
+    /// `dbtool <command> <host>:<pid>`, so pg_stat_activity shows who is working.
+    pub fn application_name(&self) -> String {
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let name = format!("dbtool {} {}:{}", self.command, host, std::process::id());
+        // PostgreSQL truncates application_name to 63 bytes; keep it on a char boundary.
+        let mut end = name.len().min(63);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name[..end].to_string()
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Reset(_) => "reset",
+        Command::Migrate(_) => "migrate",
+        Command::Seed(_) => "seed",
+        Command::Status(_) => "status",
+        Command::Fingerprint(_) => "fingerprint",
+        Command::Lock(LockCommand::Status(_)) => "lock-status",
+        Command::Wait => "wait",
+        Command::Profiles(_) => "profiles",
+        Command::Protect => "protect",
+        Command::Unprotect => "unprotect",
+        Command::Completions { .. } => "completions",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_key_accepts_decimal_hex_and_names() {
+        assert_eq!(LockKey::parse("42").unwrap().value, 42);
+        assert_eq!(LockKey::parse("-7").unwrap().value, -7);
+        assert_eq!(LockKey::parse("0xff").unwrap().value, 255);
+        assert_eq!(LockKey::parse("0xffffffffffffffff").unwrap().value, -1);
+        // FNV-1a 64 of "dbtool", pinned: changing it would split old and new dbtools onto two locks.
+        assert_eq!(
+            LockKey::parse("dbtool").unwrap().value,
+            fnv1a64(b"dbtool") as i64
+        );
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert!(LockKey::parse("12x").is_err());
+        assert!(LockKey::parse("0xzz").is_err());
+    }
+
+    #[test]
+    fn target_display_hides_the_password() {
+        let t = Target::parse("postgres://alice:s3cret@db.example:6543/app").unwrap();
+        let shown = t.to_string();
+        assert_eq!(shown, "postgres://alice@db.example:6543/app");
+        assert!(!format!("{t:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,138 @@
+//! Dropping the application's objects: every table, view, materialized view, sequence, type and
+//! function of the schema that no extension owns, in one transaction under `--ddl-lock-timeout`.
+//! The schema, its owner, its grants and its extensions stay.
+
+use std::time::Duration;
+
+use postgres::{Client, GenericClient};
+use postgres::error::SqlState;
+
+use crate::db::describe_sql_error;
+use crate::error::{Error, Result};
+
+/// One object to drop.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Object {
+    pub kind: String,
+    pub name: String,
+}
+
+const INVENTORY_SQL: &str = "
+WITH ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
+SELECT kind, name FROM (
+    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                          WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' ELSE 'table' END AS kind,
+           format('%I.%I', n.nspname, c.relname) AS name,
+           CASE c.relkind WHEN 'v' THEN 1 WHEN 'm' THEN 2 WHEN 'f' THEN 3 WHEN 'S' THEN 5 ELSE 4 END AS ord
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND NOT c.relispartition
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+       -- sequences behind serial and identity columns go with their tables
+       AND NOT (c.relkind = 'S' AND EXISTS (
+                SELECT 1 FROM pg_depend d
+                 WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i')))
+    UNION ALL
+    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+           format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+           6
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = $1
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
+    UNION ALL
+    SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END,
+           format('%I.%I', n.nspname, t.typname),
+           7
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE n.nspname = $1
+       AND (t.typtype IN ('e', 'd', 'r')
+            OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
+) objects
+ORDER BY ord, name";
+
+/// What a drop would remove, in drop order.
+pub fn inventory(client: &mut impl GenericClient, schema: &str) -> Result<Vec<Object>, postgres::Error> {
+    Ok(client
+        .query(INVENTORY_SQL, &[&schema])?
+        .iter()
+        .map(|r| Object {
+            kind: r.get(0),
+            name: r.get(1),
+        })
+        .collect())
+}
+
+/// Drops everything `inventory` lists, in one transaction. Returns how many objects went.
+pub fn drop_all(client: &mut Client, schema: &str, ddl_lock_timeout: Duration) -> Result<usize> {
+    let fail = |e: postgres::Error| Error::Work(format!("drop failed: {}", describe_sql_error(&e, None)));
+    let mut tx = client.transaction().map_err(fail)?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout TO {}",
+        ddl_lock_timeout.as_millis().max(1)
+    ))
+    .map_err(fail)?;
+    let objects = inventory(&mut tx, schema).map_err(fail)?;
+    let mut statements = Vec::new();
+    let mut i = 0;
+    while i < objects.len() {
+        let kind = &objects[i].kind;
+        let names: Vec<&str> = objects[i..]
+            .iter()
+            .take_while(|o| &o.kind == kind)
+            .map(|o| o.name.as_str())
+            .collect();
+        i += names.len();
+        statements.push(format!(
+            "DROP {} IF EXISTS {} CASCADE",
+            kind.to_uppercase(),
+            names.join(", ")
+        ));
+    }
+    for statement in &statements {
+        if let Err(e) = tx.batch_execute(statement) {
+            if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                drop(tx);
+                return Err(Error::Work(format!(
+                    "the drop waited longer than --ddl-lock-timeout {} for locks held by {}; \
+                     nothing was dropped. End those sessions (or raise --ddl-lock-timeout) and retry",
+                    humantime::format_duration(ddl_lock_timeout),
+                    blockers(client, schema)
+                )));
+            }
+            return Err(fail(e));
+        }
+    }
+    tx.commit().map_err(fail)?;
+    Ok(objects.len())
+}
+
+/// The sessions holding locks on the schema's relations: what a timed-out DROP waited for.
+fn blockers(client: &mut Client, schema: &str) -> String {
+    let rows = client.query(
+        "SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
+                extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start))::bigint
+           FROM pg_locks l
+           JOIN pg_stat_activity a ON a.pid = l.pid
+           JOIN pg_class c ON c.oid = l.relation
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE l.granted AND n.nspname = $1 AND a.pid <> pg_backend_pid()
+          ORDER BY a.pid",
+        &[&schema],
+    );
+    match rows {
+        Ok(rows) if !rows.is_empty() => rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "pid {} ({}, {}, for {}s)",
+                    r.get::<_, i32>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, i64>(3)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "other sessions (they ended before they could be named)".to_string(),
+    }
+}

@@ -1,0 +1,92 @@
+//! One error type for the whole program; `code()` is the only place that decides an exit code.
+
+use std::time::Duration;
+
+use crate::lock::Holder;
+
+/// Every way a dbtool command can end without success, each mapped to DESIGN.md §2.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad flags, configuration, profile, seed spec or migration file name.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A transaction-pooling proxy (or a shared backend) makes a session lock meaningless.
+    #[error(
+        "{0}; a session advisory lock cannot serialize work through it. Point DATABASE_URL at the \
+         PostgreSQL server itself or at a session-pooling proxy"
+    )]
+    SharedBackend(String),
+
+    /// The lock is held by someone else and we were told not to wait (longer).
+    #[error("{}", lock_busy_message(.holder.as_ref(), .waited))]
+    LockBusy {
+        holder: Option<Holder>,
+        waited: Duration,
+    },
+
+    /// Protected database or no confirmation.
+    #[error("{0}")]
+    Refused(String),
+
+    /// The server cannot be reached, or it refused our credentials.
+    #[error("{0}")]
+    Unreachable(String),
+
+    /// A migration failed, diverged from the applied one, or is missing.
+    #[error("{0}")]
+    Migration(String),
+
+    /// The drop or the seeding failed (SQL error, DDL lock timeout).
+    #[error("{0}")]
+    Work(String),
+
+    /// The lock connection died or the unlock reported that the lock was not held.
+    #[error(
+        "{0}; the lock was lost, so nothing done after that point can be trusted. Run the command again"
+    )]
+    LockLost(String),
+
+    /// SIGINT or SIGTERM.
+    #[error("interrupted by {name}: statements in flight were cancelled and the lock released")]
+    Interrupted { signal: i32, name: &'static str },
+
+    /// A bug in dbtool.
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The process exit code documented in DESIGN.md §2.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::Internal(_) => 1,
+            Error::Usage(_) | Error::SharedBackend(_) => 2,
+            Error::LockBusy { .. } => 3,
+            Error::Refused(_) => 4,
+            Error::Unreachable(_) => 5,
+            Error::Migration(_) => 6,
+            Error::Work(_) => 7,
+            Error::LockLost(_) => 8,
+            Error::Interrupted { signal, .. } => 128 + signal,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage(message.into())
+    }
+}
+
+fn lock_busy_message(holder: Option<&Holder>, waited: &Duration) -> String {
+    let who = holder.map_or_else(|| "another session".to_string(), Holder::describe);
+    if waited.is_zero() {
+        format!("the lock is held by {who}; retry later, or pass --lock-timeout DURATION to wait")
+    } else {
+        format!(
+            "gave up waiting for the lock after {}; it is held by {who}",
+            humantime::format_duration(Duration::from_secs(waited.as_secs()))
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,89 @@
+//! Per-table row count and md5 of the rows' text in primary-key order, computed by the server,
+//! and one overall digest (DESIGN.md §5).
+
+use postgres::Client;
+use serde::Serialize;
+
+use crate::db::quote_ident;
+use crate::migrate::HISTORY_TABLE;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableDigest {
+    pub table: String,
+    pub rows: i64,
+    pub md5: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fingerprint {
+    pub schema: String,
+    pub tables: Vec<TableDigest>,
+    /// md5 of one `table rows md5` line per table, in table-name order.
+    pub overall: String,
+}
+
+impl Fingerprint {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for t in &self.tables {
+            out.push_str(&format!("{:<28} {:>10} {}\n", t.table, t.rows, t.md5));
+        }
+        out.push_str(&format!("{:<28} {:>10} {}\n", "overall", "", self.overall));
+        out
+    }
+}
+
+/// Base tables of the schema (without the migration history) with their ORDER BY: the primary
+/// key's columns, or the whole row where there is none.
+fn tables(client: &mut Client, schema: &str) -> Result<Vec<(String, String)>, postgres::Error> {
+    let rows = client.query(
+        "SELECT c.relname::text,
+                (SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY k.ord)
+                   FROM pg_index i
+                   CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                  WHERE i.indrelid = c.oid AND i.indisprimary)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+            AND c.relname <> $2
+          ORDER BY c.relname",
+        &[&schema, &HISTORY_TABLE],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let order: Option<String> = r.get(1);
+            (r.get(0), order.unwrap_or_else(|| "t::text".to_string()))
+        })
+        .collect())
+}
+
+pub fn compute(client: &mut Client, schema: &str) -> Result<Fingerprint, postgres::Error> {
+    let mut digests = Vec::new();
+    for (table, order) in tables(client, schema)? {
+        let row = client.query_one(
+            &format!(
+                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY {order}), '')) \
+                 FROM {}.{} AS t",
+                quote_ident(schema),
+                quote_ident(&table)
+            ),
+            &[],
+        )?;
+        digests.push(TableDigest {
+            table,
+            rows: row.get(0),
+            md5: row.get(1),
+        });
+    }
+    let lines: String = digests
+        .iter()
+        .map(|d| format!("{} {} {}\n", d.table, d.rows, d.md5))
+        .collect();
+    let overall: String = client.query_one("SELECT md5($1)", &[&lines])?.get(0);
+    Ok(Fingerprint {
+        schema: schema.to_string(),
+        tables: digests,
+        overall,
+    })
+}

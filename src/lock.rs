@@ -1,0 +1,310 @@
+//! The advisory lock (DESIGN.md §3): a session-level lock taken on one connection reserved from
+//! the pool for the whole command. A keeper thread owns that connection, so no work statement can
+//! ever run on it; it watches the lock while work runs and performs the verified unlock.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+use serde::Serialize;
+
+use crate::db::{Database, PooledClient};
+use crate::error::{Error, Result};
+use crate::progress::Reporter;
+use crate::stop::{Stop, StopReason};
+
+/// How often the keeper checks that its session still holds the lock.
+const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a waiter polls the lock.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often a waiter says who holds the lock.
+const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A session holding the lock, as pg_stat_activity shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Holder {
+    pub pid: i32,
+    pub application_name: String,
+    pub client_addr: Option<String>,
+    /// When the holder's session started (PostgreSQL does not record when a lock was granted).
+    pub since: Option<String>,
+    pub state: Option<String>,
+    pub query: Option<String>,
+}
+
+impl Holder {
+    pub fn describe(&self) -> String {
+        let name = if self.application_name.is_empty() {
+            "no application_name".to_string()
+        } else {
+            self.application_name.clone()
+        };
+        let from = self
+            .client_addr
+            .as_deref()
+            .map_or("local socket".to_string(), |a| a.to_string());
+        let since = self.since.as_deref().unwrap_or("unknown");
+        format!("pid {} ({name}) from {from}, connected since {since}", self.pid)
+    }
+}
+
+/// PostgreSQL shows a bigint advisory key as classid = high 32 bits, objid = low 32 bits.
+fn key_halves(key: i64) -> (i64, i64) {
+    let bits = key as u64;
+    ((bits >> 32) as i64, (bits & 0xffff_ffff) as i64)
+}
+
+const HOLDERS_SQL: &str = "
+    SELECT a.pid, coalesce(a.application_name, ''), host(a.client_addr),
+           to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+           a.state, a.query
+      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND l.classid::bigint = $1 AND l.objid::bigint = $2
+     ORDER BY a.backend_start";
+
+/// Who holds the lock `key` in the current database now (any connection can ask).
+pub fn holders(client: &mut Client, key: i64) -> Result<Vec<Holder>, postgres::Error> {
+    let (hi, lo) = key_halves(key);
+    Ok(client
+        .query(HOLDERS_SQL, &[&hi, &lo])?
+        .iter()
+        .map(|row| Holder {
+            pid: row.get(0),
+            application_name: row.get(1),
+            client_addr: row.get(2),
+            since: row.get(3),
+            state: row.get(4),
+            query: row.get(5),
+        })
+        .collect())
+}
+
+/// The outcome of trying to take the lock.
+pub enum Acquired {
+    Held(AdvisoryLock),
+    /// Not acquired within `--lock-timeout`.
+    Busy {
+        holder: Option<Holder>,
+        waited: Duration,
+    },
+}
+
+enum Request {
+    Release(mpsc::Sender<Result<bool, String>>),
+}
+
+/// The held lock. Dropping it without `release` still unlocks (best effort), so every exit
+/// path gives the lock back; a connection that cannot unlock is broken and r2d2 discards it.
+pub struct AdvisoryLock {
+    key: i64,
+    backend_pid: i32,
+    requests: Option<mpsc::Sender<Request>>,
+    keeper: Option<JoinHandle<()>>,
+}
+
+impl AdvisoryLock {
+    /// Takes the lock, polling until `timeout` (zero: one try) and reporting the holder.
+    pub fn acquire(
+        db: &Database,
+        key: i64,
+        timeout: Duration,
+        reporter: &Reporter,
+    ) -> Result<Acquired> {
+        let mut conn = db.reserve()?;
+        let lock_error = |e: postgres::Error| {
+            Error::Unreachable(format!(
+                "the lock connection failed: {}",
+                crate::db::describe_sql_error(&e, None)
+            ))
+        };
+        let backend_pid: i32 = conn
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map_err(lock_error)?
+            .get(0);
+        let start = Instant::now();
+        let mut last_report: Option<Instant> = None;
+        loop {
+            db.stop.check()?;
+            let got: bool = conn
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .map_err(lock_error)?
+                .get(0);
+            if got {
+                break;
+            }
+            let holder = holders(&mut conn, key).map_err(lock_error)?.into_iter().next();
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Ok(Acquired::Busy { holder, waited });
+            }
+            if last_report.is_none_or(|t| t.elapsed() >= REPORT_INTERVAL) {
+                reporter.lock_waiting(holder.as_ref(), waited);
+                last_report = Some(Instant::now());
+            }
+            std::thread::sleep(POLL_INTERVAL.min(timeout - waited));
+        }
+        reporter.lock_acquired(key, start.elapsed());
+        let (requests, inbox) = mpsc::channel();
+        let stop = db.stop.clone();
+        let keeper = std::thread::Builder::new()
+            .name("lock-keeper".into())
+            .spawn(move || keep(conn, key, backend_pid, inbox, stop))
+            .map_err(|e| Error::Internal(e.into()))?;
+        Ok(Acquired::Held(AdvisoryLock {
+            key,
+            backend_pid,
+            requests: Some(requests),
+            keeper: Some(keeper),
+        }))
+    }
+
+    /// The backend that holds the lock.
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
+    }
+
+    pub fn key(&self) -> i64 {
+        self.key
+    }
+
+    /// Checks that the lock means something: a work connection must run on another backend and
+    /// must see the lock held by the lock connection's backend. Behind a transaction-pooling
+    /// proxy either check fails.
+    pub fn verify_from(&self, work: &mut Client) -> Result<()> {
+        let (hi, lo) = key_halves(self.key);
+        let row = work
+            .query_one(
+                "SELECT pg_backend_pid(), EXISTS (
+                    SELECT 1 FROM pg_locks l
+                     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                       AND l.pid = $1 AND l.classid::bigint = $2 AND l.objid::bigint = $3)",
+                &[&self.backend_pid, &hi, &lo],
+            )
+            .map_err(|e| Error::Work(crate::db::describe_sql_error(&e, None)))?;
+        let work_pid: i32 = row.get(0);
+        let visible: bool = row.get(1);
+        if work_pid == self.backend_pid {
+            return Err(Error::SharedBackend(format!(
+                "two client connections share one server session (backend pid {work_pid}), as \
+                 behind PgBouncer with pool_mode=transaction"
+            )));
+        }
+        if !visible {
+            return Err(Error::SharedBackend(format!(
+                "the lock taken on backend pid {} is not held by that backend, as behind \
+                 PgBouncer with pool_mode=transaction",
+                self.backend_pid
+            )));
+        }
+        Ok(())
+    }
+
+    /// Unlocks on the lock's own connection and checks the answer: `false` means the lock was
+    /// not held any more, which is exit 8, never success.
+    pub fn release(mut self, reporter: &Reporter) -> Result<()> {
+        let answer = self.unlock();
+        match answer {
+            Ok(true) => {
+                reporter.lock_released(self.key);
+                Ok(())
+            }
+            Ok(false) => Err(Error::LockLost(
+                "pg_advisory_unlock answered false: this session no longer held the lock".into(),
+            )),
+            Err(why) => Err(Error::LockLost(why)),
+        }
+    }
+
+    fn unlock(&mut self) -> Result<bool, String> {
+        let Some(requests) = self.requests.take() else {
+            return Err("the lock was already released".into());
+        };
+        let (reply, answer) = mpsc::channel();
+        let result = match requests.send(Request::Release(reply)) {
+            Ok(()) => answer
+                .recv()
+                .unwrap_or_else(|_| Err("the lock keeper stopped".into())),
+            Err(_) => Err("the lock keeper stopped".into()),
+        };
+        if let Some(keeper) = self.keeper.take() {
+            let _ = keeper.join();
+        }
+        result
+    }
+}
+
+impl Drop for AdvisoryLock {
+    fn drop(&mut self) {
+        if self.requests.is_some() {
+            let _ = self.unlock();
+        }
+    }
+}
+
+/// The keeper: owns the lock connection, checks every `WATCH_INTERVAL` that its backend still
+/// holds the lock, stops the work when it does not, and unlocks on request.
+fn keep(
+    mut conn: PooledClient,
+    key: i64,
+    backend_pid: i32,
+    inbox: mpsc::Receiver<Request>,
+    stop: Stop,
+) {
+    let (hi, lo) = key_halves(key);
+    let mut lost: Option<String> = None;
+    loop {
+        match inbox.recv_timeout(WATCH_INTERVAL) {
+            Ok(Request::Release(reply)) => {
+                let answer = match &lost {
+                    Some(why) => Err(why.clone()),
+                    None => conn
+                        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+                        .map(|row| row.get::<_, bool>(0))
+                        .map_err(|e| format!("the unlock failed: {e}")),
+                };
+                let _ = reply.send(answer);
+                return;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) if lost.is_none() => {
+                let check = conn.query_one(
+                    "SELECT pg_backend_pid() = $1 AND EXISTS (
+                        SELECT 1 FROM pg_locks l
+                         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                           AND l.pid = pg_backend_pid()
+                           AND l.classid::bigint = $2 AND l.objid::bigint = $3)",
+                    &[&backend_pid, &hi, &lo],
+                );
+                let why = match check {
+                    Ok(row) if row.get::<_, bool>(0) => None,
+                    Ok(_) => Some(format!(
+                        "backend pid {backend_pid} no longer holds advisory lock {key}"
+                    )),
+                    Err(e) => Some(format!(
+                        "the lock connection (backend pid {backend_pid}) failed: {e}"
+                    )),
+                };
+                if let Some(why) = why {
+                    stop.trigger(StopReason::LockLost(why.clone()));
+                    lost = Some(why);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_halves;
+
+    #[test]
+    fn key_halves_match_pg_locks_columns() {
+        assert_eq!(key_halves(42), (0, 42));
+        assert_eq!(key_halves(-1), (0xffff_ffff, 0xffff_ffff));
+        assert_eq!(key_halves(1 << 32), (1, 0));
+    }
+}

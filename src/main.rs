@@ -1,0 +1,8 @@
+use clap::Parser;
+
+fn main() {
+    // A .env file fills in what the environment does not already say.
+    let _ = dotenvy::dotenv();
+    let cli = dbtool::cli::Cli::parse();
+    std::process::exit(dbtool::execute(cli));
+}

@@ -1,0 +1,109 @@
+//! `dbtool.meta`: what dbtool records in the database itself (the last reset of each schema,
+//! protection). The `dbtool` schema is never dropped.
+
+use postgres::Client;
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "dbtool";
+const PROTECTED: &str = "protected";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastReset {
+    pub schema: String,
+    pub profile: String,
+    pub seed: u64,
+    pub fingerprint: String,
+    pub dbtool_version: String,
+    pub host: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    /// FNV-1a digests of the migration files and of the seed spec and profile files.
+    pub migrations_digest: String,
+    pub spec_digest: String,
+    /// Seconds since 1970 when it finished, for `--skip-if-reset-within`.
+    pub finished_unix: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Protection {
+    pub since: String,
+    pub by: String,
+}
+
+fn last_reset_key(schema: &str) -> String {
+    format!("last_reset:{schema}")
+}
+
+fn exists(client: &mut Client) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one("SELECT to_regclass('dbtool.meta') IS NOT NULL", &[])?
+        .get(0))
+}
+
+/// Creates the schema and table; call under the lock.
+pub fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
+    if exists(client)? {
+        return Ok(());
+    }
+    client.batch_execute(
+        "CREATE SCHEMA IF NOT EXISTS dbtool;
+         CREATE TABLE IF NOT EXISTS dbtool.meta (
+             key        text PRIMARY KEY,
+             value      jsonb NOT NULL,
+             updated_at timestamptz NOT NULL DEFAULT now()
+         );",
+    )
+}
+
+fn read<T: for<'de> Deserialize<'de>>(
+    client: &mut Client,
+    key: &str,
+) -> Result<Option<T>, postgres::Error> {
+    if !exists(client)? {
+        return Ok(None);
+    }
+    let row = client.query_opt(
+        "SELECT value::text FROM dbtool.meta WHERE key = $1",
+        &[&key],
+    )?;
+    Ok(row.and_then(|r| serde_json::from_str(&r.get::<_, String>(0)).ok()))
+}
+
+fn write<T: Serialize>(client: &mut Client, key: &str, value: &T) -> Result<(), postgres::Error> {
+    ensure(client)?;
+    let json = serde_json::to_string(value).expect("meta values serialize");
+    client.execute(
+        "INSERT INTO dbtool.meta (key, value) VALUES ($1, $2::text::jsonb)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
+        &[&key, &json],
+    )?;
+    Ok(())
+}
+
+pub fn last_reset(client: &mut Client, schema: &str) -> Result<Option<LastReset>, postgres::Error> {
+    read(client, &last_reset_key(schema))
+}
+
+pub fn record_reset(client: &mut Client, reset: &LastReset) -> Result<(), postgres::Error> {
+    write(client, &last_reset_key(&reset.schema), reset)
+}
+
+pub fn protection(client: &mut Client) -> Result<Option<Protection>, postgres::Error> {
+    read(client, PROTECTED)
+}
+
+pub fn set_protection(
+    client: &mut Client,
+    protection: Option<&Protection>,
+) -> Result<(), postgres::Error> {
+    match protection {
+        Some(p) => write(client, PROTECTED, p),
+        None => {
+            if exists(client)? {
+                client.execute("DELETE FROM dbtool.meta WHERE key = $1", &[&PROTECTED])?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Migrations: `V{n}__{name}.sql` files read at run time and applied by refinery, history in
+//! refinery's default `refinery_schema_history` table of the application's schema.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use postgres::{Client, GenericClient};
+use refinery::Migration;
+use refinery::error::Kind;
+
+use crate::db::{describe_sql_error, quote_ident};
+use crate::error::{Error, Result};
+use crate::spec::{SchemaColumn, group_columns};
+
+pub const HISTORY_TABLE: &str = "refinery_schema_history";
+
+/// The migration files of a directory, in version order.
+pub struct Migrations {
+    pub list: Vec<Migration>,
+    pub files: Vec<PathBuf>,
+}
+
+impl Migrations {
+    /// Reads every `.sql` file of `dir`. A `.sql` file whose name refinery would not accept is
+    /// an error, never silently skipped.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            Error::usage(format!(
+                "cannot read the migrations directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        files.sort();
+        let mut list: Vec<Migration> = Vec::with_capacity(files.len());
+        for file in &files {
+            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if !valid_name(stem) {
+                return Err(Error::usage(format!(
+                    "{}: a migration file must be named V{{version}}__{{name}}.sql (or U...), \
+                     with a whole-number version and a name of letters, digits and underscores",
+                    file.display()
+                )));
+            }
+            let sql = std::fs::read_to_string(file)
+                .map_err(|e| Error::usage(format!("cannot read {}: {e}", file.display())))?;
+            let migration = Migration::unapplied(stem, &sql)
+                .map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
+            if let Some(twin) = list.iter().find(|m| m.version() == migration.version()) {
+                return Err(Error::usage(format!(
+                    "{}: version {} is used twice ({} and {})",
+                    dir.display(),
+                    migration.version(),
+                    twin,
+                    migration
+                )));
+            }
+            list.push(migration);
+        }
+        list.sort_by_key(|m| m.version());
+        Ok(Migrations { list, files })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.list.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// `V12__add_pets`: a prefix, a whole number, two underscores, a word.
+fn valid_name(stem: &str) -> bool {
+    let Some(rest) = stem.strip_prefix('V').or_else(|| stem.strip_prefix('U')) else {
+        return false;
+    };
+    let Some((version, name)) = rest.split_once("__") else {
+        return false;
+    };
+    !version.is_empty()
+        && version.parse::<i32>().is_ok()
+        && version.bytes().all(|b| b.is_ascii_digit())
+        && !name.is_empty()
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// A migration recorded in the history table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    pub version: i32,
+    pub name: String,
+    pub applied_on: String,
+    #[serde(skip)]
+    pub checksum: String,
+}
+
+/// The history, read-only: empty when the history table does not exist yet.
+pub fn applied(client: &mut Client, schema: &str) -> Result<Vec<Applied>, postgres::Error> {
+    let table = format!("{}.{HISTORY_TABLE}", quote_ident(schema));
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = client.query(
+        &format!(
+            "SELECT version, coalesce(name, ''), coalesce(applied_on, ''), coalesce(checksum, '') \
+             FROM {table} ORDER BY version"
+        ),
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Applied {
+            version: r.get(0),
+            name: r.get(1),
+            applied_on: r.get(2),
+            checksum: r.get(3),
+        })
+        .collect())
+}
+
+/// What the files would do against this history.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Comparison {
+    pub pending: Vec<String>,
+    /// Applied, but the file changed since.
+    pub divergent: Vec<String>,
+    /// Applied, but the file is gone.
+    pub missing: Vec<String>,
+}
+
+pub fn compare(migrations: &Migrations, applied: &[Applied]) -> Comparison {
+    let mut comparison = Comparison::default();
+    for m in &migrations.list {
+        match applied.iter().find(|a| a.version == m.version()) {
+            None => comparison.pending.push(m.to_string()),
+            Some(a) if a.checksum != m.checksum().to_string() || a.name != m.name() => {
+                comparison.divergent.push(m.to_string())
+            }
+            Some(_) => {}
+        }
+    }
+    for a in applied {
+        if !migrations.list.iter().any(|m| m.version() == a.version) {
+            comparison.missing.push(format!("V{}__{}", a.version, a.name));
+        }
+    }
+    comparison
+}
+
+/// Applies the pending migrations with refinery, aborting on divergent or missing ones.
+/// Returns the names of the migrations applied.
+pub fn run(client: &mut Client, migrations: &Migrations, schema: &str) -> Result<Vec<String>> {
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
+        .map_err(|e| Error::Migration(describe_sql_error(&e, None)))?
+        .get(0);
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE SCHEMA {}", quote_ident(schema)))
+            .map_err(|e| Error::Migration(format!("cannot create schema {schema}: {}", describe_sql_error(&e, None))))?;
+    }
+    let before = applied(client, schema).map_err(|e| Error::Migration(describe_sql_error(&e, None)))?;
+    let pending: Vec<&Migration> = migrations
+        .list
+        .iter()
+        .filter(|m| !before.iter().any(|a| a.version == m.version()))
+        .collect();
+    let runner = refinery::Runner::new(&migrations.list)
+        .set_abort_divergent(true)
+        .set_abort_missing(true);
+    match runner.run(client) {
+        Ok(report) => Ok(report.applied_migrations().iter().map(ToString::to_string).collect()),
+        Err(e) => {
+            let done = e.report().map_or(0, |r| r.applied_migrations().len());
+            Err(Error::Migration(match e.kind() {
+                Kind::DivergentVersion(applied, file) => format!(
+                    "migration {file} differs from the one applied on {}: applied migrations must not change; \
+                     add a new migration instead (or reset the database)",
+                    applied
+                        .applied_on()
+                        .map_or_else(|| "an earlier run".to_string(), |t| t.to_string())
+                ),
+                Kind::MissingVersion(applied) => format!(
+                    "migration {applied} was applied but its file is missing from {}",
+                    migrations_dir_hint(migrations)
+                ),
+                Kind::Connection(_, source) => {
+                    let failing = pending.get(done);
+                    let sql = failing.and_then(|m| m.sql());
+                    let what = source
+                        .downcast_ref::<postgres::Error>()
+                        .map_or_else(|| source.to_string(), |pg| describe_sql_error(pg, sql));
+                    match failing {
+                        Some(m) => format!(
+                            "migration {m} failed: {what} ({done} of {} pending migrations applied before it)",
+                            pending.len()
+                        ),
+                        None => format!("migration failed: {what}"),
+                    }
+                }
+                other => other.to_string(),
+            }))
+        }
+    }
+}
+
+fn migrations_dir_hint(migrations: &Migrations) -> String {
+    migrations
+        .files
+        .first()
+        .and_then(|f| f.parent())
+        .map_or_else(|| "the migrations directory".to_string(), |d| d.display().to_string())
+}
+
+/// The columns of every table in `schema`, for checking a seed spec.
+pub const COLUMNS_SQL: &str = "
+    SELECT c.relname::text, a.attname::text,
+           a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = ''
+      FROM pg_attribute a
+      JOIN pg_class c ON c.oid = a.attrelid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+     ORDER BY c.relname, a.attnum";
+
+pub fn schema_columns(
+    client: &mut impl GenericClient,
+    schema: &str,
+) -> Result<HashMap<String, Vec<SchemaColumn>>, postgres::Error> {
+    let rows = client.query(COLUMNS_SQL, &[&schema])?;
+    Ok(group_columns(
+        rows.iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    SchemaColumn {
+                        name: r.get(1),
+                        required: r.get(2),
+                    },
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// Runs every migration in a scratch schema inside a transaction that is rolled back, and
+/// returns the tables and columns they create: SQL errors and spec mismatches surface before
+/// anything is dropped.
+pub fn preflight(
+    client: &mut Client,
+    migrations: &Migrations,
+) -> Result<HashMap<String, Vec<SchemaColumn>>> {
+    let scratch = format!("dbtool_preflight_{}", std::process::id());
+    let sql_error = |e: postgres::Error| Error::Migration(describe_sql_error(&e, None));
+    let mut tx = client.transaction().map_err(sql_error)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA {q}; SET LOCAL search_path TO {q};",
+        q = quote_ident(&scratch)
+    ))
+    .map_err(sql_error)?;
+    for m in &migrations.list {
+        let sql = m.sql().unwrap_or_default();
+        tx.batch_execute(sql).map_err(|e| {
+            Error::Migration(format!(
+                "migration {m} fails (checked before anything was dropped): {}",
+                describe_sql_error(&e, Some(sql))
+            ))
+        })?;
+    }
+    let columns = schema_columns(&mut tx, &scratch).map_err(sql_error)?;
+    tx.rollback().map_err(sql_error)?;
+    Ok(columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn names_follow_refinery() {
+        assert!(valid_name("V1__init"));
+        assert!(valid_name("U20__add_pets"));
+        assert!(!valid_name("V1_init"));
+        assert!(!valid_name("1__init"));
+        assert!(!valid_name("Vx__init"));
+        assert!(!valid_name("V1__"));
+        assert!(!valid_name("V1__bad-name"));
+        assert!(!valid_name("init"));
+    }
+}

@@ -1,0 +1,138 @@
+//! The plan: what a command will drop, migrate and seed (exact row counts), computed before the
+//! database changes. `--dry-run` prints it; `profiles` prints the seed part without a database.
+
+use std::ops::Range;
+
+use serde::Serialize;
+
+use crate::drop::Object;
+use crate::spec::{Dataset, Source};
+
+/// Rows per chunk of a counted table: a unit of parallel COPY.
+const CHUNK_ROWS: u64 = 25_000;
+/// Root rows per chunk of a per-parent table.
+const CHUNK_ROOTS: u64 = 10_000;
+
+/// One table's load: its rows in chunks that workers take in any order.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableLoad {
+    pub table: String,
+    pub rows: u64,
+    #[serde(skip)]
+    pub index: usize,
+    #[serde(skip)]
+    pub chunks: Vec<Chunk>,
+}
+
+/// Rows descending from a range of root rows, starting at table position `first_index`.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub roots: Range<u64>,
+    pub first_index: u64,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedPlan {
+    pub profile: String,
+    pub seed: u64,
+    pub tables: Vec<TableLoad>,
+}
+
+impl SeedPlan {
+    pub fn new(data: &Dataset, profile: &str) -> Self {
+        let tables = data
+            .spec
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(index, table)| {
+                let roots = data.root_count(index);
+                let step = match table.source {
+                    Source::Counted => CHUNK_ROWS,
+                    Source::PerParent { .. } => CHUNK_ROOTS,
+                };
+                let mut chunks = Vec::new();
+                let mut first_index = 0;
+                let mut start = 0;
+                while start < roots {
+                    let end = (start + step).min(roots);
+                    let rows = data.count_rows(index, start..end);
+                    if rows > 0 {
+                        chunks.push(Chunk {
+                            roots: start..end,
+                            first_index,
+                            rows,
+                        });
+                    }
+                    first_index += rows;
+                    start = end;
+                }
+                TableLoad {
+                    table: table.name.clone(),
+                    rows: first_index,
+                    index,
+                    chunks,
+                }
+            })
+            .collect();
+        SeedPlan {
+            profile: profile.to_string(),
+            seed: data.seed,
+            tables,
+        }
+    }
+
+    pub fn total_rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+}
+
+/// What `--dry-run` prints.
+#[derive(Debug, Default, Serialize)]
+pub struct Plan {
+    pub database: String,
+    pub schema: String,
+    /// None: this command drops nothing.
+    pub drop: Option<Vec<Object>>,
+    pub migrations: Vec<String>,
+    pub seed: Option<SeedPlan>,
+}
+
+impl Plan {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "plan for {} (schema {}), nothing changed:\n",
+            self.database, self.schema
+        );
+        if let Some(objects) = &self.drop {
+            let mut kinds: Vec<(&str, usize)> = Vec::new();
+            for o in objects {
+                match kinds.iter_mut().find(|(k, _)| *k == o.kind) {
+                    Some((_, n)) => *n += 1,
+                    None => kinds.push((&o.kind, 1)),
+                }
+            }
+            out.push_str(&format!("drop: {} objects\n", objects.len()));
+            for (kind, n) in kinds {
+                out.push_str(&format!("  {kind:<18} {n}\n"));
+            }
+        }
+        out.push_str(&format!("migrate: {} to apply\n", self.migrations.len()));
+        for m in &self.migrations {
+            out.push_str(&format!("  {m}\n"));
+        }
+        if let Some(seed) = &self.seed {
+            out.push_str(&format!(
+                "seed: profile {}, seed {}, {} rows\n",
+                seed.profile,
+                seed.seed,
+                seed.total_rows()
+            ));
+            for t in &seed.tables {
+                out.push_str(&format!("  {:<24} {:>10}\n", t.table, t.rows));
+            }
+        }
+        out
+    }
+}

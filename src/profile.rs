@@ -1,0 +1,187 @@
+//! Profiles: `profiles/NAME.toml` -> a resolved `Profile` (with `extends` applied).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    description: Option<String>,
+    seed: Option<u64>,
+    epoch: Option<String>,
+    extends: Option<String>,
+    #[serde(default)]
+    counts: BTreeMap<String, u64>,
+    #[serde(default)]
+    per: BTreeMap<String, [u64; 2]>,
+}
+
+/// A profile with its `extends` chain merged: the child's values win.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    /// The profile's "now", in seconds since 1970-01-01 UTC: time-based values derive from it.
+    pub epoch: i64,
+    pub counts: BTreeMap<String, u64>,
+    /// Children per parent row, [min, max], overriding the spec's.
+    pub per: BTreeMap<String, (u64, u64)>,
+    /// The files read, for the change digest of `--skip-if-reset-within`.
+    pub files: Vec<PathBuf>,
+}
+
+impl Profile {
+    pub fn load(dir: &Path, name: &str) -> Result<Self> {
+        let mut chain: Vec<(String, RawProfile)> = Vec::new();
+        let mut next = Some(name.to_string());
+        while let Some(current) = next {
+            if chain.iter().any(|(n, _)| *n == current) {
+                return Err(Error::usage(format!(
+                    "profile {name}: `extends` loops back to {current}"
+                )));
+            }
+            let raw = read_raw(dir, &current)?;
+            next = raw.extends.clone();
+            chain.push((current, raw));
+        }
+        let mut profile = Profile {
+            name: name.to_string(),
+            description: String::new(),
+            seed: 0,
+            epoch: 0,
+            counts: BTreeMap::new(),
+            per: BTreeMap::new(),
+            files: Vec::new(),
+        };
+        let (mut seed, mut epoch, mut description) = (None, None, None);
+        // Apply the root first so that every child overrides its parent.
+        for (current, raw) in chain.into_iter().rev() {
+            let file = profile_path(dir, &current);
+            seed = raw.seed.or(seed);
+            description = raw.description.or(description);
+            if let Some(text) = raw.epoch {
+                epoch = Some(parse_epoch(&text).map_err(|e| {
+                    Error::usage(format!("{}: epoch {text:?}: {e}", file.display()))
+                })?);
+            }
+            profile.counts.extend(raw.counts);
+            for (table, [min, max]) in raw.per {
+                if min > max {
+                    return Err(Error::usage(format!(
+                        "{}: per.{table} = [{min}, {max}]: min is larger than max",
+                        file.display()
+                    )));
+                }
+                profile.per.insert(table, (min, max));
+            }
+            profile.files.push(file);
+        }
+        let file = profile_path(dir, name);
+        profile.seed = seed
+            .ok_or_else(|| Error::usage(format!("{}: no `seed` (an integer)", file.display())))?;
+        profile.epoch = epoch.ok_or_else(|| {
+            Error::usage(format!(
+                "{}: no `epoch` (a date such as \"2025-01-01\" or \"2025-01-01T00:00:00Z\")",
+                file.display()
+            ))
+        })?;
+        profile.description = description.unwrap_or_default();
+        Ok(profile)
+    }
+
+    /// Every profile in `dir`, sorted by name.
+    pub fn load_all(dir: &Path) -> Result<Vec<Self>> {
+        names(dir)?.iter().map(|n| Profile::load(dir, n)).collect()
+    }
+}
+
+/// The names of the profiles in `dir`.
+pub fn names(dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::usage(format!("cannot read the profiles directory {}: {e}", dir.display()))
+    })?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let path = e.path();
+            (path.extension()? == "toml").then(|| path.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn profile_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.toml"))
+}
+
+fn read_raw(dir: &Path, name: &str) -> Result<RawProfile> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let path = profile_path(dir, name);
+    if !valid || !path.is_file() {
+        let known = names(dir).map(|n| n.join(", ")).unwrap_or_default();
+        return Err(Error::usage(format!(
+            "unknown profile {name:?}: there is no {} (profiles: {known})",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))
+}
+
+/// `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ`, as seconds since 1970-01-01 UTC.
+pub fn parse_epoch(text: &str) -> std::result::Result<i64, String> {
+    let text = text.trim();
+    let (date, time) = match text.split_once(['T', ' ']) {
+        Some((d, t)) => (d, Some(t.trim_end_matches('Z'))),
+        None => (text, None),
+    };
+    let bad = || "expected \"YYYY-MM-DD\" or \"YYYY-MM-DDTHH:MM:SSZ\"".to_string();
+    let parts: Vec<&str> = date.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, u32, u32) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let mut seconds = crate::calendar::days_from_civil(y, m, d) * 86_400;
+    if let Some(time) = time {
+        let hms: Vec<i64> = time
+            .split(':')
+            .map(|p| p.parse::<i64>().map_err(|_| bad()))
+            .collect::<std::result::Result<_, _>>()?;
+        let [h, mi, s] = hms.as_slice() else {
+            return Err(bad());
+        };
+        seconds += h * 3600 + mi * 60 + s;
+    }
+    Ok(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_epoch;
+
+    #[test]
+    fn epochs_parse_as_utc_seconds() {
+        assert_eq!(parse_epoch("1970-01-01"), Ok(0));
+        assert_eq!(parse_epoch("2025-01-01"), Ok(1_735_689_600));
+        assert_eq!(parse_epoch("2025-01-01T01:02:03Z"), Ok(1_735_689_600 + 3723));
+        assert!(parse_epoch("2025-13-01").is_err());
+        assert!(parse_epoch("yesterday").is_err());
+    }
+}

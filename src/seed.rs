@@ -1,0 +1,204 @@
+//! Seeding: rows stream into the database with COPY over the work connections in parallel,
+//! parents before children; memory stays flat because rows are generated as they are sent.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use postgres::Client;
+
+use crate::db::{Database, describe_sql_error, quote_ident};
+use crate::error::{Error, Result};
+use crate::plan::{Chunk, SeedPlan, TableLoad};
+use crate::progress::{Reporter, TableProgress};
+use crate::spec::{Dataset, RowValues};
+
+/// Rows between two progress updates.
+const PROGRESS_EVERY: u64 = 2_000;
+
+/// Loads every table of the plan, then moves sequences past the seeded values.
+pub fn seed(
+    db: &Database,
+    data: &Dataset,
+    plan: &SeedPlan,
+    schema: &str,
+    workers: usize,
+    reporter: &Reporter,
+) -> Result<()> {
+    for load in &plan.tables {
+        let started = Instant::now();
+        let progress = reporter.table(&load.table, load.rows);
+        load_table(db, data, load, schema, workers, &progress)?;
+        progress.finish();
+        reporter.table_seeded(&load.table, load.rows, started.elapsed());
+    }
+    let mut client = db.work()?;
+    let tables: Vec<String> = plan.tables.iter().map(|t| t.table.clone()).collect();
+    advance_sequences(&mut client, schema, &tables)
+        .map_err(|e| Error::Work(format!("moving sequences failed: {}", describe_sql_error(&e, None))))
+}
+
+fn load_table(
+    db: &Database,
+    data: &Dataset,
+    load: &TableLoad,
+    schema: &str,
+    workers: usize,
+    progress: &TableProgress,
+) -> Result<()> {
+    let table = &data.spec.tables[load.index];
+    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let copy = format!(
+        "COPY {}.{} ({}) FROM STDIN",
+        quote_ident(schema),
+        quote_ident(&table.name),
+        columns.join(", ")
+    );
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let failed = || failure.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, load.chunks.len().max(1)) {
+            scope.spawn(|| {
+                let result = (|| -> Result<()> {
+                    let mut client = db.work()?;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= load.chunks.len() || failed() {
+                            return Ok(());
+                        }
+                        db.stop.check()?;
+                        copy_chunk(&mut client, data, load, &load.chunks[i], &copy, progress)?;
+                    }
+                })();
+                if let Err(e) = result {
+                    failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e);
+                }
+            });
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(db.stop.explain(e)),
+        None => Ok(()),
+    }
+}
+
+/// Streams one chunk's rows through one COPY. Without `finish` the server aborts the COPY.
+fn copy_chunk(
+    client: &mut Client,
+    data: &Dataset,
+    load: &TableLoad,
+    chunk: &Chunk,
+    copy: &str,
+    progress: &TableProgress,
+) -> Result<()> {
+    let fail = |e: postgres::Error| {
+        Error::Work(format!("seeding {} failed: {}", load.table, describe_sql_error(&e, None)))
+    };
+    let mut writer = client.copy_in(copy).map_err(fail)?;
+    let columns = data.spec.tables[load.index].columns.len();
+    let mut line = String::with_capacity(512);
+    let mut index = chunk.first_index;
+    let mut unreported = 0;
+    let mut write_error = None;
+    let generated = data.for_each_row(load.index, chunk.roots.clone(), &mut |mut row| {
+        row.index = Some(index);
+        index += 1;
+        let mut values = RowValues::new(data, load.index, row);
+        line.clear();
+        for c in 0..columns {
+            if c > 0 {
+                line.push('\t');
+            }
+            match values.get(c)? {
+                None => line.push_str("\\N"),
+                Some(text) => escape_copy_text(&mut line, text),
+            }
+        }
+        line.push('\n');
+        if let Err(e) = writer.write_all(line.as_bytes()) {
+            write_error = Some(e);
+            return Err(Error::Work(format!("seeding {} failed while sending rows", load.table)));
+        }
+        unreported += 1;
+        if unreported == PROGRESS_EVERY {
+            progress.inc(unreported);
+            unreported = 0;
+        }
+        Ok(())
+    });
+    if let Err(e) = generated {
+        // The server's reason, when it has one, is in the COPY's result: abort it to read it.
+        drop(writer);
+        return Err(match write_error {
+            Some(io) => Error::Work(format!("seeding {} failed: {io}", load.table)),
+            None => e,
+        });
+    }
+    writer.finish().map_err(fail)?;
+    progress.inc(unreported);
+    Ok(())
+}
+
+/// COPY text format: backslash, tab, newline and carriage return are escaped.
+fn escape_copy_text(out: &mut String, text: &str) {
+    if !text.contains(['\\', '\t', '\n', '\r']) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Moves every sequence behind a serial or identity column of `tables` past the column's
+/// largest value, so that the application's own inserts do not collide with seeded rows.
+pub fn advance_sequences(
+    client: &mut Client,
+    schema: &str,
+    tables: &[String],
+) -> Result<(), postgres::Error> {
+    let rows = client.query(
+        "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname),
+                pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname)
+           FROM pg_attribute a
+           JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = ANY($2) AND a.attnum > 0 AND NOT a.attisdropped
+            AND pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL",
+        &[&schema, &tables],
+    )?;
+    for row in rows {
+        let (table, column, sequence): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        client.execute(
+            &format!(
+                "SELECT setval($1::text::regclass, m) FROM (SELECT max({column})::bigint AS m FROM {table}) x \
+                 WHERE m IS NOT NULL"
+            ),
+            &[&sequence],
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_copy_text;
+
+    #[test]
+    fn copy_text_escapes_its_delimiters() {
+        let mut out = String::new();
+        escape_copy_text(&mut out, "a\tb\\c\nd\re");
+        assert_eq!(out, "a\\tb\\\\c\\nd\\re");
+    }
+}

@@ -1,0 +1,445 @@
+//! Row-addressable generation (DESIGN.md §5): every cell is a pure function of
+//! (seed, table, column, row key, generator). Each cell draws from its own PCG stream seeded
+//! from those, so any row of any table can be produced alone, in any order, on any thread.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::rc::Rc;
+
+use rand_core::Rng;
+use rand_pcg::Pcg64Mcg;
+
+use super::{Case, Gen, Part, Source, Spec};
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+
+/// Stands in for a column name in the stream that decides how many children a parent row has.
+const CHILD_COUNT_STREAM: u64 = 0x6368_696c_6472_656e;
+/// How many parents `ref` tries before deciding that a per-parent table has no rows to offer.
+const REF_ATTEMPTS: u32 = 1000;
+/// The largest table whose rows a `ref ... where` filters in memory.
+const MAX_FILTERED_ROWS: u64 = 1_000_000;
+
+/// A row's address. `key` is the row's index in a counted table and a mix of (parent key,
+/// ordinal) in a per-parent one; `index` is its position in the table when known.
+#[derive(Debug, Clone)]
+pub struct RowId {
+    pub key: u64,
+    pub index: Option<u64>,
+    pub ordinal: u64,
+    pub parent: Option<Rc<RowId>>,
+}
+
+impl RowId {
+    fn counted(index: u64) -> Self {
+        RowId {
+            key: index,
+            index: Some(index),
+            ordinal: index,
+            parent: None,
+        }
+    }
+
+    fn child(parent: &Rc<RowId>, ordinal: u64) -> Self {
+        RowId {
+            key: splitmix64(parent.key ^ splitmix64(ordinal.wrapping_add(0x9e37_79b9))),
+            index: None,
+            ordinal,
+            parent: Some(parent.clone()),
+        }
+    }
+}
+
+pub fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The PCG stream of one cell.
+fn cell_stream(seed: u64, table: u64, column: u64, key: u64) -> Pcg64Mcg {
+    let a = splitmix64(splitmix64(seed) ^ table);
+    let b = splitmix64(a ^ column);
+    let c = splitmix64(b ^ key);
+    let d = splitmix64(c ^ 0x5851_f42d_4c95_7f2d);
+    Pcg64Mcg::new((u128::from(c) << 64) | u128::from(d))
+}
+
+/// A uniform draw in 0..n (n > 0), by multiply-shift: stable across versions and platforms,
+/// unlike a library's range sampling, which may change.
+fn below(rng: &mut Pcg64Mcg, n: u64) -> u64 {
+    ((u128::from(rng.next_u64()) * u128::from(n)) >> 64) as u64
+}
+
+/// A uniform draw in [min, max].
+fn between(rng: &mut Pcg64Mcg, min: i64, max: i64) -> i64 {
+    let span = (i128::from(max) - i128::from(min) + 1) as u128;
+    if span > u128::from(u64::MAX) {
+        return rng.next_u64() as i64;
+    }
+    (i128::from(min) + i128::from(below(rng, span as u64))) as i64
+}
+
+/// A uniform draw in [0, 1).
+fn unit(rng: &mut Pcg64Mcg) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Counted(u64),
+    PerParent { parent: usize, min: u64, max: u64 },
+}
+
+/// A spec resolved with a profile and a seed: what every table holds, row by row.
+pub struct Dataset<'s> {
+    pub spec: &'s Spec,
+    pub seed: u64,
+    epoch: i64,
+    shapes: Vec<Shape>,
+    /// The rows that a `ref ... where` may pick, by (table, column) of the referencing column.
+    candidates: HashMap<(usize, usize), Vec<u64>>,
+}
+
+impl<'s> Dataset<'s> {
+    pub fn new(spec: &'s Spec, profile: &Profile, seed: u64) -> Result<Self> {
+        super::check_profile_tables(spec, profile)?;
+        let mut shapes = Vec::with_capacity(spec.tables.len());
+        for table in &spec.tables {
+            let shape = match table.source {
+                Source::Counted => {
+                    let fixed = table.fixed.as_ref().map_or(0, |f| f.rows.len() as u64);
+                    let count = profile
+                        .counts
+                        .get(&table.name)
+                        .copied()
+                        .or(table.default_count)
+                        .or((fixed > 0).then_some(fixed))
+                        .ok_or_else(|| {
+                            Error::usage(format!(
+                                "profile {}: no row count for table {} (add it under [counts])",
+                                profile.name, table.name
+                            ))
+                        })?;
+                    if count < fixed {
+                        return Err(Error::usage(format!(
+                            "profile {}: [counts] {} = {count}, fewer than its {fixed} fixed rows",
+                            profile.name, table.name
+                        )));
+                    }
+                    Shape::Counted(count)
+                }
+                Source::PerParent { parent, min, max } => {
+                    let (min, max) = profile.per.get(&table.name).copied().unwrap_or((min, max));
+                    Shape::PerParent { parent, min, max }
+                }
+            };
+            shapes.push(shape);
+        }
+        let mut data = Dataset {
+            spec,
+            seed,
+            epoch: profile.epoch,
+            shapes,
+            candidates: HashMap::new(),
+        };
+        data.check_references()?;
+        data.candidates = data.filter_candidates()?;
+        Ok(data)
+    }
+
+    /// A table whose rows are referenced must have rows to offer.
+    fn check_references(&self) -> Result<()> {
+        for (ti, table) in self.spec.tables.iter().enumerate() {
+            for column in &table.columns {
+                if let Gen::Ref { table: target, .. } = column.generator
+                    && self.may_have_rows(ti)
+                    && !self.may_have_rows(target)
+                {
+                    return Err(Error::usage(format!(
+                        "table {}, column {}: references table {}, which gets no rows",
+                        table.name, column.name, self.spec.tables[target].name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn may_have_rows(&self, table: usize) -> bool {
+        match self.shapes[table] {
+            Shape::Counted(n) => n > 0,
+            Shape::PerParent { parent, max, .. } => max > 0 && self.may_have_rows(parent),
+        }
+    }
+
+    fn filter_candidates(&self) -> Result<HashMap<(usize, usize), Vec<u64>>> {
+        let mut candidates = HashMap::new();
+        for (ti, table) in self.spec.tables.iter().enumerate() {
+            for (ci, column) in table.columns.iter().enumerate() {
+                let Gen::Ref {
+                    table: target,
+                    filter: Some((filter_column, wanted)),
+                    ..
+                } = &column.generator
+                else {
+                    continue;
+                };
+                let count = self.root_count(*target);
+                if count > MAX_FILTERED_ROWS {
+                    return Err(Error::usage(format!(
+                        "table {}, column {}: `where` filters table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
+                        table.name, column.name, self.spec.tables[*target].name
+                    )));
+                }
+                let mut matching = Vec::new();
+                for i in 0..count {
+                    let mut row = RowValues::new(self, *target, RowId::counted(i));
+                    if row.get(*filter_column)? == Some(wanted.as_str()) {
+                        matching.push(i);
+                    }
+                }
+                if matching.is_empty() && self.may_have_rows(ti) {
+                    return Err(Error::usage(format!(
+                        "table {}, column {}: no row of {} has {} = {wanted:?}",
+                        table.name,
+                        column.name,
+                        self.spec.tables[*target].name,
+                        self.spec.tables[*target].columns[*filter_column].name
+                    )));
+                }
+                candidates.insert((ti, ci), matching);
+            }
+        }
+        Ok(candidates)
+    }
+
+    /// The counted table whose rows a table's rows descend from.
+    pub fn root(&self, table: usize) -> usize {
+        match self.shapes[table] {
+            Shape::Counted(_) => table,
+            Shape::PerParent { parent, .. } => self.root(parent),
+        }
+    }
+
+    /// The row count of a table's root.
+    pub fn root_count(&self, table: usize) -> u64 {
+        match self.shapes[self.root(table)] {
+            Shape::Counted(n) => n,
+            Shape::PerParent { .. } => unreachable!("a root is counted"),
+        }
+    }
+
+    /// How many children `parent_row` has in the per-parent `table`.
+    fn children(&self, table: usize, parent_row: &RowId) -> u64 {
+        let Shape::PerParent { min, max, .. } = self.shapes[table] else {
+            return 0;
+        };
+        if min == max {
+            return min;
+        }
+        let t = &self.spec.tables[table];
+        let mut rng = cell_stream(self.seed, t.hash, CHILD_COUNT_STREAM, parent_row.key);
+        min + below(&mut rng, max - min + 1)
+    }
+
+    /// Calls `f` with every row of `table` that descends from the root rows `roots`, in table
+    /// order. Positions (`index`) are left to the caller for per-parent tables.
+    pub fn for_each_row(
+        &self,
+        table: usize,
+        roots: Range<u64>,
+        f: &mut dyn FnMut(RowId) -> Result<()>,
+    ) -> Result<()> {
+        match self.shapes[table] {
+            Shape::Counted(_) => roots.map(RowId::counted).try_for_each(f),
+            Shape::PerParent { parent, .. } => self.for_each_row(parent, roots, &mut |p| {
+                let n = self.children(table, &p);
+                let p = Rc::new(p);
+                (0..n).try_for_each(|ordinal| f(RowId::child(&p, ordinal)))
+            }),
+        }
+    }
+
+    /// Rows of `table` descending from `roots`, without generating them.
+    pub fn count_rows(&self, table: usize, roots: Range<u64>) -> u64 {
+        match self.shapes[table] {
+            Shape::Counted(_) => roots.end - roots.start,
+            Shape::PerParent { parent, .. } => {
+                let mut total = 0;
+                self.for_each_row(parent, roots, &mut |p| {
+                    total += self.children(table, &p);
+                    Ok(())
+                })
+                .expect("counting does not fail");
+                total
+            }
+        }
+    }
+
+    /// Picks any row of `table` from `rng` (uniform over a counted table; over parents, then
+    /// children, in a per-parent one).
+    fn pick_row(&self, table: usize, rng: &mut Pcg64Mcg) -> Result<RowId> {
+        match self.shapes[table] {
+            Shape::Counted(n) => Ok(RowId::counted(below(rng, n.max(1)))),
+            Shape::PerParent { parent, .. } => {
+                for _ in 0..REF_ATTEMPTS {
+                    let p = self.pick_row(parent, rng)?;
+                    let n = self.children(table, &p);
+                    if n > 0 {
+                        let ordinal = below(rng, n);
+                        return Ok(RowId::child(&Rc::new(p), ordinal));
+                    }
+                }
+                Err(Error::usage(format!(
+                    "table {} has too few rows to reference",
+                    self.spec.tables[table].name
+                )))
+            }
+        }
+    }
+}
+
+/// The cells of one row, computed on demand (a template or a reference may need another cell).
+pub struct RowValues<'d> {
+    data: &'d Dataset<'d>,
+    table: usize,
+    row: RowId,
+    cells: Vec<Option<Option<String>>>,
+}
+
+impl<'d> RowValues<'d> {
+    pub fn new(data: &'d Dataset<'d>, table: usize, row: RowId) -> Self {
+        let columns = data.spec.tables[table].columns.len();
+        RowValues {
+            data,
+            table,
+            row,
+            cells: vec![None; columns],
+        }
+    }
+
+    /// The text of a cell, `None` for NULL.
+    pub fn get(&mut self, column: usize) -> Result<Option<&str>> {
+        if self.cells[column].is_none() {
+            let value = self.compute(column)?;
+            self.cells[column] = Some(value);
+        }
+        Ok(self.cells[column].as_ref().expect("computed").as_deref())
+    }
+
+    fn compute(&mut self, column: usize) -> Result<Option<String>> {
+        let data = self.data;
+        let table = &data.spec.tables[self.table];
+        if let (Some(fixed), Some(index)) = (&table.fixed, self.row.index)
+            && let (Some(row), Some(Some(position))) =
+                (fixed.rows.get(index as usize), fixed.columns.get(column))
+        {
+            return Ok(row.get(*position).cloned().flatten());
+        }
+        let spec = &table.columns[column];
+        let mut rng = cell_stream(data.seed, table.hash, spec.hash, self.row.key);
+        if spec.null > 0.0 && unit(&mut rng) < spec.null {
+            return Ok(None);
+        }
+        Ok(Some(match &spec.generator {
+            Gen::Serial { start } => {
+                let index = self.row.index.ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!(
+                        "serial {}.{} without a row position",
+                        table.name,
+                        spec.name
+                    ))
+                })?;
+                (start + index as i64).to_string()
+            }
+            Gen::Ordinal { start } => (start + self.row.ordinal as i64).to_string(),
+            Gen::Uuid => {
+                let bits = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+                // Version 4, RFC 4122 variant.
+                let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+                let hex = format!("{bits:032x}");
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[0..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..32]
+                )
+            }
+            Gen::Int { min, max } => between(&mut rng, *min, *max).to_string(),
+            Gen::Decimal { min, max, scale } => {
+                let v = between(&mut rng, *min, *max);
+                let factor = 10i64.pow(*scale);
+                let sign = if v < 0 { "-" } else { "" };
+                let (whole, frac) = (v.unsigned_abs() / factor as u64, v.unsigned_abs() % factor as u64);
+                if *scale == 0 {
+                    format!("{sign}{whole}")
+                } else {
+                    format!("{sign}{whole}.{frac:0width$}", width = *scale as usize)
+                }
+            }
+            Gen::Bool { p } => (unit(&mut rng) < *p).to_string(),
+            Gen::Choice { values, cumulative } => {
+                let total = *cumulative.last().expect("validated non-empty");
+                let r = below(&mut rng, total);
+                let i = cumulative.partition_point(|&c| c <= r);
+                values[i].clone()
+            }
+            Gen::Cycle { values } => values[(self.row.ordinal % values.len() as u64) as usize].clone(),
+            Gen::Pick { values } => values[below(&mut rng, values.len() as u64) as usize].clone(),
+            Gen::Format { parts } => {
+                let mut text = String::new();
+                for part in parts {
+                    match part {
+                        Part::Text(t) => text.push_str(t),
+                        Part::Column(c, case) => {
+                            let value = self.get(*c)?.unwrap_or("");
+                            match case {
+                                Case::Keep => text.push_str(value),
+                                Case::Lower => text.push_str(&value.to_lowercase()),
+                                Case::Upper => text.push_str(&value.to_uppercase()),
+                            }
+                        }
+                    }
+                }
+                text
+            }
+            Gen::Date { from, to } => {
+                let day = data.epoch.div_euclid(86_400) + between(&mut rng, *from, *to);
+                crate::calendar::format_date(day)
+            }
+            Gen::Timestamp { from, to } => {
+                crate::calendar::format_timestamp(data.epoch + between(&mut rng, *from, *to))
+            }
+            Gen::Ref {
+                table: target,
+                column: target_column,
+                filter,
+            } => {
+                let row = match filter {
+                    Some(_) => {
+                        let rows = &data.candidates[&(self.table, column)];
+                        RowId::counted(rows[below(&mut rng, rows.len() as u64) as usize])
+                    }
+                    None => data.pick_row(*target, &mut rng)?,
+                };
+                let mut other = RowValues::new(data, *target, row);
+                return Ok(other.get(*target_column)?.map(String::from));
+            }
+            Gen::Parent { column: parent_column } => {
+                let Source::PerParent { parent, .. } = table.source else {
+                    unreachable!("validated: parent needs a per-parent table")
+                };
+                let parent_row = self.row.parent.as_deref().cloned().ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!("row of {} without a parent", table.name))
+                })?;
+                let mut other = RowValues::new(data, parent, parent_row);
+                return Ok(other.get(*parent_column)?.map(String::from));
+            }
+            Gen::Constant { value } => return Ok(value.clone()),
+        }))
+    }
+}

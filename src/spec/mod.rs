@@ -1,0 +1,287 @@
+//! The seed spec: `seeds/seed.toml` (plus its CSV and data files) -> a validated table graph in
+//! load order. Every error names the file, the table and the column.
+
+mod generate;
+mod raw;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+pub use generate::{Dataset, RowId, RowValues};
+
+use crate::config::fnv1a64;
+use crate::error::{Error, Result};
+
+/// The versions of generator output this dbtool can produce. A change to any generator's output
+/// gets a new version; specs keep the version they were written for, and so their data.
+pub const SUPPORTED_VERSIONS: &[u32] = &[1];
+
+#[derive(Debug)]
+pub struct Spec {
+    pub version: u32,
+    /// In load order: every table after the tables it references.
+    pub tables: Vec<TableSpec>,
+    /// seed.toml and every file it reads, for the change digest.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct TableSpec {
+    pub name: String,
+    pub hash: u64,
+    pub source: Source,
+    pub columns: Vec<ColumnSpec>,
+    pub fixed: Option<FixedRows>,
+    /// The row count when the profile gives none.
+    pub default_count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `count` rows (from the profile's [counts]).
+    Counted,
+    /// [min, max] rows for every row of `parent` (the profile's [per] overrides them).
+    PerParent { parent: usize, min: u64, max: u64 },
+}
+
+/// Rows from a CSV, loaded first: row i of the CSV is row i of the table.
+#[derive(Debug)]
+pub struct FixedRows {
+    /// For each spec column, its position in the CSV, if there.
+    pub columns: Vec<Option<usize>>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+#[derive(Debug)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub hash: u64,
+    /// Probability of NULL.
+    pub null: f64,
+    pub generator: Gen,
+}
+
+#[derive(Debug)]
+pub enum Case {
+    Keep,
+    Lower,
+    Upper,
+}
+
+#[derive(Debug)]
+pub enum Part {
+    Text(String),
+    Column(usize, Case),
+}
+
+/// A column's generator, validated and with its files read.
+#[derive(Debug)]
+pub enum Gen {
+    /// start + the row's position in the table.
+    Serial { start: i64 },
+    /// start + the row's ordinal under its parent (its position, in a counted table).
+    Ordinal { start: i64 },
+    Uuid,
+    Int { min: i64, max: i64 },
+    /// Fixed-point: value / 10^scale.
+    Decimal { min: i64, max: i64, scale: u32 },
+    Bool { p: f64 },
+    Choice { values: Vec<String>, cumulative: Vec<u64> },
+    Cycle { values: Vec<String> },
+    Pick { values: Vec<String> },
+    Format { parts: Vec<Part> },
+    /// Days relative to the epoch's date.
+    Date { from: i64, to: i64 },
+    /// Seconds relative to the epoch.
+    Timestamp { from: i64, to: i64 },
+    Ref { table: usize, column: usize, filter: Option<(usize, String)> },
+    Parent { column: usize },
+    Constant { value: Option<String> },
+}
+
+impl Spec {
+    pub fn load(seeds_dir: &Path) -> Result<Self> {
+        raw::load(seeds_dir)
+    }
+
+    pub fn table(&self, name: &str) -> Option<usize> {
+        self.tables.iter().position(|t| t.name == name)
+    }
+
+    /// A digest of every file the spec reads, to tell whether the data would change.
+    pub fn digest(&self) -> Result<u64> {
+        files_digest(&self.files)
+    }
+}
+
+/// FNV-1a over the names and contents of `files`.
+pub fn files_digest(files: &[PathBuf]) -> Result<u64> {
+    let mut all = Vec::new();
+    for file in files {
+        all.extend_from_slice(file.to_string_lossy().as_bytes());
+        all.push(0);
+        all.extend(
+            std::fs::read(file)
+                .map_err(|e| Error::usage(format!("cannot read {}: {e}", file.display())))?,
+        );
+        all.push(0);
+    }
+    Ok(fnv1a64(&all))
+}
+
+/// Where a spec error is.
+struct At<'a> {
+    file: &'a Path,
+    table: &'a str,
+    column: Option<&'a str>,
+}
+
+impl At<'_> {
+    fn error(&self, message: impl std::fmt::Display) -> Error {
+        match self.column {
+            Some(column) => Error::usage(format!(
+                "{}: table {}, column {column}: {message}",
+                self.file.display(),
+                self.table
+            )),
+            None => Error::usage(format!(
+                "{}: table {}: {message}",
+                self.file.display(),
+                self.table
+            )),
+        }
+    }
+}
+
+/// Orders tables so that each comes after every table it depends on; file order breaks ties.
+fn load_order(
+    names: &[String],
+    depends: &[Vec<usize>],
+    file: &Path,
+) -> Result<Vec<usize>> {
+    let mut order = Vec::with_capacity(names.len());
+    let mut state = vec![0u8; names.len()]; // 0 new, 1 visiting, 2 done
+    fn visit(
+        i: usize,
+        depends: &[Vec<usize>],
+        state: &mut [u8],
+        order: &mut Vec<usize>,
+        names: &[String],
+        file: &Path,
+    ) -> Result<()> {
+        match state[i] {
+            2 => return Ok(()),
+            1 => {
+                return Err(Error::usage(format!(
+                    "{}: table {} is part of a reference cycle",
+                    file.display(),
+                    names[i]
+                )));
+            }
+            _ => {}
+        }
+        state[i] = 1;
+        for &d in &depends[i] {
+            visit(d, depends, state, order, names, file)?;
+        }
+        state[i] = 2;
+        order.push(i);
+        Ok(())
+    }
+    for i in 0..names.len() {
+        visit(i, depends, &mut state, &mut order, names, file)?;
+    }
+    Ok(order)
+}
+
+/// Checks the spec against the columns the migrated schema has: every spec column exists, and
+/// every NOT NULL column without a default is generated. `columns` maps table -> its columns.
+pub fn check_against_schema(
+    spec: &Spec,
+    schema: &str,
+    columns: &HashMap<String, Vec<SchemaColumn>>,
+) -> Result<()> {
+    for table in &spec.tables {
+        let Some(actual) = columns.get(&table.name) else {
+            return Err(Error::usage(format!(
+                "seed spec: table {} does not exist in schema {schema} after the migrations",
+                table.name
+            )));
+        };
+        for column in &table.columns {
+            if !actual.iter().any(|c| c.name == column.name) {
+                return Err(Error::usage(format!(
+                    "seed spec: table {}, column {}: the table has no such column (it has: {})",
+                    table.name,
+                    column.name,
+                    actual.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        for c in actual {
+            if c.required && !table.columns.iter().any(|s| s.name == c.name) {
+                return Err(Error::usage(format!(
+                    "seed spec: table {}, column {}: NOT NULL without a default, but the spec does not generate it",
+                    table.name, c.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A column as the database has it.
+#[derive(Debug, Clone)]
+pub struct SchemaColumn {
+    pub name: String,
+    /// NOT NULL, no default, not identity, not generated.
+    pub required: bool,
+}
+
+/// Groups (table, column) pairs by table.
+pub fn group_columns(rows: Vec<(String, SchemaColumn)>) -> HashMap<String, Vec<SchemaColumn>> {
+    let mut map: HashMap<String, Vec<SchemaColumn>> = HashMap::new();
+    for (table, column) in rows {
+        map.entry(table).or_default().push(column);
+    }
+    map
+}
+
+/// Profile tables that the spec does not know are a mistake worth stopping for.
+pub fn check_profile_tables(
+    spec: &Spec,
+    profile: &crate::profile::Profile,
+) -> Result<()> {
+    let unknown: BTreeMap<&str, ()> = profile
+        .counts
+        .keys()
+        .chain(profile.per.keys())
+        .filter(|t| spec.table(t).is_none())
+        .map(|t| (t.as_str(), ()))
+        .collect();
+    if let Some(table) = unknown.keys().next() {
+        return Err(Error::usage(format!(
+            "profile {}: table {table} is not in the seed spec",
+            profile.name
+        )));
+    }
+    for (name, _) in profile.counts.iter() {
+        let i = spec.table(name).expect("checked above");
+        if let Source::PerParent { .. } = spec.tables[i].source {
+            return Err(Error::usage(format!(
+                "profile {}: [counts] {name}: this table has rows per parent; set [per] {name} = [min, max] instead",
+                profile.name
+            )));
+        }
+    }
+    for (name, _) in profile.per.iter() {
+        let i = spec.table(name).expect("checked above");
+        if spec.tables[i].source == Source::Counted {
+            return Err(Error::usage(format!(
+                "profile {}: [per] {name}: this table is counted; set [counts] {name} = N instead",
+                profile.name
+            )));
+        }
+    }
+    Ok(())
+}

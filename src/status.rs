@@ -1,0 +1,158 @@
+//! `status` and `lock status`: read-only views of the database, the lock and dbtool.meta.
+
+use postgres::Client;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::lock::{Holder, holders};
+use crate::meta::{self, LastReset, Protection};
+use crate::migrate::{self, Applied, Comparison, Migrations};
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub server_version: String,
+    pub database: String,
+    pub host: String,
+    pub port: u16,
+    pub schema: String,
+    pub lock: LockStatus,
+    pub migrations: MigrationStatus,
+    pub protected: Option<Protection>,
+    pub last_reset: Option<LastReset>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LockStatus {
+    pub key: i64,
+    pub key_text: String,
+    pub held: bool,
+    pub holders: Vec<Holder>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MigrationStatus {
+    pub applied: Vec<Applied>,
+    /// None when the migrations directory could not be read.
+    #[serde(flatten)]
+    pub comparison: Option<Comparison>,
+}
+
+pub fn lock_status(client: &mut Client, config: &Config) -> Result<LockStatus, postgres::Error> {
+    let holders = holders(client, config.lock_key.value)?;
+    Ok(LockStatus {
+        key: config.lock_key.value,
+        key_text: config.lock_key.text.clone(),
+        held: !holders.is_empty(),
+        holders,
+    })
+}
+
+pub fn gather(
+    client: &mut Client,
+    config: &Config,
+    migrations: Option<&Migrations>,
+) -> Result<Status, postgres::Error> {
+    let row = client.query_one(
+        "SELECT current_setting('server_version'), current_database()::text",
+        &[],
+    )?;
+    let applied = migrate::applied(client, &config.schema)?;
+    let comparison = migrations.map(|m| migrate::compare(m, &applied));
+    let target = config.target();
+    Ok(Status {
+        server_version: row.get(0),
+        database: row.get(1),
+        host: target.host(),
+        port: target.port(),
+        schema: config.schema.clone(),
+        lock: lock_status(client, config)?,
+        migrations: MigrationStatus {
+            applied,
+            comparison,
+        },
+        protected: meta::protection(client)?,
+        last_reset: meta::last_reset(client, &config.schema)?,
+    })
+}
+
+impl LockStatus {
+    pub fn render(&self) -> String {
+        if self.holders.is_empty() {
+            return format!("lock {} ({}): free\n", self.key, self.key_text);
+        }
+        let mut out = format!("lock {} ({}): held\n", self.key, self.key_text);
+        for h in &self.holders {
+            out.push_str(&format!(
+                "  pid {}\n  application_name {}\n  client address {}\n  since {}\n  state {}\n  query {}\n",
+                h.pid,
+                h.application_name,
+                h.client_addr.as_deref().unwrap_or("local socket"),
+                h.since.as_deref().unwrap_or("-"),
+                h.state.as_deref().unwrap_or("-"),
+                h.query.as_deref().unwrap_or("-").trim(),
+            ));
+        }
+        out
+    }
+}
+
+impl Status {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| out.push_str(&format!("{k:<12} {v}\n"));
+        line(
+            "server",
+            format!("PostgreSQL {} at {}:{}", self.server_version, self.host, self.port),
+        );
+        line("database", format!("{} (schema {})", self.database, self.schema));
+        line(
+            "lock",
+            match self.lock.holders.first() {
+                None => format!("free (key {})", self.lock.key),
+                Some(h) => format!("held by {} (key {})", h.describe(), self.lock.key),
+            },
+        );
+        let applied = self.migrations.applied.len();
+        line(
+            "migrations",
+            match &self.migrations.comparison {
+                None => format!("{applied} applied (migrations directory not readable)"),
+                Some(c) => {
+                    let mut text = format!("{applied} applied, {} pending", c.pending.len());
+                    if !c.divergent.is_empty() {
+                        text.push_str(&format!(", changed since applied: {}", c.divergent.join(", ")));
+                    }
+                    if !c.missing.is_empty() {
+                        text.push_str(&format!(", missing files: {}", c.missing.join(", ")));
+                    }
+                    text
+                }
+            },
+        );
+        line(
+            "protection",
+            match &self.protected {
+                None => "off".to_string(),
+                Some(p) => format!("on since {} by {}", p.since, p.by),
+            },
+        );
+        line(
+            "last reset",
+            match &self.last_reset {
+                None => "none recorded".to_string(),
+                Some(r) => format!(
+                    "profile {}, seed {}, fingerprint {}, dbtool {} on {}, {} -> {} ({:.2}s)",
+                    r.profile,
+                    r.seed,
+                    r.fingerprint,
+                    r.dbtool_version,
+                    r.host,
+                    r.started_at,
+                    r.finished_at,
+                    r.duration_ms as f64 / 1000.0
+                ),
+            },
+        );
+        out
+    }
+}
