@@ -57,7 +57,10 @@ mod tests {
         assert_eq!(format_date(0), "1970-01-01");
         assert_eq!(format_date(days_from_civil(2024, 2, 29)), "2024-02-29");
         assert_eq!(format_date(-1), "1969-12-31");
-        assert_eq!(format_timestamp(1_735_689_600 + 3723), "2025-01-01 01:02:03+00");
+        assert_eq!(
+            format_timestamp(1_735_689_600 + 3723),
+            "2025-01-01 01:02:03+00"
+        );
         assert_eq!(format_timestamp(-1), "1969-12-31 23:59:59+00");
     }
 }

@@ -166,13 +166,23 @@ pub struct GlobalArgs {
     #[arg(long, env = "DBTOOL_SCHEMA", global = true, default_value = "public")]
     pub schema: String,
 
-    #[arg(long, env = "DBTOOL_MIGRATIONS_DIR", global = true, default_value = "migrations")]
+    #[arg(
+        long,
+        env = "DBTOOL_MIGRATIONS_DIR",
+        global = true,
+        default_value = "migrations"
+    )]
     pub migrations_dir: PathBuf,
 
     #[arg(long, env = "DBTOOL_SEEDS_DIR", global = true, default_value = "seeds")]
     pub seeds_dir: PathBuf,
 
-    #[arg(long, env = "DBTOOL_PROFILES_DIR", global = true, default_value = "profiles")]
+    #[arg(
+        long,
+        env = "DBTOOL_PROFILES_DIR",
+        global = true,
+        default_value = "profiles"
+    )]
     pub profiles_dir: PathBuf,
 
     /// auto = progress bars on a terminal, text lines otherwise

@@ -50,9 +50,13 @@ impl LockKey {
             .strip_prefix("0x")
             .or_else(|| trimmed.strip_prefix("0X"))
         {
-            Some(u64::from_str_radix(hex, 16).map(|v| v as i64).map_err(|_| {
-                Error::usage(format!("--lock-key {text:?} is not a 64-bit hex number"))
-            })?)
+            Some(
+                u64::from_str_radix(hex, 16)
+                    .map(|v| v as i64)
+                    .map_err(|_| {
+                        Error::usage(format!("--lock-key {text:?} is not a 64-bit hex number"))
+                    })?,
+            )
         } else if trimmed.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
             Some(trimmed.parse::<i64>().map_err(|_| {
                 Error::usage(format!("--lock-key {text:?} is not a 64-bit integer"))

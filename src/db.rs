@@ -55,7 +55,10 @@ impl Database {
             quote_ident(&config.schema)
         );
         if let Some(timeout) = config.statement_timeout {
-            sql.push_str(&format!(" SET statement_timeout TO {};", timeout.as_millis()));
+            sql.push_str(&format!(
+                " SET statement_timeout TO {};",
+                timeout.as_millis()
+            ));
         }
         let pool = Pool::builder()
             .max_size(config.pool_size)
@@ -211,8 +214,7 @@ pub fn describe_sql_error(error: &postgres::Error, sql: Option<&str>) -> String 
         return error.to_string();
     };
     let mut text = format!("{}: {}", db.severity(), db.message());
-    if let (Some(postgres::error::ErrorPosition::Original(pos)), Some(sql)) = (db.position(), sql)
-    {
+    if let (Some(postgres::error::ErrorPosition::Original(pos)), Some(sql)) = (db.position(), sql) {
         let (line, column) = line_and_column(sql, *pos as usize);
         text.push_str(&format!(" (line: {line}, column: {column})"));
     }

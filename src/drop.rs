@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use postgres::{Client, GenericClient};
 use postgres::error::SqlState;
+use postgres::{Client, GenericClient};
 
 use crate::db::describe_sql_error;
 use crate::error::{Error, Result};
@@ -51,7 +51,10 @@ SELECT kind, name FROM (
 ORDER BY ord, name";
 
 /// What a drop would remove, in drop order.
-pub fn inventory(client: &mut impl GenericClient, schema: &str) -> Result<Vec<Object>, postgres::Error> {
+pub fn inventory(
+    client: &mut impl GenericClient,
+    schema: &str,
+) -> Result<Vec<Object>, postgres::Error> {
     Ok(client
         .query(INVENTORY_SQL, &[&schema])?
         .iter()
@@ -64,7 +67,8 @@ pub fn inventory(client: &mut impl GenericClient, schema: &str) -> Result<Vec<Ob
 
 /// Drops everything `inventory` lists, in one transaction. Returns how many objects went.
 pub fn drop_all(client: &mut Client, schema: &str, ddl_lock_timeout: Duration) -> Result<usize> {
-    let fail = |e: postgres::Error| Error::Work(format!("drop failed: {}", describe_sql_error(&e, None)));
+    let fail =
+        |e: postgres::Error| Error::Work(format!("drop failed: {}", describe_sql_error(&e, None)));
     let mut tx = client.transaction().map_err(fail)?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout TO {}",

@@ -19,9 +19,9 @@ pub enum Error {
     SharedBackend(String),
 
     /// The lock is held by someone else and we were told not to wait (longer).
-    #[error("{}", lock_busy_message(.holder.as_ref(), .waited))]
+    #[error("{}", lock_busy_message(.holder.as_deref(), .waited))]
     LockBusy {
-        holder: Option<Holder>,
+        holder: Option<Box<Holder>>,
         waited: Duration,
     },
 

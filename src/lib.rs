@@ -72,7 +72,12 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
     stop.install_signal_handlers()?;
     match &cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "dbtool", &mut std::io::stdout());
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "dbtool",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Command::Profiles(out) => profiles(&config, out.json),
@@ -113,7 +118,10 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
 }
 
 fn read_error(e: postgres::Error) -> Error {
-    Error::Unreachable(format!("reading the database failed: {}", describe_sql_error(&e, None)))
+    Error::Unreachable(format!(
+        "reading the database failed: {}",
+        describe_sql_error(&e, None)
+    ))
 }
 
 fn print_result<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
@@ -138,7 +146,11 @@ struct Seeding {
 
 impl Seeding {
     fn load(config: &Config, args: &ProfileArgs) -> Result<Self> {
-        let name = args.profile.as_deref().map(str::trim).filter(|p| !p.is_empty());
+        let name = args
+            .profile
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty());
         let Some(name) = name else {
             let known = profile::names(&config.paths.profiles)
                 .map(|n| n.join(", "))
@@ -244,23 +256,24 @@ fn locked<T>(
     reporter: &Reporter,
     work: impl FnOnce() -> Result<T>,
 ) -> Result<Option<T>> {
-    let lock = match AdvisoryLock::acquire(db, config.lock_key.value, config.lock_timeout, reporter)? {
-        Acquired::Held(lock) => lock,
-        Acquired::Busy { holder, waited } => {
-            let busy = Error::LockBusy {
-                holder: holder.clone(),
-                waited,
-            };
-            if config.if_locked == IfLocked::Skip {
-                reporter.lock_busy(
-                    holder.as_ref(),
-                    &format!("{busy}; skipping, as --if-locked skip asks"),
-                );
-                return Ok(None);
+    let lock =
+        match AdvisoryLock::acquire(db, config.lock_key.value, config.lock_timeout, reporter)? {
+            Acquired::Held(lock) => lock,
+            Acquired::Busy { holder, waited } => {
+                let busy = Error::LockBusy {
+                    holder: holder.clone().map(Box::new),
+                    waited,
+                };
+                if config.if_locked == IfLocked::Skip {
+                    reporter.lock_busy(
+                        holder.as_ref(),
+                        &format!("{busy}; skipping, as --if-locked skip asks"),
+                    );
+                    return Ok(None);
+                }
+                return Err(busy);
             }
-            return Err(busy);
-        }
-    };
+        };
     db.stop.arm(true);
     let result = (|| {
         lock.verify_from(&mut *db.work()?)?;
@@ -398,7 +411,10 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
             finished_unix: unix_now(),
         };
         meta::record_reset(&mut client, &record).map_err(|e| {
-            Error::Work(format!("recording the reset in dbtool.meta failed: {}", describe_sql_error(&e, None)))
+            Error::Work(format!(
+                "recording the reset in dbtool.meta failed: {}",
+                describe_sql_error(&e, None)
+            ))
         })?;
         Ok(Some((plan.total_rows(), fp.overall)))
     })?;
@@ -414,13 +430,23 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
     Ok(())
 }
 
-fn seed_command(config: &Config, args: &cli::SeedArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
+fn seed_command(
+    config: &Config,
+    args: &cli::SeedArgs,
+    stop: &Stop,
+    reporter: &Reporter,
+) -> Result<()> {
     let started = Instant::now();
     let seeding = Seeding::load(config, &args.profile)?;
     let data = seeding.dataset()?;
     let plan = SeedPlan::new(&data, &seeding.profile.name);
     if !args.dry_run.dry_run {
-        confirm(config, args.confirm.yes, "seed", Some(&seeding.profile.name))?;
+        confirm(
+            config,
+            args.confirm.yes,
+            "seed",
+            Some(&seeding.profile.name),
+        )?;
     }
     let db = Database::connect(config, stop, reporter)?;
     if args.dry_run.dry_run {
@@ -439,7 +465,9 @@ fn seed_command(config: &Config, args: &cli::SeedArgs, stop: &Stop, reporter: &R
         refuse_if_protected(&mut client, "seed")?;
         let columns = migrate::schema_columns(&mut *client, &config.schema).map_err(read_error)?;
         spec::check_against_schema(&seeding.spec, &config.schema, &columns)?;
-        phase(reporter, "truncate", || truncate(&mut client, config, &plan))?;
+        phase(reporter, "truncate", || {
+            truncate(&mut client, config, &plan)
+        })?;
         drop(client);
         phase(reporter, "seed", || {
             seed::seed(&db, &data, &plan, &config.schema, workers(config), reporter)
@@ -459,9 +487,17 @@ fn truncate(client: &mut postgres::Client, config: &Config, plan: &SeedPlan) -> 
     let tables: Vec<String> = plan
         .tables
         .iter()
-        .map(|t| format!("{}.{}", db::quote_ident(&config.schema), db::quote_ident(&t.table)))
+        .map(|t| {
+            format!(
+                "{}.{}",
+                db::quote_ident(&config.schema),
+                db::quote_ident(&t.table)
+            )
+        })
         .collect();
-    let fail = |e: postgres::Error| Error::Work(format!("truncate failed: {}", describe_sql_error(&e, None)));
+    let fail = |e: postgres::Error| {
+        Error::Work(format!("truncate failed: {}", describe_sql_error(&e, None)))
+    };
     let mut tx = client.transaction().map_err(fail)?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout TO {}; TRUNCATE {} RESTART IDENTITY CASCADE",
@@ -513,12 +549,19 @@ fn protect(config: &Config, on: bool, stop: &Stop, reporter: &Reporter) -> Resul
             by: config.application_name(),
         });
         meta::set_protection(&mut client, protection.as_ref()).map_err(|e| {
-            Error::Work(format!("updating dbtool.meta failed: {}", describe_sql_error(&e, None)))
+            Error::Work(format!(
+                "updating dbtool.meta failed: {}",
+                describe_sql_error(&e, None)
+            ))
         })
     })?;
     if done.is_some() {
         let state = if on { "protected" } else { "unprotected" };
-        reporter.done(&format!("{} {state}", config.target()), Duration::ZERO, json!({ "protected": on }));
+        reporter.done(
+            &format!("{} {state}", config.target()),
+            Duration::ZERO,
+            json!({ "protected": on }),
+        );
     }
     Ok(())
 }

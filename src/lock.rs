@@ -45,7 +45,10 @@ impl Holder {
             .as_deref()
             .map_or("local socket".to_string(), |a| a.to_string());
         let since = self.since.as_deref().unwrap_or("unknown");
-        format!("pid {} ({name}) from {from}, connected since {since}", self.pid)
+        format!(
+            "pid {} ({name}) from {from}, connected since {since}",
+            self.pid
+        )
     }
 }
 
@@ -135,7 +138,10 @@ impl AdvisoryLock {
             if got {
                 break;
             }
-            let holder = holders(&mut conn, key).map_err(lock_error)?.into_iter().next();
+            let holder = holders(&mut conn, key)
+                .map_err(lock_error)?
+                .into_iter()
+                .next();
             let waited = start.elapsed();
             if waited >= timeout {
                 return Ok(Acquired::Busy { holder, waited });

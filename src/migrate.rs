@@ -144,7 +144,9 @@ pub fn compare(migrations: &Migrations, applied: &[Applied]) -> Comparison {
     }
     for a in applied {
         if !migrations.list.iter().any(|m| m.version() == a.version) {
-            comparison.missing.push(format!("V{}__{}", a.version, a.name));
+            comparison
+                .missing
+                .push(format!("V{}__{}", a.version, a.name));
         }
     }
     comparison
@@ -163,9 +165,15 @@ pub fn run(client: &mut Client, migrations: &Migrations, schema: &str) -> Result
     if !exists {
         client
             .batch_execute(&format!("CREATE SCHEMA {}", quote_ident(schema)))
-            .map_err(|e| Error::Migration(format!("cannot create schema {schema}: {}", describe_sql_error(&e, None))))?;
+            .map_err(|e| {
+                Error::Migration(format!(
+                    "cannot create schema {schema}: {}",
+                    describe_sql_error(&e, None)
+                ))
+            })?;
     }
-    let before = applied(client, schema).map_err(|e| Error::Migration(describe_sql_error(&e, None)))?;
+    let before =
+        applied(client, schema).map_err(|e| Error::Migration(describe_sql_error(&e, None)))?;
     let pending: Vec<&Migration> = migrations
         .list
         .iter()
@@ -175,7 +183,11 @@ pub fn run(client: &mut Client, migrations: &Migrations, schema: &str) -> Result
         .set_abort_divergent(true)
         .set_abort_missing(true);
     match runner.run(client) {
-        Ok(report) => Ok(report.applied_migrations().iter().map(ToString::to_string).collect()),
+        Ok(report) => Ok(report
+            .applied_migrations()
+            .iter()
+            .map(ToString::to_string)
+            .collect()),
         Err(e) => {
             let done = e.report().map_or(0, |r| r.applied_migrations().len());
             Err(Error::Migration(match e.kind() {
@@ -215,7 +227,10 @@ fn migrations_dir_hint(migrations: &Migrations) -> String {
         .files
         .first()
         .and_then(|f| f.parent())
-        .map_or_else(|| "the migrations directory".to_string(), |d| d.display().to_string())
+        .map_or_else(
+            || "the migrations directory".to_string(),
+            |d| d.display().to_string(),
+        )
 }
 
 /// The columns of every table in `schema`, for checking a seed spec.

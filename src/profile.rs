@@ -103,7 +103,10 @@ impl Profile {
 /// The names of the profiles in `dir`.
 pub fn names(dir: &Path) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        Error::usage(format!("cannot read the profiles directory {}: {e}", dir.display()))
+        Error::usage(format!(
+            "cannot read the profiles directory {}: {e}",
+            dir.display()
+        ))
     })?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
@@ -180,7 +183,10 @@ mod tests {
     fn epochs_parse_as_utc_seconds() {
         assert_eq!(parse_epoch("1970-01-01"), Ok(0));
         assert_eq!(parse_epoch("2025-01-01"), Ok(1_735_689_600));
-        assert_eq!(parse_epoch("2025-01-01T01:02:03Z"), Ok(1_735_689_600 + 3723));
+        assert_eq!(
+            parse_epoch("2025-01-01T01:02:03Z"),
+            Ok(1_735_689_600 + 3723)
+        );
         assert!(parse_epoch("2025-13-01").is_err());
         assert!(parse_epoch("yesterday").is_err());
     }

@@ -137,10 +137,7 @@ impl Reporter {
         self.clear_spinner();
         self.info(
             "lock-acquired",
-            format!(
-                "lock {key} acquired after {:.1}s",
-                waited.as_secs_f64()
-            ),
+            format!("lock {key} acquired after {:.1}s", waited.as_secs_f64()),
             json!({ "key": key, "waited_ms": waited.as_millis() as u64 }),
         );
     }

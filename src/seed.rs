@@ -35,8 +35,12 @@ pub fn seed(
     }
     let mut client = db.work()?;
     let tables: Vec<String> = plan.tables.iter().map(|t| t.table.clone()).collect();
-    advance_sequences(&mut client, schema, &tables)
-        .map_err(|e| Error::Work(format!("moving sequences failed: {}", describe_sql_error(&e, None))))
+    advance_sequences(&mut client, schema, &tables).map_err(|e| {
+        Error::Work(format!(
+            "moving sequences failed: {}",
+            describe_sql_error(&e, None)
+        ))
+    })
 }
 
 fn load_table(
@@ -97,7 +101,11 @@ fn copy_chunk(
     progress: &TableProgress,
 ) -> Result<()> {
     let fail = |e: postgres::Error| {
-        Error::Work(format!("seeding {} failed: {}", load.table, describe_sql_error(&e, None)))
+        Error::Work(format!(
+            "seeding {} failed: {}",
+            load.table,
+            describe_sql_error(&e, None)
+        ))
     };
     let mut writer = client.copy_in(copy).map_err(fail)?;
     let columns = data.spec.tables[load.index].columns.len();
@@ -122,7 +130,10 @@ fn copy_chunk(
         line.push('\n');
         if let Err(e) = writer.write_all(line.as_bytes()) {
             write_error = Some(e);
-            return Err(Error::Work(format!("seeding {} failed while sending rows", load.table)));
+            return Err(Error::Work(format!(
+                "seeding {} failed while sending rows",
+                load.table
+            )));
         }
         unreported += 1;
         if unreported == PROGRESS_EVERY {
@@ -179,7 +190,8 @@ pub fn advance_sequences(
         &[&schema, &tables],
     )?;
     for row in rows {
-        let (table, column, sequence): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let (table, column, sequence): (String, String, String) =
+            (row.get(0), row.get(1), row.get(2));
         client.execute(
             &format!(
                 "SELECT setval($1::text::regclass, m) FROM (SELECT max({column})::bigint AS m FROM {table}) x \

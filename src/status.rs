@@ -102,9 +102,15 @@ impl Status {
         let mut line = |k: &str, v: String| out.push_str(&format!("{k:<12} {v}\n"));
         line(
             "server",
-            format!("PostgreSQL {} at {}:{}", self.server_version, self.host, self.port),
+            format!(
+                "PostgreSQL {} at {}:{}",
+                self.server_version, self.host, self.port
+            ),
         );
-        line("database", format!("{} (schema {})", self.database, self.schema));
+        line(
+            "database",
+            format!("{} (schema {})", self.database, self.schema),
+        );
         line(
             "lock",
             match self.lock.holders.first() {
@@ -120,7 +126,10 @@ impl Status {
                 Some(c) => {
                     let mut text = format!("{applied} applied, {} pending", c.pending.len());
                     if !c.divergent.is_empty() {
-                        text.push_str(&format!(", changed since applied: {}", c.divergent.join(", ")));
+                        text.push_str(&format!(
+                            ", changed since applied: {}",
+                            c.divergent.join(", ")
+                        ));
                     }
                     if !c.missing.is_empty() {
                         text.push_str(&format!(", missing files: {}", c.missing.join(", ")));

@@ -23,7 +23,11 @@ impl StopReason {
             StopReason::LockLost(why) => Error::LockLost(why.clone()),
             StopReason::Signal(signal) => Error::Interrupted {
                 signal: *signal,
-                name: if *signal == SIGINT { "SIGINT" } else { "SIGTERM" },
+                name: if *signal == SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                },
             },
         }
     }

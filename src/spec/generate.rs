@@ -374,7 +374,10 @@ impl<'d> RowValues<'d> {
                 let v = between(&mut rng, *min, *max);
                 let factor = 10i64.pow(*scale);
                 let sign = if v < 0 { "-" } else { "" };
-                let (whole, frac) = (v.unsigned_abs() / factor as u64, v.unsigned_abs() % factor as u64);
+                let (whole, frac) = (
+                    v.unsigned_abs() / factor as u64,
+                    v.unsigned_abs() % factor as u64,
+                );
                 if *scale == 0 {
                     format!("{sign}{whole}")
                 } else {
@@ -388,7 +391,9 @@ impl<'d> RowValues<'d> {
                 let i = cumulative.partition_point(|&c| c <= r);
                 values[i].clone()
             }
-            Gen::Cycle { values } => values[(self.row.ordinal % values.len() as u64) as usize].clone(),
+            Gen::Cycle { values } => {
+                values[(self.row.ordinal % values.len() as u64) as usize].clone()
+            }
             Gen::Pick { values } => values[below(&mut rng, values.len() as u64) as usize].clone(),
             Gen::Format { parts } => {
                 let mut text = String::new();
@@ -429,7 +434,9 @@ impl<'d> RowValues<'d> {
                 let mut other = RowValues::new(data, *target, row);
                 return Ok(other.get(*target_column)?.map(String::from));
             }
-            Gen::Parent { column: parent_column } => {
+            Gen::Parent {
+                column: parent_column,
+            } => {
                 let Source::PerParent { parent, .. } = table.source else {
                     unreachable!("validated: parent needs a per-parent table")
                 };

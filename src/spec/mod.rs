@@ -78,25 +78,61 @@ pub enum Part {
 #[derive(Debug)]
 pub enum Gen {
     /// start + the row's position in the table.
-    Serial { start: i64 },
+    Serial {
+        start: i64,
+    },
     /// start + the row's ordinal under its parent (its position, in a counted table).
-    Ordinal { start: i64 },
+    Ordinal {
+        start: i64,
+    },
     Uuid,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     /// Fixed-point: value / 10^scale.
-    Decimal { min: i64, max: i64, scale: u32 },
-    Bool { p: f64 },
-    Choice { values: Vec<String>, cumulative: Vec<u64> },
-    Cycle { values: Vec<String> },
-    Pick { values: Vec<String> },
-    Format { parts: Vec<Part> },
+    Decimal {
+        min: i64,
+        max: i64,
+        scale: u32,
+    },
+    Bool {
+        p: f64,
+    },
+    Choice {
+        values: Vec<String>,
+        cumulative: Vec<u64>,
+    },
+    Cycle {
+        values: Vec<String>,
+    },
+    Pick {
+        values: Vec<String>,
+    },
+    Format {
+        parts: Vec<Part>,
+    },
     /// Days relative to the epoch's date.
-    Date { from: i64, to: i64 },
+    Date {
+        from: i64,
+        to: i64,
+    },
     /// Seconds relative to the epoch.
-    Timestamp { from: i64, to: i64 },
-    Ref { table: usize, column: usize, filter: Option<(usize, String)> },
-    Parent { column: usize },
-    Constant { value: Option<String> },
+    Timestamp {
+        from: i64,
+        to: i64,
+    },
+    Ref {
+        table: usize,
+        column: usize,
+        filter: Option<(usize, String)>,
+    },
+    Parent {
+        column: usize,
+    },
+    Constant {
+        value: Option<String>,
+    },
 }
 
 impl Spec {
@@ -154,11 +190,7 @@ impl At<'_> {
 }
 
 /// Orders tables so that each comes after every table it depends on; file order breaks ties.
-fn load_order(
-    names: &[String],
-    depends: &[Vec<usize>],
-    file: &Path,
-) -> Result<Vec<usize>> {
+fn load_order(names: &[String], depends: &[Vec<usize>], file: &Path) -> Result<Vec<usize>> {
     let mut order = Vec::with_capacity(names.len());
     let mut state = vec![0u8; names.len()]; // 0 new, 1 visiting, 2 done
     fn visit(
@@ -214,7 +246,11 @@ pub fn check_against_schema(
                     "seed spec: table {}, column {}: the table has no such column (it has: {})",
                     table.name,
                     column.name,
-                    actual.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    actual
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }
@@ -248,10 +284,7 @@ pub fn group_columns(rows: Vec<(String, SchemaColumn)>) -> HashMap<String, Vec<S
 }
 
 /// Profile tables that the spec does not know are a mistake worth stopping for.
-pub fn check_profile_tables(
-    spec: &Spec,
-    profile: &crate::profile::Profile,
-) -> Result<()> {
+pub fn check_profile_tables(spec: &Spec, profile: &crate::profile::Profile) -> Result<()> {
     let unknown: BTreeMap<&str, ()> = profile
         .counts
         .keys()

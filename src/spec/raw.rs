@@ -100,9 +100,8 @@ fn two() -> u32 {
 
 pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
     let file = seeds_dir.join("seed.toml");
-    let text = std::fs::read_to_string(&file).map_err(|e| {
-        Error::usage(format!("cannot read the seed spec {}: {e}", file.display()))
-    })?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| Error::usage(format!("cannot read the seed spec {}: {e}", file.display())))?;
     let raw: RawSpec =
         toml::from_str(&text).map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
     if !super::SUPPORTED_VERSIONS.contains(&raw.version) {
@@ -156,7 +155,9 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                     return Err(at.error("per: a table cannot be its own parent"));
                 }
                 if table.count.is_some() || table.fixed.is_some() {
-                    return Err(at.error("a table with rows per parent takes no `count` or `fixed`"));
+                    return Err(
+                        at.error("a table with rows per parent takes no `count` or `fixed`")
+                    );
                 }
                 let (min, max) = (table.min.unwrap_or(1), table.max.unwrap_or(1));
                 if min > max {
@@ -176,9 +177,8 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
             let mut body = body.clone();
             let null = match body.remove("null") {
                 None => 0.0,
-                Some(v) => probability(&v).ok_or_else(|| {
-                    at.error("`null` must be a probability between 0 and 1")
-                })?,
+                Some(v) => probability(&v)
+                    .ok_or_else(|| at.error("`null` must be a probability between 0 and 1"))?,
             };
             let raw_gen = RawGen::deserialize(toml::Value::Table(body))
                 .map_err(|e| at.error(e.to_string().trim_end()))?;
@@ -281,7 +281,9 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                         return Err(at.error("ref: a table cannot reference its own rows"));
                     }
                     let c = column_of(t, &column).ok_or_else(|| {
-                        at.error(format!("ref: table {target} has no column {column} in the spec"))
+                        at.error(format!(
+                            "ref: table {target} has no column {column} in the spec"
+                        ))
                     })?;
                     let filter = match filter {
                         None => None,
@@ -439,8 +441,9 @@ fn parse_template(
                         return Err(format!("unknown filter |{other} (use |lower or |upper)"));
                     }
                 };
-                let index = column_of(column.trim())
-                    .ok_or_else(|| format!("template names {column}, which is not a column of this table"))?;
+                let index = column_of(column.trim()).ok_or_else(|| {
+                    format!("template names {column}, which is not a column of this table")
+                })?;
                 if !text.is_empty() {
                     parts.push(Part::Text(std::mem::take(&mut text)));
                 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): fmt, clippy, then every test against a real
+# PostgreSQL. A throwaway server is started (and always stopped) unless TEST_DATABASE_URL is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo is required (https://rustup.rs)" >&2; exit 1; }
+
+# Client tools the tests drive: pg_dump (schema comparison), pgbouncer (proxy tests),
+# script (a pseudo-terminal for the progress bars).
+need=()
+command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "test.sh: installing ${need[*]}" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy" >&2
+cargo clippy --all-targets --locked -- -D warnings
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+    export DBTOOL_SANDBOX=test
+    trap 'scripts/sandbox.sh stop' EXIT
+    scripts/sandbox.sh start
+    TEST_DATABASE_URL=$(scripts/sandbox.sh url)
+    export TEST_DATABASE_URL
+fi
+
+echo "== cargo test" >&2
+cargo test --all-targets --locked -- "$@"

@@ -1,0 +1,95 @@
+//! Connection problems are exit 5 (or 2 for a bad URL), one clear line, never a panic.
+
+use std::time::Duration;
+
+use crate::support::{Run, TestDb, admin_url, dbtool_command, with_database};
+
+/// A port on which nothing listens.
+const DEAD_URL: &str = "postgres://postgres@127.0.0.1:1/postgres";
+
+#[test]
+fn an_unreachable_server_exits_5_at_once() {
+    let run = Run::of(dbtool_command().env("DATABASE_URL", DEAD_URL).arg("status"));
+    run.code(5).stderr_has("cannot connect");
+    assert!(
+        run.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        run.elapsed
+    );
+}
+
+#[test]
+fn wait_for_db_retries_for_the_given_time_then_exits_5() {
+    let run = Run::of(dbtool_command().env("DATABASE_URL", DEAD_URL).args([
+        "migrate",
+        "--wait-for-db",
+        "2s",
+    ]));
+    run.code(5);
+    assert!(
+        run.elapsed >= Duration::from_millis(1900) && run.elapsed < Duration::from_secs(8),
+        "took {:?}",
+        run.elapsed
+    );
+    let run = Run::of(
+        dbtool_command()
+            .env("DATABASE_URL", DEAD_URL)
+            .env("DBTOOL_WAIT_FOR_DB", "1s")
+            .arg("wait"),
+    );
+    run.code(5);
+    assert!(
+        run.elapsed >= Duration::from_millis(900),
+        "took {:?}",
+        run.elapsed
+    );
+}
+
+#[test]
+fn wait_returns_once_the_server_accepts_connections() {
+    let db = TestDb::new("wait_ready");
+    db.run(&["wait"]).success();
+}
+
+#[test]
+fn an_unknown_role_or_database_exits_5() {
+    let url = admin_url().replacen("://", "://nosuchrole@", 1);
+    // Keep only the first user part: postgres://nosuchrole@user@host is not a URL.
+    let url = match url.split_once('@') {
+        Some((head, rest)) if rest.contains('@') => {
+            format!("{head}@{}", rest.split_once('@').unwrap().1)
+        }
+        _ => url,
+    };
+    Run::of(dbtool_command().env("DATABASE_URL", &url).arg("status"))
+        .code(5)
+        .stderr_has("nosuchrole");
+    let missing = with_database(&admin_url(), "no_such_database_here");
+    Run::of(dbtool_command().env("DATABASE_URL", &missing).arg("status"))
+        .code(5)
+        .stderr_has("no_such_database_here");
+}
+
+#[test]
+fn a_malformed_or_missing_url_exits_2() {
+    Run::of(
+        dbtool_command()
+            .env("DATABASE_URL", "postgres://host:notaport/db")
+            .arg("status"),
+    )
+    .code(2)
+    .stderr_has("DATABASE_URL");
+    Run::of(dbtool_command().arg("status"))
+        .code(2)
+        .stderr_has("DATABASE_URL");
+    Run::of(dbtool_command().args(["status", "--bogus-flag"])).code(2);
+}
+
+#[test]
+fn global_options_work_before_and_after_the_command() {
+    let db = TestDb::new("global_options");
+    Run::of(dbtool_command().args(["--database-url", &db.url, "--pool-size", "3", "migrate"]))
+        .success();
+    Run::of(dbtool_command().args(["migrate", "--database-url", &db.url, "--pool-size", "3"]))
+        .success();
+}

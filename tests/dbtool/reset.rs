@@ -1,0 +1,152 @@
+//! `reset --profile dev`: the documented data, identical every time, serialized across
+//! processes.
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use crate::support::{Run, TestDb, dbtool_command};
+
+#[test]
+fn dev_reset_seeds_the_documented_rows_and_repeats_them_exactly() {
+    let db = TestDb::new("dev_reset");
+    db.run(&["reset", "--profile", "dev", "--yes"]).success();
+
+    assert_eq!(db.scalar("SELECT count(*) FROM staff"), 4);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM staff WHERE role = 'manager'"),
+        1
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM staff WHERE role = 'receptionist'"),
+        1
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM staff WHERE role = 'groomer'"),
+        2
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM staff WHERE email IN ('manager@groomly.test', 'frontdesk@groomly.test', 'groomer1@groomly.test', 'groomer2@groomly.test')"),
+        4,
+        "the known logins"
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM services"), 10);
+    assert_eq!(db.scalar("SELECT count(*) FROM clients"), 100);
+    assert_eq!(db.scalar("SELECT count(*) FROM invoices"), 1000);
+    assert_eq!(db.scalar("SELECT count(*) FROM grooming_visits"), 1000);
+    // 1-3 pets per client, 1-4 line items and 0-2 tip splits per invoice.
+    let per = |sql: &str| -> (i64, i64) {
+        let row = db.client().query_one(sql, &[]).unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(
+        per(
+            "SELECT min(n), max(n) FROM (SELECT count(p.id) n FROM clients c LEFT JOIN pets p ON p.client_id = c.id GROUP BY c.id) x"
+        ),
+        (1, 3)
+    );
+    assert_eq!(
+        per(
+            "SELECT min(n), max(n) FROM (SELECT count(l.line_no) n FROM invoices i LEFT JOIN invoice_line_items l ON l.invoice_id = i.id GROUP BY i.id) x"
+        ),
+        (1, 4)
+    );
+    assert_eq!(
+        per(
+            "SELECT min(n), max(n) FROM (SELECT count(t.split_no) n FROM invoices i LEFT JOIN tip_splits t ON t.invoice_id = i.id GROUP BY i.id) x"
+        ),
+        (0, 2)
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM tip_splits t JOIN staff s ON s.id = t.groomer_id WHERE s.role <> 'groomer'"),
+        0,
+        "tips go to groomers"
+    );
+
+    let first = db.fingerprint();
+    db.run(&["reset", "--profile", "dev", "--yes"]).success();
+    assert_eq!(
+        db.fingerprint(),
+        first,
+        "a second reset gives identical data"
+    );
+    assert_eq!(db.advisory_locks(), 0, "no lock is left behind");
+}
+
+#[test]
+fn pool_of_one_is_refused_before_any_connection_opens() {
+    // Nothing listens on port 1: exit 2 (not 5) proves that no connection was attempted.
+    let run = Run::of(
+        dbtool_command()
+            .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+            .args(["reset", "--profile", "dev", "--yes", "--pool-size", "1"]),
+    );
+    run.code(2)
+        .stderr_has("one connection holds the lock")
+        .stderr_has("at least 2");
+
+    let db = TestDb::new("pool_of_one");
+    db.run(&["reset", "--profile", "dev", "--yes", "--pool-size", "1"])
+        .code(2);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0,
+        "the database is untouched"
+    );
+    let via_env = db.run_with_env(&[("DBTOOL_POOL_SIZE", "1")], &["migrate"]);
+    via_env.code(2);
+}
+
+impl TestDb {
+    fn run_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut cmd = self.dbtool();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::of(cmd.args(args))
+    }
+}
+
+#[test]
+fn concurrent_resets_and_seeds_serialize_and_end_with_a_lone_resets_data() {
+    let lone = TestDb::new("lone_reset");
+    lone.run(&["reset", "--profile", "dev", "--yes"]).success();
+    let expected = lone.overall_fingerprint();
+
+    let db = TestDb::new("racing_resets");
+    db.run(&["reset", "--profile", "dev", "--yes"]).success();
+    let start = Instant::now();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let args: &[&str] = if i < 6 {
+                &["reset", "--profile", "dev", "--yes"]
+            } else {
+                &["seed", "--profile", "dev", "--yes"]
+            };
+            db.dbtool()
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn dbtool")
+        })
+        .collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .map(|c| Run::from_output(c.wait_with_output().unwrap(), start.elapsed()))
+        .collect();
+    for run in &runs {
+        run.success();
+        assert!(
+            !run.stderr.contains("duplicate key"),
+            "duplicate key: {}",
+            run.stderr
+        );
+    }
+    let waited = runs
+        .iter()
+        .filter(|r| r.stderr.contains("waiting for the lock"))
+        .count();
+    assert!(waited > 0, "eight processes at once: some must have waited");
+    assert_eq!(db.overall_fingerprint(), expected);
+    assert_eq!(db.advisory_locks(), 0);
+}

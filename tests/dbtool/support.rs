@@ -1,0 +1,292 @@
+//! The harness: a database per test, and the real dbtool binary pointed at it.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+
+/// The server the tests run against.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .expect("TEST_DATABASE_URL must point at a PostgreSQL server; scripts/test.sh starts one")
+}
+
+/// `url` with its database replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |i| authority + i);
+    match query {
+        Some(q) => format!("{}/{db}?{q}", &base[..path]),
+        None => format!("{}/{db}", &base[..path]),
+    }
+}
+
+pub fn project_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn binary() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("dbtool")
+}
+
+/// A dbtool command with a clean dbtool environment, run from the project directory.
+pub fn dbtool_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(binary());
+    cmd.current_dir(project_dir());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DBTOOL_") || key == "SEED_PROFILE" || key == "DATABASE_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("DBTOOL_LOG_FORMAT", "text").env("NO_COLOR", "1");
+    cmd.stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// A database of its own, dropped when the test passes and kept (and named) when it fails.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new(label: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let label: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(32)
+            .collect();
+        let name = format!(
+            "t_{label}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = Client::connect(&admin_url(), NoTls).expect("connect to TEST_DATABASE_URL");
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .expect("create the test database");
+        TestDb {
+            url: with_database(&admin_url(), &name),
+            name,
+        }
+    }
+
+    /// dbtool pointed at this database.
+    pub fn dbtool(&self) -> std::process::Command {
+        let mut cmd = dbtool_command();
+        cmd.env("DATABASE_URL", &self.url);
+        cmd
+    }
+
+    /// Runs dbtool with `args` and waits for it.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.dbtool().args(args))
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.url, NoTls).expect("connect to the test database")
+    }
+
+    pub fn scalar(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).expect(sql).get(0)
+    }
+
+    pub fn text(&self, sql: &str) -> String {
+        self.client().query_one(sql, &[]).expect(sql).get(0)
+    }
+
+    /// `dbtool fingerprint --json`, parsed.
+    pub fn fingerprint(&self) -> serde_json::Value {
+        let run = self.run(&["fingerprint", "--json"]);
+        run.success();
+        serde_json::from_str(&run.stdout).expect("fingerprint --json prints JSON")
+    }
+
+    pub fn overall_fingerprint(&self) -> String {
+        self.fingerprint()["overall"]
+            .as_str()
+            .expect("overall")
+            .to_string()
+    }
+
+    /// Advisory locks held in this database by anyone.
+    pub fn advisory_locks(&self) -> i64 {
+        self.scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = \
+             (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+    }
+
+    /// Backends of this database whose application_name starts with `dbtool`.
+    pub fn dbtool_backends(&self) -> i64 {
+        self.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name LIKE 'dbtool%'",
+        )
+    }
+
+    /// Polls `f` until it is true or `within` passes.
+    pub fn eventually(&self, within: Duration, mut f: impl FnMut(&Self) -> bool) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < within {
+            if f(self) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        f(self)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test failed: keeping database {} for inspection", self.name);
+            return;
+        }
+        if let Ok(mut admin) = Client::connect(&admin_url(), NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// A finished dbtool process.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn of(cmd: &mut std::process::Command) -> Self {
+        let start = std::time::Instant::now();
+        let output: Output = cmd.output().expect("run dbtool");
+        Run::from_output(output, start.elapsed())
+    }
+
+    pub fn from_output(output: Output, elapsed: Duration) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed,
+        }
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        self.code(0)
+    }
+
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "expected exit {expected}, got {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self.no_crash()
+    }
+
+    /// A user's error is one clear line, never a panic or a Debug dump.
+    #[track_caller]
+    pub fn no_crash(&self) -> &Self {
+        for bad in [
+            "panicked",
+            "RUST_BACKTRACE",
+            "stack backtrace",
+            "Error {",
+            "DbError {",
+        ] {
+            assert!(
+                !self.stderr.contains(bad),
+                "stderr contains {bad:?}:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// A copy of the project's migrations, seeds and profiles that a test may change.
+pub struct ProjectCopy {
+    pub dir: tempfile::TempDir,
+}
+
+impl ProjectCopy {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for sub in ["migrations", "seeds", "profiles"] {
+            copy_dir(&project_dir().join(sub), &dir.path().join(sub));
+        }
+        ProjectCopy { dir }
+    }
+
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    pub fn write(&self, file: &str, text: &str) {
+        std::fs::write(self.dir.path().join(file), text).expect("write");
+    }
+
+    /// dbtool args pointing at this copy.
+    pub fn dirs(&self) -> Vec<String> {
+        vec![
+            "--migrations-dir".into(),
+            self.path("migrations").display().to_string(),
+            "--seeds-dir".into(),
+            self.path("seeds").display().to_string(),
+            "--profiles-dir".into(),
+            self.path("profiles").display().to_string(),
+        ]
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// The lock key dbtool uses by default.
+pub fn default_lock_key() -> i64 {
+    dbtool::config::LockKey::parse("dbtool").unwrap().value
+}
