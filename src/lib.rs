@@ -69,7 +69,7 @@ pub fn execute(cli: Cli) -> i32 {
 
 fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let config = Config::from_cli(cli)?;
-    stop.install_signal_handlers()?;
+    stop.install_signal_handlers(config.output == Output::Json)?;
     match &cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(

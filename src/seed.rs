@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
 use crate::progress::{Reporter, TableProgress};
 use crate::spec::{Dataset, RowValues};
+use crate::stop::Stop;
 
 /// Rows between two progress updates.
 const PROGRESS_EVERY: u64 = 2_000;
@@ -72,8 +73,15 @@ fn load_table(
                         if i >= load.chunks.len() || failed() {
                             return Ok(());
                         }
-                        db.stop.check()?;
-                        copy_chunk(&mut client, data, load, &load.chunks[i], &copy, progress)?;
+                        copy_chunk(
+                            &mut client,
+                            data,
+                            load,
+                            &load.chunks[i],
+                            &copy,
+                            &db.stop,
+                            progress,
+                        )?;
                     }
                 })();
                 if let Err(e) = result {
@@ -98,8 +106,10 @@ fn copy_chunk(
     load: &TableLoad,
     chunk: &Chunk,
     copy: &str,
+    stop: &Stop,
     progress: &TableProgress,
 ) -> Result<()> {
+    stop.check()?;
     let fail = |e: postgres::Error| {
         Error::Work(format!(
             "seeding {} failed: {}",
@@ -139,6 +149,8 @@ fn copy_chunk(
         if unreported == PROGRESS_EVERY {
             progress.inc(unreported);
             unreported = 0;
+            // Stop generating as soon as the lock is lost or a signal comes.
+            stop.check()?;
         }
         Ok(())
     });

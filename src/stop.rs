@@ -101,20 +101,27 @@ impl Stop {
     /// SIGINT/SIGTERM: while the lock is held, cancel and unwind (the caller releases the lock and
     /// exits 130/143); otherwise, or on a second signal, exit at once: closing the sockets ends
     /// our backends and frees any session lock on the server.
-    pub fn install_signal_handlers(&self) -> Result<()> {
+    pub fn install_signal_handlers(&self, json_lines: bool) -> Result<()> {
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
             .map_err(|e| Error::Internal(anyhow::anyhow!("cannot install signal handlers: {e}")))?;
         let stop = self.clone();
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
+                let say = |event: &str, message: &str| {
+                    if json_lines {
+                        eprintln!("{}", serde_json::json!({ "event": event, "level": "warn", "message": message }));
+                    } else {
+                        eprintln!("dbtool: {message}");
+                    }
+                };
                 for signal in signals.forever() {
                     let first = stop.reason().is_none();
                     if first && stop.inner.armed.load(Ordering::SeqCst) {
-                        eprintln!("dbtool: interrupted, cancelling the statements in flight and releasing the lock (again to exit at once)");
+                        say("interrupted", "interrupted: cancelling the statements in flight and releasing the lock (signal again to exit at once)");
                         stop.trigger(StopReason::Signal(signal));
                     } else {
-                        eprintln!("dbtool: interrupted");
+                        say("interrupted", "interrupted: exiting now");
                         std::process::exit(128 + signal);
                     }
                 }

@@ -3,6 +3,7 @@
 //! database, so the tests run in parallel.
 
 mod connect;
+mod faults;
 mod lock;
 mod migrate;
 mod operator;

@@ -290,3 +290,159 @@ fn copy_dir(from: &Path, to: &Path) {
 pub fn default_lock_key() -> i64 {
     dbtool::config::LockKey::parse("dbtool").unwrap().value
 }
+
+/// Whether this process runs as root (server binaries then run as the `postgres` user).
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A command for a server binary, as the `postgres` user when we are root.
+pub fn server_command(program: &Path) -> std::process::Command {
+    if is_root() {
+        let mut cmd = std::process::Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+/// A directory the server user can write to.
+pub fn server_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("dbtool-test-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    if is_root() {
+        let status = std::process::Command::new("chown")
+            .args(["postgres:", &dir.path().display().to_string()])
+            .status()
+            .expect("chown");
+        assert!(status.success());
+    }
+    dir
+}
+
+/// PostgreSQL's server binaries.
+pub fn server_bindir() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .filter(|p| p.join("initdb").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.pop()
+        .expect("PostgreSQL server binaries (scripts/sandbox.sh installs them)")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A PostgreSQL server of a test's own, for faults that affect a whole server.
+pub struct TestServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// initdb only; `start` starts it.
+    pub fn init() -> Self {
+        let dir = server_dir();
+        let out = server_command(&server_bindir().join("initdb"))
+            .args(["-D", &dir.path().join("data").display().to_string()])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ])
+            .output()
+            .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TestServer {
+            port: free_port(),
+            dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
+        let data = self.dir.path().join("data").display().to_string();
+        let log = self.dir.path().join("server.log").display().to_string();
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        server_command(&server_bindir().join("pg_ctl"))
+            .args(["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60"])
+            .args(args)
+            .output()
+            .expect("pg_ctl")
+    }
+
+    pub fn start(&self) {
+        let out = self.pg_ctl(&["start"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn restart(&self) {
+        let out = self.pg_ctl(&["-m", "fast", "restart"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn stop(&self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "stop"]);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.dir.path().join("data/postmaster.pid").exists() {
+            self.stop();
+        }
+    }
+}
+
+/// Polls `f` until it is true or `within` passes.
+pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < within {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
