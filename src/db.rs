@@ -2,6 +2,8 @@
 //! application_name, and work connections whose statements can be cancelled from another thread.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
@@ -88,6 +90,52 @@ impl Database {
             client,
             _registration: registration,
         })
+    }
+
+    /// Runs `f` over `items` on up to `workers` work connections at once, each item once, and
+    /// returns the results in item order. The first error stops the rest from starting.
+    pub fn parallel<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        workers: usize,
+        f: impl Fn(&mut Client, &T) -> Result<R> + Sync,
+    ) -> Result<Vec<R>> {
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let failed = || failure.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        std::thread::scope(|scope| {
+            for _ in 0..workers.clamp(1, items.len().max(1)) {
+                scope.spawn(|| {
+                    let outcome = (|| -> Result<()> {
+                        let mut client = self.work()?;
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= items.len() || failed() {
+                                return Ok(());
+                            }
+                            let value = f(&mut client, &items[i])?;
+                            results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(value);
+                        }
+                    })();
+                    if let Err(e) = outcome {
+                        failure
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                    }
+                });
+            }
+        });
+        if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(self.stop.explain(e));
+        }
+        Ok(results
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .map(|r| r.expect("every item ran"))
+            .collect())
     }
 
     fn pool_error(&self, e: r2d2::Error) -> Error {

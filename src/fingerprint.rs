@@ -4,7 +4,8 @@
 use postgres::Client;
 use serde::Serialize;
 
-use crate::db::quote_ident;
+use crate::db::{Database, describe_sql_error, quote_ident};
+use crate::error::{Error, Result};
 use crate::migrate::HISTORY_TABLE;
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,9 +36,12 @@ impl Fingerprint {
 
 /// Base tables of the schema (without the migration history) with their ORDER BY: the primary
 /// key's columns, or the whole row where there is none.
-fn tables(client: &mut Client, schema: &str) -> Result<Vec<(String, String)>, postgres::Error> {
+fn tables(
+    client: &mut Client,
+    schema: &str,
+) -> Result<Vec<(String, String, i64)>, postgres::Error> {
     let rows = client.query(
-        "SELECT c.relname::text,
+        "SELECT c.relname::text, c.relpages::bigint,
                 (SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY k.ord)
                    FROM pg_index i
                    CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -52,38 +56,58 @@ fn tables(client: &mut Client, schema: &str) -> Result<Vec<(String, String)>, po
     Ok(rows
         .iter()
         .map(|r| {
-            let order: Option<String> = r.get(1);
-            (r.get(0), order.unwrap_or_else(|| "t::text".to_string()))
+            let order: Option<String> = r.get(2);
+            (
+                r.get(0),
+                order.unwrap_or_else(|| "t::text".to_string()),
+                r.get(1),
+            )
         })
         .collect())
 }
 
-pub fn compute(client: &mut Client, schema: &str) -> Result<Fingerprint, postgres::Error> {
-    let mut digests = Vec::new();
-    for (table, order) in tables(client, schema)? {
-        let row = client.query_one(
-            &format!(
-                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY {order}), '')) \
-                 FROM {}.{} AS t",
-                quote_ident(schema),
-                quote_ident(&table)
-            ),
-            &[],
-        )?;
-        digests.push(TableDigest {
-            table,
+/// Digests the tables in parallel over `workers` work connections, largest first.
+pub fn compute(db: &Database, schema: &str, workers: usize) -> Result<Fingerprint> {
+    let mut tables = tables(&mut *db.work()?, schema).map_err(read_failed)?;
+    tables.sort_by_key(|t| std::cmp::Reverse(t.2));
+    let mut digests = db.parallel(&tables, workers, |client, (table, order, _)| {
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY {order}), '')) \
+                     FROM {}.{} AS t",
+                    quote_ident(schema),
+                    quote_ident(table)
+                ),
+                &[],
+            )
+            .map_err(read_failed)?;
+        Ok(TableDigest {
+            table: table.clone(),
             rows: row.get(0),
             md5: row.get(1),
-        });
-    }
+        })
+    })?;
+    digests.sort_by(|a, b| a.table.cmp(&b.table));
     let lines: String = digests
         .iter()
         .map(|d| format!("{} {} {}\n", d.table, d.rows, d.md5))
         .collect();
-    let overall: String = client.query_one("SELECT md5($1)", &[&lines])?.get(0);
+    let overall: String = db
+        .work()?
+        .query_one("SELECT md5($1)", &[&lines])
+        .map_err(read_failed)?
+        .get(0);
     Ok(Fingerprint {
         schema: schema.to_string(),
         tables: digests,
         overall,
     })
+}
+
+fn read_failed(e: postgres::Error) -> Error {
+    Error::Work(format!(
+        "computing the fingerprint failed: {}",
+        describe_sql_error(&e, None)
+    ))
 }

@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod constraints;
 pub mod db;
 pub mod drop;
 pub mod error;
@@ -105,7 +106,7 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
         }
         Command::Fingerprint(out) => {
             let db = Database::connect(&config, stop, reporter)?;
-            let fp = fingerprint::compute(&mut *db.work()?, &config.schema).map_err(read_error)?;
+            let fp = fingerprint::compute(&db, &config.schema, workers(&config))?;
             print_result(out.json, &fp, || fp.render());
             Ok(())
         }
@@ -393,8 +394,8 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
         phase(reporter, "seed", || {
             seed::seed(&db, data, plan, &config.schema, workers(config), reporter)
         })?;
+        let fp = fingerprint::compute(&db, &config.schema, workers(config))?;
         let mut client = db.work()?;
-        let fp = fingerprint::compute(&mut client, &config.schema).map_err(read_error)?;
         let finished_at = SystemTime::now();
         let record = meta::LastReset {
             schema: config.schema.clone(),

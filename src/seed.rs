@@ -2,12 +2,11 @@
 //! parents before children; memory stays flat because rows are generated as they are sent.
 
 use std::io::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use postgres::Client;
 
+use crate::constraints;
 use crate::db::{Database, describe_sql_error, quote_ident};
 use crate::error::{Error, Result};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
@@ -18,7 +17,8 @@ use crate::stop::Stop;
 /// Rows between two progress updates.
 const PROGRESS_EVERY: u64 = 2_000;
 
-/// Loads every table of the plan, then moves sequences past the seeded values.
+/// Loads every table of the plan with keys, indexes and foreign keys set aside, rebuilds them,
+/// then moves sequences past the seeded values.
 pub fn seed(
     db: &Database,
     data: &Dataset,
@@ -27,15 +27,28 @@ pub fn seed(
     workers: usize,
     reporter: &Reporter,
 ) -> Result<()> {
-    for load in &plan.tables {
+    let tables: Vec<String> = plan.tables.iter().map(|t| t.table.clone()).collect();
+    let deferred = constraints::defer(&mut *db.work()?, schema, &tables)?;
+    let loaded: Result<()> = plan.tables.iter().try_for_each(|load| {
         let started = Instant::now();
         let progress = reporter.table(&load.table, load.rows);
         load_table(db, data, load, schema, workers, &progress)?;
         progress.finish();
         reporter.table_seeded(&load.table, load.rows, started.elapsed());
+        Ok(())
+    });
+    // Put the schema back even when the load failed, unless we are being stopped.
+    if db.stop.reason().is_none() && !deferred.is_empty() {
+        reporter.phase_started("rebuild");
+        let started = Instant::now();
+        let rebuilt = constraints::restore(db, &deferred, workers);
+        if loaded.is_ok() {
+            rebuilt?;
+            reporter.phase_finished("rebuild", started.elapsed(), "keys, indexes, foreign keys");
+        }
     }
+    loaded?;
     let mut client = db.work()?;
-    let tables: Vec<String> = plan.tables.iter().map(|t| t.table.clone()).collect();
     advance_sequences(&mut client, schema, &tables).map_err(|e| {
         Error::Work(format!(
             "moving sequences failed: {}",
@@ -60,43 +73,10 @@ fn load_table(
         quote_ident(&table.name),
         columns.join(", ")
     );
-    let next = AtomicUsize::new(0);
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let failed = || failure.lock().unwrap_or_else(|e| e.into_inner()).is_some();
-    std::thread::scope(|scope| {
-        for _ in 0..workers.clamp(1, load.chunks.len().max(1)) {
-            scope.spawn(|| {
-                let result = (|| -> Result<()> {
-                    let mut client = db.work()?;
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= load.chunks.len() || failed() {
-                            return Ok(());
-                        }
-                        copy_chunk(
-                            &mut client,
-                            data,
-                            load,
-                            &load.chunks[i],
-                            &copy,
-                            &db.stop,
-                            progress,
-                        )?;
-                    }
-                })();
-                if let Err(e) = result {
-                    failure
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(e);
-                }
-            });
-        }
-    });
-    match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(e) => Err(db.stop.explain(e)),
-        None => Ok(()),
-    }
+    db.parallel(&load.chunks, workers, |client, chunk| {
+        copy_chunk(client, data, load, chunk, &copy, &db.stop, progress)
+    })?;
+    Ok(())
 }
 
 /// Streams one chunk's rows through one COPY. Without `finish` the server aborts the COPY.
