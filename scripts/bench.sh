@@ -16,10 +16,7 @@ need=()
 [ -x /usr/bin/time ] || need+=(time)
 command -v bc >/dev/null 2>&1 || need+=(bc)
 command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || need+=(postgresql-contrib)
-if [ ${#need[@]} -gt 0 ]; then
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >&2
-fi
+scripts/install-packages.sh "${need[@]}"
 cargo build --release --locked -q
 
 if [ -z "${DATABASE_URL:-}" ]; then

@@ -31,16 +31,7 @@ find_bindir() {
 
 install_server() {
     echo "sandbox: no PostgreSQL server binaries found; installing Debian's postgresql package" >&2
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    # Keep the package's own cluster from starting: we run ours, and stop only what we start.
-    if [ "$(id -u)" -eq 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-        trap 'rm -f /usr/sbin/policy-rc.d' RETURN
-    fi
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql postgresql-client >&2
+    "$root/scripts/install-packages.sh" postgresql postgresql-client
 }
 
 # Runs a server binary as the postgres user when we are root (initdb refuses root).

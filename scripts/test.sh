@@ -12,13 +12,7 @@ need=()
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "test.sh: installing ${need[*]}" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-fi
+scripts/install-packages.sh "${need[@]}"
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check

@@ -92,8 +92,13 @@ pub fn defer(client: &mut Client, schema: &str, tables: &[String]) -> Result<Def
         drops_index.push(format!("DROP INDEX {}", row.get::<_, String>(0)));
         deferred.indexes.push(row.get(1));
     }
-    for statement in drops_fk.iter().chain(&drops_key).chain(&drops_index) {
-        tx.batch_execute(statement).map_err(fail)?;
+    let drops: Vec<String> = drops_fk
+        .into_iter()
+        .chain(drops_key)
+        .chain(drops_index)
+        .collect();
+    if !drops.is_empty() {
+        tx.batch_execute(&drops.join(";\n")).map_err(fail)?;
     }
     tx.commit().map_err(fail)?;
     Ok(deferred)
@@ -113,7 +118,10 @@ pub fn restore(db: &Database, deferred: &Deferred, workers: usize) -> Result<()>
     };
     db.parallel(&deferred.keys, workers, run)?;
     db.parallel(&deferred.indexes, workers, run)?;
-    db.parallel(&deferred.foreign_keys, 1, run)?;
+    // Adding without validation only writes the catalog: one round trip for all of them.
+    if !deferred.foreign_keys.is_empty() {
+        db.parallel(&[deferred.foreign_keys.join(";\n")], 1, run)?;
+    }
     db.parallel(&deferred.validations, workers, run)?;
     Ok(())
 }
