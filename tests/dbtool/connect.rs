@@ -64,6 +64,18 @@ fn an_unknown_role_or_database_exits_5() {
     Run::of(dbtool_command().env("DATABASE_URL", &url).arg("status"))
         .code(5)
         .stderr_has("nosuchrole");
+    // Waiting cannot heal a wrong role: no retries.
+    let run = Run::of(dbtool_command().env("DATABASE_URL", &url).args([
+        "status",
+        "--wait-for-db",
+        "10s",
+    ]));
+    run.code(5);
+    assert!(
+        run.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        run.elapsed
+    );
     let missing = with_database(&admin_url(), "no_such_database_here");
     Run::of(dbtool_command().env("DATABASE_URL", &missing).arg("status"))
         .code(5)

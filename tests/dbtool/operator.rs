@@ -294,3 +294,92 @@ fn completions_are_printed_for_a_shell() {
     run.success();
     assert!(run.stdout.contains("dbtool"));
 }
+
+/// Runs dbtool on a pseudo-terminal with `input` typed at it; returns the exit code and screen.
+fn on_terminal(db: &TestDb, args: &str, input: &str) -> (i32, String) {
+    use std::io::Write;
+    let command = format!("{} {args}", crate::support::binary().display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(crate::support::project_dir())
+        .env("DATABASE_URL", &db.url)
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) runs a pseudo-terminal");
+    std::thread::sleep(Duration::from_millis(500));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn on_a_terminal_reset_asks_first_and_no_is_the_default() {
+    let db = TestDb::new("confirm");
+    let (code, screen) = on_terminal(&db, "reset --profile ci", "\n");
+    assert_eq!(code, 4, "{screen}");
+    assert!(screen.contains("[y/N]"), "{screen}");
+    assert!(
+        screen.contains(&db.name) && screen.contains("profile ci"),
+        "{screen}"
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0
+    );
+    let (code, screen) = on_terminal(&db, "reset --profile ci", "y\n");
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(db.scalar("SELECT count(*) FROM clients"), 20);
+}
+
+#[test]
+fn dotenv_fills_in_what_the_environment_does_not_say() {
+    let db = TestDb::new("dotenv");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "DATABASE_URL={}\nSEED_PROFILE=ci\nDBTOOL_POOL_SIZE=3\n",
+            db.url
+        ),
+    )
+    .unwrap();
+    let project = crate::support::project_dir();
+    let dirs = [
+        "--migrations-dir",
+        &project.join("migrations").display().to_string(),
+        "--seeds-dir",
+        &project.join("seeds").display().to_string(),
+        "--profiles-dir",
+        &project.join("profiles").display().to_string(),
+    ]
+    .map(String::from);
+    let mut cmd = dbtool_command();
+    cmd.current_dir(dir.path())
+        .args(["reset", "--yes"])
+        .args(&dirs);
+    Run::of(&mut cmd).success();
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM clients"),
+        20,
+        "SEED_PROFILE=ci from .env"
+    );
+    // The environment wins over .env.
+    let mut cmd = dbtool_command();
+    cmd.current_dir(dir.path())
+        .env("SEED_PROFILE", "dev")
+        .args(["reset", "--yes"])
+        .args(&dirs);
+    Run::of(&mut cmd).success();
+    assert_eq!(db.scalar("SELECT count(*) FROM clients"), 100);
+}

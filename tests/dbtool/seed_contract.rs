@@ -228,6 +228,11 @@ fn spec_errors_name_the_file_table_and_column_and_change_nothing() {
     let before = db.overall_fingerprint();
     let cases: &[(&str, &str, &[&str])] = &[
         (
+            "version = 1",
+            "version = 99",
+            &["seed.toml", "version 99", "not supported"],
+        ),
+        (
             "gen = \"serial\" }",
             "gen = \"serail\" }",
             &["seed.toml", "table staff", "column id"],
