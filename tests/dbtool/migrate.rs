@@ -3,10 +3,7 @@
 use crate::support::{ProjectCopy, TestDb};
 
 fn migrate(db: &TestDb, project: &ProjectCopy) -> crate::support::Run {
-    let mut args: Vec<String> = vec!["migrate".into()];
-    args.extend(project.dirs());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    db.run(&args)
+    db.run_in(project, &["migrate"])
 }
 
 #[test]

@@ -10,13 +10,12 @@ use crate::support::{ProjectCopy, TestDb};
 const GOLDEN_DEV_FINGERPRINT: &str = "f26b8e14a9dcf916a8e9ac948452a245";
 
 fn reset_with(db: &TestDb, project: Option<&ProjectCopy>, extra: &[&str]) {
-    let mut args: Vec<String> = vec!["reset".into(), "--yes".into()];
-    if let Some(p) = project {
-        args.extend(p.dirs());
+    let args = [&["reset", "--yes"][..], extra].concat();
+    match project {
+        Some(p) => db.run_in(p, &args),
+        None => db.run(&args),
     }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    db.run(&args).success();
+    .success();
 }
 
 #[test]
@@ -253,15 +252,7 @@ fn spec_errors_name_the_file_table_and_column_and_change_nothing() {
         let spec = std::fs::read_to_string(project.path("seeds/seed.toml")).unwrap();
         assert!(spec.contains(from), "the spec has {from:?}");
         project.write("seeds/seed.toml", &spec.replacen(from, to, 1));
-        let mut args: Vec<String> = vec![
-            "reset".into(),
-            "--yes".into(),
-            "--profile".into(),
-            "ci".into(),
-        ];
-        args.extend(project.dirs());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let run = db.run(&args);
+        let run = db.run_in(&project, &["reset", "--yes", "--profile", "ci"]);
         run.code(2);
         for needle in *expected {
             run.stderr_has(needle);
@@ -273,13 +264,7 @@ fn spec_errors_name_the_file_table_and_column_and_change_nothing() {
         "profiles/bad.toml",
         "extends = \"dev\"\n[counts]\nnope = 3\n",
     );
-    let mut args: Vec<String> = vec![
-        "seed".into(),
-        "--yes".into(),
-        "--profile".into(),
-        "bad".into(),
-    ];
-    args.extend(project.dirs());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    db.run(&args).code(2).stderr_has("nope");
+    db.run_in(&project, &["seed", "--yes", "--profile", "bad"])
+        .code(2)
+        .stderr_has("nope");
 }

@@ -98,6 +98,11 @@ impl TestDb {
         Run::of(self.dbtool().args(args))
     }
 
+    /// Runs dbtool with `args` against a project copy's migrations, seeds and profiles.
+    pub fn run_in(&self, project: &ProjectCopy, args: &[&str]) -> Run {
+        Run::of(self.dbtool().args(args).args(project.dirs()))
+    }
+
     pub fn client(&self) -> Client {
         Client::connect(&self.url, NoTls).expect("connect to the test database")
     }
