@@ -93,3 +93,14 @@ printf '%-44s %13ss %13ss %7s %s\n' "bench reset vs pg_restore -j 2 (same data)"
 printf '%-44s %12sKB %14s %7s %s\n' "peak RSS, dev reset" "$dev_rss" "64 MB" "" "<= 64 MB"
 printf '%-44s %12sKB %12sKB %7s %s\n' "peak RSS, bench reset vs dev reset" "$big_rss" "$dev_rss" "$(ratio "$big_rss" "$dev_rss")" "<= 2.0"
 printf '(bench profile: %s rows; pgbench: %s rows)\n' "$big_rows" "$pgb_rows"
+
+# Where the bench reset's time goes: its own phase timings, and the client's CPU.
+/usr/bin/time -f '%U %S' -o "$work/cpu" "$dbtool" --database-url "$(url bench_dbtool)" reset --yes \
+    --profile bench --log-format json 2>"$work/phases.json" >/dev/null
+printf '\nbench reset, one run, by phase (ms):'
+grep '"event":"phase-finished"' "$work/phases.json" \
+    | sed -n 's/.*"ms":\([0-9]*\),"phase":"\([a-z]*\)".*/ \2 \1/p' | tr '\n' ';'
+printf '\n  of which loading (COPY, sum over tables): %s ms\n' \
+    "$(grep '"event":"table-seeded"' "$work/phases.json" | sed -n 's/.*"ms":\([0-9]*\),.*/\1/p' | paste -sd+ | bc)"
+printf '  client CPU (user + sys): %s s; the rest of 2 cores x wall time is the server'"'"'s\n' \
+    "$(awk '{print $1 + $2}' "$work/cpu")"

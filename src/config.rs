@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, IfLocked, LockCommand, LogFormat};
+use crate::cli::{Cli, Command, GlobalArgs, IfLocked, LockCommand, LogFormat};
 use crate::error::{Error, Result};
 
 /// How output is rendered on stderr.
@@ -192,19 +192,7 @@ impl Config {
         } else {
             Duration::ZERO
         };
-        let verbosity = if g.quiet {
-            Verbosity::Quiet
-        } else if g.verbose > 0 {
-            Verbosity::Verbose
-        } else {
-            Verbosity::Normal
-        };
-        let output = match g.log_format {
-            LogFormat::Json => Output::Json,
-            LogFormat::Text => Output::Text,
-            LogFormat::Auto if std::io::stderr().is_terminal() => Output::Bars,
-            LogFormat::Auto => Output::Text,
-        };
+        let (output, verbosity) = output_of(g);
         Ok(Config {
             command,
             target,
@@ -244,6 +232,24 @@ impl Config {
         }
         name[..end].to_string()
     }
+}
+
+/// How stderr is rendered, known even when the rest of the configuration is not valid.
+pub fn output_of(g: &GlobalArgs) -> (Output, Verbosity) {
+    let output = match g.log_format {
+        LogFormat::Json => Output::Json,
+        LogFormat::Text => Output::Text,
+        LogFormat::Auto if std::io::stderr().is_terminal() => Output::Bars,
+        LogFormat::Auto => Output::Text,
+    };
+    let verbosity = if g.quiet {
+        Verbosity::Quiet
+    } else if g.verbose > 0 {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    (output, verbosity)
 }
 
 fn command_name(command: &Command) -> &'static str {

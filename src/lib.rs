@@ -28,7 +28,7 @@ use clap::CommandFactory;
 use serde_json::json;
 
 use cli::{Cli, Command, IfLocked, LockCommand, ProfileArgs};
-use config::{Config, Output, Verbosity};
+use config::{Config, Output};
 use db::{Database, describe_sql_error};
 use error::{Error, Result};
 use lock::{Acquired, AdvisoryLock};
@@ -41,19 +41,7 @@ use stop::Stop;
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn execute(cli: Cli) -> i32 {
-    let output = match cli.global.log_format {
-        cli::LogFormat::Json => Output::Json,
-        cli::LogFormat::Text => Output::Text,
-        cli::LogFormat::Auto if std::io::stderr().is_terminal() => Output::Bars,
-        cli::LogFormat::Auto => Output::Text,
-    };
-    let verbosity = if cli.global.quiet {
-        Verbosity::Quiet
-    } else if cli.global.verbose > 0 {
-        Verbosity::Verbose
-    } else {
-        Verbosity::Normal
-    };
+    let (output, verbosity) = config::output_of(&cli.global);
     let reporter = Reporter::new(output, verbosity);
     let stop = Stop::default();
     match run(&cli, &stop, &reporter) {
@@ -394,28 +382,29 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
         phase(reporter, "seed", || {
             seed::seed(&db, data, plan, &config.schema, workers(config), reporter)
         })?;
-        let fp = fingerprint::compute(&db, &config.schema, workers(config))?;
-        let mut client = db.work()?;
-        let finished_at = SystemTime::now();
-        let record = meta::LastReset {
-            schema: config.schema.clone(),
-            profile: s.profile.name.clone(),
-            seed: s.seed,
-            fingerprint: fp.overall.clone(),
-            dbtool_version: env!("CARGO_PKG_VERSION").to_string(),
-            host: gethostname::gethostname().to_string_lossy().into_owned(),
-            started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
-            finished_at: humantime::format_rfc3339_seconds(finished_at).to_string(),
-            duration_ms: started.elapsed().as_millis() as u64,
-            migrations_digest: m.clone(),
-            spec_digest: d.clone(),
-            finished_unix: unix_now(),
-        };
-        meta::record_reset(&mut client, &record).map_err(|e| {
-            Error::Work(format!(
-                "recording the reset in dbtool.meta failed: {}",
-                describe_sql_error(&e, None)
-            ))
+        let fp = phase(reporter, "record", || {
+            let fp = fingerprint::compute(&db, &config.schema, workers(config))?;
+            let record = meta::LastReset {
+                schema: config.schema.clone(),
+                profile: s.profile.name.clone(),
+                seed: s.seed,
+                fingerprint: fp.overall.clone(),
+                dbtool_version: env!("CARGO_PKG_VERSION").to_string(),
+                host: gethostname::gethostname().to_string_lossy().into_owned(),
+                started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+                finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                duration_ms: started.elapsed().as_millis() as u64,
+                migrations_digest: m.clone(),
+                spec_digest: d.clone(),
+                finished_unix: unix_now(),
+            };
+            meta::record_reset(&mut *db.work()?, &record).map_err(|e| {
+                Error::Work(format!(
+                    "recording the reset in dbtool.meta failed: {}",
+                    describe_sql_error(&e, None)
+                ))
+            })?;
+            Ok(fp)
         })?;
         Ok(Some((plan.total_rows(), fp.overall)))
     })?;

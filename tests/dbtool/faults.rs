@@ -327,6 +327,10 @@ fn a_transaction_pooling_proxy_is_refused_and_session_pooling_works() {
     );
     run.code(2).stderr_has("DATABASE_URL");
     assert_eq!(db.overall_fingerprint(), before, "data unchanged");
+    assert!(
+        db.eventually(Duration::from_secs(5), |db| db.advisory_locks() == 0),
+        "the lock taken through the proxy was released"
+    );
     drop(transaction);
 
     let session = Bouncer::start("session");
