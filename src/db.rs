@@ -51,10 +51,15 @@ impl Database {
         }
         wait_until_ready(&pg, &target, config.wait_for_db, reporter)?;
 
+        // Objects are created in the application's schema; extensions usually live in public.
+        let search_path = if config.schema == "public" {
+            "public".to_string()
+        } else {
+            format!("{}, public", quote_ident(&config.schema))
+        };
         let mut sql = format!(
-            "SET search_path TO {}; SET TIME ZONE 'UTC'; SET datestyle TO 'ISO, MDY'; \
-             SET intervalstyle TO 'postgres'; SET extra_float_digits TO 1;",
-            quote_ident(&config.schema)
+            "SET search_path TO {search_path}; SET TIME ZONE 'UTC'; SET datestyle TO 'ISO, MDY'; \
+             SET intervalstyle TO 'postgres'; SET extra_float_digits TO 1;"
         );
         if let Some(timeout) = config.statement_timeout {
             sql.push_str(&format!(

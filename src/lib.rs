@@ -286,6 +286,27 @@ fn phase<T>(reporter: &Reporter, name: &str, f: impl FnOnce() -> Result<T>) -> R
     Ok(value)
 }
 
+fn meta_error(e: postgres::Error) -> Error {
+    Error::Work(format!(
+        "updating dbtool.meta failed: {}",
+        describe_sql_error(&e, None)
+    ))
+}
+
+/// Records, before the data is replaced, that a replacement is under way.
+fn mark_unfinished(
+    client: &mut postgres::Client,
+    config: &Config,
+    started_at: SystemTime,
+) -> Result<()> {
+    let unfinished = meta::Unfinished {
+        command: config.command.to_string(),
+        by: config.application_name(),
+        started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+    };
+    meta::mark_unfinished(client, &config.schema, &unfinished).map_err(meta_error)
+}
+
 fn refuse_if_protected(client: &mut postgres::Client, action: &str) -> Result<()> {
     if let Some(p) = meta::protection(client).map_err(read_error)? {
         return Err(Error::Refused(format!(
@@ -340,6 +361,9 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
         refuse_if_protected(&mut client, "reset")?;
         if let (Some(within), Some(s), Some((m, d))) =
             (args.skip_if_reset_within, &seeding, &digests)
+            && meta::unfinished(&mut client, &config.schema)
+                .map_err(read_error)?
+                .is_none()
             && let Some(last) = meta::last_reset(&mut client, &config.schema).map_err(read_error)?
         {
             let age = unix_now().saturating_sub(last.finished_unix);
@@ -367,6 +391,7 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
             }
             Ok(())
         })?;
+        mark_unfinished(&mut client, config, started_at)?;
         phase(reporter, "drop", || {
             drop::drop_all(&mut client, &config.schema, config.ddl_lock_timeout)
         })?;
@@ -398,12 +423,7 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
                 spec_digest: d.clone(),
                 finished_unix: unix_now(),
             };
-            meta::record_reset(&mut *db.work()?, &record).map_err(|e| {
-                Error::Work(format!(
-                    "recording the reset in dbtool.meta failed: {}",
-                    describe_sql_error(&e, None)
-                ))
-            })?;
+            meta::record_reset(&mut *db.work()?, &record).map_err(meta_error)?;
             Ok(fp)
         })?;
         Ok(Some((plan.total_rows(), fp.overall)))
@@ -461,7 +481,9 @@ fn seed_command(
         drop(client);
         phase(reporter, "seed", || {
             seed::seed(&db, &data, &plan, &config.schema, workers(config), reporter)
-        })
+        })?;
+        // Seeded data is not a reset's: leave no last reset that no longer describes it.
+        meta::clear_unfinished(&mut *db.work()?, &config.schema).map_err(meta_error)
     })?;
     if done.is_some() {
         reporter.done(

@@ -31,8 +31,21 @@ pub struct Protection {
     pub by: String,
 }
 
+/// A reset or seed that started replacing the data and has not finished (it failed, was
+/// interrupted, or is still running).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unfinished {
+    pub command: String,
+    pub by: String,
+    pub started_at: String,
+}
+
 fn last_reset_key(schema: &str) -> String {
     format!("last_reset:{schema}")
+}
+
+fn unfinished_key(schema: &str) -> String {
+    format!("unfinished:{schema}")
 }
 
 fn exists(client: &mut Client) -> Result<bool, postgres::Error> {
@@ -85,8 +98,39 @@ pub fn last_reset(client: &mut Client, schema: &str) -> Result<Option<LastReset>
     read(client, &last_reset_key(schema))
 }
 
+/// Before the data is replaced: the last reset no longer describes it until this one finishes.
+pub fn mark_unfinished(
+    client: &mut Client,
+    schema: &str,
+    unfinished: &Unfinished,
+) -> Result<(), postgres::Error> {
+    write(client, &unfinished_key(schema), unfinished)?;
+    client.execute(
+        "DELETE FROM dbtool.meta WHERE key = $1",
+        &[&last_reset_key(schema)],
+    )?;
+    Ok(())
+}
+
+pub fn unfinished(
+    client: &mut Client,
+    schema: &str,
+) -> Result<Option<Unfinished>, postgres::Error> {
+    read(client, &unfinished_key(schema))
+}
+
+/// A successful reset: recorded, and no longer unfinished.
 pub fn record_reset(client: &mut Client, reset: &LastReset) -> Result<(), postgres::Error> {
-    write(client, &last_reset_key(&reset.schema), reset)
+    write(client, &last_reset_key(&reset.schema), reset)?;
+    clear_unfinished(client, &reset.schema)
+}
+
+pub fn clear_unfinished(client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
+    client.execute(
+        "DELETE FROM dbtool.meta WHERE key = $1",
+        &[&unfinished_key(schema)],
+    )?;
+    Ok(())
 }
 
 pub fn protection(client: &mut Client) -> Result<Option<Protection>, postgres::Error> {

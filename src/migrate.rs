@@ -274,7 +274,7 @@ pub fn preflight(
     let sql_error = |e: postgres::Error| Error::Migration(describe_sql_error(&e, None));
     let mut tx = client.transaction().map_err(sql_error)?;
     tx.batch_execute(&format!(
-        "CREATE SCHEMA {q}; SET LOCAL search_path TO {q};",
+        "CREATE SCHEMA {q}; SET LOCAL search_path TO {q}, public;",
         q = quote_ident(&scratch)
     ))
     .map_err(sql_error)?;

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::lock::{Holder, holders};
-use crate::meta::{self, LastReset, Protection};
+use crate::meta::{self, LastReset, Protection, Unfinished};
 use crate::migrate::{self, Applied, Comparison, Migrations};
 
 #[derive(Debug, Serialize)]
@@ -19,6 +19,8 @@ pub struct Status {
     pub migrations: MigrationStatus,
     pub protected: Option<Protection>,
     pub last_reset: Option<LastReset>,
+    /// A reset or seed that started replacing the data and did not finish.
+    pub unfinished: Option<Unfinished>,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +74,7 @@ pub fn gather(
         },
         protected: meta::protection(client)?,
         last_reset: meta::last_reset(client, &config.schema)?,
+        unfinished: meta::unfinished(client, &config.schema)?,
     })
 }
 
@@ -162,6 +165,12 @@ impl Status {
                 ),
             },
         );
+        if let Some(u) = &self.unfinished {
+            out.push_str(&format!(
+                "{:<12} a {} started at {} by {} did not finish: the data may be partial; run reset again\n",
+                "unfinished", u.command, u.started_at, u.by
+            ));
+        }
         out
     }
 }

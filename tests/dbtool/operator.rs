@@ -383,3 +383,43 @@ fn dotenv_fills_in_what_the_environment_does_not_say() {
     Run::of(&mut cmd).success();
     assert_eq!(db.scalar("SELECT count(*) FROM clients"), 100);
 }
+
+#[test]
+fn a_reset_that_fails_midway_is_reported_unfinished_and_never_skipped() {
+    let db = TestDb::new("unfinished");
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    let project = crate::support::ProjectCopy::new();
+    // A check that the seeded data breaks: the seed fails after the drop.
+    project.write(
+        "migrations/V5__small_orders.sql",
+        "ALTER TABLE invoice_line_items ADD CONSTRAINT small_orders CHECK (quantity < 2);\n",
+    );
+    db.run_in(&project, &["reset", "--profile", "ci", "--yes"])
+        .code(7)
+        .stderr_has("small_orders");
+    let status: serde_json::Value =
+        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    assert!(status["unfinished"].is_object(), "{status}");
+    assert!(status["last_reset"].is_null(), "{status}");
+    assert!(
+        db.run(&["status"])
+            .success()
+            .stdout
+            .contains("did not finish")
+    );
+    // A CronJob's rerun must not skip over the broken data.
+    db.run(&[
+        "reset",
+        "--profile",
+        "ci",
+        "--yes",
+        "--skip-if-reset-within",
+        "1h",
+    ])
+    .success();
+    assert_eq!(db.scalar("SELECT count(*) FROM clients"), 20);
+    let status: serde_json::Value =
+        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    assert!(status["unfinished"].is_null());
+    assert_eq!(status["last_reset"]["profile"], "ci");
+}

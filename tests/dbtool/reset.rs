@@ -150,3 +150,80 @@ fn concurrent_resets_and_seeds_serialize_and_end_with_a_lone_resets_data() {
     assert_eq!(db.overall_fingerprint(), expected);
     assert_eq!(db.advisory_locks(), 0);
 }
+
+#[test]
+fn reset_drops_only_the_schemas_own_objects_and_keeps_extensions_grants_and_other_schemas() {
+    let db = TestDb::new("drop_scope");
+    db.client()
+        .batch_execute(
+            "CREATE EXTENSION IF NOT EXISTS pgcrypto;
+             GRANT CREATE ON SCHEMA public TO PUBLIC;
+             CREATE SCHEMA other;
+             CREATE TABLE other.keep (id int PRIMARY KEY);
+             INSERT INTO other.keep VALUES (1);
+             CREATE TABLE leftover (id int);
+             CREATE VIEW leftover_view AS SELECT id FROM leftover;
+             CREATE MATERIALIZED VIEW leftover_mv AS SELECT id FROM leftover;
+             CREATE SEQUENCE leftover_seq;
+             CREATE TYPE leftover_enum AS ENUM ('a');
+             CREATE DOMAIN leftover_domain AS int CHECK (VALUE > 0);
+             CREATE TYPE leftover_composite AS (a int, b text);
+             CREATE FUNCTION leftover_fn() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+        )
+        .unwrap();
+    let run = db.run(&["reset", "--profile", "ci", "--yes", "--dry-run"]);
+    for kind in [
+        "table",
+        "view",
+        "materialized view",
+        "sequence",
+        "type",
+        "domain",
+        "function",
+    ] {
+        assert!(
+            run.stdout.contains(&format!("  {kind} ")),
+            "{kind} in\n{}",
+            run.stdout
+        );
+    }
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    let gone = db.scalar(
+        "SELECT (SELECT count(*) FROM pg_class WHERE relname LIKE 'leftover%')
+              + (SELECT count(*) FROM pg_type WHERE typname LIKE 'leftover%')
+              + (SELECT count(*) FROM pg_proc WHERE proname LIKE 'leftover%')",
+    );
+    assert_eq!(gone, 0, "every object of the schema was dropped");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'"),
+        1
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM other.keep"), 1);
+    assert_eq!(
+        db.scalar("SELECT has_schema_privilege('public', 'public', 'CREATE')::int::bigint"),
+        1,
+        "the schema's grants stay"
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND proname = 'gen_random_bytes'"),
+        1,
+        "extension functions stay"
+    );
+}
+
+#[test]
+fn another_schema_is_reset_without_touching_public() {
+    let db = TestDb::new("other_schema");
+    db.client()
+        .batch_execute("CREATE TABLE untouched (id int); INSERT INTO untouched VALUES (7);")
+        .unwrap();
+    db.run(&["reset", "--profile", "ci", "--yes", "--schema", "app"])
+        .success();
+    assert_eq!(db.scalar("SELECT count(*) FROM app.clients"), 20);
+    assert_eq!(db.scalar("SELECT count(*) FROM untouched"), 1);
+    db.run(&["reset", "--profile", "ci", "--yes", "--schema", "app"])
+        .success();
+    db.run(&["status", "--schema", "app"]).success();
+    db.run(&["reset", "--profile", "ci", "--yes", "--schema", "dbtool"])
+        .code(2);
+}
