@@ -123,6 +123,9 @@ impl AdvisoryLock {
                 crate::db::describe_sql_error(&e, None)
             ))
         };
+        // --statement-timeout is for work statements; the lock's own must never time out.
+        conn.batch_execute("SET statement_timeout TO 0")
+            .map_err(lock_error)?;
         let backend_pid: i32 = conn
             .query_one("SELECT pg_backend_pid()", &[])
             .map_err(lock_error)?

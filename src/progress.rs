@@ -118,7 +118,11 @@ impl Reporter {
         self.info(
             "lock-waiting",
             message,
-            json!({ "holder": holder, "waited_ms": waited.as_millis() as u64 }),
+            json!({
+                "holder": holder,
+                "holder_pid": holder.map(|h| h.pid),
+                "waited_ms": waited.as_millis() as u64,
+            }),
         );
     }
 
@@ -144,7 +148,11 @@ impl Reporter {
 
     pub fn lock_busy(&self, holder: Option<&Holder>, message: &str) {
         self.clear_spinner();
-        self.warn("lock-busy", message, json!({ "holder": holder }));
+        self.warn(
+            "lock-busy",
+            message,
+            json!({ "holder": holder, "holder_pid": holder.map(|h| h.pid) }),
+        );
     }
 
     pub fn lock_released(&self, key: i64) {

@@ -88,6 +88,33 @@ fn json_logs_are_one_object_a_line_with_the_documented_events() {
             "{wanted} missing: {events:?}"
         );
     }
+    let mut holder = db.client();
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&crate::support::default_lock_key()],
+        )
+        .unwrap();
+    let pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let waited = db.run(&["migrate", "--lock-timeout", "1s", "--log-format", "json"]);
+    waited.code(3);
+    let lines: Vec<serde_json::Value> = waited
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let waiting = lines
+        .iter()
+        .find(|l| l["event"] == "lock-waiting")
+        .expect("a lock-waiting event");
+    assert_eq!(waiting["holder_pid"], pid);
+    assert!(waiting["waited_ms"].is_u64());
+    assert_eq!(lines.last().unwrap()["exit_code"], 3);
+    drop(holder);
+
     let failed = db.run(&["seed", "--profile", "nope", "--yes", "--log-format", "json"]);
     failed.code(2);
     let last: serde_json::Value =
