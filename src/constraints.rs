@@ -104,7 +104,7 @@ pub fn defer(client: &mut Client, schema: &str, tables: &[String]) -> Result<Def
     Ok(deferred)
 }
 
-/// Rebuilds what `defer` set aside: keys and indexes in parallel, foreign keys added without
+/// Rebuilds what `defer` set aside: keys and indexes in one parallel pass, foreign keys added without
 /// validation and then validated in parallel (validation takes no lock that conflicts with
 /// another validation, so this cannot deadlock).
 pub fn restore(db: &Database, deferred: &Deferred, workers: usize) -> Result<()> {
@@ -116,8 +116,14 @@ pub fn restore(db: &Database, deferred: &Deferred, workers: usize) -> Result<()>
             ))
         })
     };
-    db.parallel(&deferred.keys, workers, run)?;
-    db.parallel(&deferred.indexes, workers, run)?;
+    // Each builds on one table: they may wait for each other, never deadlock.
+    let builds: Vec<String> = deferred
+        .keys
+        .iter()
+        .chain(&deferred.indexes)
+        .cloned()
+        .collect();
+    db.parallel(&builds, workers, run)?;
     // Adding without validation only writes the catalog: one round trip for all of them.
     if !deferred.foreign_keys.is_empty() {
         db.parallel(&[deferred.foreign_keys.join(";\n")], 1, run)?;

@@ -20,6 +20,9 @@ pub struct TableLoad {
     pub rows: u64,
     #[serde(skip)]
     pub index: usize,
+    /// Tables of one level load together; every table's level is above its parents'.
+    #[serde(skip)]
+    pub level: usize,
     #[serde(skip)]
     pub chunks: Vec<Chunk>,
 }
@@ -41,6 +44,16 @@ pub struct SeedPlan {
 
 impl SeedPlan {
     pub fn new(data: &Dataset, profile: &str) -> Self {
+        // Tables come in load order, so every dependency's level is known before its use.
+        let mut levels: Vec<usize> = Vec::with_capacity(data.spec.tables.len());
+        for table in &data.spec.tables {
+            let level = table
+                .dependencies()
+                .map(|d| levels[d] + 1)
+                .max()
+                .unwrap_or(0);
+            levels.push(level);
+        }
         let tables = data
             .spec
             .tables
@@ -72,6 +85,7 @@ impl SeedPlan {
                     table: table.name.clone(),
                     rows: first_index,
                     index,
+                    level: levels[index],
                     chunks,
                 }
             })

@@ -2,6 +2,7 @@
 //! parents before children; memory stays flat because rows are generated as they are sent.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use postgres::Client;
@@ -29,13 +30,15 @@ pub fn seed(
 ) -> Result<()> {
     let tables: Vec<String> = plan.tables.iter().map(|t| t.table.clone()).collect();
     let deferred = constraints::defer(&mut *db.work()?, schema, &tables)?;
-    let loaded: Result<()> = plan.tables.iter().try_for_each(|load| {
-        let started = Instant::now();
-        let progress = reporter.table(&load.table, load.rows);
-        load_table(db, data, load, schema, workers, &progress)?;
-        progress.finish();
-        reporter.table_seeded(&load.table, load.rows, started.elapsed());
-        Ok(())
+    let levels = plan
+        .tables
+        .iter()
+        .map(|t| t.level)
+        .max()
+        .map_or(0, |l| l + 1);
+    let loaded: Result<()> = (0..levels).try_for_each(|level| {
+        let loads: Vec<&TableLoad> = plan.tables.iter().filter(|t| t.level == level).collect();
+        load_level(db, data, &loads, schema, workers, reporter)
     });
     // Put the schema back even when the load failed, unless we are being stopped.
     if db.stop.reason().is_none() && !deferred.is_empty() {
@@ -57,24 +60,66 @@ pub fn seed(
     })
 }
 
-fn load_table(
+/// The tables of one level (none refers to another) load together, their chunks spread over
+/// the work connections; each table reports when its last chunk is in.
+fn load_level(
     db: &Database,
     data: &Dataset,
-    load: &TableLoad,
+    loads: &[&TableLoad],
     schema: &str,
     workers: usize,
-    progress: &TableProgress,
+    reporter: &Reporter,
 ) -> Result<()> {
-    let table = &data.spec.tables[load.index];
-    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let copy = format!(
-        "COPY {}.{} ({}) FROM STDIN",
-        quote_ident(schema),
-        quote_ident(&table.name),
-        columns.join(", ")
-    );
-    db.parallel(&load.chunks, workers, |client, chunk| {
-        copy_chunk(client, data, load, chunk, &copy, &db.stop, progress)
+    struct Table<'a> {
+        load: &'a TableLoad,
+        copy: String,
+        progress: TableProgress,
+        chunks_left: AtomicUsize,
+    }
+    let started = Instant::now();
+    let tables: Vec<Table> = loads
+        .iter()
+        .map(|load| {
+            let spec = &data.spec.tables[load.index];
+            let columns: Vec<String> = spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
+            Table {
+                load,
+                copy: format!(
+                    "COPY {}.{} ({}) FROM STDIN",
+                    quote_ident(schema),
+                    quote_ident(&spec.name),
+                    columns.join(", ")
+                ),
+                progress: reporter.table(&load.table, load.rows),
+                chunks_left: AtomicUsize::new(load.chunks.len()),
+            }
+        })
+        .collect();
+    let finished = |table: &Table| {
+        table.progress.finish();
+        reporter.table_seeded(&table.load.table, table.load.rows, started.elapsed());
+    };
+    for table in tables.iter().filter(|t| t.load.chunks.is_empty()) {
+        finished(table);
+    }
+    let jobs: Vec<(&Table, &Chunk)> = tables
+        .iter()
+        .flat_map(|t| t.load.chunks.iter().map(move |c| (t, c)))
+        .collect();
+    db.parallel(&jobs, workers, |client, (table, chunk)| {
+        copy_chunk(
+            client,
+            data,
+            table.load,
+            chunk,
+            &table.copy,
+            &db.stop,
+            &table.progress,
+        )?;
+        if table.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            finished(table);
+        }
+        Ok(())
     })?;
     Ok(())
 }

@@ -135,6 +135,22 @@ pub enum Gen {
     },
 }
 
+impl TableSpec {
+    /// The tables whose rows this table's rows refer to: its parent and its `ref` targets.
+    pub fn dependencies(&self) -> impl Iterator<Item = usize> + '_ {
+        let parent = match self.source {
+            Source::PerParent { parent, .. } => Some(parent),
+            Source::Counted => None,
+        };
+        parent
+            .into_iter()
+            .chain(self.columns.iter().filter_map(|c| match c.generator {
+                Gen::Ref { table, .. } => Some(table),
+                _ => None,
+            }))
+    }
+}
+
 impl Spec {
     pub fn load(seeds_dir: &Path) -> Result<Self> {
         raw::load(seeds_dir)

@@ -133,14 +133,12 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
 
     let mut files = vec![file.clone()];
     let mut tables = Vec::with_capacity(raw.tables.len());
-    let mut depends: Vec<Vec<usize>> = Vec::with_capacity(raw.tables.len());
     for (ti, table) in raw.tables.iter().enumerate() {
         let at = At {
             file: &file,
             table: &table.name,
             column: None,
         };
-        let mut deps = Vec::new();
         let source = match &table.per {
             None => {
                 if table.min.is_some() || table.max.is_some() {
@@ -163,7 +161,6 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                 if min > max {
                     return Err(at.error(format!("min {min} is larger than max {max}")));
                 }
-                deps.push(parent);
                 Source::PerParent { parent, min, max }
             }
         };
@@ -296,7 +293,6 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                         }
                         Some(_) => return Err(at.error("ref: `where` takes one column = value")),
                     };
-                    deps.push(t);
                     Gen::Ref {
                         table: t,
                         column: c,
@@ -346,8 +342,8 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
             fixed,
             default_count: table.count,
         });
-        depends.push(deps);
     }
+    let depends: Vec<Vec<usize>> = tables.iter().map(|t| t.dependencies().collect()).collect();
     check_positions(&tables, &file)?;
     check_format_cycles(&tables, &file)?;
     let order = load_order(&names, &depends, &file)?;
