@@ -28,6 +28,8 @@ pub struct LockStatus {
     pub key: i64,
     pub key_text: String,
     pub held: bool,
+    /// The session holding the lock (an exclusive advisory lock has one), or null.
+    pub holder: Option<Holder>,
     pub holders: Vec<Holder>,
 }
 
@@ -45,6 +47,7 @@ pub fn lock_status(client: &mut Client, config: &Config) -> Result<LockStatus, p
         key: config.lock_key.value,
         key_text: config.lock_key.text.clone(),
         held: !holders.is_empty(),
+        holder: holders.first().cloned(),
         holders,
     })
 }

@@ -150,6 +150,7 @@ fn status_and_lock_status_name_the_last_reset_and_the_holder() {
         serde_json::from_str(&db.run(&["lock", "status", "--json"]).success().stdout).unwrap();
     assert_eq!(lock["held"], true);
     assert_eq!(lock["holders"][0]["pid"], pid);
+    assert_eq!(lock["holder"]["pid"], pid);
     assert!(
         db.run(&["lock", "status"])
             .success()
