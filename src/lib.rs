@@ -318,6 +318,18 @@ fn refuse_if_protected(client: &mut postgres::Client, action: &str) -> Result<()
     Ok(())
 }
 
+/// How a reset that held the lock ended.
+enum ResetOutcome {
+    /// `--skip-if-reset-within`: the last reset is recent and the same.
+    Skipped,
+    /// `--skip-seed`: dropped and migrated.
+    Migrated,
+    Seeded {
+        rows: u64,
+        fingerprint: String,
+    },
+}
+
 fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let started = Instant::now();
     let started_at = SystemTime::now();
@@ -381,7 +393,7 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
                     ),
                     json!({ "age_s": age }),
                 );
-                return Ok(None);
+                return Ok(ResetOutcome::Skipped);
             }
         }
         phase(reporter, "preflight", || {
@@ -401,7 +413,8 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
         let (Some(data), Some(plan), Some(s), Some((m, d))) =
             (&data, &seed_plan, &seeding, &digests)
         else {
-            return Ok(None);
+            meta::clear_unfinished(&mut client, &config.schema).map_err(meta_error)?;
+            return Ok(ResetOutcome::Migrated);
         };
         drop(client);
         phase(reporter, "seed", || {
@@ -426,12 +439,19 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
             meta::record_reset(&mut *db.work()?, &record).map_err(meta_error)?;
             Ok(fp)
         })?;
-        Ok(Some((plan.total_rows(), fp.overall)))
+        Ok(ResetOutcome::Seeded {
+            rows: plan.total_rows(),
+            fingerprint: fp.overall,
+        })
     })?;
     match outcome {
-        None => {}
-        Some(None) => reporter.done("reset done (nothing seeded)", started.elapsed(), json!({})),
-        Some(Some((rows, fingerprint))) => reporter.done(
+        None | Some(ResetOutcome::Skipped) => {}
+        Some(ResetOutcome::Migrated) => reporter.done(
+            "reset done (--skip-seed: nothing seeded)",
+            started.elapsed(),
+            json!({}),
+        ),
+        Some(ResetOutcome::Seeded { rows, fingerprint }) => reporter.done(
             &format!("reset done: {rows} rows seeded, fingerprint {fingerprint}"),
             started.elapsed(),
             json!({ "rows": rows, "fingerprint": fingerprint }),

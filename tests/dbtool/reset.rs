@@ -227,3 +227,16 @@ fn another_schema_is_reset_without_touching_public() {
     db.run(&["reset", "--profile", "ci", "--yes", "--schema", "dbtool"])
         .code(2);
 }
+
+#[test]
+fn skip_seed_drops_and_migrates_only() {
+    let db = TestDb::new("skip_seed");
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    let run = db.run(&["reset", "--yes", "--skip-seed"]);
+    run.success().stderr_has("nothing seeded");
+    assert_eq!(db.scalar("SELECT count(*) FROM clients"), 0);
+    assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 4);
+    let status: serde_json::Value =
+        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    assert!(status["unfinished"].is_null(), "{status}");
+}
