@@ -147,7 +147,6 @@ fn copy_chunk(
     let mut line = String::with_capacity(512);
     let mut index = chunk.first_index;
     let mut unreported = 0;
-    let mut write_error = None;
     let generated = data.for_each_row(load.index, chunk.roots.clone(), &mut |mut row| {
         row.index = Some(index);
         index += 1;
@@ -163,13 +162,9 @@ fn copy_chunk(
             }
         }
         line.push('\n');
-        if let Err(e) = writer.write_all(line.as_bytes()) {
-            write_error = Some(e);
-            return Err(Error::Work(format!(
-                "seeding {} failed while sending rows",
-                load.table
-            )));
-        }
+        writer
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::Work(format!("seeding {} failed: {e}", load.table)))?;
         unreported += 1;
         if unreported == PROGRESS_EVERY {
             progress.inc(unreported);
@@ -179,14 +174,8 @@ fn copy_chunk(
         }
         Ok(())
     });
-    if let Err(e) = generated {
-        // The server's reason, when it has one, is in the COPY's result: abort it to read it.
-        drop(writer);
-        return Err(match write_error {
-            Some(io) => Error::Work(format!("seeding {} failed: {io}", load.table)),
-            None => e,
-        });
-    }
+    // On an error the writer drops unfinished, which aborts the COPY.
+    generated?;
     writer.finish().map_err(fail)?;
     progress.inc(unreported);
     Ok(())
