@@ -100,7 +100,8 @@ printf '(bench profile: %s rows; pgbench: %s rows)\n' "$big_rows" "$pgb_rows"
 printf '\nbench reset, one run, by phase (ms):'
 grep '"event":"phase-finished"' "$work/phases.json" \
     | sed -n 's/.*"ms":\([0-9]*\),"phase":"\([a-z]*\)".*/ \2 \1/p' | tr '\n' ';'
-printf '\n  of which loading (COPY, sum over tables): %s ms\n' \
-    "$(grep '"event":"table-seeded"' "$work/phases.json" | sed -n 's/.*"ms":\([0-9]*\),.*/\1/p' | paste -sd+ | bc)"
+phase_ms() { sed -n "s/.*\"ms\":\([0-9]*\),\"phase\":\"$1\".*/\1/p" "$work/phases.json" | tail -n 1; }
+printf '\n  seed = loading (COPY) %s ms + rebuilding keys, indexes, foreign keys %s ms; record = fingerprint + dbtool.meta\n' \
+    "$(( $(phase_ms seed) - $(phase_ms rebuild) ))" "$(phase_ms rebuild)"
 printf '  client CPU (user + sys): %s s; the rest of 2 cores x wall time is the server'"'"'s\n' \
     "$(awk '{print $1 + $2}' "$work/cpu")"
