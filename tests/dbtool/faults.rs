@@ -139,14 +139,15 @@ fn a_blocked_drop_times_out_with_exit_7_naming_the_blocker() {
         .query_one("SELECT pg_backend_pid()", &[])
         .unwrap()
         .get(0);
-    let run = db.run(&[
+    let reset = [
         "reset",
         "--profile",
         "ci",
         "--yes",
         "--ddl-lock-timeout",
         "2s",
-    ]);
+    ];
+    let run = db.run(&reset);
     run.code(7)
         .stderr_has(&format!("pid {pid}"))
         .stderr_has("report-job");
@@ -158,15 +159,7 @@ fn a_blocked_drop_times_out_with_exit_7_naming_the_blocker() {
         "the drop rolled back whole"
     );
     assert_eq!(db.advisory_locks(), 0);
-    db.run(&[
-        "reset",
-        "--profile",
-        "ci",
-        "--yes",
-        "--ddl-lock-timeout",
-        "2s",
-    ])
-    .success();
+    db.run(&reset).success();
 }
 
 #[test]

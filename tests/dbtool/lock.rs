@@ -3,27 +3,14 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, TestDb, default_lock_key};
-
-/// Takes dbtool's lock in a session of our own; returns the client and its backend pid.
-fn hold_lock(db: &TestDb) -> (postgres::Client, i32) {
-    let mut holder = db.client();
-    holder
-        .execute("SELECT pg_advisory_lock($1)", &[&default_lock_key()])
-        .unwrap();
-    let pid: i32 = holder
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
-    (holder, pid)
-}
+use crate::support::{Run, TestDb};
 
 #[test]
 fn a_held_lock_fails_fast_skips_or_times_out() {
     let db = TestDb::new("lock_held");
     db.run(&["reset", "--profile", "ci", "--yes"]).success();
     let before = db.overall_fingerprint();
-    let (holder, pid) = hold_lock(&db);
+    let (holder, pid) = db.hold_lock();
 
     let busy = db.run(&["reset", "--profile", "dev", "--yes", "--lock-timeout", "0"]);
     busy.code(3).stderr_has(&format!("pid {pid}"));
@@ -56,7 +43,7 @@ fn a_held_lock_fails_fast_skips_or_times_out() {
 #[test]
 fn a_waiter_reports_the_holder_and_proceeds_when_it_ends() {
     let db = TestDb::new("lock_waiter");
-    let (holder, pid) = hold_lock(&db);
+    let (holder, pid) = db.hold_lock();
     let start = Instant::now();
     let waiter = db
         .dbtool()
@@ -109,7 +96,7 @@ fn every_command_leaves_no_lock_and_no_backend_behind() {
 fn lock_keys_separate_locks_and_databases_never_block_each_other() {
     let db = TestDb::new("lock_keys");
     let other = TestDb::new("lock_keys_other");
-    let (_holder, _) = hold_lock(&db);
+    let (_holder, _) = db.hold_lock();
     // Another database on the same server: its own advisory lock namespace.
     other
         .run(&["reset", "--profile", "ci", "--yes", "--lock-timeout", "0"])

@@ -88,17 +88,7 @@ fn json_logs_are_one_object_a_line_with_the_documented_events() {
             "{wanted} missing: {events:?}"
         );
     }
-    let mut holder = db.client();
-    holder
-        .execute(
-            "SELECT pg_advisory_lock($1)",
-            &[&crate::support::default_lock_key()],
-        )
-        .unwrap();
-    let pid: i32 = holder
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
+    let (holder, pid) = db.hold_lock();
     let waited = db.run(&["migrate", "--lock-timeout", "1s", "--log-format", "json"]);
     waited.code(3);
     let lines: Vec<serde_json::Value> = waited
@@ -135,17 +125,7 @@ fn status_and_lock_status_name_the_last_reset_and_the_holder() {
     assert_eq!(status["migrations"]["pending"].as_array().unwrap().len(), 0);
     assert_eq!(status["migrations"]["applied"].as_array().unwrap().len(), 4);
 
-    let mut holder = db.client();
-    holder
-        .execute(
-            "SELECT pg_advisory_lock($1)",
-            &[&crate::support::default_lock_key()],
-        )
-        .unwrap();
-    let pid: i32 = holder
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
+    let (_holder, pid) = db.hold_lock();
     let lock: serde_json::Value =
         serde_json::from_str(&db.run(&["lock", "status", "--json"]).success().stdout).unwrap();
     assert_eq!(lock["held"], true);

@@ -129,6 +129,19 @@ impl TestDb {
             .to_string()
     }
 
+    /// Takes dbtool's default lock in a session of our own: the client and its backend pid.
+    pub fn hold_lock(&self) -> (Client, i32) {
+        let mut holder = self.client();
+        holder
+            .execute("SELECT pg_advisory_lock($1)", &[&default_lock_key()])
+            .unwrap();
+        let pid: i32 = holder
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        (holder, pid)
+    }
+
     /// Advisory locks held in this database by anyone.
     pub fn advisory_locks(&self) -> i64 {
         self.scalar(
@@ -292,7 +305,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// The lock key dbtool uses by default.
-pub fn default_lock_key() -> i64 {
+fn default_lock_key() -> i64 {
     dbtool::config::LockKey::parse("dbtool").unwrap().value
 }
 
