@@ -92,6 +92,22 @@ impl Target {
                 "DATABASE_URL is malformed ({e}); expected postgres://user:password@host:port/database"
             ))
         })?;
+        if pg.get_user().is_none_or(str::is_empty) {
+            return Err(Error::usage(
+                "DATABASE_URL names no user; expected postgres://user:password@host:port/database",
+            ));
+        }
+        if pg.get_hosts().is_empty() {
+            return Err(Error::usage(
+                "DATABASE_URL names no host; expected postgres://user:password@host:port/database",
+            ));
+        }
+        if pg.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(Error::usage(
+                "DATABASE_URL asks for sslmode=require, but this dbtool connects without TLS; \
+                 use sslmode=disable or prefer, or reach the server over a trusted network or tunnel",
+            ));
+        }
         Ok(Target { pg })
     }
 
@@ -287,6 +303,15 @@ mod tests {
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert!(LockKey::parse("12x").is_err());
         assert!(LockKey::parse("0xzz").is_err());
+    }
+
+    #[test]
+    fn urls_without_user_or_host_or_needing_tls_are_refused() {
+        assert!(Target::parse("postgres://").is_err());
+        assert!(Target::parse("postgres://u@/db").is_err());
+        assert!(Target::parse("postgres://u@h/db?sslmode=require").is_err());
+        assert!(Target::parse("postgres://u@h/db?sslmode=disable").is_ok());
+        assert!(Target::parse("host=h user=u dbname=d").is_ok());
     }
 
     #[test]
