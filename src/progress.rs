@@ -194,9 +194,15 @@ impl Reporter {
             let bar = multi.add(ProgressBar::new(rows));
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{prefix:>20} [{bar:30}] {pos}/{len} rows {per_sec} {elapsed}",
+                    "{prefix:>20} [{bar:30}] {pos}/{len} rows {rate} {elapsed}",
                 )
                 .expect("the template is valid")
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} rows/s", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
             );
             bar.set_prefix(table.to_string());
