@@ -5,7 +5,8 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-RUN cargo build --release --locked && strip target/release/dbtool
+ENV CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
+RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 dbtool
