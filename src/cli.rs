@@ -198,6 +198,37 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
+/// Parses the command line; on a usage error, exits 2 with clap's message, as one JSON object
+/// when `--log-format json` (or DBTOOL_LOG_FORMAT=json) asked for JSON lines on stderr.
+pub fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() && wants_json_lines() => {
+            let message = e.to_string();
+            let first = message
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            eprintln!(
+                "{}",
+                serde_json::json!({ "event": "error", "level": "error", "message": first, "exit_code": 2 })
+            );
+            std::process::exit(2);
+        }
+        Err(e) => e.exit(),
+    }
+}
+
+fn wants_json_lines() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = args
+        .windows(2)
+        .any(|w| w[0] == "--log-format" && w[1] == "json")
+        || args.iter().any(|a| a == "--log-format=json");
+    flag || std::env::var("DBTOOL_LOG_FORMAT").is_ok_and(|v| v == "json")
+}
+
 /// Human durations (`30s`, `10m`, `1h 30m`); a bare `0` means zero.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

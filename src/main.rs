@@ -1,8 +1,6 @@
-use clap::Parser;
-
 fn main() {
     // A .env file fills in what the environment does not already say.
     let _ = dotenvy::dotenv();
-    let cli = dbtool::cli::Cli::parse();
+    let cli = dbtool::cli::parse();
     std::process::exit(dbtool::execute(cli));
 }

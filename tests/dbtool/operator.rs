@@ -111,6 +111,14 @@ fn json_logs_are_one_object_a_line_with_the_documented_events() {
         serde_json::from_str(failed.stderr.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "error");
     assert_eq!(last["exit_code"], 2);
+    // A usage error too.
+    let usage = db.run(&["--log-format", "json", "reset", "--bogus-flag"]);
+    usage.code(2);
+    for line in usage.stderr.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["exit_code"], 2);
+    }
 }
 
 #[test]
