@@ -222,11 +222,18 @@ pub fn parse() -> Cli {
 
 fn wants_json_lines() -> bool {
     let args: Vec<String> = std::env::args().collect();
-    let flag = args
-        .windows(2)
-        .any(|w| w[0] == "--log-format" && w[1] == "json")
-        || args.iter().any(|a| a == "--log-format=json");
-    flag || std::env::var("DBTOOL_LOG_FORMAT").is_ok_and(|v| v == "json")
+    // The flag wins over the environment, as in clap; the last flag wins over earlier ones.
+    let flag =
+        args.iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, a)| match a.strip_prefix("--log-format") {
+                Some("") => args.get(i + 1).cloned(),
+                Some(value) => value.strip_prefix('=').map(String::from),
+                None => None,
+            });
+    flag.or_else(|| std::env::var("DBTOOL_LOG_FORMAT").ok())
+        .is_some_and(|v| v == "json")
 }
 
 /// Human durations (`30s`, `10m`, `1h 30m`); a bare `0` means zero.
