@@ -252,7 +252,7 @@ pub fn check_against_schema(
     for table in &spec.tables {
         let Some(actual) = columns.get(&table.name) else {
             return Err(Error::usage(format!(
-                "seed spec: table {} does not exist in schema {schema} after the migrations",
+                "seed spec: table {} does not exist in schema {schema} (the migrations do not create it, or they have not run yet)",
                 table.name
             )));
         };
