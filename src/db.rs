@@ -97,6 +97,16 @@ impl Database {
         })
     }
 
+    /// A work connection if one is idle in the pool now, without waiting or connecting.
+    pub fn try_work(&self) -> Option<WorkClient> {
+        let client = self.pool.try_get()?;
+        let registration = self.stop.register(client.cancel_token()).ok()?;
+        Some(WorkClient {
+            client,
+            _registration: registration,
+        })
+    }
+
     /// Runs `f` over `items` on up to `workers` work connections at once, each item once, and
     /// returns the results in item order. The first error stops the rest from starting.
     pub fn parallel<T: Sync, R: Send>(

@@ -2,12 +2,14 @@
 //! function of the schema that no extension owns, in one transaction under `--ddl-lock-timeout`.
 //! The schema, its owner, its grants and its extensions stay.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 
-use crate::db::describe_sql_error;
+use crate::db::{Database, describe_sql_error};
 use crate::error::{Error, Result};
 
 /// One object to drop.
@@ -66,17 +68,67 @@ pub fn inventory(
 }
 
 /// Drops everything `inventory` lists, in one transaction. Returns how many objects went.
-pub fn drop_all(client: &mut Client, schema: &str, ddl_lock_timeout: Duration) -> Result<usize> {
+/// While it runs, a spare work connection (when the pool has one) samples pg_blocking_pids of the
+/// drop, so that a lock timeout names exactly the sessions it waited for.
+pub fn drop_all(
+    db: &Database,
+    client: &mut Client,
+    schema: &str,
+    ddl_lock_timeout: Duration,
+) -> Result<usize> {
     let fail =
         |e: postgres::Error| Error::Work(format!("drop failed: {}", describe_sql_error(&e, None)));
-    let mut tx = client.transaction().map_err(fail)?;
+    let drop_pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .map_err(fail)?
+        .get(0);
+    let done = AtomicBool::new(false);
+    let sampled: Mutex<Option<String>> = Mutex::new(None);
+    let dropped = std::thread::scope(|scope| {
+        if let Some(mut watcher) = db.try_work() {
+            let (done, sampled) = (&done, &sampled);
+            scope.spawn(move || {
+                while !done.load(Ordering::Acquire) {
+                    if let Ok(rows) = watcher.query(BLOCKED_BY_SQL, &[&drop_pid])
+                        && !rows.is_empty()
+                    {
+                        *sampled.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(describe_sessions(&rows));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        let dropped = drop_in_transaction(client, schema, ddl_lock_timeout);
+        done.store(true, Ordering::Release);
+        dropped
+    });
+    match dropped {
+        Ok(n) => Ok(n),
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+            let sampled = sampled.into_inner().unwrap_or_else(|e| e.into_inner());
+            let who = sampled.unwrap_or_else(|| lock_holders(client, schema));
+            Err(Error::Work(format!(
+                "the drop waited longer than --ddl-lock-timeout {} for locks held by {who}; \
+                 nothing was dropped. End those sessions (or raise --ddl-lock-timeout) and retry",
+                humantime::format_duration(ddl_lock_timeout),
+            )))
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn drop_in_transaction(
+    client: &mut Client,
+    schema: &str,
+    ddl_lock_timeout: Duration,
+) -> Result<usize, postgres::Error> {
+    let mut tx = client.transaction()?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout TO {}",
         ddl_lock_timeout.as_millis().max(1)
-    ))
-    .map_err(fail)?;
-    let objects = inventory(&mut tx, schema).map_err(fail)?;
-    let mut statements = Vec::new();
+    ))?;
+    let objects = inventory(&mut tx, schema)?;
     let mut i = 0;
     while i < objects.len() {
         let kind = &objects[i].kind;
@@ -86,32 +138,27 @@ pub fn drop_all(client: &mut Client, schema: &str, ddl_lock_timeout: Duration) -
             .map(|o| o.name.as_str())
             .collect();
         i += names.len();
-        statements.push(format!(
+        tx.batch_execute(&format!(
             "DROP {} IF EXISTS {} CASCADE",
             kind.to_uppercase(),
             names.join(", ")
-        ));
+        ))?;
     }
-    for statement in &statements {
-        if let Err(e) = tx.batch_execute(statement) {
-            if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
-                drop(tx);
-                return Err(Error::Work(format!(
-                    "the drop waited longer than --ddl-lock-timeout {} for locks held by {}; \
-                     nothing was dropped. End those sessions (or raise --ddl-lock-timeout) and retry",
-                    humantime::format_duration(ddl_lock_timeout),
-                    blockers(client, schema)
-                )));
-            }
-            return Err(fail(e));
-        }
-    }
-    tx.commit().map_err(fail)?;
+    tx.commit()?;
     Ok(objects.len())
 }
 
-/// The sessions holding locks on the schema's relations: what a timed-out DROP waited for.
-fn blockers(client: &mut Client, schema: &str) -> String {
+/// The sessions a backend waits for.
+const BLOCKED_BY_SQL: &str = "
+    SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
+           extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start))::bigint
+      FROM pg_stat_activity a
+     WHERE a.pid = ANY (pg_blocking_pids($1))
+     ORDER BY a.pid";
+
+/// When no spare connection could watch the drop: the sessions holding locks on the schema's
+/// relations, which is what a DROP of them waits for.
+fn lock_holders(client: &mut Client, schema: &str) -> String {
     let rows = client.query(
         "SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
                 extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start))::bigint
@@ -124,19 +171,23 @@ fn blockers(client: &mut Client, schema: &str) -> String {
         &[&schema],
     );
     match rows {
-        Ok(rows) if !rows.is_empty() => rows
-            .iter()
-            .map(|r| {
-                format!(
-                    "pid {} ({}, {}, for {}s)",
-                    r.get::<_, i32>(0),
-                    r.get::<_, String>(1),
-                    r.get::<_, String>(2),
-                    r.get::<_, i64>(3)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
+        Ok(rows) if !rows.is_empty() => describe_sessions(&rows),
         _ => "other sessions (they ended before they could be named)".to_string(),
     }
+}
+
+/// `pid 123 (report-job, idle in transaction, for 42s), ...`
+fn describe_sessions(rows: &[postgres::Row]) -> String {
+    rows.iter()
+        .map(|r| {
+            format!(
+                "pid {} ({}, {}, for {}s)",
+                r.get::<_, i32>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, i64>(3)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

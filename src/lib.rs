@@ -405,7 +405,7 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
         })?;
         mark_unfinished(&mut client, config, started_at)?;
         phase(reporter, "drop", || {
-            drop::drop_all(&mut client, &config.schema, config.ddl_lock_timeout)
+            drop::drop_all(&db, &mut client, &config.schema, config.ddl_lock_timeout)
         })?;
         phase(reporter, "migrate", || {
             migrate::run(&mut client, &migrations, &config.schema)
