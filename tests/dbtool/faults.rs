@@ -152,6 +152,9 @@ fn a_blocked_drop_times_out_with_exit_7_naming_the_blocker() {
         .stderr_has(&format!("pid {pid}"))
         .stderr_has("report-job");
     assert!(run.elapsed < Duration::from_secs(10));
+    // A pool of two has no connection to spare for sampling: the lock holders are named.
+    let small = [&reset[..], &["--pool-size", "2"]].concat();
+    db.run(&small).code(7).stderr_has(&format!("pid {pid}"));
     blocker.batch_execute("ROLLBACK").unwrap();
     assert_eq!(
         db.overall_fingerprint(),
