@@ -338,3 +338,44 @@ fn a_transaction_pooling_proxy_is_refused_and_session_pooling_works() {
     .success();
     assert_eq!(db.scalar("SELECT count(*) FROM clients"), 100);
 }
+
+#[test]
+fn a_second_signal_exits_at_once_when_the_graceful_stop_is_stuck() {
+    let db = TestDb::new("sig_twice");
+    let mut child = start_big_reset(&db, &[]);
+    wait_for_seeding(&db, &mut child);
+    // Freeze the backend that holds the lock: the unlock of a graceful stop now hangs.
+    let holder = lock_holder_pid(&db).to_string();
+    let kill = |args: &[&str]| {
+        assert!(
+            std::process::Command::new("kill")
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    kill(&["-STOP", &holder]);
+    signal(&child, "TERM");
+    std::thread::sleep(Duration::from_millis(1500));
+    let stuck = child.try_wait().unwrap().is_none();
+    let second = Instant::now();
+    if stuck {
+        signal(&child, "TERM");
+    }
+    let run = finish(child, second);
+    kill(&["-CONT", &holder]);
+    assert!(
+        stuck,
+        "the graceful stop should have waited for the frozen backend:\n{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 143, "{}", run.stderr);
+    run.stderr_has("exiting now");
+    assert!(
+        run.elapsed < Duration::from_secs(1),
+        "took {:?}",
+        run.elapsed
+    );
+    assert_clean(&db);
+}
