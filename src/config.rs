@@ -237,6 +237,17 @@ impl Config {
             .expect("from_cli requires a database for every command that connects")
     }
 
+    /// The connection settings of every connection dbtool opens: the target, its application_name,
+    /// and a connect timeout when the URL gives none.
+    pub fn connection_config(&self) -> postgres::Config {
+        let mut pg = self.target().pg.clone();
+        pg.application_name(&self.application_name());
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        pg
+    }
+
     /// `dbtool <command> <host>:<pid>`, so pg_stat_activity shows who is working.
     pub fn application_name(&self) -> String {
         let host = gethostname::gethostname().to_string_lossy().into_owned();

@@ -44,11 +44,7 @@ impl Database {
     /// Waits for the server (up to `--wait-for-db`), then builds the pool. Nothing is changed.
     pub fn connect(config: &Config, stop: &Stop, reporter: &Reporter) -> Result<Self> {
         let target = config.target().clone();
-        let mut pg = target.pg.clone();
-        pg.application_name(&config.application_name());
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(Duration::from_secs(10));
-        }
+        let pg = config.connection_config();
         wait_until_ready(&pg, &target, config.wait_for_db, reporter)?;
 
         // Objects are created in the application's schema; extensions usually live in public.
@@ -90,18 +86,17 @@ impl Database {
     pub fn work(&self) -> Result<WorkClient> {
         self.stop.check()?;
         let client = self.pool.get().map_err(|e| self.pool_error(e))?;
-        let registration = self.stop.register(client.cancel_token())?;
-        Ok(WorkClient {
-            client,
-            _registration: registration,
-        })
+        self.registered(client)
     }
 
     /// A work connection if one is idle in the pool now, without waiting or connecting.
     pub fn try_work(&self) -> Option<WorkClient> {
-        let client = self.pool.try_get()?;
-        let registration = self.stop.register(client.cancel_token()).ok()?;
-        Some(WorkClient {
+        self.registered(self.pool.try_get()?).ok()
+    }
+
+    fn registered(&self, client: PooledClient) -> Result<WorkClient> {
+        let registration = self.stop.register(client.cancel_token())?;
+        Ok(WorkClient {
             client,
             _registration: registration,
         })
@@ -296,10 +291,6 @@ fn line_and_column(sql: &str, position: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
-}
-
-pub fn is_cancel(error: &postgres::Error) -> bool {
-    error.code() == Some(&SqlState::QUERY_CANCELED)
 }
 
 #[cfg(test)]

@@ -59,6 +59,18 @@ pub fn execute(cli: Cli) -> i32 {
 fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let config = Config::from_cli(cli)?;
     stop.install_signal_handlers(config.output == Output::Json)?;
+    if let Some(target) = &config.target {
+        reporter.debug(format!(
+            "{} as {:?}: pool {} (1 lock + {} work), lock key {} ({}), schema {}",
+            target,
+            config.application_name(),
+            config.pool_size,
+            workers(&config),
+            config.lock_key.value,
+            config.lock_key.text,
+            config.schema
+        ));
+    }
     match &cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -72,9 +84,12 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
         Command::Profiles(out) => profiles(&config, out.json),
         Command::Wait => {
             let target = config.target();
-            let mut pg = target.pg.clone();
-            pg.application_name(&config.application_name());
-            db::wait_until_ready(&pg, target, config.wait_for_db, reporter)?;
+            db::wait_until_ready(
+                &config.connection_config(),
+                target,
+                config.wait_for_db,
+                reporter,
+            )?;
             println!("{target} accepts connections");
             Ok(())
         }
@@ -124,6 +139,23 @@ fn print_result<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() 
     } else {
         write!(stdout, "{}", text())
     };
+}
+
+/// `--dry-run`: what the command would do, on stdout.
+fn print_plan(
+    config: &Config,
+    drop: Option<Vec<drop::Object>>,
+    migrations: Vec<String>,
+    seed: Option<SeedPlan>,
+) {
+    let plan = Plan {
+        database: config.target().to_string(),
+        schema: config.schema.clone(),
+        drop,
+        migrations,
+        seed,
+    };
+    print!("{}", plan.render());
 }
 
 /// A profile and the spec it seeds, loaded and validated before any connection opens.
@@ -351,14 +383,7 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
     let db = Database::connect(config, stop, reporter)?;
     if args.dry_run.dry_run {
         let objects = drop::inventory(&mut *db.work()?, &config.schema).map_err(read_error)?;
-        let plan = Plan {
-            database: config.target().to_string(),
-            schema: config.schema.clone(),
-            drop: Some(objects),
-            migrations: migrations.names(),
-            seed: seed_plan,
-        };
-        print_result(false, &plan, || plan.render());
+        print_plan(config, Some(objects), migrations.names(), seed_plan);
         return Ok(());
     }
     let digests = match &seeding {
@@ -480,14 +505,7 @@ fn seed_command(
     }
     let db = Database::connect(config, stop, reporter)?;
     if args.dry_run.dry_run {
-        let plan = Plan {
-            database: config.target().to_string(),
-            schema: config.schema.clone(),
-            drop: None,
-            migrations: Vec::new(),
-            seed: Some(plan),
-        };
-        print_result(false, &plan, || plan.render());
+        print_plan(config, None, Vec::new(), Some(plan));
         return Ok(());
     }
     let done = locked(config, &db, reporter, || {
@@ -546,15 +564,8 @@ fn migrate_command(config: &Config, dry_run: bool, stop: &Stop, reporter: &Repor
     let db = Database::connect(config, stop, reporter)?;
     if dry_run {
         let applied = migrate::applied(&mut *db.work()?, &config.schema).map_err(read_error)?;
-        let comparison = migrate::compare(&migrations, &applied);
-        let plan = Plan {
-            database: config.target().to_string(),
-            schema: config.schema.clone(),
-            drop: None,
-            migrations: comparison.pending,
-            seed: None,
-        };
-        print_result(false, &plan, || plan.render());
+        let pending = migrate::compare(&migrations, &applied).pending;
+        print_plan(config, None, pending, None);
         return Ok(());
     }
     let applied = locked(config, &db, reporter, || {

@@ -83,6 +83,14 @@ fn read<T: for<'de> Deserialize<'de>>(
     Ok(row.and_then(|r| serde_json::from_str(&r.get::<_, String>(0)).ok()))
 }
 
+/// Removes a key; nothing to do when dbtool.meta does not exist yet.
+fn remove(client: &mut Client, key: &str) -> Result<(), postgres::Error> {
+    if exists(client)? {
+        client.execute("DELETE FROM dbtool.meta WHERE key = $1", &[&key])?;
+    }
+    Ok(())
+}
+
 fn write<T: Serialize>(client: &mut Client, key: &str, value: &T) -> Result<(), postgres::Error> {
     ensure(client)?;
     let json = serde_json::to_string(value).expect("meta values serialize");
@@ -105,11 +113,7 @@ pub fn mark_unfinished(
     unfinished: &Unfinished,
 ) -> Result<(), postgres::Error> {
     write(client, &unfinished_key(schema), unfinished)?;
-    client.execute(
-        "DELETE FROM dbtool.meta WHERE key = $1",
-        &[&last_reset_key(schema)],
-    )?;
-    Ok(())
+    remove(client, &last_reset_key(schema))
 }
 
 pub fn unfinished(
@@ -126,11 +130,7 @@ pub fn record_reset(client: &mut Client, reset: &LastReset) -> Result<(), postgr
 }
 
 pub fn clear_unfinished(client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
-    client.execute(
-        "DELETE FROM dbtool.meta WHERE key = $1",
-        &[&unfinished_key(schema)],
-    )?;
-    Ok(())
+    remove(client, &unfinished_key(schema))
 }
 
 pub fn protection(client: &mut Client) -> Result<Option<Protection>, postgres::Error> {
@@ -143,11 +143,6 @@ pub fn set_protection(
 ) -> Result<(), postgres::Error> {
     match protection {
         Some(p) => write(client, PROTECTED, p),
-        None => {
-            if exists(client)? {
-                client.execute("DELETE FROM dbtool.meta WHERE key = $1", &[&PROTECTED])?;
-            }
-            Ok(())
-        }
+        None => remove(client, PROTECTED),
     }
 }
