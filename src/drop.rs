@@ -13,7 +13,7 @@ use crate::db::{Database, describe_sql_error};
 use crate::error::{Error, Result};
 
 /// One object to drop.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Object {
     pub kind: String,
     pub name: String,

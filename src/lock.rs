@@ -170,15 +170,6 @@ impl AdvisoryLock {
         }))
     }
 
-    /// The backend that holds the lock.
-    pub fn backend_pid(&self) -> i32 {
-        self.backend_pid
-    }
-
-    pub fn key(&self) -> i64 {
-        self.key
-    }
-
     /// Checks that the lock means something: a work connection must run on another backend and
     /// must see the lock held by the lock connection's backend. Behind a transaction-pooling
     /// proxy either check fails.

@@ -3,8 +3,6 @@
 
 use std::ops::Range;
 
-use serde::Serialize;
-
 use crate::drop::Object;
 use crate::spec::{Dataset, Source};
 
@@ -14,16 +12,13 @@ const CHUNK_ROWS: u64 = 25_000;
 const CHUNK_ROOTS: u64 = 10_000;
 
 /// One table's load: its rows in chunks that workers take in any order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TableLoad {
     pub table: String,
     pub rows: u64,
-    #[serde(skip)]
     pub index: usize,
     /// Tables of one level load together; every table's level is above its parents'.
-    #[serde(skip)]
     pub level: usize,
-    #[serde(skip)]
     pub chunks: Vec<Chunk>,
 }
 
@@ -35,7 +30,7 @@ pub struct Chunk {
     pub rows: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct SeedPlan {
     pub profile: String,
     pub seed: u64,
@@ -103,7 +98,7 @@ impl SeedPlan {
 }
 
 /// What `--dry-run` prints.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub struct Plan {
     pub database: String,
     pub schema: String,

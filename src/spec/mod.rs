@@ -159,11 +159,6 @@ impl Spec {
     pub fn table(&self, name: &str) -> Option<usize> {
         self.tables.iter().position(|t| t.name == name)
     }
-
-    /// A digest of every file the spec reads, to tell whether the data would change.
-    pub fn digest(&self) -> Result<u64> {
-        files_digest(&self.files)
-    }
 }
 
 /// FNV-1a over the names and contents of `files`.
