@@ -1,0 +1,359 @@
+//! A migration file's statements as PostgreSQL's lexical rules see them (sqlparser's PostgreSQL
+//! tokenizer: dollar quotes, E'' strings, nested comments), so that a reset can tell, before
+//! anything changes, whether a file can run inside its one transaction.
+//!
+//! A file runs in the reset's transaction unless its first line is `-- no-transaction` (sqlx's
+//! convention). A leading `BEGIN;` and trailing `COMMIT;` wrapping the whole file are redundant
+//! there and are blanked out (offsets kept, so the server's error positions still point at the
+//! right line). A statement that ends the transaction or cannot run inside one is refused with
+//! its line. psql's `\restrict` / `\unrestrict` lines (pg_dump >= 15.14 writes them) only
+//! protect psql's own restore and are blanked; any other psql meta-command is refused.
+
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+
+/// The first-line marker of a migration that must run outside the reset's transaction.
+pub const NO_TRANSACTION: &str = "-- no-transaction";
+
+/// One statement of a file: where it starts and the words that say what it is.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// 1-based line of its first token.
+    pub line: u64,
+    /// Byte range in the file, from its first token to its terminating `;` (included) or the end.
+    pub start: usize,
+    pub end: usize,
+    /// Its leading unquoted words, upper-cased (enough to classify it).
+    pub words: Vec<String>,
+    /// A psql meta-command (`\restrict ...`): its text.
+    pub meta_command: Option<String>,
+}
+
+impl Statement {
+    fn starts_with(&self, words: &[&str]) -> bool {
+        self.words.len() >= words.len() && self.words.iter().zip(words).all(|(a, b)| a == b)
+    }
+
+    fn has(&self, word: &str) -> bool {
+        self.words.iter().any(|w| w == word)
+    }
+
+    /// `BEGIN`, `START TRANSACTION`
+    fn opens_transaction(&self) -> bool {
+        self.starts_with(&["BEGIN"]) || self.starts_with(&["START", "TRANSACTION"])
+    }
+
+    /// `COMMIT`, `END` (not `COMMIT PREPARED`)
+    fn commits(&self) -> bool {
+        (self.starts_with(&["COMMIT"]) && !self.starts_with(&["COMMIT", "PREPARED"]))
+            || self.starts_with(&["END"])
+    }
+
+    /// Why this statement cannot run inside the reset's transaction, if it cannot.
+    fn outside_only(&self) -> Option<&'static str> {
+        let w = |words: &[&str]| self.starts_with(words);
+        if self.opens_transaction() {
+            return Some("opens a transaction inside the reset's transaction");
+        }
+        if self.commits()
+            || w(&["ROLLBACK"]) && !self.has("TO")
+            || w(&["ABORT"])
+            || w(&["COMMIT", "PREPARED"])
+            || w(&["ROLLBACK", "PREPARED"])
+            || w(&["PREPARE", "TRANSACTION"])
+        {
+            return Some("ends the transaction that the reset runs in");
+        }
+        let concurrently = self.has("CONCURRENTLY");
+        if concurrently
+            && (w(&["CREATE", "INDEX"])
+                || w(&["CREATE", "UNIQUE", "INDEX"])
+                || w(&["DROP", "INDEX"])
+                || w(&["REINDEX"])
+                || w(&["REFRESH", "MATERIALIZED", "VIEW"])
+                || (w(&["ALTER", "TABLE"]) && self.has("DETACH")))
+        {
+            return Some("cannot run inside a transaction block (CONCURRENTLY)");
+        }
+        if w(&["VACUUM"])
+            || w(&["CREATE", "DATABASE"])
+            || w(&["DROP", "DATABASE"])
+            || w(&["CREATE", "TABLESPACE"])
+            || w(&["DROP", "TABLESPACE"])
+            || w(&["ALTER", "SYSTEM"])
+            || w(&["REINDEX", "DATABASE"])
+            || w(&["REINDEX", "SYSTEM"])
+            || w(&["CREATE", "SUBSCRIPTION"])
+            || w(&["DROP", "SUBSCRIPTION"])
+            || w(&["DISCARD", "ALL"])
+            || (w(&["CLUSTER"]) && self.words.len() == 1)
+        {
+            return Some("cannot run inside a transaction block");
+        }
+        None
+    }
+}
+
+/// How a migration file will run.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Inside the reset's transaction, as this text (the file, with a wrapping BEGIN/COMMIT and
+    /// psql restrict lines blanked out).
+    InTransaction(String),
+    /// Outside any transaction (`-- no-transaction`): each statement on its own.
+    Outside(Vec<String>),
+}
+
+/// A statement that cannot run where the file asks it to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub line: u64,
+    pub statement: String,
+    pub why: String,
+}
+
+/// Splits `sql` into statements.
+pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| Refusal {
+            line: e.location.line,
+            statement: String::new(),
+            why: format!("the SQL lexer cannot read it: {}", e.message),
+        })?;
+    let offsets = LineOffsets::new(sql);
+    let mut statements = Vec::new();
+    let mut current: Option<Statement> = None;
+    // psql's rule: inside CREATE FUNCTION/PROCEDURE ... BEGIN ATOMIC, semicolons do not end the
+    // statement until the matching END (CASE ... END nests inside).
+    let mut body_depth = 0usize;
+    let mut tokens = tokens.iter().peekable();
+    while let Some(TokenWithSpan { token, span }) = tokens.next() {
+        if matches!(token, Token::Whitespace(_) | Token::EOF) {
+            continue;
+        }
+        let start = offsets.byte(sql, span.start);
+        let end = offsets.byte(sql, span.end);
+        if current.is_none() && matches!(token, Token::Backslash) {
+            // A psql meta-command runs to the end of its line.
+            let line_end = sql[start..].find('\n').map_or(sql.len(), |i| start + i);
+            statements.push(Statement {
+                line: span.start.line,
+                start,
+                end: line_end,
+                words: Vec::new(),
+                meta_command: Some(sql[start..line_end].trim_end().to_string()),
+            });
+            while tokens
+                .peek()
+                .is_some_and(|t| offsets.byte(sql, t.span.start) < line_end)
+            {
+                tokens.next();
+            }
+            continue;
+        }
+        let statement = current.get_or_insert_with(|| Statement {
+            line: span.start.line,
+            start,
+            end,
+            words: Vec::new(),
+            meta_command: None,
+        });
+        statement.end = end;
+        match token {
+            Token::SemiColon if body_depth == 0 => {
+                statements.push(current.take().expect("a statement is open"));
+            }
+            Token::Word(word) if word.quote_style.is_none() => {
+                let upper = word.value.to_ascii_uppercase();
+                let routine = statement.starts_with(&["CREATE", "FUNCTION"])
+                    || statement.starts_with(&["CREATE", "PROCEDURE"])
+                    || statement.starts_with(&["CREATE", "OR", "REPLACE"]);
+                if routine && statement.words.len() >= 3 {
+                    match upper.as_str() {
+                        "BEGIN" | "CASE" => body_depth += 1,
+                        "END" => body_depth = body_depth.saturating_sub(1),
+                        _ => {}
+                    }
+                }
+                if statement.words.len() < 8 {
+                    statement.words.push(upper);
+                }
+            }
+            _ => {}
+        }
+    }
+    statements.extend(current);
+    Ok(statements)
+}
+
+/// Decides how a migration file runs, or why it cannot run as written.
+pub fn plan(sql: &str) -> Result<Plan, Refusal> {
+    let first_line = sql.lines().next().unwrap_or("").trim();
+    let statements = split(sql)?;
+    let text_of = |s: &Statement| sql[s.start..s.end].trim().to_string();
+    if first_line == NO_TRANSACTION {
+        if let Some(m) = statements.iter().find(|s| s.meta_command.is_some()) {
+            return Err(meta_refusal(m));
+        }
+        return Ok(Plan::Outside(
+            statements
+                .iter()
+                .filter(|s| !is_restrict(s))
+                .map(text_of)
+                .collect(),
+        ));
+    }
+    let mut blank: Vec<(usize, usize)> = Vec::new();
+    let mut body: Vec<&Statement> = Vec::new();
+    for s in &statements {
+        if is_restrict(s) {
+            blank.push((s.start, s.end));
+        } else if s.meta_command.is_some() {
+            return Err(meta_refusal(s));
+        } else {
+            body.push(s);
+        }
+    }
+    // A file wrapped whole in BEGIN ... COMMIT.
+    if let (Some(first), Some(last)) = (body.first(), body.last())
+        && body.len() >= 2
+        && first.opens_transaction()
+        && last.commits()
+    {
+        blank.push((first.start, first.end));
+        blank.push((last.start, last.end));
+        body = body[1..body.len() - 1].to_vec();
+    }
+    if let Some((s, why)) = body.iter().find_map(|s| s.outside_only().map(|w| (s, w))) {
+        return Err(Refusal {
+            line: s.line,
+            statement: text_of(s),
+            why: why.to_string(),
+        });
+    }
+    let mut text = sql.to_string();
+    for (start, end) in blank {
+        // Same length, so every later byte keeps its position; newlines keep line numbers.
+        let spaces: String = text[start..end]
+            .chars()
+            .map(|c| if c == '\n' { '\n' } else { ' ' })
+            .collect();
+        text.replace_range(start..end, &spaces);
+    }
+    Ok(Plan::InTransaction(text))
+}
+
+fn is_restrict(s: &Statement) -> bool {
+    s.meta_command.as_deref().is_some_and(|m| {
+        let command = m.split_whitespace().next().unwrap_or("");
+        command == "\\restrict" || command == "\\unrestrict"
+    })
+}
+
+fn meta_refusal(s: &Statement) -> Refusal {
+    Refusal {
+        line: s.line,
+        statement: s.meta_command.clone().unwrap_or_default(),
+        why: "is a psql meta-command, which only psql understands".into(),
+    }
+}
+
+/// Byte offsets of line starts, to turn the tokenizer's (line, column) into byte positions.
+struct LineOffsets(Vec<usize>);
+
+impl LineOffsets {
+    fn new(sql: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+        LineOffsets(starts)
+    }
+
+    /// The byte position of a 1-based (line, column-in-characters) location.
+    fn byte(&self, sql: &str, at: Location) -> usize {
+        let Some(&line_start) = self.0.get((at.line.max(1) - 1) as usize) else {
+            return sql.len();
+        };
+        sql[line_start..]
+            .char_indices()
+            .nth((at.column.max(1) - 1) as usize)
+            .map_or(sql.len(), |(i, _)| line_start + i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_tx(sql: &str) -> String {
+        match plan(sql).unwrap() {
+            Plan::InTransaction(text) => text,
+            Plan::Outside(_) => panic!("expected in-transaction"),
+        }
+    }
+
+    #[test]
+    fn a_file_wrapped_in_begin_commit_runs_without_the_wrapper_and_keeps_positions() {
+        let sql = "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n";
+        let text = in_tx(sql);
+        assert_eq!(text.len(), sql.len());
+        assert!(!text.contains("BEGIN") && !text.contains("COMMIT"));
+        assert_eq!(text.lines().nth(1), Some("CREATE TABLE a (id int);"));
+        let sql = "-- generated\nSTART TRANSACTION;\nCREATE TABLE a (id int);\nEND;";
+        assert!(!in_tx(sql).contains("START"));
+    }
+
+    #[test]
+    fn begin_inside_bodies_and_strings_is_not_a_transaction() {
+        let sql = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN COMMIT; RETURN 1; END $$;\n\
+                   DO $x$ BEGIN ROLLBACK; END $x$;\n\
+                   INSERT INTO t VALUES ('BEGIN; COMMIT;'), (E'it\\'s; COMMIT');\n\
+                   /* COMMIT; /* nested */ COMMIT; */ SELECT 1;\n\
+                   CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; SELECT 2; END;\n\
+                   CREATE TABLE \"commit\" (\"end\" int);";
+        assert_eq!(in_tx(sql), sql);
+        assert_eq!(split(sql).unwrap().len(), 6);
+    }
+
+    #[test]
+    fn statements_that_end_or_cannot_run_in_a_transaction_are_refused_with_their_line() {
+        let refused = |sql: &str| plan(sql).unwrap_err();
+        let r = refused("CREATE TABLE a (id int);\n\nCREATE INDEX CONCURRENTLY a_id ON a (id);");
+        assert_eq!(r.line, 3);
+        assert!(r.statement.starts_with("CREATE INDEX CONCURRENTLY"));
+        assert_eq!(
+            refused("CREATE TABLE a (id int);\nCOMMIT;\nSELECT 1;").line,
+            2
+        );
+        assert_eq!(refused("SELECT 1;\nVACUUM a;").line, 2);
+        assert_eq!(refused("ALTER SYSTEM SET work_mem = '1MB';").line, 1);
+        assert_eq!(
+            refused("BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nCOMMIT;").line,
+            3
+        );
+        assert_eq!(refused("\\connect other\nSELECT 1;").line, 1);
+        // SAVEPOINT and ROLLBACK TO stay inside the transaction.
+        in_tx("SAVEPOINT s; SELECT 1; ROLLBACK TO SAVEPOINT s; RELEASE s;");
+    }
+
+    #[test]
+    fn no_transaction_files_run_statement_by_statement() {
+        let sql = "-- no-transaction\nCREATE INDEX CONCURRENTLY a_id ON a (id);\nVACUUM a;";
+        match plan(sql).unwrap() {
+            Plan::Outside(statements) => assert_eq!(
+                statements,
+                ["CREATE INDEX CONCURRENTLY a_id ON a (id);", "VACUUM a;"]
+            ),
+            Plan::InTransaction(_) => panic!("expected outside"),
+        }
+    }
+
+    #[test]
+    fn pg_dump_restrict_lines_are_blanked() {
+        let sql = "\\restrict AbC123\nSET statement_timeout = 0;\nCREATE TABLE public.a (id int);\n\\unrestrict AbC123\n";
+        let text = in_tx(sql);
+        assert!(!text.contains("restrict"));
+        assert!(text.contains("CREATE TABLE public.a"));
+    }
+}
