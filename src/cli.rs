@@ -69,6 +69,10 @@ pub struct ResetArgs {
     /// seed spec and finished within DURATION
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub skip_if_reset_within: Option<Duration>,
+    /// Load over N work connections: faster on many cores, but not all or nothing (a failure
+    /// leaves the schema whole and empty, the reset marked unfinished)
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -3,31 +3,87 @@
 //! them, each in one pass instead of row by row. The definitions come from the catalog
 //! (pg_get_constraintdef, pg_get_indexdef), so the schema afterwards is exactly the one before;
 //! every constraint is validated and every index built again.
+//!
+//! In the atomic reset and seed, setting aside and rebuilding happen inside the one transaction,
+//! so nobody ever sees a table without its keys. With `--parallel` they cannot: what was set
+//! aside is recorded with the unfinished mark (dbtool.meta), and a failed load is repaired
+//! (`repair`) right away, or by the next migrate or seed when dbtool could not do it (kill -9).
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
+use serde::{Deserialize, Serialize};
 
 use crate::db::{Database, describe_sql_error};
 use crate::error::{Error, Result};
 
-/// What was set aside, as the statements that put it back, in the order they must run.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// PRIMARY KEY or UNIQUE
+    Key,
+    Index,
+    ForeignKey,
+}
+
+/// One object set aside: enough to drop it, to tell whether it exists, and to put it back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetAside {
+    pub kind: Kind,
+    /// `"schema"."table"`
+    pub table: String,
+    /// The constraint's quoted name, or the index's schema-qualified quoted name.
+    pub name: String,
+    /// The constraint's definition, or the index's CREATE INDEX statement.
+    pub definition: String,
+}
+
+impl SetAside {
+    fn drop_sql(&self) -> String {
+        match self.kind {
+            Kind::Index => format!("DROP INDEX {}", self.name),
+            Kind::Key | Kind::ForeignKey => {
+                format!("ALTER TABLE {} DROP CONSTRAINT {}", self.table, self.name)
+            }
+        }
+    }
+
+    /// The statement that puts it back; a foreign key optionally without validating the rows.
+    fn create_sql(&self, validate: bool) -> String {
+        match self.kind {
+            Kind::Index => self.definition.clone(),
+            Kind::Key => format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                self.table, self.name, self.definition
+            ),
+            Kind::ForeignKey => format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}{}",
+                self.table,
+                self.name,
+                self.definition,
+                if validate { "" } else { " NOT VALID" }
+            ),
+        }
+    }
+}
+
+/// What was set aside, in the order it must come back: keys, indexes, foreign keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Deferred {
-    /// ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY / UNIQUE
-    keys: Vec<String>,
-    /// CREATE INDEX ...
-    indexes: Vec<String>,
-    /// ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID
-    foreign_keys: Vec<String>,
-    /// ALTER TABLE ... VALIDATE CONSTRAINT ...: these lock lightly, so they run in parallel
-    validations: Vec<String>,
+    pub entries: Vec<SetAside>,
+    /// The seeded tables, `"schema"."table"`: what a repair empties.
+    pub tables: Vec<String>,
 }
 
 impl Deferred {
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.indexes.is_empty() && self.foreign_keys.is_empty()
+        self.entries.is_empty()
+    }
+
+    fn of(&self, kind: Kind) -> impl Iterator<Item = &SetAside> {
+        self.entries.iter().filter(move |e| e.kind == kind)
     }
 }
 
+// Keys that a view depends on (a view grouping by a primary key) stay in place: dropping them
+// would fail, and the load works with them.
 const CONSTRAINTS_SQL: &str = "
     SELECT c.contype::text, format('%I.%I', n.nspname, t.relname), format('%I', c.conname),
            pg_get_constraintdef(c.oid)
@@ -40,94 +96,174 @@ const CONSTRAINTS_SQL: &str = "
             OR (c.contype = 'f' AND c.confrelid IN (
                 SELECT k.oid FROM pg_class k JOIN pg_namespace kn ON kn.oid = k.relnamespace
                  WHERE kn.nspname = $1 AND k.relname = ANY($2) AND k.relkind = 'r')))
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                        WHERE d.refclassid = 'pg_constraint'::regclass AND d.refobjid = c.oid
+                          AND d.classid = 'pg_rewrite'::regclass)
      ORDER BY c.conname";
 
 const INDEXES_SQL: &str = "
-    SELECT format('%I.%I', n.nspname, ic.relname), pg_get_indexdef(i.indexrelid)
+    SELECT format('%I.%I', n.nspname, t.relname), format('%I.%I', n.nspname, ic.relname),
+           pg_get_indexdef(i.indexrelid)
       FROM pg_index i
       JOIN pg_class ic ON ic.oid = i.indexrelid
       JOIN pg_class t ON t.oid = i.indrelid
       JOIN pg_namespace n ON n.oid = t.relnamespace
      WHERE n.nspname = $1 AND t.relname = ANY($2) AND t.relkind = 'r'
        AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                        WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indexrelid
+                          AND d.deptype = 'n')
      ORDER BY ic.relname";
 
-/// Drops the keys, indexes and foreign keys of `tables` (in one transaction) and returns what
-/// puts them back.
+fn failed(what: &str) -> impl Fn(postgres::Error) -> Error + '_ {
+    move |e| Error::Work(format!("{what} failed: {}", describe_sql_error(&e, None)))
+}
+
+/// Drops the keys, indexes and foreign keys of `tables` inside the caller's transaction and
+/// returns what puts them back.
 pub fn defer(client: &mut Client, schema: &str, tables: &[String]) -> Result<Deferred> {
-    let fail = |e: postgres::Error| {
-        Error::Work(format!(
-            "setting indexes aside for the load failed: {}",
-            describe_sql_error(&e, None)
-        ))
+    let fail = failed("setting keys and indexes aside for the load");
+    let mut deferred = Deferred {
+        entries: Vec::new(),
+        tables: tables
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}.{}",
+                    crate::db::quote_ident(schema),
+                    crate::db::quote_ident(t)
+                )
+            })
+            .collect(),
     };
-    let mut tx = client.transaction().map_err(fail)?;
-    let mut deferred = Deferred::default();
-    let mut drops_fk = Vec::new();
-    let mut drops_key = Vec::new();
-    for row in tx
+    let mut foreign_keys = Vec::new();
+    for row in client
         .query(CONSTRAINTS_SQL, &[&schema, &tables])
-        .map_err(fail)?
+        .map_err(&fail)?
     {
-        let (kind, table, name, definition): (String, String, String, String) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        let drop = format!("ALTER TABLE {table} DROP CONSTRAINT {name}");
-        if kind == "f" {
-            drops_fk.push(drop);
-            deferred.foreign_keys.push(format!(
-                "ALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID"
-            ));
-            deferred
-                .validations
-                .push(format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name}"));
+        let kind: String = row.get(0);
+        let entry = SetAside {
+            kind: if kind == "f" {
+                Kind::ForeignKey
+            } else {
+                Kind::Key
+            },
+            table: row.get(1),
+            name: row.get(2),
+            definition: row.get(3),
+        };
+        if entry.kind == Kind::ForeignKey {
+            foreign_keys.push(entry);
         } else {
-            drops_key.push(drop);
-            deferred.keys.push(format!(
-                "ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
-            ));
+            deferred.entries.push(entry);
         }
     }
-    let mut drops_index = Vec::new();
-    for row in tx.query(INDEXES_SQL, &[&schema, &tables]).map_err(fail)? {
-        drops_index.push(format!("DROP INDEX {}", row.get::<_, String>(0)));
-        deferred.indexes.push(row.get(1));
+    for row in client
+        .query(INDEXES_SQL, &[&schema, &tables])
+        .map_err(&fail)?
+    {
+        deferred.entries.push(SetAside {
+            kind: Kind::Index,
+            table: row.get(0),
+            name: row.get(1),
+            definition: row.get(2),
+        });
     }
-    let drops: Vec<String> = drops_fk
-        .into_iter()
-        .chain(drops_key)
-        .chain(drops_index)
+    deferred.entries.extend(foreign_keys);
+    // Foreign keys first: they depend on the keys they reference.
+    let drops: Vec<String> = deferred
+        .of(Kind::ForeignKey)
+        .chain(deferred.of(Kind::Key))
+        .chain(deferred.of(Kind::Index))
+        .map(SetAside::drop_sql)
         .collect();
     if !drops.is_empty() {
-        tx.batch_execute(&drops.join(";\n")).map_err(fail)?;
+        client.batch_execute(&drops.join(";\n")).map_err(&fail)?;
     }
-    tx.commit().map_err(fail)?;
     Ok(deferred)
 }
 
-/// Rebuilds what `defer` set aside: keys and indexes in one parallel pass, foreign keys added without
-/// validation and then validated in parallel (validation takes no lock that conflicts with
-/// another validation, so this cannot deadlock).
-pub fn restore(db: &Database, deferred: &Deferred, workers: usize) -> Result<()> {
-    let run = |client: &mut Client, statement: &String| {
-        client.batch_execute(statement).map_err(|e| {
-            Error::Work(format!(
-                "rebuilding after the load failed: {} ({statement})",
-                describe_sql_error(&e, None)
-            ))
-        })
+fn rebuild_error(statement: &str, e: &postgres::Error) -> Error {
+    Error::Work(format!(
+        "rebuilding after the load failed: {} ({statement})",
+        describe_sql_error(e, None)
+    ))
+}
+
+/// Rebuilds what `defer` set aside on one connection, inside the caller's transaction: a foreign
+/// key added there is validated at once, in one pass.
+pub fn restore(client: &mut Client, deferred: &Deferred) -> Result<()> {
+    for entry in &deferred.entries {
+        let sql = entry.create_sql(true);
+        client
+            .batch_execute(&sql)
+            .map_err(|e| rebuild_error(&sql, &e))?;
+    }
+    Ok(())
+}
+
+/// `--parallel`: keys and indexes in one parallel pass; foreign keys added without validation
+/// (a catalog write) and then validated in parallel (validations take no lock that conflicts
+/// with another validation, so this cannot deadlock).
+pub fn restore_parallel(db: &Database, deferred: &Deferred, workers: usize) -> Result<()> {
+    let run = |client: &mut Client, sql: &String| {
+        client
+            .batch_execute(sql)
+            .map_err(|e| rebuild_error(sql, &e))
     };
-    // Each builds on one table: they may wait for each other, never deadlock.
     let builds: Vec<String> = deferred
-        .keys
-        .iter()
-        .chain(&deferred.indexes)
-        .cloned()
+        .of(Kind::Key)
+        .chain(deferred.of(Kind::Index))
+        .map(|e| e.create_sql(true))
         .collect();
     db.parallel(&builds, workers, run)?;
-    // Adding without validation only writes the catalog: one round trip for all of them.
-    if !deferred.foreign_keys.is_empty() {
-        db.parallel(&[deferred.foreign_keys.join(";\n")], 1, run)?;
+    let adds: Vec<String> = deferred
+        .of(Kind::ForeignKey)
+        .map(|e| e.create_sql(false))
+        .collect();
+    if !adds.is_empty() {
+        db.parallel(&[adds.join(";\n")], 1, run)?;
     }
-    db.parallel(&deferred.validations, workers, run)?;
+    let validations: Vec<String> = deferred
+        .of(Kind::ForeignKey)
+        .map(|e| format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", e.table, e.name))
+        .collect();
+    db.parallel(&validations, workers, run)?;
+    Ok(())
+}
+
+/// After a failed `--parallel` load: empties the seeded tables and puts back whatever is still
+/// missing, inside the caller's transaction, so that the schema has every key, index and foreign
+/// key, valid.
+pub fn repair(tx: &mut impl GenericClient, deferred: &Deferred) -> Result<()> {
+    let fail = failed("putting the keys and indexes back after the failed load");
+    if !deferred.tables.is_empty() {
+        tx.batch_execute(&format!("TRUNCATE {}", deferred.tables.join(", ")))
+            .map_err(&fail)?;
+    }
+    for entry in &deferred.entries {
+        let exists: bool = match entry.kind {
+            Kind::Index => tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&entry.name]),
+            Kind::Key | Kind::ForeignKey => tx.query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint
+                                 WHERE conrelid = $1::text::regclass AND format('%I', conname) = $2)",
+                &[&entry.table, &entry.name],
+            ),
+        }
+        .map_err(&fail)?
+        .get(0);
+        if exists {
+            // A foreign key left NOT VALID by an interrupted validation is validated now.
+            if entry.kind == Kind::ForeignKey {
+                tx.batch_execute(&format!(
+                    "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                    entry.table, entry.name
+                ))
+                .map_err(&fail)?;
+            }
+        } else {
+            tx.batch_execute(&entry.create_sql(true)).map_err(&fail)?;
+        }
+    }
     Ok(())
 }

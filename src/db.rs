@@ -47,22 +47,7 @@ impl Database {
         let pg = config.connection_config();
         wait_until_ready(&pg, &target, config.wait_for_db, reporter)?;
 
-        // Objects are created in the application's schema; extensions usually live in public.
-        let search_path = if config.schema == "public" {
-            "public".to_string()
-        } else {
-            format!("{}, public", quote_ident(&config.schema))
-        };
-        let mut sql = format!(
-            "SET search_path TO {search_path}; SET TIME ZONE 'UTC'; SET datestyle TO 'ISO, MDY'; \
-             SET intervalstyle TO 'postgres'; SET extra_float_digits TO 1;"
-        );
-        if let Some(timeout) = config.statement_timeout {
-            sql.push_str(&format!(
-                " SET statement_timeout TO {};",
-                timeout.as_millis()
-            ));
-        }
+        let sql = session_settings(config);
         let pool = Pool::builder()
             .max_size(config.pool_size)
             .min_idle(Some(0))
@@ -154,6 +139,34 @@ impl Database {
             self.target
         )))
     }
+}
+
+/// The settings every connection starts with, and that a migration which changes them (`SET
+/// search_path`, pg_dump's `set_config('search_path', '', false)`) gets back afterwards. Fixed time
+/// zone and styles make the server's text of every value (and so the fingerprint) independent of
+/// the server's defaults. On PostgreSQL >= 14 the server checks every second that dbtool is still
+/// there, so a killed dbtool's transaction is rolled back within seconds even inside a long
+/// index build.
+pub fn session_settings(config: &Config) -> String {
+    // Objects are created in the application's schema; extensions usually live in public.
+    let search_path = if config.schema == "public" {
+        "public".to_string()
+    } else {
+        format!("{}, public", quote_ident(&config.schema))
+    };
+    let mut sql = format!(
+        "SET search_path TO {search_path}; SET TIME ZONE 'UTC'; SET datestyle TO 'ISO, MDY'; \
+         SET intervalstyle TO 'postgres'; SET extra_float_digits TO 1; \
+         SELECT set_config('client_connection_check_interval', '1000', false) \
+          WHERE current_setting('server_version_num')::int >= 140000;"
+    );
+    if let Some(timeout) = config.statement_timeout {
+        sql.push_str(&format!(
+            " SET statement_timeout TO {};",
+            timeout.as_millis()
+        ));
+    }
+    sql
 }
 
 /// A pooled connection registered for cancellation.

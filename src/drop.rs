@@ -1,6 +1,6 @@
 //! Dropping the application's objects: every table, view, materialized view, sequence, type and
-//! function of the schema that no extension owns, in one transaction under `--ddl-lock-timeout`.
-//! The schema, its owner, its grants and its extensions stay.
+//! function of the schema that no extension owns, inside the unit's transaction, whose lock
+//! waits `--ddl-lock-timeout` bounds. The schema, its owner, its grants and its extensions stay.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,7 +67,7 @@ pub fn inventory(
         .collect())
 }
 
-/// Drops everything `inventory` lists, in one transaction. Returns how many objects went.
+/// Drops everything `inventory` lists, inside the caller's transaction. Returns how many objects went.
 /// While it runs, a spare work connection (when the pool has one) samples pg_blocking_pids of the
 /// drop, so that a lock timeout names exactly the sessions it waited for.
 pub fn drop_all(
@@ -99,18 +99,20 @@ pub fn drop_all(
                 }
             });
         }
-        let dropped = drop_in_transaction(client, schema, ddl_lock_timeout);
+        let dropped = drop_objects(client, schema);
         done.store(true, Ordering::Release);
         dropped
     });
     match dropped {
         Ok(n) => Ok(n),
         Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+            // Back to before the drop, so this connection can still ask who held the locks.
+            let _ = client.batch_execute("ROLLBACK TO SAVEPOINT dbtool_drop");
             let sampled = sampled.into_inner().unwrap_or_else(|e| e.into_inner());
             let who = sampled.unwrap_or_else(|| lock_holders(client, schema));
             Err(Error::Work(format!(
                 "the drop waited longer than --ddl-lock-timeout {} for locks held by {who}; \
-                 nothing was dropped. End those sessions (or raise --ddl-lock-timeout) and retry",
+                 nothing was changed. End those sessions (or raise --ddl-lock-timeout) and retry",
                 humantime::format_duration(ddl_lock_timeout),
             )))
         }
@@ -118,17 +120,9 @@ pub fn drop_all(
     }
 }
 
-fn drop_in_transaction(
-    client: &mut Client,
-    schema: &str,
-    ddl_lock_timeout: Duration,
-) -> Result<usize, postgres::Error> {
-    let mut tx = client.transaction()?;
-    tx.batch_execute(&format!(
-        "SET LOCAL lock_timeout TO {}",
-        ddl_lock_timeout.as_millis().max(1)
-    ))?;
-    let objects = inventory(&mut tx, schema)?;
+fn drop_objects(client: &mut Client, schema: &str) -> Result<usize, postgres::Error> {
+    client.batch_execute("SAVEPOINT dbtool_drop")?;
+    let objects = inventory(client, schema)?;
     let mut i = 0;
     while i < objects.len() {
         let kind = &objects[i].kind;
@@ -138,13 +132,13 @@ fn drop_in_transaction(
             .map(|o| o.name.as_str())
             .collect();
         i += names.len();
-        tx.batch_execute(&format!(
+        client.batch_execute(&format!(
             "DROP {} IF EXISTS {} CASCADE",
             kind.to_uppercase(),
             names.join(", ")
         ))?;
     }
-    tx.commit()?;
+    client.batch_execute("RELEASE SAVEPOINT dbtool_drop")?;
     Ok(objects.len())
 }
 

@@ -66,35 +66,41 @@ fn tables(
         .collect())
 }
 
-/// Digests the tables in parallel over `workers` work connections, largest first.
-pub fn compute(db: &Database, schema: &str, workers: usize) -> Result<Fingerprint> {
-    let mut tables = tables(&mut *db.work()?, schema).map_err(read_failed)?;
-    tables.sort_by_key(|t| std::cmp::Reverse(t.2));
-    let mut digests = db.parallel(&tables, workers, |client, (table, order, _)| {
-        let row = client
-            .query_one(
-                &format!(
-                    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY {order}), '')) \
-                     FROM {}.{} AS t",
-                    quote_ident(schema),
-                    quote_ident(table)
-                ),
-                &[],
-            )
-            .map_err(read_failed)?;
-        Ok(TableDigest {
-            table: table.clone(),
-            rows: row.get(0),
-            md5: row.get(1),
-        })
-    })?;
+fn digest_table(
+    client: &mut Client,
+    schema: &str,
+    table: &str,
+    order: &str,
+) -> Result<TableDigest> {
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY {order}), '')) \
+                 FROM {}.{} AS t",
+                quote_ident(schema),
+                quote_ident(table)
+            ),
+            &[],
+        )
+        .map_err(read_failed)?;
+    Ok(TableDigest {
+        table: table.to_string(),
+        rows: row.get(0),
+        md5: row.get(1),
+    })
+}
+
+fn combine(
+    client: &mut Client,
+    schema: &str,
+    mut digests: Vec<TableDigest>,
+) -> Result<Fingerprint> {
     digests.sort_by(|a, b| a.table.cmp(&b.table));
     let lines: String = digests
         .iter()
         .map(|d| format!("{} {} {}\n", d.table, d.rows, d.md5))
         .collect();
-    let overall: String = db
-        .work()?
+    let overall: String = client
         .query_one("SELECT md5($1)", &[&lines])
         .map_err(read_failed)?
         .get(0);
@@ -103,6 +109,27 @@ pub fn compute(db: &Database, schema: &str, workers: usize) -> Result<Fingerprin
         tables: digests,
         overall,
     })
+}
+
+/// Digests the tables in parallel over `workers` work connections, largest first.
+pub fn compute(db: &Database, schema: &str, workers: usize) -> Result<Fingerprint> {
+    let mut tables = tables(&mut *db.work()?, schema).map_err(read_failed)?;
+    tables.sort_by_key(|t| std::cmp::Reverse(t.2));
+    let digests = db.parallel(&tables, workers, |client, (table, order, _)| {
+        digest_table(client, schema, table, order)
+    })?;
+    combine(&mut *db.work()?, schema, digests)
+}
+
+/// Digests the tables on one connection: inside the unit's transaction, where only that
+/// connection sees the new rows.
+pub fn compute_in(client: &mut Client, schema: &str) -> Result<Fingerprint> {
+    let tables = tables(client, schema).map_err(read_failed)?;
+    let digests = tables
+        .iter()
+        .map(|(table, order, _)| digest_table(client, schema, table, order))
+        .collect::<Result<Vec<_>>>()?;
+    combine(client, schema, digests)
 }
 
 fn read_failed(e: postgres::Error) -> Error {

@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA: &str = "dbtool";
 const PROTECTED: &str = "protected";
 
+/// The last reset (or seed: the same data as a reset of its profile and seed) of a schema.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LastReset {
+    /// `reset` or `seed`.
+    #[serde(default = "reset_command")]
+    pub command: String,
     pub schema: String,
     pub profile: String,
     pub seed: u64,
@@ -25,19 +29,27 @@ pub struct LastReset {
     pub finished_unix: u64,
 }
 
+fn reset_command() -> String {
+    "reset".into()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Protection {
     pub since: String,
     pub by: String,
 }
 
-/// A reset or seed that started replacing the data and has not finished (it failed, was
-/// interrupted, or is still running).
+/// A reset or seed that gave up atomicity (`--parallel`, a `-- no-transaction` migration, a seed
+/// command), committed part of its work, and has not finished (it failed, was killed, or is
+/// still running). An atomic reset never leaves one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Unfinished {
     pub command: String,
     pub by: String,
     pub started_at: String,
+    /// Keys and indexes a `--parallel` load set aside: the next migrate or seed puts them back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_aside: Option<crate::constraints::Deferred>,
 }
 
 fn last_reset_key(schema: &str) -> String {
@@ -131,6 +143,12 @@ pub fn record_reset(client: &mut Client, reset: &LastReset) -> Result<(), postgr
 
 pub fn clear_unfinished(client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
     remove(client, &unfinished_key(schema))
+}
+
+/// The data was dropped and nothing seeded: no reset describes the schema any more.
+pub fn forget_reset(client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
+    remove(client, &last_reset_key(schema))?;
+    clear_unfinished(client, schema)
 }
 
 pub fn protection(client: &mut Client) -> Result<Option<Protection>, postgres::Error> {

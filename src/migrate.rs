@@ -11,13 +11,20 @@ use refinery::error::Kind;
 use crate::db::{describe_sql_error, quote_ident};
 use crate::error::{Error, Result};
 use crate::spec::{SchemaColumn, group_columns};
+use crate::statements::{self, NO_TRANSACTION, Plan, Refusal};
+use crate::unit::Unit;
 
 pub const HISTORY_TABLE: &str = "refinery_schema_history";
 
 /// The migration files of a directory, in version order.
 pub struct Migrations {
     pub list: Vec<Migration>,
+    /// Every file read, in name order (what the migrations digest covers).
     pub files: Vec<PathBuf>,
+    /// The file of each migration of `list`.
+    paths: Vec<PathBuf>,
+    /// How each migration of `list` runs, or why it cannot run as written.
+    plans: Vec<Result<Plan, Refusal>>,
 }
 
 impl Migrations {
@@ -35,7 +42,8 @@ impl Migrations {
             .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
             .collect();
         files.sort();
-        let mut list: Vec<Migration> = Vec::with_capacity(files.len());
+        let mut loaded: Vec<(Migration, PathBuf, Result<Plan, Refusal>)> =
+            Vec::with_capacity(files.len());
         for file in &files {
             let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
             if !valid_name(stem) {
@@ -49,7 +57,10 @@ impl Migrations {
                 .map_err(|e| Error::usage(format!("cannot read {}: {e}", file.display())))?;
             let migration = Migration::unapplied(stem, &sql)
                 .map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
-            if let Some(twin) = list.iter().find(|m| m.version() == migration.version()) {
+            if let Some((twin, _, _)) = loaded
+                .iter()
+                .find(|(m, _, _)| m.version() == migration.version())
+            {
                 return Err(Error::usage(format!(
                     "{}: version {} is used twice ({} and {})",
                     dir.display(),
@@ -58,10 +69,67 @@ impl Migrations {
                     migration
                 )));
             }
-            list.push(migration);
+            loaded.push((migration, file.clone(), statements::plan(&sql)));
         }
-        list.sort_by_key(|m| m.version());
-        Ok(Migrations { list, files })
+        loaded.sort_by_key(|(m, _, _)| m.version());
+        let mut migrations = Migrations {
+            list: Vec::with_capacity(loaded.len()),
+            files,
+            paths: Vec::with_capacity(loaded.len()),
+            plans: Vec::with_capacity(loaded.len()),
+        };
+        for (migration, path, plan) in loaded {
+            migrations.list.push(migration);
+            migrations.paths.push(path);
+            migrations.plans.push(plan);
+        }
+        Ok(migrations)
+    }
+
+    /// How the `i`th migration runs; a statement it cannot run as written is exit 6, naming the
+    /// file, line and statement, and saying how to proceed.
+    fn plan(&self, i: usize) -> Result<&Plan> {
+        self.plans[i].as_ref().map_err(|r| {
+            let statement = r.statement.lines().next().unwrap_or("");
+            let shown = if statement.is_empty() {
+                String::new()
+            } else {
+                format!(" `{statement}`")
+            };
+            Error::Migration(format!(
+                "{}:{}: statement{shown} {}; nothing was changed. A reset runs every migration \
+                 inside one transaction: remove it, or put it in a file of its own whose first line \
+                 is `{NO_TRANSACTION}` (that file then runs outside the transaction, and the \
+                 reset is no longer all or nothing)",
+                self.paths[i].display(),
+                r.line,
+                r.why
+            ))
+        })
+    }
+
+    /// Refuses, before anything changes, a file that cannot run as written (all of them: a
+    /// reset runs every migration).
+    pub fn check_all(&self) -> Result<()> {
+        (0..self.list.len()).try_for_each(|i| self.plan(i).map(|_| ()))
+    }
+
+    /// The migrations marked `-- no-transaction`: a reset that runs one is not atomic.
+    pub fn outside_transaction(&self) -> Vec<String> {
+        self.list
+            .iter()
+            .zip(&self.plans)
+            .filter(|(_, p)| matches!(p, Ok(Plan::Outside(_))))
+            .map(|(m, _)| m.to_string())
+            .collect()
+    }
+
+    /// The file of a migration version.
+    fn path_of(&self, version: i32) -> Option<&Path> {
+        self.list
+            .iter()
+            .position(|m| m.version() == version)
+            .map(|i| self.paths[i].as_path())
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -152,37 +220,113 @@ pub fn compare(migrations: &Migrations, applied: &[Applied]) -> Comparison {
     comparison
 }
 
-/// Applies the pending migrations with refinery, aborting on divergent or missing ones.
-/// Returns the names of the migrations applied.
-pub fn run(client: &mut Client, migrations: &Migrations, schema: &str) -> Result<Vec<String>> {
-    let exists: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-            &[&schema],
-        )
-        .map_err(|e| Error::Migration(describe_sql_error(&e, None)))?
-        .get(0);
-    if !exists {
-        client
-            .batch_execute(&format!("CREATE SCHEMA {}", quote_ident(schema)))
-            .map_err(|e| {
-                Error::Migration(format!(
-                    "cannot create schema {schema}: {}",
-                    describe_sql_error(&e, None)
-                ))
-            })?;
+/// Refinery's sync traits over the unit's connection, so that every migration and its history
+/// row run inside the unit's transaction (refinery's own Postgres driver would open and commit
+/// a transaction per migration). After each file the session settings come back, so a file's
+/// `SET search_path` cannot redirect the history insert or the load.
+struct InUnit<'a> {
+    unit: &'a mut Unit,
+    plans: HashMap<&'a str, &'a Plan>,
+    session: &'a str,
+}
+
+impl refinery_core::traits::sync::Transaction for InUnit<'_> {
+    type Error = postgres::Error;
+
+    fn execute<'a, T: Iterator<Item = &'a str>>(
+        &mut self,
+        queries: T,
+    ) -> Result<usize, postgres::Error> {
+        let mut count = 0;
+        for query in queries {
+            match self.plans.get(query) {
+                Some(Plan::InTransaction(text)) => {
+                    self.unit.client().batch_execute(text)?;
+                    self.unit.client().batch_execute(self.session)?;
+                }
+                Some(Plan::Outside(statements)) => {
+                    self.unit.outside(statements)?;
+                    self.unit.client().batch_execute(self.session)?;
+                }
+                // refinery's own statements: the history table and its rows.
+                None => self.unit.client().batch_execute(query)?,
+            }
+            count += 1;
+        }
+        Ok(count)
     }
-    let before =
-        applied(client, schema).map_err(|e| Error::Migration(describe_sql_error(&e, None)))?;
-    let pending: Vec<&Migration> = migrations
-        .list
-        .iter()
-        .filter(|m| !before.iter().any(|a| a.version == m.version()))
+}
+
+impl refinery_core::traits::sync::Query<Vec<Migration>> for InUnit<'_> {
+    fn query(&mut self, query: &str) -> Result<Vec<Migration>, postgres::Error> {
+        let rows = self.unit.client().query(query, &[])?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let applied_on: String = row.get(2);
+                let checksum: String = row.get(3);
+                Migration::applied(
+                    row.get(0),
+                    row.get(1),
+                    time::OffsetDateTime::parse(
+                        &applied_on,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                    // A checksum that is not a number never matches: reported as divergent.
+                    checksum.parse().unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+}
+
+impl refinery::Migrate for InUnit<'_> {}
+
+/// Applies the pending migrations with refinery inside the unit's transaction, aborting on
+/// divergent or missing ones and refusing, before anything runs, a pending file that cannot run
+/// as written. Returns the names of the migrations applied.
+pub fn run(
+    unit: &mut Unit,
+    migrations: &Migrations,
+    schema: &str,
+    session: &str,
+) -> Result<Vec<String>> {
+    let sql_error = |e: postgres::Error| Error::Migration(describe_sql_error(&e, None));
+    unit.client()
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(schema)
+        ))
+        .map_err(|e| {
+            Error::Migration(format!(
+                "cannot create schema {schema}: {}",
+                describe_sql_error(&e, None)
+            ))
+        })?;
+    let before = applied(unit.client(), schema).map_err(sql_error)?;
+    let pending: Vec<usize> = (0..migrations.list.len())
+        .filter(|&i| {
+            !before
+                .iter()
+                .any(|a| a.version == migrations.list[i].version())
+        })
         .collect();
-    let runner = refinery::Runner::new(&migrations.list)
+    let mut plans = HashMap::new();
+    for &i in &pending {
+        let plan = migrations.plan(i)?;
+        plans.insert(migrations.list[i].sql().unwrap_or_default(), plan);
+    }
+    let mut runner = refinery::Runner::new(&migrations.list)
         .set_abort_divergent(true)
         .set_abort_missing(true);
-    match runner.run(client) {
+    runner.set_migration_table_name(history_table(schema));
+    let mut connection = InUnit {
+        unit,
+        plans,
+        session,
+    };
+    match runner.run(&mut connection) {
         Ok(report) => Ok(report
             .applied_migrations()
             .iter()
@@ -203,15 +347,17 @@ pub fn run(client: &mut Client, migrations: &Migrations, schema: &str) -> Result
                     migrations_dir_hint(migrations)
                 ),
                 Kind::Connection(_, source) => {
-                    let failing = pending.get(done);
+                    let failing = pending.get(done).map(|&i| &migrations.list[i]);
                     let sql = failing.and_then(|m| m.sql());
                     let what = source
                         .downcast_ref::<postgres::Error>()
                         .map_or_else(|| source.to_string(), |pg| describe_sql_error(pg, sql));
                     match failing {
                         Some(m) => format!(
-                            "migration {m} failed: {what} ({done} of {} pending migrations applied before it)",
-                            pending.len()
+                            "migration {m} ({}) failed: {what}",
+                            migrations
+                                .path_of(m.version())
+                                .map_or_else(String::new, |p| p.display().to_string())
                         ),
                         None => format!("migration failed: {what}"),
                     }
@@ -220,6 +366,11 @@ pub fn run(client: &mut Client, migrations: &Migrations, schema: &str) -> Result
             }))
         }
     }
+}
+
+/// refinery's history table, qualified with the application's schema.
+fn history_table(schema: &str) -> String {
+    format!("{}.{HISTORY_TABLE}", quote_ident(schema))
 }
 
 fn migrations_dir_hint(migrations: &Migrations) -> String {
@@ -261,35 +412,6 @@ pub fn schema_columns(
             })
             .collect(),
     ))
-}
-
-/// Runs every migration in a scratch schema inside a transaction that is rolled back, and
-/// returns the tables and columns they create: SQL errors and spec mismatches surface before
-/// anything is dropped.
-pub fn preflight(
-    client: &mut Client,
-    migrations: &Migrations,
-) -> Result<HashMap<String, Vec<SchemaColumn>>> {
-    let scratch = format!("dbtool_preflight_{}", std::process::id());
-    let sql_error = |e: postgres::Error| Error::Migration(describe_sql_error(&e, None));
-    let mut tx = client.transaction().map_err(sql_error)?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA {q}; SET LOCAL search_path TO {q}, public;",
-        q = quote_ident(&scratch)
-    ))
-    .map_err(sql_error)?;
-    for m in &migrations.list {
-        let sql = m.sql().unwrap_or_default();
-        tx.batch_execute(sql).map_err(|e| {
-            Error::Migration(format!(
-                "migration {m} fails (checked before anything was dropped): {}",
-                describe_sql_error(&e, Some(sql))
-            ))
-        })?;
-    }
-    let columns = schema_columns(&mut tx, &scratch).map_err(sql_error)?;
-    tx.rollback().map_err(sql_error)?;
-    Ok(columns)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Seeding: rows stream into the database with COPY over the work connections in parallel,
-//! parents before children; memory stays flat because rows are generated as they are sent.
+//! Seeding: rows stream into the database with COPY, parents before children; memory stays flat
+//! because rows are generated as they are sent. Atomic loads run on the unit's one connection,
+//! inside its transaction; `--parallel` loads spread the COPYs over several work connections.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,7 +8,7 @@ use std::time::Instant;
 
 use postgres::Client;
 
-use crate::constraints;
+use crate::constraints::{self, Deferred};
 use crate::db::{Database, describe_sql_error, quote_ident};
 use crate::error::{Error, Result};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
@@ -18,56 +19,159 @@ use crate::stop::Stop;
 /// Rows between two progress updates.
 const PROGRESS_EVERY: u64 = 2_000;
 
-/// Loads every table of the plan with keys, indexes and foreign keys set aside, rebuilds them,
-/// then moves sequences past the seeded values.
-pub fn seed(
-    db: &Database,
+/// Where the COPYs run.
+pub enum Connections<'a> {
+    /// The unit's connection, inside its transaction.
+    One {
+        client: &'a mut Client,
+        stop: &'a Stop,
+    },
+    /// Work connections of the pool, each COPY committed on its own.
+    Pool { db: &'a Database, workers: usize },
+}
+
+impl Connections<'_> {
+    /// Runs `f` over `items`, in order on the one connection or in parallel over the pool.
+    fn run<T: Sync, R: Send>(
+        &mut self,
+        items: &[T],
+        f: impl Fn(&mut Client, &T) -> Result<R> + Sync,
+    ) -> Result<Vec<R>> {
+        match self {
+            Connections::One { client, stop } => items
+                .iter()
+                .map(|item| f(client, item).map_err(|e| stop.explain(e)))
+                .collect(),
+            Connections::Pool { db, workers } => db.parallel(items, *workers, f),
+        }
+    }
+
+    fn stop(&self) -> &Stop {
+        match self {
+            Connections::One { stop, .. } => stop,
+            Connections::Pool { db, .. } => &db.stop,
+        }
+    }
+}
+
+/// The seeded tables' names, in load order.
+pub fn tables(plan: &SeedPlan) -> Vec<String> {
+    plan.tables.iter().map(|t| t.table.clone()).collect()
+}
+
+/// Inside the unit's transaction: sets keys and indexes aside, loads every table, rebuilds
+/// them, and moves the sequences past the seeded values. Nobody outside sees any of it until
+/// the unit commits.
+pub fn load_atomic(
+    client: &mut Client,
+    stop: &Stop,
     data: &Dataset,
     plan: &SeedPlan,
     schema: &str,
-    workers: usize,
     reporter: &Reporter,
 ) -> Result<()> {
-    let tables: Vec<String> = plan.tables.iter().map(|t| t.table.clone()).collect();
-    let deferred = constraints::defer(&mut *db.work()?, schema, &tables)?;
+    let deferred = constraints::defer(client, schema, &tables(plan))?;
+    load_levels(
+        &mut Connections::One { client, stop },
+        data,
+        plan,
+        schema,
+        reporter,
+    )?;
+    rebuild(reporter, || constraints::restore(client, &deferred))?;
+    advance_sequences(client, schema, &tables(plan)).map_err(sequence_error)
+}
+
+fn sequence_error(e: postgres::Error) -> Error {
+    Error::Work(format!(
+        "moving sequences failed: {}",
+        describe_sql_error(&e, None)
+    ))
+}
+
+/// `--parallel`: the keys and indexes were set aside and committed (`deferred`); loads over the
+/// pool's work connections and rebuilds in parallel. A failure empties the seeded tables and
+/// puts every key, index and foreign key back before it is reported.
+pub fn load_parallel(
+    db: &Database,
+    workers: usize,
+    deferred: &Deferred,
+    data: &Dataset,
+    plan: &SeedPlan,
+    schema: &str,
+    reporter: &Reporter,
+) -> Result<()> {
+    let loaded = load_levels(
+        &mut Connections::Pool { db, workers },
+        data,
+        plan,
+        schema,
+        reporter,
+    )
+    .and_then(|()| {
+        rebuild(reporter, || {
+            constraints::restore_parallel(db, deferred, workers)
+        })
+    })
+    .and_then(|()| {
+        advance_sequences(&mut *db.work()?, schema, &tables(plan)).map_err(sequence_error)
+    });
+    if let Err(e) = loaded {
+        // Not after a lost lock: without the lock, dbtool changes nothing more. The next
+        // migrate or seed repairs from the unfinished mark instead.
+        if !matches!(db.stop.reason(), Some(crate::stop::StopReason::LockLost(_))) {
+            reporter.warn(
+                "repair",
+                "the load failed: emptying the seeded tables and putting their keys, indexes and foreign keys back",
+                serde_json::json!({}),
+            );
+            // A connection of its own: the work connections were cancelled if a signal came.
+            let mut client = db.reserve()?;
+            let fail = |e: postgres::Error| Error::Work(describe_sql_error(&e, None));
+            let mut tx = client.transaction().map_err(fail)?;
+            constraints::repair(&mut tx, deferred)?;
+            tx.commit().map_err(fail)?;
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn rebuild(reporter: &Reporter, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    reporter.phase_started("rebuild");
+    let started = Instant::now();
+    f()?;
+    reporter.phase_finished("rebuild", started.elapsed(), "keys, indexes, foreign keys");
+    Ok(())
+}
+
+/// Tables of one dependency level load together, every level after the levels it refers to.
+fn load_levels(
+    connections: &mut Connections,
+    data: &Dataset,
+    plan: &SeedPlan,
+    schema: &str,
+    reporter: &Reporter,
+) -> Result<()> {
     let levels = plan
         .tables
         .iter()
         .map(|t| t.level)
         .max()
         .map_or(0, |l| l + 1);
-    let loaded: Result<()> = (0..levels).try_for_each(|level| {
+    (0..levels).try_for_each(|level| {
         let loads: Vec<&TableLoad> = plan.tables.iter().filter(|t| t.level == level).collect();
-        load_level(db, data, &loads, schema, workers, reporter)
-    });
-    // Put the schema back even when the load failed, unless we are being stopped.
-    if db.stop.reason().is_none() && !deferred.is_empty() {
-        reporter.phase_started("rebuild");
-        let started = Instant::now();
-        let rebuilt = constraints::restore(db, &deferred, workers);
-        if loaded.is_ok() {
-            rebuilt?;
-            reporter.phase_finished("rebuild", started.elapsed(), "keys, indexes, foreign keys");
-        }
-    }
-    loaded?;
-    let mut client = db.work()?;
-    advance_sequences(&mut client, schema, &tables).map_err(|e| {
-        Error::Work(format!(
-            "moving sequences failed: {}",
-            describe_sql_error(&e, None)
-        ))
+        load_level(connections, data, &loads, schema, reporter)
     })
 }
 
 /// The tables of one level (none refers to another) load together, their chunks spread over
-/// the work connections; each table reports when its last chunk is in.
+/// the connections; each table reports when its last chunk is in.
 fn load_level(
-    db: &Database,
+    connections: &mut Connections,
     data: &Dataset,
     loads: &[&TableLoad],
     schema: &str,
-    workers: usize,
     reporter: &Reporter,
 ) -> Result<()> {
     struct Table<'a> {
@@ -106,14 +210,15 @@ fn load_level(
         .iter()
         .flat_map(|t| t.load.chunks.iter().map(move |c| (t, c)))
         .collect();
-    db.parallel(&jobs, workers, |client, (table, chunk)| {
+    let stop = connections.stop().clone();
+    connections.run(&jobs, |client, (table, chunk)| {
         copy_chunk(
             client,
             data,
             table.load,
             chunk,
             &table.copy,
-            &db.stop,
+            &stop,
             &table.progress,
         )?;
         if table.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -135,13 +240,7 @@ fn copy_chunk(
     progress: &TableProgress,
 ) -> Result<()> {
     stop.check()?;
-    let fail = |e: postgres::Error| {
-        Error::Work(format!(
-            "seeding {} failed: {}",
-            load.table,
-            describe_sql_error(&e, None)
-        ))
-    };
+    let fail = |e: postgres::Error| rejected(data, load, chunk, &e);
     let mut writer = client.copy_in(copy).map_err(fail)?;
     let columns = data.spec.tables[load.index].columns.len();
     let mut line = String::with_capacity(512);
@@ -179,6 +278,42 @@ fn copy_chunk(
     writer.finish().map_err(fail)?;
     progress.inc(unreported);
     Ok(())
+}
+
+/// A row the server rejected, named by table, column, row key and (for a fixed row) its CSV
+/// file and line: the server's context says `COPY clients, line 3, column email: "..."`.
+fn rejected(data: &Dataset, load: &TableLoad, chunk: &Chunk, e: &postgres::Error) -> Error {
+    let what = describe_sql_error(e, None);
+    let context = e.as_db_error().and_then(|db| db.where_()).unwrap_or("");
+    let line: Option<u64> = context
+        .split(", ")
+        .find_map(|part| part.strip_prefix("line ")?.split(':').next()?.parse().ok());
+    let column = context
+        .split(", ")
+        .find_map(|part| part.strip_prefix("column ")?.split(':').next())
+        .map(str::to_string);
+    let Some(line) = line else {
+        return Error::Work(format!("seeding {} failed: {what}", load.table));
+    };
+    let key = chunk.first_index + line - 1;
+    let table = &data.spec.tables[load.index];
+    let fixed = table
+        .fixed
+        .as_ref()
+        .filter(|f| (key as usize) < f.rows.len())
+        .map(|f| {
+            format!(
+                " (fixed row from {} line {})",
+                f.file.display(),
+                f.lines.get(key as usize).copied().unwrap_or(0)
+            )
+        })
+        .unwrap_or_default();
+    Error::Work(format!(
+        "seeding {}{} failed at row {key}{fixed}: {what}",
+        load.table,
+        column.map_or_else(String::new, |c| format!(", column {c}")),
+    ))
 }
 
 /// COPY text format: backslash, tab, newline and carriage return are escaped.

@@ -50,6 +50,9 @@ pub struct FixedRows {
     /// For each spec column, its position in the CSV, if there.
     pub columns: Vec<Option<usize>>,
     pub rows: Vec<Vec<Option<String>>>,
+    /// The CSV file, and the line each row starts on, for errors that name them.
+    pub file: PathBuf,
+    pub lines: Vec<u64>,
 }
 
 #[derive(Debug)]

@@ -477,8 +477,10 @@ fn read_fixed(path: &PathBuf, columns: &[ColumnSpec], at: &At) -> Result<FixedRo
         .map(|c| headers.iter().position(|h| *h == c.name))
         .collect();
     let mut rows = Vec::new();
+    let mut lines = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| at.error(format!("{}: {e}", path.display())))?;
+        lines.push(record.position().map_or(0, csv::Position::line));
         // An empty field is NULL.
         rows.push(
             record
@@ -490,6 +492,8 @@ fn read_fixed(path: &PathBuf, columns: &[ColumnSpec], at: &At) -> Result<FixedRo
     Ok(FixedRows {
         columns: positions,
         rows,
+        file: path.clone(),
+        lines,
     })
 }
 

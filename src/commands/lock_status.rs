@@ -1,0 +1,16 @@
+//! `dbtool lock status`: who holds the lock now.
+
+use super::{print_result, read_error};
+use crate::config::Config;
+use crate::db::Database;
+use crate::error::Result;
+use crate::progress::Reporter;
+use crate::status;
+use crate::stop::Stop;
+
+pub fn run(config: &Config, json: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
+    let db = Database::connect(config, stop, reporter)?;
+    let status = status::lock_status(&mut *db.work()?, config).map_err(read_error)?;
+    print_result(json, &status, || status.render());
+    Ok(())
+}

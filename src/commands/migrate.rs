@@ -1,0 +1,49 @@
+//! `dbtool migrate`: the pending migrations, under the lock, in one transaction (a
+//! `-- no-transaction` file commits what came before it and runs on its own).
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::{locked, phase, print_plan, read_error, repair_if_needed};
+use crate::config::Config;
+use crate::db::{self, Database};
+use crate::error::Result;
+use crate::migrate::{self, Migrations};
+use crate::progress::Reporter;
+use crate::stop::Stop;
+use crate::unit::Unit;
+
+pub fn run(config: &Config, dry_run: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
+    let started = Instant::now();
+    let migrations = Migrations::load(&config.paths.migrations)?;
+    let db = Database::connect(config, stop, reporter)?;
+    if dry_run {
+        let applied = migrate::applied(&mut *db.work()?, &config.schema).map_err(read_error)?;
+        let pending = migrate::compare(&migrations, &applied).pending;
+        print_plan(config, None, pending, None);
+        return Ok(());
+    }
+    let applied = locked(config, &db, reporter, || {
+        let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+        repair_if_needed(unit.client(), config, reporter)?;
+        let applied = phase(reporter, "migrate", || {
+            migrate::run(
+                &mut unit,
+                &migrations,
+                &config.schema,
+                &db::session_settings(config),
+            )
+        })?;
+        unit.commit()?;
+        Ok(applied)
+    })?;
+    if let Some(applied) = applied {
+        reporter.done(
+            &format!("migrate done: {} applied", applied.len()),
+            started.elapsed(),
+            json!({ "applied": applied }),
+        );
+    }
+    Ok(())
+}

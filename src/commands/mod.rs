@@ -1,0 +1,268 @@
+//! One file per command, each its whole flow in the order the README tells it. What several
+//! commands share lives here: loading a profile, confirmation, the lock around the work,
+//! phases, and printing results.
+
+pub mod completions;
+pub mod fingerprint;
+pub mod lock_status;
+pub mod migrate;
+pub mod profiles;
+pub mod protect;
+pub mod reset;
+pub mod seed;
+pub mod status;
+pub mod wait;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use postgres::Client;
+
+use crate::cli::{IfLocked, ProfileArgs};
+use crate::config::Config;
+use crate::db::{Database, describe_sql_error};
+use crate::error::{Error, Result};
+use crate::lock::{Acquired, AdvisoryLock};
+use crate::meta;
+use crate::plan::{Plan, SeedPlan};
+use crate::profile::{self, Profile};
+use crate::progress::Reporter;
+use crate::spec::{self, Dataset, Spec};
+
+fn read_error(e: postgres::Error) -> Error {
+    Error::Unreachable(format!(
+        "reading the database failed: {}",
+        describe_sql_error(&e, None)
+    ))
+}
+
+fn meta_error(e: postgres::Error) -> Error {
+    Error::Work(format!(
+        "updating dbtool.meta failed: {}",
+        describe_sql_error(&e, None)
+    ))
+}
+
+fn print_result<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = if json {
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(value).expect("results serialize")
+        )
+    } else {
+        write!(stdout, "{}", text())
+    };
+}
+
+/// `--dry-run`: what the command would do, on stdout.
+fn print_plan(
+    config: &Config,
+    drop: Option<Vec<crate::drop::Object>>,
+    migrations: Vec<String>,
+    seed: Option<SeedPlan>,
+) {
+    let plan = Plan {
+        database: config.target().to_string(),
+        schema: config.schema.clone(),
+        drop,
+        migrations,
+        seed,
+    };
+    print!("{}", plan.render());
+}
+
+/// A profile and the spec it seeds, loaded and validated before any connection opens.
+struct Seeding {
+    profile: Profile,
+    spec: Spec,
+    seed: u64,
+}
+
+impl Seeding {
+    fn load(config: &Config, args: &ProfileArgs) -> Result<Self> {
+        let name = args
+            .profile
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty());
+        let Some(name) = name else {
+            let known = profile::names(&config.paths.profiles)
+                .map(|n| n.join(", "))
+                .unwrap_or_default();
+            return Err(Error::usage(format!(
+                "no profile given: pass --profile NAME or set SEED_PROFILE (profiles: {known})"
+            )));
+        };
+        let profile = Profile::load(&config.paths.profiles, name)?;
+        let spec = Spec::load(&config.paths.seeds)?;
+        let seed = args.seed.unwrap_or(profile.seed);
+        Ok(Seeding {
+            profile,
+            spec,
+            seed,
+        })
+    }
+
+    fn dataset(&self) -> Result<Dataset<'_>> {
+        Dataset::new(&self.spec, &self.profile, self.seed)
+    }
+
+    /// Changes when the spec, its files or the profile change.
+    fn digest(&self) -> Result<String> {
+        let mut files = self.spec.files.clone();
+        files.extend(self.profile.files.iter().cloned());
+        Ok(format!("{:016x}", spec::files_digest(&files)?))
+    }
+
+    /// The spec against the tables the migrations created (inside the unit's transaction, so
+    /// a mismatch changes nothing).
+    fn check_against(&self, client: &mut Client, schema: &str) -> Result<()> {
+        let columns = crate::migrate::schema_columns(client, schema).map_err(read_error)?;
+        spec::check_against_schema(&self.spec, schema, &columns)
+    }
+}
+
+/// reset and seed change data: a person confirms on a terminal; elsewhere `--yes` is required.
+fn confirm(config: &Config, yes: bool, action: &str, profile: Option<&str>) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    let target = config.target();
+    let what = format!(
+        "{action} database {} on {}:{} (schema {}{})",
+        target.database(),
+        target.host(),
+        target.port(),
+        config.schema,
+        profile.map_or_else(String::new, |p| format!(", profile {p}"))
+    );
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Refused(format!(
+            "refusing to {what} without confirmation: there is no terminal to ask on; pass --yes"
+        )));
+    }
+    eprint!("{what}? Its data will be replaced. [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    match answer.trim().to_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(Error::Refused("not confirmed; nothing was changed".into())),
+    }
+}
+
+/// Takes the lock, checks it means something, runs `work`, and releases the lock on the same
+/// connection whatever happened. `Ok(None)`: the lock was busy and `--if-locked skip` was set.
+fn locked<T>(
+    config: &Config,
+    db: &Database,
+    reporter: &Reporter,
+    work: impl FnOnce() -> Result<T>,
+) -> Result<Option<T>> {
+    let lock =
+        match AdvisoryLock::acquire(db, config.lock_key.value, config.lock_timeout, reporter)? {
+            Acquired::Held(lock) => lock,
+            Acquired::Busy { holder, waited } => {
+                let busy = Error::LockBusy {
+                    holder: holder.clone().map(Box::new),
+                    waited,
+                };
+                if config.if_locked == IfLocked::Skip {
+                    reporter.lock_busy(
+                        holder.as_ref(),
+                        &format!("{busy}; skipping, as --if-locked skip asks"),
+                    );
+                    return Ok(None);
+                }
+                return Err(busy);
+            }
+        };
+    db.stop.arm(true);
+    let result = (|| {
+        lock.verify_from(&mut *db.work()?)?;
+        work()
+    })()
+    .map_err(|e| db.stop.explain(e));
+    let released = lock.release(reporter);
+    db.stop.arm(false);
+    match (result, released) {
+        (Ok(value), Ok(())) => Ok(Some(value)),
+        (Ok(_), Err(lost)) => Err(lost),
+        (Err(e), _) => Err(e),
+    }
+}
+
+fn phase<T>(reporter: &Reporter, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    reporter.phase_started(name);
+    let started = Instant::now();
+    let value = f()?;
+    reporter.phase_finished(name, started.elapsed(), "");
+    Ok(value)
+}
+
+fn refuse_if_protected(client: &mut Client, action: &str) -> Result<()> {
+    if let Some(p) = meta::protection(client).map_err(read_error)? {
+        return Err(Error::Refused(format!(
+            "the database is protected (since {} by {}): {action} refused, nothing was changed; \
+             run `dbtool unprotect` first if you really mean it",
+            p.since, p.by
+        )));
+    }
+    Ok(())
+}
+
+/// Records, committed before the data is replaced, that a reset which gave up atomicity is
+/// under way; `set_aside` is what a `--parallel` load set aside.
+fn mark_unfinished(
+    client: &mut Client,
+    config: &Config,
+    started_at: SystemTime,
+    set_aside: Option<crate::constraints::Deferred>,
+) -> Result<()> {
+    let unfinished = meta::Unfinished {
+        command: config.command.to_string(),
+        by: config.application_name(),
+        started_at: rfc3339(started_at),
+        set_aside,
+    };
+    meta::mark_unfinished(client, &config.schema, &unfinished).map_err(meta_error)
+}
+
+/// A `--parallel` reset killed during its load left keys and indexes set aside: put them back
+/// (emptying the seeded tables) before anything else, inside the caller's transaction.
+fn repair_if_needed(client: &mut Client, config: &Config, reporter: &Reporter) -> Result<()> {
+    let Some(mut unfinished) = meta::unfinished(client, &config.schema).map_err(read_error)? else {
+        return Ok(());
+    };
+    let Some(set_aside) = unfinished.set_aside.take() else {
+        return Ok(());
+    };
+    reporter.warn(
+        "repair",
+        format!(
+            "an unfinished {} ({}, started {}) left keys and indexes set aside: emptying the \
+             seeded tables and putting them back",
+            unfinished.command, unfinished.by, unfinished.started_at
+        ),
+        serde_json::json!({}),
+    );
+    crate::constraints::repair(client, &set_aside)?;
+    meta::mark_unfinished(client, &config.schema, &unfinished).map_err(meta_error)
+}
+
+/// Every connection but the lock's does work.
+fn workers(config: &Config) -> usize {
+    (config.pool_size as usize).saturating_sub(1).max(1)
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,285 @@
+//! `dbtool reset`: under the lock, one transaction drops the application's objects, runs the
+//! migrations, loads the seed data, rebuilds keys and indexes, moves the sequences, records the
+//! reset in dbtool.meta and commits. A failure anywhere before the commit leaves the database
+//! exactly as it was.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+
+use super::{
+    Seeding, confirm, locked, mark_unfinished, meta_error, phase, print_plan, read_error,
+    refuse_if_protected, rfc3339, unix_now, workers,
+};
+use crate::cli::ResetArgs;
+use crate::config::Config;
+use crate::db::{self, Database};
+use crate::error::{Error, Result};
+use crate::migrate::{self, Migrations};
+use crate::plan::SeedPlan;
+use crate::progress::Reporter;
+use crate::spec::{self, Dataset};
+use crate::stop::Stop;
+use crate::unit::Unit;
+use crate::{constraints, drop, fingerprint, meta, seed};
+
+/// How a reset that held the lock ended.
+enum Outcome {
+    /// `--skip-if-reset-within`: the last reset is recent and the same.
+    Skipped,
+    /// `--skip-seed`: dropped and migrated.
+    Migrated,
+    Seeded {
+        rows: u64,
+        fingerprint: String,
+    },
+}
+
+/// What is loaded and validated before any connection opens.
+struct Inputs<'a> {
+    seeding: &'a Seeding,
+    data: Dataset<'a>,
+    plan: SeedPlan,
+    migrations_digest: String,
+    spec_digest: String,
+}
+
+pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    let migrations = Migrations::load(&config.paths.migrations)?;
+    migrations.check_all()?;
+    let parallel = parallel_workers(config, args)?;
+    let seeding = if args.skip_seed {
+        None
+    } else {
+        Some(Seeding::load(config, &args.profile)?)
+    };
+    let inputs = match &seeding {
+        Some(seeding) => {
+            let data = seeding.dataset()?;
+            let plan = SeedPlan::new(&data, &seeding.profile.name);
+            Some(Inputs {
+                seeding,
+                data,
+                plan,
+                migrations_digest: format!("{:016x}", spec::files_digest(&migrations.files)?),
+                spec_digest: seeding.digest()?,
+            })
+        }
+        None => None,
+    };
+    if !args.dry_run.dry_run {
+        confirm(
+            config,
+            args.confirm.yes,
+            "reset",
+            seeding.as_ref().map(|s| s.profile.name.as_str()),
+        )?;
+    }
+    let db = Database::connect(config, stop, reporter)?;
+    if args.dry_run.dry_run {
+        let objects = drop::inventory(&mut *db.work()?, &config.schema).map_err(read_error)?;
+        print_plan(
+            config,
+            Some(objects),
+            migrations.names(),
+            inputs.map(|i| i.plan),
+        );
+        return Ok(());
+    }
+    let not_atomic = atomicity_given_up(&migrations, parallel);
+    if let Some(why) = &not_atomic {
+        reporter.warn(
+            "not-atomic",
+            format!(
+                "this reset is not all or nothing: {why}. A failure leaves the schema whole but \
+                 the data partial, and the reset marked unfinished"
+            ),
+            json!({}),
+        );
+    }
+    let outcome = locked(config, &db, reporter, || {
+        let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+        refuse_if_protected(unit.client(), "reset")?;
+        if let (Some(within), Some(inputs)) = (args.skip_if_reset_within, &inputs)
+            && recent_reset(unit.client(), config, inputs, within, reporter)?
+        {
+            return Ok(Outcome::Skipped);
+        }
+        if not_atomic.is_some() {
+            mark_unfinished(unit.client(), config, started_at, None)?;
+            unit.checkpoint()?;
+        }
+        phase(reporter, "drop", || {
+            drop::drop_all(&db, unit.client(), &config.schema, config.ddl_lock_timeout)
+        })?;
+        phase(reporter, "migrate", || {
+            migrate::run(
+                &mut unit,
+                &migrations,
+                &config.schema,
+                &db::session_settings(config),
+            )
+        })?;
+        let Some(inputs) = &inputs else {
+            // The data is gone: no last reset describes it any more.
+            meta::forget_reset(unit.client(), &config.schema).map_err(meta_error)?;
+            unit.commit()?;
+            return Ok(Outcome::Migrated);
+        };
+        inputs
+            .seeding
+            .check_against(unit.client(), &config.schema)?;
+        let fingerprint = match parallel {
+            None => {
+                phase(reporter, "seed", || {
+                    seed::load_atomic(
+                        unit.client(),
+                        &db.stop,
+                        &inputs.data,
+                        &inputs.plan,
+                        &config.schema,
+                        reporter,
+                    )
+                })?;
+                phase(reporter, "fingerprint", || {
+                    fingerprint::compute_in(unit.client(), &config.schema)
+                })?
+            }
+            Some(workers) => {
+                let tables = seed::tables(&inputs.plan);
+                let deferred = constraints::defer(unit.client(), &config.schema, &tables)?;
+                mark_unfinished(unit.client(), config, started_at, Some(deferred.clone()))?;
+                unit.commit()?;
+                phase(reporter, "seed", || {
+                    seed::load_parallel(
+                        &db,
+                        workers,
+                        &deferred,
+                        &inputs.data,
+                        &inputs.plan,
+                        &config.schema,
+                        reporter,
+                    )
+                })?;
+                unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+                phase(reporter, "fingerprint", || {
+                    fingerprint::compute(&db, &config.schema, workers)
+                })?
+            }
+        };
+        phase(reporter, "record", || {
+            let record = meta::LastReset {
+                command: "reset".into(),
+                schema: config.schema.clone(),
+                profile: inputs.seeding.profile.name.clone(),
+                seed: inputs.seeding.seed,
+                fingerprint: fingerprint.overall.clone(),
+                dbtool_version: env!("CARGO_PKG_VERSION").to_string(),
+                host: gethostname::gethostname().to_string_lossy().into_owned(),
+                started_at: rfc3339(started_at),
+                finished_at: rfc3339(SystemTime::now()),
+                duration_ms: started.elapsed().as_millis() as u64,
+                migrations_digest: inputs.migrations_digest.clone(),
+                spec_digest: inputs.spec_digest.clone(),
+                finished_unix: unix_now(),
+            };
+            meta::record_reset(unit.client(), &record).map_err(meta_error)
+        })?;
+        phase(reporter, "commit", || unit.commit())?;
+        Ok(Outcome::Seeded {
+            rows: inputs.plan.total_rows(),
+            fingerprint: fingerprint.overall,
+        })
+    })?;
+    match outcome {
+        None | Some(Outcome::Skipped) => {}
+        Some(Outcome::Migrated) => reporter.done(
+            "reset done (--skip-seed: nothing seeded)",
+            started.elapsed(),
+            json!({}),
+        ),
+        Some(Outcome::Seeded { rows, fingerprint }) => reporter.done(
+            &format!("reset done: {rows} rows seeded, fingerprint {fingerprint}"),
+            started.elapsed(),
+            json!({ "rows": rows, "fingerprint": fingerprint }),
+        ),
+    }
+    Ok(())
+}
+
+/// `--parallel N`: N work connections besides the lock's, so the pool needs N + 1.
+fn parallel_workers(config: &Config, args: &ResetArgs) -> Result<Option<usize>> {
+    let Some(n) = args.parallel else {
+        return Ok(None);
+    };
+    if n == 0 {
+        return Err(Error::usage(
+            "--parallel 0 is not a number of connections: pass 2 or more, or leave it out for \
+             the atomic (one transaction) reset",
+        ));
+    }
+    if n + 1 > config.pool_size {
+        return Err(Error::usage(format!(
+            "--parallel {n} needs {} connections ({n} loading + 1 holding the lock), but \
+             --pool-size is {}: raise --pool-size or lower --parallel",
+            n + 1,
+            config.pool_size
+        )));
+    }
+    Ok(Some((n as usize).min(workers(config))))
+}
+
+/// Why this reset cannot be one transaction, if it cannot.
+fn atomicity_given_up(migrations: &Migrations, parallel: Option<usize>) -> Option<String> {
+    let mut why = Vec::new();
+    let outside = migrations.outside_transaction();
+    if !outside.is_empty() {
+        why.push(format!(
+            "{} run(s) outside the transaction (-- no-transaction)",
+            outside.join(", ")
+        ));
+    }
+    if let Some(n) = parallel {
+        why.push(format!("--parallel {n} loads over {n} connections"));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// `--skip-if-reset-within`: the last reset used the same profile, seed, migrations and spec,
+/// finished recently, and nothing unfinished came after it.
+fn recent_reset(
+    client: &mut postgres::Client,
+    config: &Config,
+    inputs: &Inputs,
+    within: Duration,
+    reporter: &Reporter,
+) -> Result<bool> {
+    if meta::unfinished(client, &config.schema)
+        .map_err(read_error)?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let Some(last) = meta::last_reset(client, &config.schema).map_err(read_error)? else {
+        return Ok(false);
+    };
+    let age = unix_now().saturating_sub(last.finished_unix);
+    let same = last.profile == inputs.seeding.profile.name
+        && last.seed == inputs.seeding.seed
+        && last.migrations_digest == inputs.migrations_digest
+        && last.spec_digest == inputs.spec_digest;
+    if !same || Duration::from_secs(age) > within {
+        return Ok(false);
+    }
+    reporter.info(
+        "skipped",
+        format!(
+            "skipped: the last reset (profile {}, seed {}) finished {age}s ago, within --skip-if-reset-within",
+            last.profile, last.seed
+        ),
+        json!({ "age_s": age }),
+    );
+    Ok(true)
+}

@@ -1,0 +1,19 @@
+//! `dbtool status`: server, database, lock holder, migrations, protection and the last reset.
+
+use super::{print_result, read_error};
+use crate::config::Config;
+use crate::db::Database;
+use crate::error::Result;
+use crate::migrate::Migrations;
+use crate::progress::Reporter;
+use crate::status;
+use crate::stop::Stop;
+
+pub fn run(config: &Config, json: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
+    let db = Database::connect(config, stop, reporter)?;
+    let migrations = Migrations::load(&config.paths.migrations).ok();
+    let status =
+        status::gather(&mut *db.work()?, config, migrations.as_ref()).map_err(read_error)?;
+    print_result(json, &status, || status.render());
+    Ok(())
+}
