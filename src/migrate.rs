@@ -23,8 +23,8 @@ pub struct Migrations {
     pub files: Vec<PathBuf>,
     /// The file of each migration of `list`.
     paths: Vec<PathBuf>,
-    /// How each migration of `list` runs, or why it cannot run as written.
-    plans: Vec<Result<Plan, Refusal>>,
+    /// The text of each migration of `list`.
+    sql: Vec<String>,
 }
 
 impl Migrations {
@@ -42,8 +42,7 @@ impl Migrations {
             .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
             .collect();
         files.sort();
-        let mut loaded: Vec<(Migration, PathBuf, Result<Plan, Refusal>)> =
-            Vec::with_capacity(files.len());
+        let mut loaded: Vec<(Migration, PathBuf, String)> = Vec::with_capacity(files.len());
         for file in &files {
             let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
             if !valid_name(stem) {
@@ -69,27 +68,27 @@ impl Migrations {
                     migration
                 )));
             }
-            loaded.push((migration, file.clone(), statements::plan(&sql)));
+            loaded.push((migration, file.clone(), sql));
         }
         loaded.sort_by_key(|(m, _, _)| m.version());
         let mut migrations = Migrations {
             list: Vec::with_capacity(loaded.len()),
             files,
             paths: Vec::with_capacity(loaded.len()),
-            plans: Vec::with_capacity(loaded.len()),
+            sql: Vec::with_capacity(loaded.len()),
         };
-        for (migration, path, plan) in loaded {
+        for (migration, path, sql) in loaded {
             migrations.list.push(migration);
             migrations.paths.push(path);
-            migrations.plans.push(plan);
+            migrations.sql.push(sql);
         }
         Ok(migrations)
     }
 
     /// How the `i`th migration runs; a statement it cannot run as written is exit 6, naming the
     /// file, line and statement, and saying how to proceed.
-    fn plan(&self, i: usize) -> Result<&Plan> {
-        self.plans[i].as_ref().map_err(|r| {
+    fn plan(&self, i: usize, schema: &str) -> Result<Plan> {
+        statements::plan(&self.sql[i], schema).map_err(|r: Refusal| {
             let statement = r.statement.lines().next().unwrap_or("");
             let shown = if statement.is_empty() {
                 String::new()
@@ -110,16 +109,16 @@ impl Migrations {
 
     /// Refuses, before anything changes, a file that cannot run as written (all of them: a
     /// reset runs every migration).
-    pub fn check_all(&self) -> Result<()> {
-        (0..self.list.len()).try_for_each(|i| self.plan(i).map(|_| ()))
+    pub fn check_all(&self, schema: &str) -> Result<()> {
+        (0..self.list.len()).try_for_each(|i| self.plan(i, schema).map(|_| ()))
     }
 
     /// The migrations marked `-- no-transaction`: a reset that runs one is not atomic.
     pub fn outside_transaction(&self) -> Vec<String> {
         self.list
             .iter()
-            .zip(&self.plans)
-            .filter(|(_, p)| matches!(p, Ok(Plan::Outside(_))))
+            .zip(&self.sql)
+            .filter(|(_, sql)| statements::runs_outside(sql))
             .map(|(m, _)| m.to_string())
             .collect()
     }
@@ -312,11 +311,14 @@ pub fn run(
                 .any(|a| a.version == migrations.list[i].version())
         })
         .collect();
-    let mut plans = HashMap::new();
-    for &i in &pending {
-        let plan = migrations.plan(i)?;
-        plans.insert(migrations.list[i].sql().unwrap_or_default(), plan);
-    }
+    let planned: Vec<(usize, Plan)> = pending
+        .iter()
+        .map(|&i| Ok((i, migrations.plan(i, schema)?)))
+        .collect::<Result<_>>()?;
+    let plans = planned
+        .iter()
+        .map(|(i, plan)| (migrations.list[*i].sql().unwrap_or_default(), plan))
+        .collect();
     let mut runner = refinery::Runner::new(&migrations.list)
         .set_abort_divergent(true)
         .set_abort_missing(true);

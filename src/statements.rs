@@ -25,6 +25,9 @@ pub struct Statement {
     pub end: usize,
     /// Its leading unquoted words, upper-cased (enough to classify it).
     pub words: Vec<String>,
+    /// Its leading words and identifiers as PostgreSQL resolves them (unquoted folded to lower
+    /// case, quoted as written).
+    pub names: Vec<String>,
     /// A psql meta-command (`\restrict ...`): its text.
     pub meta_command: Option<String>,
 }
@@ -112,6 +115,11 @@ pub struct Refusal {
     pub why: String,
 }
 
+/// Whether the file asks to run outside the transaction (its first line is `-- no-transaction`).
+pub fn runs_outside(sql: &str) -> bool {
+    sql.lines().next().unwrap_or("").trim() == NO_TRANSACTION
+}
+
 /// Splits `sql` into statements.
 pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
     let dialect = PostgreSqlDialect {};
@@ -143,6 +151,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                 start,
                 end: line_end,
                 words: Vec::new(),
+                names: Vec::new(),
                 meta_command: Some(sql[start..line_end].trim_end().to_string()),
             });
             while tokens
@@ -158,6 +167,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
             start,
             end,
             words: Vec::new(),
+            names: Vec::new(),
             meta_command: None,
         });
         statement.end = end;
@@ -165,7 +175,14 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
             Token::SemiColon if body_depth == 0 => {
                 statements.push(current.take().expect("a statement is open"));
             }
-            Token::Word(word) if word.quote_style.is_none() => {
+            Token::Word(word) if word.quote_style.is_some() && statement.names.len() < 8 => {
+                statement.names.push(word.value.clone());
+            }
+            Token::Word(word) if word.quote_style.is_some() => {}
+            Token::Word(word) => {
+                if statement.names.len() < 8 {
+                    statement.names.push(word.value.to_lowercase());
+                }
                 let upper = word.value.to_ascii_uppercase();
                 let routine = statement.starts_with(&["CREATE", "FUNCTION"])
                     || statement.starts_with(&["CREATE", "PROCEDURE"])
@@ -188,12 +205,12 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
     Ok(statements)
 }
 
-/// Decides how a migration file runs, or why it cannot run as written.
-pub fn plan(sql: &str) -> Result<Plan, Refusal> {
-    let first_line = sql.lines().next().unwrap_or("").trim();
+/// Decides how a migration file runs, or why it cannot run as written. `schema` is the schema
+/// the reset empties but keeps: a `CREATE SCHEMA` of it (pg_dump writes one) is blanked out.
+pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
     let statements = split(sql)?;
     let text_of = |s: &Statement| sql[s.start..s.end].trim().to_string();
-    if first_line == NO_TRANSACTION {
+    if runs_outside(sql) {
         if let Some(m) = statements.iter().find(|s| s.meta_command.is_some()) {
             return Err(meta_refusal(m));
         }
@@ -208,7 +225,7 @@ pub fn plan(sql: &str) -> Result<Plan, Refusal> {
     let mut blank: Vec<(usize, usize)> = Vec::new();
     let mut body: Vec<&Statement> = Vec::new();
     for s in &statements {
-        if is_restrict(s) {
+        if is_restrict(s) || creates_schema(s, schema) {
             blank.push((s.start, s.end));
         } else if s.meta_command.is_some() {
             return Err(meta_refusal(s));
@@ -243,6 +260,13 @@ pub fn plan(sql: &str) -> Result<Plan, Refusal> {
         text.replace_range(start..end, &spaces);
     }
     Ok(Plan::InTransaction(text))
+}
+
+/// `CREATE SCHEMA name [AUTHORIZATION role]`, nothing more.
+fn creates_schema(s: &Statement, schema: &str) -> bool {
+    s.starts_with(&["CREATE", "SCHEMA"])
+        && s.names.get(2).is_some_and(|n| n == schema)
+        && (s.names.len() == 3 || (s.names.len() == 5 && s.names[3] == "authorization"))
 }
 
 fn is_restrict(s: &Statement) -> bool {
@@ -287,7 +311,7 @@ mod tests {
     use super::*;
 
     fn in_tx(sql: &str) -> String {
-        match plan(sql).unwrap() {
+        match plan(sql, "public").unwrap() {
             Plan::InTransaction(text) => text,
             Plan::Outside(_) => panic!("expected in-transaction"),
         }
@@ -318,7 +342,7 @@ mod tests {
 
     #[test]
     fn statements_that_end_or_cannot_run_in_a_transaction_are_refused_with_their_line() {
-        let refused = |sql: &str| plan(sql).unwrap_err();
+        let refused = |sql: &str| plan(sql, "public").unwrap_err();
         let r = refused("CREATE TABLE a (id int);\n\nCREATE INDEX CONCURRENTLY a_id ON a (id);");
         assert_eq!(r.line, 3);
         assert!(r.statement.starts_with("CREATE INDEX CONCURRENTLY"));
@@ -340,13 +364,22 @@ mod tests {
     #[test]
     fn no_transaction_files_run_statement_by_statement() {
         let sql = "-- no-transaction\nCREATE INDEX CONCURRENTLY a_id ON a (id);\nVACUUM a;";
-        match plan(sql).unwrap() {
+        match plan(sql, "public").unwrap() {
             Plan::Outside(statements) => assert_eq!(
                 statements,
                 ["CREATE INDEX CONCURRENTLY a_id ON a (id);", "VACUUM a;"]
             ),
             Plan::InTransaction(_) => panic!("expected outside"),
         }
+    }
+
+    #[test]
+    fn creating_the_kept_schema_is_blanked_and_other_schemas_are_not() {
+        let text = in_tx(
+            "CREATE SCHEMA public;\nCREATE SCHEMA \"public\" AUTHORIZATION app;\nCREATE SCHEMA audit;",
+        );
+        assert_eq!(text.trim(), "CREATE SCHEMA audit;");
+        assert!(in_tx("CREATE SCHEMA \"Public\";").contains("CREATE SCHEMA"));
     }
 
     #[test]

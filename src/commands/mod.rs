@@ -252,6 +252,24 @@ fn repair_if_needed(client: &mut Client, config: &Config, reporter: &Reporter) -
     meta::mark_unfinished(client, &config.schema, &unfinished).map_err(meta_error)
 }
 
+/// Runs the work of an atomic command and, when it fails, says that its transaction was rolled
+/// back (the error itself follows as the last line).
+fn rolled_back_on_error<T>(
+    reporter: &Reporter,
+    atomic: bool,
+    work: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let result = work();
+    if result.is_err() && atomic {
+        reporter.warn(
+            "rolled-back",
+            "the transaction was rolled back: the database, dbtool.meta included, is as it was",
+            serde_json::json!({}),
+        );
+    }
+    result
+}
+
 /// Every connection but the lock's does work.
 fn workers(config: &Config) -> usize {
     (config.pool_size as usize).saturating_sub(1).max(1)

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{
     Seeding, confirm, locked, mark_unfinished, meta_error, phase, print_plan, read_error,
-    refuse_if_protected, rfc3339, unix_now, workers,
+    refuse_if_protected, rfc3339, rolled_back_on_error, unix_now, workers,
 };
 use crate::cli::ResetArgs;
 use crate::config::Config;
@@ -48,7 +48,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     let started = Instant::now();
     let started_at = SystemTime::now();
     let migrations = Migrations::load(&config.paths.migrations)?;
-    migrations.check_all()?;
+    migrations.check_all(&config.schema)?;
     let parallel = parallel_workers(config, args)?;
     let seeding = if args.skip_seed {
         None
@@ -100,97 +100,99 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         );
     }
     let outcome = locked(config, &db, reporter, || {
-        let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
-        refuse_if_protected(unit.client(), "reset")?;
-        if let (Some(within), Some(inputs)) = (args.skip_if_reset_within, &inputs)
-            && recent_reset(unit.client(), config, inputs, within, reporter)?
-        {
-            return Ok(Outcome::Skipped);
-        }
-        if not_atomic.is_some() {
-            mark_unfinished(unit.client(), config, started_at, None)?;
-            unit.checkpoint()?;
-        }
-        phase(reporter, "drop", || {
-            drop::drop_all(&db, unit.client(), &config.schema, config.ddl_lock_timeout)
-        })?;
-        phase(reporter, "migrate", || {
-            migrate::run(
-                &mut unit,
-                &migrations,
-                &config.schema,
-                &db::session_settings(config),
-            )
-        })?;
-        let Some(inputs) = &inputs else {
-            // The data is gone: no last reset describes it any more.
-            meta::forget_reset(unit.client(), &config.schema).map_err(meta_error)?;
-            unit.commit()?;
-            return Ok(Outcome::Migrated);
-        };
-        inputs
-            .seeding
-            .check_against(unit.client(), &config.schema)?;
-        let fingerprint = match parallel {
-            None => {
-                phase(reporter, "seed", || {
-                    seed::load_atomic(
-                        unit.client(),
-                        &db.stop,
-                        &inputs.data,
-                        &inputs.plan,
-                        &config.schema,
-                        reporter,
-                    )
-                })?;
-                phase(reporter, "fingerprint", || {
-                    fingerprint::compute_in(unit.client(), &config.schema)
-                })?
+        rolled_back_on_error(reporter, not_atomic.is_none(), || {
+            let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+            refuse_if_protected(unit.client(), "reset")?;
+            if let (Some(within), Some(inputs)) = (args.skip_if_reset_within, &inputs)
+                && recent_reset(unit.client(), config, inputs, within, reporter)?
+            {
+                return Ok(Outcome::Skipped);
             }
-            Some(workers) => {
-                let tables = seed::tables(&inputs.plan);
-                let deferred = constraints::defer(unit.client(), &config.schema, &tables)?;
-                mark_unfinished(unit.client(), config, started_at, Some(deferred.clone()))?;
+            if not_atomic.is_some() {
+                mark_unfinished(unit.client(), config, started_at, None)?;
+                unit.checkpoint()?;
+            }
+            phase(reporter, "drop", || {
+                drop::drop_all(&db, unit.client(), &config.schema, config.ddl_lock_timeout)
+            })?;
+            phase(reporter, "migrate", || {
+                migrate::run(
+                    &mut unit,
+                    &migrations,
+                    &config.schema,
+                    &db::session_settings(config),
+                )
+            })?;
+            let Some(inputs) = &inputs else {
+                // The data is gone: no last reset describes it any more.
+                meta::forget_reset(unit.client(), &config.schema).map_err(meta_error)?;
                 unit.commit()?;
-                phase(reporter, "seed", || {
-                    seed::load_parallel(
-                        &db,
-                        workers,
-                        &deferred,
-                        &inputs.data,
-                        &inputs.plan,
-                        &config.schema,
-                        reporter,
-                    )
-                })?;
-                unit = Unit::begin(&db, config.ddl_lock_timeout)?;
-                phase(reporter, "fingerprint", || {
-                    fingerprint::compute(&db, &config.schema, workers)
-                })?
-            }
-        };
-        phase(reporter, "record", || {
-            let record = meta::LastReset {
-                command: "reset".into(),
-                schema: config.schema.clone(),
-                profile: inputs.seeding.profile.name.clone(),
-                seed: inputs.seeding.seed,
-                fingerprint: fingerprint.overall.clone(),
-                dbtool_version: env!("CARGO_PKG_VERSION").to_string(),
-                host: gethostname::gethostname().to_string_lossy().into_owned(),
-                started_at: rfc3339(started_at),
-                finished_at: rfc3339(SystemTime::now()),
-                duration_ms: started.elapsed().as_millis() as u64,
-                migrations_digest: inputs.migrations_digest.clone(),
-                spec_digest: inputs.spec_digest.clone(),
-                finished_unix: unix_now(),
+                return Ok(Outcome::Migrated);
             };
-            meta::record_reset(unit.client(), &record).map_err(meta_error)
-        })?;
-        phase(reporter, "commit", || unit.commit())?;
-        Ok(Outcome::Seeded {
-            rows: inputs.plan.total_rows(),
-            fingerprint: fingerprint.overall,
+            inputs
+                .seeding
+                .check_against(unit.client(), &config.schema)?;
+            let fingerprint = match parallel {
+                None => {
+                    phase(reporter, "seed", || {
+                        seed::load_atomic(
+                            unit.client(),
+                            &db.stop,
+                            &inputs.data,
+                            &inputs.plan,
+                            &config.schema,
+                            reporter,
+                        )
+                    })?;
+                    phase(reporter, "fingerprint", || {
+                        fingerprint::compute_in(unit.client(), &config.schema)
+                    })?
+                }
+                Some(workers) => {
+                    let tables = seed::tables(&inputs.plan);
+                    let deferred = constraints::defer(unit.client(), &config.schema, &tables)?;
+                    mark_unfinished(unit.client(), config, started_at, Some(deferred.clone()))?;
+                    unit.commit()?;
+                    phase(reporter, "seed", || {
+                        seed::load_parallel(
+                            &db,
+                            workers,
+                            &deferred,
+                            &inputs.data,
+                            &inputs.plan,
+                            &config.schema,
+                            reporter,
+                        )
+                    })?;
+                    unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+                    phase(reporter, "fingerprint", || {
+                        fingerprint::compute(&db, &config.schema, workers)
+                    })?
+                }
+            };
+            phase(reporter, "record", || {
+                let record = meta::LastReset {
+                    command: "reset".into(),
+                    schema: config.schema.clone(),
+                    profile: inputs.seeding.profile.name.clone(),
+                    seed: inputs.seeding.seed,
+                    fingerprint: fingerprint.overall.clone(),
+                    dbtool_version: env!("CARGO_PKG_VERSION").to_string(),
+                    host: gethostname::gethostname().to_string_lossy().into_owned(),
+                    started_at: rfc3339(started_at),
+                    finished_at: rfc3339(SystemTime::now()),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    migrations_digest: inputs.migrations_digest.clone(),
+                    spec_digest: inputs.spec_digest.clone(),
+                    finished_unix: unix_now(),
+                };
+                meta::record_reset(unit.client(), &record).map_err(meta_error)
+            })?;
+            phase(reporter, "commit", || unit.commit())?;
+            Ok(Outcome::Seeded {
+                rows: inputs.plan.total_rows(),
+                fingerprint: fingerprint.overall,
+            })
         })
     })?;
     match outcome {

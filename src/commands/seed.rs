@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{
     Seeding, confirm, locked, meta_error, phase, print_plan, refuse_if_protected, repair_if_needed,
-    rfc3339, unix_now,
+    rfc3339, rolled_back_on_error, unix_now,
 };
 use crate::cli::SeedArgs;
 use crate::config::Config;
@@ -47,45 +47,47 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
         .map_or_else(|_| String::new(), |d| format!("{d:016x}"));
     let spec_digest = seeding.digest()?;
     let done = locked(config, &db, reporter, || {
-        let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
-        refuse_if_protected(unit.client(), "seed")?;
-        repair_if_needed(unit.client(), config, reporter)?;
-        seeding.check_against(unit.client(), &config.schema)?;
-        phase(reporter, "truncate", || {
-            truncate(unit.client(), &config.schema, &plan)
-        })?;
-        phase(reporter, "seed", || {
-            seed::load_atomic(
-                unit.client(),
-                &db.stop,
-                &data,
-                &plan,
-                &config.schema,
-                reporter,
-            )
-        })?;
-        let fingerprint = phase(reporter, "fingerprint", || {
-            fingerprint::compute_in(unit.client(), &config.schema)
-        })?;
-        phase(reporter, "record", || {
-            let record = meta::LastReset {
-                command: "seed".into(),
-                schema: config.schema.clone(),
-                profile: seeding.profile.name.clone(),
-                seed: seeding.seed,
-                fingerprint: fingerprint.overall.clone(),
-                dbtool_version: env!("CARGO_PKG_VERSION").to_string(),
-                host: gethostname::gethostname().to_string_lossy().into_owned(),
-                started_at: rfc3339(started_at),
-                finished_at: rfc3339(SystemTime::now()),
-                duration_ms: started.elapsed().as_millis() as u64,
-                migrations_digest: migrations_digest.clone(),
-                spec_digest: spec_digest.clone(),
-                finished_unix: unix_now(),
-            };
-            meta::record_reset(unit.client(), &record).map_err(meta_error)
-        })?;
-        unit.commit()
+        rolled_back_on_error(reporter, true, || {
+            let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+            refuse_if_protected(unit.client(), "seed")?;
+            repair_if_needed(unit.client(), config, reporter)?;
+            seeding.check_against(unit.client(), &config.schema)?;
+            phase(reporter, "truncate", || {
+                truncate(unit.client(), &config.schema, &plan)
+            })?;
+            phase(reporter, "seed", || {
+                seed::load_atomic(
+                    unit.client(),
+                    &db.stop,
+                    &data,
+                    &plan,
+                    &config.schema,
+                    reporter,
+                )
+            })?;
+            let fingerprint = phase(reporter, "fingerprint", || {
+                fingerprint::compute_in(unit.client(), &config.schema)
+            })?;
+            phase(reporter, "record", || {
+                let record = meta::LastReset {
+                    command: "seed".into(),
+                    schema: config.schema.clone(),
+                    profile: seeding.profile.name.clone(),
+                    seed: seeding.seed,
+                    fingerprint: fingerprint.overall.clone(),
+                    dbtool_version: env!("CARGO_PKG_VERSION").to_string(),
+                    host: gethostname::gethostname().to_string_lossy().into_owned(),
+                    started_at: rfc3339(started_at),
+                    finished_at: rfc3339(SystemTime::now()),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    migrations_digest: migrations_digest.clone(),
+                    spec_digest: spec_digest.clone(),
+                    finished_unix: unix_now(),
+                };
+                meta::record_reset(unit.client(), &record).map_err(meta_error)
+            })?;
+            unit.commit()
+        })
     })?;
     if done.is_some() {
         reporter.done(

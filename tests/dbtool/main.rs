@@ -2,6 +2,7 @@
 //! (TEST_DATABASE_URL; scripts/test.sh starts a throwaway server). Every test gets its own
 //! database, so the tests run in parallel.
 
+mod atomic;
 mod connect;
 mod faults;
 mod lock;

@@ -27,7 +27,7 @@ fn a_new_file_in_another_directory_applies_at_run_time() {
     let db = TestDb::new("migrate_extra");
     let project = ProjectCopy::new();
     project.write(
-        "migrations/V5__loyalty_points.sql",
+        "migrations/V90__loyalty_points.sql",
         "ALTER TABLE clients ADD COLUMN loyalty_points integer NOT NULL DEFAULT 0;\n",
     );
     migrate(&db, &project).success();
@@ -74,7 +74,7 @@ fn a_badly_named_file_exits_2_and_changes_nothing() {
         0
     );
     let project = ProjectCopy::new();
-    project.write("migrations/V5_missing_underscore.sql", "SELECT 1;\n");
+    project.write("migrations/V90_missing_underscore.sql", "SELECT 1;\n");
     migrate(&db, &project).code(2);
 }
 
@@ -83,12 +83,12 @@ fn an_sql_error_exits_6_with_line_and_column() {
     let db = TestDb::new("migrate_sqlerror");
     let project = ProjectCopy::new();
     project.write(
-        "migrations/V5__broken.sql",
+        "migrations/V90__broken.sql",
         "CREATE TABLE loyalty (id int);\nSELEC 1;\n",
     );
     let run = migrate(&db, &project);
     run.code(6)
-        .stderr_has("V5__broken")
+        .stderr_has("V90__broken")
         .stderr_has("line: 2, column: 1");
     // migrate is one transaction: the good migrations before it were rolled back with it.
     assert_eq!(

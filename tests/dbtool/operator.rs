@@ -410,7 +410,7 @@ fn a_reset_that_fails_midway_leaves_the_last_reset_and_its_data_as_they_were() {
     let project = crate::support::ProjectCopy::new();
     // A check that the seeded data breaks: the load fails after the drop and the migrations.
     project.write(
-        "migrations/V5__small_orders.sql",
+        "migrations/V90__small_orders.sql",
         "ALTER TABLE invoice_line_items ADD CONSTRAINT small_orders CHECK (quantity < 2);\n",
     );
     db.run_in(&project, &["reset", "--profile", "dev", "--yes"])

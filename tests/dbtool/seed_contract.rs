@@ -1,7 +1,6 @@
 //! The seed contract (DESIGN.md §5): per-cell determinism, exact counts, the golden fingerprint.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use crate::support::{ProjectCopy, TestDb};
 
@@ -158,45 +157,14 @@ fn sequences_are_moved_past_the_seeded_keys() {
         .unwrap();
 }
 
-fn pg_dump() -> String {
-    if Command::new("pg_dump").arg("--version").output().is_ok() {
-        return "pg_dump".into();
-    }
-    let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("pg_dump is needed (scripts/test.sh installs postgresql-client)")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin/pg_dump"))
-        .filter(|p| p.exists())
-        .collect();
-    dirs.sort();
-    dirs.pop().expect("pg_dump").display().to_string()
-}
-
 fn schema_dump(db: &TestDb) -> String {
-    let out = Command::new(pg_dump())
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--no-privileges",
-            "--schema",
-            "public",
-            &db.url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| {
-            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    db.dump(&[
+        "--schema-only",
+        "--no-owner",
+        "--no-privileges",
+        "--schema",
+        "public",
+    ])
 }
 
 #[test]

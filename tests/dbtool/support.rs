@@ -129,6 +129,36 @@ impl TestDb {
             .to_string()
     }
 
+    /// pg_dump of this database with `args`, without its comments and psql's restrict lines (both
+    /// change from one dump to the next).
+    pub fn dump(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(pg_dump())
+            .args(args)
+            .arg(&self.url)
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("pg_dump prints UTF-8")
+            .lines()
+            .filter(|l| {
+                !l.starts_with("--")
+                    && !l.starts_with("\\restrict")
+                    && !l.starts_with("\\unrestrict")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The whole database, data and dbtool.meta included.
+    pub fn dump_all(&self) -> String {
+        self.dump(&["--no-owner", "--no-privileges"])
+    }
+
     /// Takes dbtool's default lock in a session of our own: the client and its backend pid.
     pub fn hold_lock(&self) -> (Client, i32) {
         let mut holder = self.client();
@@ -343,6 +373,18 @@ pub fn server_dir() -> tempfile::TempDir {
         assert!(status.success());
     }
     dir
+}
+
+/// pg_dump from PATH, or from the newest server installation.
+pub fn pg_dump() -> String {
+    if std::process::Command::new("pg_dump")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return "pg_dump".into();
+    }
+    server_bindir().join("pg_dump").display().to_string()
 }
 
 /// PostgreSQL's server binaries.
