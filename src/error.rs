@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::lock::Holder;
+use crate::holder::Holder;
 
 /// Every way a dbtool command can end without success, each mapped to DESIGN.md §2.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@ pub mod db;
 pub mod drop;
 pub mod error;
 pub mod fingerprint;
+pub mod holder;
 pub mod lock;
 pub mod meta;
 pub mod migrate;

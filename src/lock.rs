@@ -6,13 +6,12 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use postgres::Client;
-use serde::Serialize;
-
 use crate::db::{Database, PooledClient};
 use crate::error::{Error, Result};
+pub use crate::holder::Holder;
 use crate::progress::Reporter;
 use crate::stop::{Stop, StopReason};
+use postgres::Client;
 
 /// How often the keeper checks that its session still holds the lock.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
@@ -20,37 +19,6 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How often a waiter says who holds the lock.
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
-
-/// A session holding the lock, as pg_stat_activity shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Holder {
-    pub pid: i32,
-    pub application_name: String,
-    pub client_addr: Option<String>,
-    /// When the holder's session started (PostgreSQL does not record when a lock was granted).
-    pub since: Option<String>,
-    pub state: Option<String>,
-    pub query: Option<String>,
-}
-
-impl Holder {
-    pub fn describe(&self) -> String {
-        let name = if self.application_name.is_empty() {
-            "no application_name".to_string()
-        } else {
-            self.application_name.clone()
-        };
-        let from = self
-            .client_addr
-            .as_deref()
-            .map_or("local socket".to_string(), |a| a.to_string());
-        let since = self.since.as_deref().unwrap_or("unknown");
-        format!(
-            "pid {} ({name}) from {from}, connected since {since}",
-            self.pid
-        )
-    }
-}
 
 /// PostgreSQL shows a bigint advisory key as classid = high 32 bits, objid = low 32 bits.
 fn key_halves(key: i64) -> (i64, i64) {
