@@ -73,6 +73,11 @@ pub struct ResetArgs {
     /// leaves the schema whole and empty, the reset marked unfinished)
     #[arg(long, value_name = "N")]
     pub parallel: Option<u32>,
+    /// A team's own seed program, run under the lock after the generated rows and SQL seed
+    /// files, with DATABASE_URL, SEED_PROFILE and DBTOOL_SEED set (overrides the profile's
+    /// `seed_command`; makes the reset not all or nothing)
+    #[arg(long, value_name = "CMD")]
+    pub seed_command: Option<String>,
 }
 
 #[derive(Debug, Args)]

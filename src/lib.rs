@@ -20,6 +20,7 @@ pub mod plan;
 pub mod profile;
 pub mod progress;
 pub mod seed;
+pub mod seed_code;
 pub mod spec;
 pub mod statements;
 pub mod status;

@@ -13,6 +13,9 @@ use crate::progress::Reporter;
 use crate::stop::{Stop, StopReason};
 use postgres::Client;
 
+/// Set by dbtool in a seed command's environment to the key of the lock it holds meanwhile.
+pub const LOCK_HELD_ENV: &str = "DBTOOL_LOCK_HELD";
+
 /// How often the keeper checks that its session still holds the lock.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// How often a waiter polls the lock.
@@ -84,6 +87,13 @@ impl AdvisoryLock {
         timeout: Duration,
         reporter: &Reporter,
     ) -> Result<Acquired> {
+        if std::env::var(LOCK_HELD_ENV).is_ok_and(|held| held == key.to_string()) {
+            return Err(Error::Work(format!(
+                "this dbtool runs inside the seed command of a reset that holds lock {key} until \
+                 the command ends: taking the lock again would wait forever. A seed command \
+                 must not run dbtool reset, seed or migrate against the same database"
+            )));
+        }
         let mut conn = db.reserve()?;
         let lock_error = |e: postgres::Error| {
             Error::Unreachable(format!(

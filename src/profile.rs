@@ -18,6 +18,7 @@ struct RawProfile {
     counts: BTreeMap<String, u64>,
     #[serde(default)]
     per: BTreeMap<String, [u64; 2]>,
+    seed_command: Option<String>,
 }
 
 /// A profile with its `extends` chain merged: the child's values win.
@@ -33,6 +34,8 @@ pub struct Profile {
     pub per: BTreeMap<String, (u64, u64)>,
     /// The files read, for the change digest of `--skip-if-reset-within`.
     pub files: Vec<PathBuf>,
+    /// A team's own seed program, run under the lock after the generated rows.
+    pub seed_command: Option<String>,
 }
 
 impl Profile {
@@ -57,6 +60,7 @@ impl Profile {
             counts: BTreeMap::new(),
             per: BTreeMap::new(),
             files: Vec::new(),
+            seed_command: None,
         };
         let (mut seed, mut epoch, mut description) = (None, None, None);
         // Apply the root first so that every child overrides its parent.
@@ -64,6 +68,7 @@ impl Profile {
             let file = profile_path(dir, &current);
             seed = raw.seed.or(seed);
             description = raw.description.or(description);
+            profile.seed_command = raw.seed_command.or(profile.seed_command.take());
             if let Some(text) = raw.epoch {
                 epoch = Some(parse_epoch(&text).map_err(|e| {
                     Error::usage(format!("{}: epoch {text:?}: {e}", file.display()))

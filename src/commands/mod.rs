@@ -109,11 +109,24 @@ impl Seeding {
         Dataset::new(&self.spec, &self.profile, self.seed)
     }
 
-    /// Changes when the spec, its files or the profile change.
-    fn digest(&self) -> Result<String> {
+    /// Changes when the spec, its files, the profile, the SQL seed files or the seed command
+    /// change.
+    fn digest<'a>(
+        &self,
+        sql: impl Iterator<Item = &'a std::path::PathBuf>,
+        command: Option<&crate::seed_code::SeedCommand>,
+    ) -> Result<String> {
         let mut files = self.spec.files.clone();
         files.extend(self.profile.files.iter().cloned());
-        Ok(format!("{:016x}", spec::files_digest(&files)?))
+        files.extend(sql.cloned());
+        let digest = spec::files_digest(&files)?;
+        Ok(match command {
+            None => format!("{digest:016x}"),
+            Some(c) => format!(
+                "{:016x}",
+                crate::config::fnv1a64(format!("{digest:016x} {}", c.command).as_bytes())
+            ),
+        })
     }
 
     /// The spec against the tables the migrations created (inside the unit's transaction, so

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::migrate::{self, Migrations};
 use crate::plan::SeedPlan;
 use crate::progress::Reporter;
+use crate::seed_code::{SeedCommand, SeedSql};
 use crate::spec::{self, Dataset};
 use crate::stop::Stop;
 use crate::unit::Unit;
@@ -40,6 +41,8 @@ struct Inputs<'a> {
     seeding: &'a Seeding,
     data: Dataset<'a>,
     plan: SeedPlan,
+    sql: SeedSql,
+    command: Option<SeedCommand>,
     migrations_digest: String,
     spec_digest: String,
 }
@@ -59,12 +62,22 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         Some(seeding) => {
             let data = seeding.dataset()?;
             let plan = SeedPlan::new(&data, &seeding.profile.name);
+            let sql = SeedSql::load(&config.paths.seeds, &config.schema)?;
+            let command = args
+                .seed_command
+                .clone()
+                .or_else(|| seeding.profile.seed_command.clone())
+                .filter(|c| !c.trim().is_empty())
+                .map(|command| SeedCommand { command });
+            let spec_digest = seeding.digest(sql.paths(), command.as_ref())?;
             Some(Inputs {
                 seeding,
                 data,
                 plan,
+                sql,
+                command,
                 migrations_digest: format!("{:016x}", spec::files_digest(&migrations.files)?),
-                spec_digest: seeding.digest()?,
+                spec_digest,
             })
         }
         None => None,
@@ -88,7 +101,11 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         );
         return Ok(());
     }
-    let not_atomic = atomicity_given_up(&migrations, parallel);
+    let not_atomic = atomicity_given_up(
+        &migrations,
+        parallel,
+        inputs.as_ref().and_then(|i| i.command.as_ref()),
+    );
     if let Some(why) = &not_atomic {
         reporter.warn(
             "not-atomic",
@@ -132,7 +149,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             inputs
                 .seeding
                 .check_against(unit.client(), &config.schema)?;
-            let fingerprint = match parallel {
+            match parallel {
                 None => {
                     phase(reporter, "seed", || {
                         seed::load_atomic(
@@ -144,9 +161,6 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                             reporter,
                         )
                     })?;
-                    phase(reporter, "fingerprint", || {
-                        fingerprint::compute_in(unit.client(), &config.schema)
-                    })?
                 }
                 Some(workers) => {
                     let tables = seed::tables(&inputs.plan);
@@ -165,11 +179,34 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                         )
                     })?;
                     unit = Unit::begin(&db, config.ddl_lock_timeout)?;
-                    phase(reporter, "fingerprint", || {
-                        fingerprint::compute(&db, &config.schema, workers)
-                    })?
                 }
-            };
+            }
+            if !inputs.sql.is_empty() {
+                phase(reporter, "seed-sql", || {
+                    inputs.sql.run(unit.client(), &db::session_settings(config))
+                })?;
+            }
+            if let Some(command) = &inputs.command {
+                unit.commit()?;
+                phase(reporter, "seed-command", || {
+                    command.run(
+                        config,
+                        &db,
+                        &inputs.seeding.profile.name,
+                        inputs.seeding.seed,
+                        reporter,
+                    )
+                })?;
+                unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+            }
+            let fingerprint = phase(reporter, "fingerprint", || {
+                if not_atomic.is_some() {
+                    // Committed already: every work connection sees it.
+                    fingerprint::compute(&db, &config.schema, workers(config))
+                } else {
+                    fingerprint::compute_in(unit.client(), &config.schema)
+                }
+            })?;
             phase(reporter, "record", || {
                 let record = meta::LastReset {
                     command: "reset".into(),
@@ -234,7 +271,11 @@ fn parallel_workers(config: &Config, args: &ResetArgs) -> Result<Option<usize>> 
 }
 
 /// Why this reset cannot be one transaction, if it cannot.
-fn atomicity_given_up(migrations: &Migrations, parallel: Option<usize>) -> Option<String> {
+fn atomicity_given_up(
+    migrations: &Migrations,
+    parallel: Option<usize>,
+    command: Option<&SeedCommand>,
+) -> Option<String> {
     let mut why = Vec::new();
     let outside = migrations.outside_transaction();
     if !outside.is_empty() {
@@ -245,6 +286,12 @@ fn atomicity_given_up(migrations: &Migrations, parallel: Option<usize>) -> Optio
     }
     if let Some(n) = parallel {
         why.push(format!("--parallel {n} loads over {n} connections"));
+    }
+    if let Some(command) = command {
+        why.push(format!(
+            "the seed command `{}` runs on connections of its own",
+            command.command
+        ));
     }
     (!why.is_empty()).then(|| why.join("; "))
 }

@@ -7,16 +7,17 @@ use std::time::{Instant, SystemTime};
 use serde_json::json;
 
 use super::{
-    Seeding, confirm, locked, meta_error, phase, print_plan, refuse_if_protected, repair_if_needed,
-    rfc3339, rolled_back_on_error, unix_now,
+    Seeding, confirm, locked, mark_unfinished, meta_error, phase, print_plan, refuse_if_protected,
+    repair_if_needed, rfc3339, rolled_back_on_error, unix_now,
 };
 use crate::cli::SeedArgs;
 use crate::config::Config;
-use crate::db::{Database, describe_sql_error, quote_ident};
+use crate::db::{self, Database, describe_sql_error, quote_ident};
 use crate::error::{Error, Result};
 use crate::migrate::Migrations;
 use crate::plan::SeedPlan;
 use crate::progress::Reporter;
+use crate::seed_code::{SeedCommand, SeedSql};
 use crate::stop::Stop;
 use crate::unit::Unit;
 use crate::{fingerprint, meta, seed, spec};
@@ -45,9 +46,27 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
     let migrations_digest = Migrations::load(&config.paths.migrations)
         .and_then(|m| spec::files_digest(&m.files))
         .map_or_else(|_| String::new(), |d| format!("{d:016x}"));
-    let spec_digest = seeding.digest()?;
+    let sql = SeedSql::load(&config.paths.seeds, &config.schema)?;
+    let command = seeding
+        .profile
+        .seed_command
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+        .map(|command| SeedCommand { command });
+    let spec_digest = seeding.digest(sql.paths(), command.as_ref())?;
+    if let Some(command) = &command {
+        reporter.warn(
+            "not-atomic",
+            format!(
+                "this seed is not all or nothing: the seed command `{}` runs on connections of \
+                 its own. A failure leaves the seed marked unfinished",
+                command.command
+            ),
+            json!({}),
+        );
+    }
     let done = locked(config, &db, reporter, || {
-        rolled_back_on_error(reporter, true, || {
+        rolled_back_on_error(reporter, command.is_none(), || {
             let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
             refuse_if_protected(unit.client(), "seed")?;
             repair_if_needed(unit.client(), config, reporter)?;
@@ -65,6 +84,20 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
                     reporter,
                 )
             })?;
+            if !sql.is_empty() {
+                phase(reporter, "seed-sql", || {
+                    sql.run(unit.client(), &db::session_settings(config))
+                })?;
+            }
+            if let Some(command) = &command {
+                // Committed together with the data: whoever sees the one sees the other.
+                mark_unfinished(unit.client(), config, started_at, None)?;
+                unit.commit()?;
+                phase(reporter, "seed-command", || {
+                    command.run(config, &db, &seeding.profile.name, seeding.seed, reporter)
+                })?;
+                unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+            }
             let fingerprint = phase(reporter, "fingerprint", || {
                 fingerprint::compute_in(unit.client(), &config.schema)
             })?;

@@ -6,23 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::{ProjectCopy, TestDb, wait_until};
-
-/// A dbtool run that must fail with `code` and leave `db` byte for byte as it was.
-#[track_caller]
-fn changes_nothing(db: &TestDb, code: i32, run: impl FnOnce() -> crate::support::Run) -> String {
-    let before = db.dump_all();
-    let run = run();
-    run.code(code);
-    assert_eq!(
-        db.dump_all(),
-        before,
-        "the database changed:\n{}",
-        run.stderr
-    );
-    assert_eq!(db.advisory_locks(), 0);
-    run.stderr
-}
+use crate::support::{ProjectCopy, TestDb, changes_nothing, wait_until};
 
 fn reset_with(db: &TestDb, project: &ProjectCopy, extra: &[&str]) -> crate::support::Run {
     let mut args = vec!["reset", "--profile", "dev", "--yes"];

@@ -9,5 +9,6 @@ mod lock;
 mod migrate;
 mod operator;
 mod reset;
+mod seed_code;
 mod seed_contract;
 mod support;

@@ -506,3 +506,19 @@ pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// A dbtool run that must fail with `code` and leave `db` byte for byte as it was.
+#[track_caller]
+pub fn changes_nothing(db: &TestDb, code: i32, run: impl FnOnce() -> Run) -> String {
+    let before = db.dump_all();
+    let run = run();
+    run.code(code);
+    assert_eq!(
+        db.dump_all(),
+        before,
+        "the database changed:\n{}",
+        run.stderr
+    );
+    assert_eq!(db.advisory_locks(), 0);
+    run.stderr
+}

@@ -1,0 +1,263 @@
+//! A team's own seed code, run under the same lock after the generated rows: SQL files
+//! (`seeds/*.sql`, in name order) inside the reset's transaction, and a seed command (a program
+//! of the team's own: `npm run seed`, `bin/rails db:seed`) on its own connections.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::db::{Database, describe_sql_error};
+use crate::error::{Error, Result};
+use crate::lock::LOCK_HELD_ENV;
+use crate::progress::Reporter;
+use crate::statements::{self, Plan};
+
+/// The SQL seed files of the seeds directory.
+pub struct SeedSql {
+    files: Vec<(PathBuf, String)>,
+}
+
+impl SeedSql {
+    /// Reads `seeds/*.sql` and refuses, before connecting, a statement that cannot run inside
+    /// the reset's transaction.
+    pub fn load(seeds_dir: &Path, schema: &str) -> Result<Self> {
+        let mut paths: Vec<PathBuf> = match std::fs::read_dir(seeds_dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        paths.sort();
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let sql = std::fs::read_to_string(&path)
+                .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+            let text = match statements::plan(&sql, schema) {
+                Ok(Plan::InTransaction(text)) => text,
+                Ok(Plan::Outside(_)) => {
+                    return Err(Error::usage(format!(
+                        "{}: a seed file runs inside the reset's transaction; `{}` is for migrations only",
+                        path.display(),
+                        statements::NO_TRANSACTION
+                    )));
+                }
+                Err(r) => {
+                    return Err(Error::usage(format!(
+                        "{}:{}: statement `{}` {}; a seed file runs inside the reset's transaction",
+                        path.display(),
+                        r.line,
+                        r.statement.lines().next().unwrap_or(""),
+                        r.why
+                    )));
+                }
+            };
+            files.push((path, text));
+        }
+        Ok(SeedSql { files })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        self.files.iter().map(|(p, _)| p)
+    }
+
+    /// Runs every file inside the caller's transaction, the session settings restored after
+    /// each; an error names the file, line and column.
+    pub fn run(&self, client: &mut Client, session: &str) -> Result<()> {
+        for (path, text) in &self.files {
+            client
+                .batch_execute(text)
+                .and_then(|()| client.batch_execute(session))
+                .map_err(|e| {
+                    Error::Work(format!(
+                        "seed file {} failed: {}",
+                        path.display(),
+                        describe_sql_error(&e, Some(text))
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// A seed program, run while dbtool holds the lock, after drop, migrate and the generated rows.
+pub struct SeedCommand {
+    pub command: String,
+}
+
+impl SeedCommand {
+    /// Runs the command with `DATABASE_URL`, `SEED_PROFILE`, `DBTOOL_SEED` and `DBTOOL_LOCK_HELD`
+    /// in its environment, relaying its output; a non-zero exit is exit 7. A program that waits
+    /// for dbtool's own advisory lock (seen in pg_locks under the application_name given to it
+    /// through PGAPPNAME) is stopped at once instead of waiting forever.
+    pub fn run(
+        &self,
+        config: &Config,
+        db: &Database,
+        profile: &str,
+        seed: u64,
+        reporter: &Reporter,
+    ) -> Result<()> {
+        let app_name = format!("{} seed-command", config.application_name());
+        let app_name: String = app_name.chars().take(63).collect();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .env("DATABASE_URL", url_with_password(&config.target().pg))
+            .env("SEED_PROFILE", profile)
+            .env("DBTOOL_SEED", seed.to_string())
+            .env(LOCK_HELD_ENV, config.lock_key.value.to_string())
+            .env("PGAPPNAME", &app_name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                Error::Work(format!(
+                    "cannot start the seed command `{}`: {e}",
+                    self.command
+                ))
+            })?;
+        let (lines, output) = mpsc::channel::<String>();
+        let relays: Vec<_> = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|stream| {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(|l| l.ok()) {
+                    let _ = lines.send(line);
+                }
+            })
+        })
+        .collect();
+        drop(lines);
+        let started = Instant::now();
+        let mut last_check = Instant::now();
+        let mut watcher = db.work()?;
+        let status = loop {
+            while let Ok(line) = output.try_recv() {
+                reporter.info(
+                    "seed-command-output",
+                    format!("seed command: {line}"),
+                    json!({}),
+                );
+            }
+            if let Some(status) = child.try_wait().map_err(|e| Error::Work(e.to_string()))? {
+                break status;
+            }
+            if let Err(e) = db.stop.check() {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+            if last_check.elapsed() >= Duration::from_millis(500) {
+                last_check = Instant::now();
+                if let Some(pid) = waiting_for_our_lock(&mut watcher, config, &app_name) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::Work(format!(
+                        "the seed command `{}` waits for dbtool's own advisory lock (its backend \
+                         pid {pid}), which this reset holds while the command runs: it would wait \
+                         forever, so it was stopped. A seed program run by dbtool must not take \
+                         the lock itself ({LOCK_HELD_ENV} is set in its environment)",
+                        self.command
+                    )));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        for relay in relays {
+            let _ = relay.join();
+        }
+        while let Ok(line) = output.try_recv() {
+            reporter.info(
+                "seed-command-output",
+                format!("seed command: {line}"),
+                json!({}),
+            );
+        }
+        if !status.success() {
+            return Err(Error::Work(format!(
+                "the seed command `{}` failed ({status}) after {:.1}s; the reset stays marked \
+                 unfinished",
+                self.command,
+                started.elapsed().as_secs_f64()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A backend of the seed command that waits (not granted) for the lock dbtool holds.
+fn waiting_for_our_lock(client: &mut Client, config: &Config, app_name: &str) -> Option<i32> {
+    let key = config.lock_key.value as u64;
+    let (hi, lo) = ((key >> 32) as i64, (key & 0xffff_ffff) as i64);
+    client
+        .query_opt(
+            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
+                AND l.classid::bigint = $1 AND l.objid::bigint = $2
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND a.application_name = $3
+              LIMIT 1",
+            &[&hi, &lo, &app_name],
+        )
+        .ok()
+        .flatten()
+        .map(|row| row.get(0))
+}
+
+/// The connection as a URL a seed program's driver understands, password included (it goes
+/// only into the child's environment, never into any output).
+fn url_with_password(pg: &postgres::Config) -> String {
+    use postgres::config::Host;
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let user = pg.get_user().map(encode).unwrap_or_default();
+    let password = pg
+        .get_password()
+        .map(|p| format!(":{}", encode(&String::from_utf8_lossy(p))))
+        .unwrap_or_default();
+    let at = if user.is_empty() { "" } else { "@" };
+    let host = match pg.get_hosts().first() {
+        Some(Host::Tcp(h)) if h.contains(':') => format!("[{h}]"),
+        Some(Host::Tcp(h)) => encode(h),
+        Some(Host::Unix(p)) => encode(&p.display().to_string()),
+        None => String::new(),
+    };
+    let port = pg
+        .get_ports()
+        .first()
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    let db = pg.get_dbname().map(encode).unwrap_or_default();
+    format!("postgres://{user}{password}{at}{host}{port}/{db}")
+}
