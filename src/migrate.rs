@@ -227,25 +227,50 @@ struct InUnit<'a> {
     unit: &'a mut Unit,
     plans: HashMap<&'a str, &'a Plan>,
     session: &'a str,
+    history: String,
+}
+
+/// Why a migration failed inside the unit.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Sql(#[from] postgres::Error),
+    #[error(
+        "it dropped the migration history table {0} (does it drop and recreate its own schema?); \
+         a reset empties the schema itself, so leave that out"
+    )]
+    HistoryDropped(String),
+}
+
+impl InUnit<'_> {
+    /// After a migration: the session settings back, and the history table still there.
+    fn after_migration(&mut self) -> Result<(), StepError> {
+        let client = self.unit.client();
+        client.batch_execute(self.session)?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.history])?
+            .get(0);
+        if !exists {
+            return Err(StepError::HistoryDropped(self.history.clone()));
+        }
+        Ok(())
+    }
 }
 
 impl refinery_core::traits::sync::Transaction for InUnit<'_> {
-    type Error = postgres::Error;
+    type Error = StepError;
 
-    fn execute<'a, T: Iterator<Item = &'a str>>(
-        &mut self,
-        queries: T,
-    ) -> Result<usize, postgres::Error> {
+    fn execute<'a, T: Iterator<Item = &'a str>>(&mut self, queries: T) -> Result<usize, StepError> {
         let mut count = 0;
         for query in queries {
             match self.plans.get(query) {
                 Some(Plan::InTransaction(text)) => {
                     self.unit.client().batch_execute(text)?;
-                    self.unit.client().batch_execute(self.session)?;
+                    self.after_migration()?;
                 }
                 Some(Plan::Outside(statements)) => {
                     self.unit.outside(statements)?;
-                    self.unit.client().batch_execute(self.session)?;
+                    self.after_migration()?;
                 }
                 // refinery's own statements: the history table and its rows.
                 None => self.unit.client().batch_execute(query)?,
@@ -257,7 +282,7 @@ impl refinery_core::traits::sync::Transaction for InUnit<'_> {
 }
 
 impl refinery_core::traits::sync::Query<Vec<Migration>> for InUnit<'_> {
-    fn query(&mut self, query: &str) -> Result<Vec<Migration>, postgres::Error> {
+    fn query(&mut self, query: &str) -> Result<Vec<Migration>, StepError> {
         let rows = self.unit.client().query(query, &[])?;
         Ok(rows
             .iter()
@@ -327,6 +352,7 @@ pub fn run(
         unit,
         plans,
         session,
+        history: history_table(schema),
     };
     match runner.run(&mut connection) {
         Ok(report) => Ok(report
@@ -351,9 +377,10 @@ pub fn run(
                 Kind::Connection(_, source) => {
                     let failing = pending.get(done).map(|&i| &migrations.list[i]);
                     let sql = failing.and_then(|m| m.sql());
-                    let what = source
-                        .downcast_ref::<postgres::Error>()
-                        .map_or_else(|| source.to_string(), |pg| describe_sql_error(pg, sql));
+                    let what = match source.downcast_ref::<StepError>() {
+                        Some(StepError::Sql(pg)) => describe_sql_error(pg, sql),
+                        _ => source.to_string(),
+                    };
                     match failing {
                         Some(m) => format!(
                             "migration {m} ({}) failed: {what}",

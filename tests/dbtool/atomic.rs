@@ -425,3 +425,35 @@ fn a_parallel_reset_killed_mid_load_is_repaired_by_the_next_migrate() {
         .stderr_has("putting them back");
     assert_eq!(keys_and_indexes(&db), whole);
 }
+
+#[test]
+fn a_migration_that_changes_search_path_or_drops_its_schema_cannot_break_the_reset() {
+    let db = TestDb::new("atomic_search_path");
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    let fingerprint = db.overall_fingerprint();
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__elsewhere.sql",
+        "CREATE SCHEMA IF NOT EXISTS reporting;\nSET search_path TO reporting;\n\
+         CREATE TABLE daily (day date);\nSELECT pg_catalog.set_config('search_path', '', false);\n",
+    );
+    reset_with(&db, &project, &[]).success();
+    assert_eq!(db.scalar("SELECT count(*) FROM reporting.daily"), 0);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM public.refinery_schema_history"),
+        5
+    );
+
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__start_over.sql",
+        "DROP SCHEMA public CASCADE;\nCREATE SCHEMA public;\n",
+    );
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    let stderr = changes_nothing(&db, 6, || reset_with(&db, &project, &[]));
+    assert!(
+        stderr.contains("dropped the migration history table"),
+        "{stderr}"
+    );
+    assert_eq!(db.overall_fingerprint(), fingerprint);
+}
