@@ -200,7 +200,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 unit = Unit::begin(&db, config.ddl_lock_timeout)?;
             }
             let fingerprint = phase(reporter, "fingerprint", || {
-                if not_atomic.is_some() {
+                if parallel.is_some() || inputs.command.is_some() {
                     // Committed already: every work connection sees it.
                     fingerprint::compute(&db, &config.schema, workers(config))
                 } else {

@@ -45,7 +45,8 @@ fn a_seed_command_runs_under_the_lock_with_the_database_in_its_environment() {
     let db = TestDb::new("seed_command_ok");
     let command = format!(
         "psql -X -q \"$DATABASE_URL\" -c \"{EXTRA_SERVICE}\" && \
-         psql -X -qtA \"$DATABASE_URL\" -c \"SELECT 'locked by ' || count(*) FROM pg_locks WHERE locktype = 'advisory'\" && \
+         psql -X -qtA \"$DATABASE_URL\" -c \"SELECT 'locked by ' || count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())\" && \
          echo \"seeded $SEED_PROFILE $DBTOOL_SEED\""
     );
     db.run(&[
