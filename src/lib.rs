@@ -81,7 +81,7 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
             );
             Ok(())
         }
-        Command::Profiles(out) => profiles(&config, out.json),
+        Command::Profiles(out) => profiles(&config, out.json, reporter),
         Command::Wait => {
             let target = config.target();
             db::wait_until_ready(
@@ -202,12 +202,29 @@ impl Seeding {
     }
 }
 
-fn profiles(config: &Config, json: bool) -> Result<()> {
+fn profiles(config: &Config, json: bool, reporter: &Reporter) -> Result<()> {
     let spec = Spec::load(&config.paths.seeds)?;
     let mut listed = Vec::new();
-    for profile in Profile::load_all(&config.paths.profiles)? {
-        let plan = SeedPlan::new(&Dataset::new(&spec, &profile, profile.seed)?, &profile.name);
-        listed.push((profile, plan));
+    let mut broken = Vec::new();
+    for (name, loaded) in Profile::load_each(&config.paths.profiles)? {
+        let planned = loaded.and_then(|profile| {
+            let plan = SeedPlan::new(&Dataset::new(&spec, &profile, profile.seed)?, &profile.name);
+            Ok((profile, plan))
+        });
+        match planned {
+            Ok(listed_profile) => listed.push(listed_profile),
+            Err(e) => {
+                reporter.warn(
+                    "profile-broken",
+                    format!(
+                        "profile {name} is not listed: {}",
+                        error::headline(&e.to_string()).0
+                    ),
+                    json!({ "profile": name }),
+                );
+                broken.push(name);
+            }
+        }
     }
     let as_json: Vec<_> = listed
         .iter()
@@ -237,7 +254,16 @@ fn profiles(config: &Config, json: bool) -> Result<()> {
         }
         out
     });
-    Ok(())
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "{} of {} profiles could not be loaded ({}); the others are listed above",
+            broken.len(),
+            broken.len() + listed.len(),
+            broken.join(", ")
+        )))
+    }
 }
 
 /// reset and seed change data: a person confirms on a terminal; elsewhere `--yes` is required.

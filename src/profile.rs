@@ -12,12 +12,20 @@ use crate::error::{Error, Result};
 struct RawProfile {
     description: Option<String>,
     seed: Option<u64>,
-    epoch: Option<String>,
+    epoch: Option<Epoch>,
     extends: Option<String>,
     #[serde(default)]
     counts: BTreeMap<String, u64>,
     #[serde(default)]
     per: BTreeMap<String, [u64; 2]>,
+}
+
+/// `epoch = "2025-01-01"` (a string) or `epoch = 2025-01-01T00:00:00Z` (a bare TOML datetime).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Epoch {
+    Text(String),
+    Datetime(toml::value::Datetime),
 }
 
 /// A profile with its `extends` chain merged: the child's values win.
@@ -45,7 +53,18 @@ impl Profile {
                     "profile {name}: `extends` loops back to {current}"
                 )));
             }
-            let raw = read_raw(dir, &current)?;
+            let raw = match chain.last() {
+                None => read_raw(dir, &current)?,
+                Some((child, _)) => read_raw(dir, &current).map_err(|e| match e {
+                    Error::Usage(why) if !profile_path(dir, &current).exists() => {
+                        Error::usage(format!(
+                            "{}: extends = {current:?}, but that profile does not exist: {why}",
+                            profile_path(dir, child).display()
+                        ))
+                    }
+                    other => other,
+                })?,
+            };
             next = raw.extends.clone();
             chain.push((current, raw));
         }
@@ -64,10 +83,18 @@ impl Profile {
             let file = profile_path(dir, &current);
             seed = raw.seed.or(seed);
             description = raw.description.or(description);
-            if let Some(text) = raw.epoch {
-                epoch = Some(parse_epoch(&text).map_err(|e| {
-                    Error::usage(format!("{}: epoch {text:?}: {e}", file.display()))
-                })?);
+            match raw.epoch {
+                None => {}
+                Some(Epoch::Text(text)) => {
+                    epoch = Some(parse_epoch(&text).map_err(|e| {
+                        Error::usage(format!("{}: epoch {text:?}: {e}", file.display()))
+                    })?);
+                }
+                Some(Epoch::Datetime(datetime)) => {
+                    epoch = Some(datetime_epoch(&datetime).map_err(|e| {
+                        Error::usage(format!("{}: epoch {datetime}: {e}", file.display()))
+                    })?);
+                }
             }
             profile.counts.extend(raw.counts);
             for (table, [min, max]) in raw.per {
@@ -98,6 +125,18 @@ impl Profile {
     pub fn load_all(dir: &Path) -> Result<Vec<Self>> {
         names(dir)?.iter().map(|n| Profile::load(dir, n)).collect()
     }
+
+    /// Every profile in `dir`, sorted by name, each loaded on its own: one broken profile does
+    /// not hide the others.
+    pub fn load_each(dir: &Path) -> Result<Vec<(String, Result<Self>)>> {
+        Ok(names(dir)?
+            .into_iter()
+            .map(|n| {
+                let loaded = Profile::load(dir, &n);
+                (n, loaded)
+            })
+            .collect())
+    }
 }
 
 /// The names of the profiles in `dir`.
@@ -112,7 +151,8 @@ pub fn names(dir: &Path) -> Result<Vec<String>> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let path = e.path();
-            (path.extension()? == "toml").then(|| path.file_stem()?.to_str().map(String::from))?
+            (path.extension()? == "toml" && path.is_file())
+                .then(|| path.file_stem()?.to_str().map(String::from))?
         })
         .collect();
     names.sort();
@@ -129,6 +169,12 @@ fn read_raw(dir: &Path, name: &str) -> Result<RawProfile> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     let path = profile_path(dir, name);
+    if valid && path.is_dir() {
+        return Err(Error::usage(format!(
+            "{} is a directory, not a profile file: profile {name:?} must be a TOML file",
+            path.display()
+        )));
+    }
     if !valid || !path.is_file() {
         let known = names(dir).map(|n| n.join(", ")).unwrap_or_default();
         return Err(Error::usage(format!(
@@ -138,7 +184,28 @@ fn read_raw(dir: &Path, name: &str) -> Result<RawProfile> {
     }
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))
+    toml::from_str(&text).map_err(|e| crate::error::toml_error(&path, &text, &e))
+}
+
+/// A bare TOML datetime as seconds since 1970-01-01 UTC; a local datetime (no offset) is UTC,
+/// as the string forms are.
+fn datetime_epoch(datetime: &toml::value::Datetime) -> std::result::Result<i64, String> {
+    let Some(date) = datetime.date else {
+        return Err("a time of day without a date; write a date such as 2025-01-01".to_string());
+    };
+    let mut seconds = crate::calendar::days_from_civil(
+        i64::from(date.year),
+        u32::from(date.month),
+        u32::from(date.day),
+    ) * 86_400;
+    if let Some(time) = datetime.time {
+        seconds +=
+            i64::from(time.hour) * 3600 + i64::from(time.minute) * 60 + i64::from(time.second);
+    }
+    if let Some(toml::value::Offset::Custom { minutes }) = datetime.offset {
+        seconds -= i64::from(minutes) * 60;
+    }
+    Ok(seconds)
 }
 
 /// `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ`, as seconds since 1970-01-01 UTC.
@@ -177,7 +244,31 @@ pub fn parse_epoch(text: &str) -> std::result::Result<i64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_epoch;
+    use super::*;
+
+    #[test]
+    fn bare_toml_datetimes_are_epochs() {
+        let raw: RawProfile = toml::from_str("seed = 1\nepoch = 2025-01-01T00:00:00Z").unwrap();
+        let Some(Epoch::Datetime(d)) = raw.epoch else {
+            panic!("a datetime")
+        };
+        assert_eq!(datetime_epoch(&d), Ok(1_735_689_600));
+        let raw: RawProfile = toml::from_str("epoch = 2025-01-01").unwrap();
+        let Some(Epoch::Datetime(d)) = raw.epoch else {
+            panic!("a date")
+        };
+        assert_eq!(datetime_epoch(&d), Ok(1_735_689_600));
+        let raw: RawProfile = toml::from_str("epoch = 2025-01-01T02:00:00+02:00").unwrap();
+        let Some(Epoch::Datetime(d)) = raw.epoch else {
+            panic!("a datetime")
+        };
+        assert_eq!(datetime_epoch(&d), Ok(1_735_689_600));
+        let raw: RawProfile = toml::from_str("epoch = 07:00:00").unwrap();
+        let Some(Epoch::Datetime(d)) = raw.epoch else {
+            panic!("a time")
+        };
+        assert!(datetime_epoch(&d).is_err());
+    }
 
     #[test]
     fn epochs_parse_as_utc_seconds() {

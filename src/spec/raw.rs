@@ -103,7 +103,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
     let text = std::fs::read_to_string(&file)
         .map_err(|e| Error::usage(format!("cannot read the seed spec {}: {e}", file.display())))?;
     let raw: RawSpec =
-        toml::from_str(&text).map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
+        toml::from_str(&text).map_err(|e| crate::error::toml_error(&file, &text, &e))?;
     if !super::SUPPORTED_VERSIONS.contains(&raw.version) {
         return Err(Error::usage(format!(
             "{}: version {} is not supported by this dbtool (supported: {:?})",
