@@ -10,6 +10,7 @@ pub mod db;
 pub mod drop;
 pub mod error;
 pub mod fingerprint;
+pub mod fit;
 pub mod lock;
 pub mod meta;
 pub mod migrate;
@@ -109,7 +110,14 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
         }
         Command::Fingerprint(out) => {
             let db = Database::connect(&config, stop, reporter)?;
-            let fp = fingerprint::compute(&db, &config.schema, workers(&config))?;
+            let lock_key = config.lock_key.value;
+            let held_before = lock::holders(&mut *db.work()?, lock_key).map_err(read_error)?;
+            let mut fp = fingerprint::compute(&db, &config.schema, workers(&config))?;
+            let held_after = lock::holders(&mut *db.work()?, lock_key).map_err(read_error)?;
+            fp.in_progress = status::in_progress(&held_after).or(status::in_progress(&held_before));
+            if let Some(note) = &fp.in_progress {
+                reporter.warn("lock-held", note.clone(), json!({}));
+            }
             print_result(out.json, &fp, || fp.render());
             Ok(())
         }
@@ -191,6 +199,7 @@ impl Seeding {
     }
 
     fn dataset(&self) -> Result<Dataset<'_>> {
+        fit::check_counts(&self.spec, &self.profile)?;
         Dataset::new(&self.spec, &self.profile, self.seed)
     }
 
@@ -208,6 +217,7 @@ fn profiles(config: &Config, json: bool, reporter: &Reporter) -> Result<()> {
     let mut broken = Vec::new();
     for (name, loaded) in Profile::load_each(&config.paths.profiles)? {
         let planned = loaded.and_then(|profile| {
+            fit::check_counts(&spec, &profile)?;
             let plan = SeedPlan::new(&Dataset::new(&spec, &profile, profile.seed)?, &profile.name);
             Ok((profile, plan))
         });
@@ -449,8 +459,9 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
         }
         phase(reporter, "preflight", || {
             let columns = migrate::preflight(&mut client, &migrations)?;
-            if let Some(s) = &seeding {
+            if let (Some(s), Some(plan)) = (&seeding, &seed_plan) {
                 spec::check_against_schema(&s.spec, &config.schema, &columns)?;
+                fit::check_types(&s.spec, plan, &columns)?;
             }
             Ok(())
         })?;
@@ -539,6 +550,7 @@ fn seed_command(
         refuse_if_protected(&mut client, "seed")?;
         let columns = migrate::schema_columns(&mut *client, &config.schema).map_err(read_error)?;
         spec::check_against_schema(&seeding.spec, &config.schema, &columns)?;
+        fit::check_types(&seeding.spec, &plan, &columns)?;
         phase(reporter, "truncate", || {
             truncate(&mut client, config, &plan)
         })?;

@@ -17,7 +17,8 @@ struct RawProfile {
     #[serde(default)]
     counts: BTreeMap<String, u64>,
     #[serde(default)]
-    per: BTreeMap<String, [u64; 2]>,
+    /// `[min, max]`; a Vec, as serde would take the first two of three numbers for a `[u64; 2]`.
+    per: BTreeMap<String, Vec<u64>>,
 }
 
 /// `epoch = "2025-01-01"` (a string) or `epoch = 2025-01-01T00:00:00Z` (a bare TOML datetime).
@@ -97,7 +98,13 @@ impl Profile {
                 }
             }
             profile.counts.extend(raw.counts);
-            for (table, [min, max]) in raw.per {
+            for (table, range) in raw.per {
+                let [min, max] = range[..] else {
+                    return Err(Error::usage(format!(
+                        "{}: per.{table} = {range:?}: give two numbers, [min, max] children per parent",
+                        file.display()
+                    )));
+                };
                 if min > max {
                     return Err(Error::usage(format!(
                         "{}: per.{table} = [{min}, {max}]: min is larger than max",
