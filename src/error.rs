@@ -75,6 +75,24 @@ impl Error {
     pub fn usage(message: impl Into<String>) -> Self {
         Error::Usage(message.into())
     }
+
+    /// The error of a step (drop, migrate, load, record...) names that step, so a server error
+    /// that says only "permission denied for database x" still says where it happened.
+    pub fn in_step(self, step: &str) -> Self {
+        let named = |message: String| {
+            if message.starts_with(step) {
+                message
+            } else {
+                format!("{step} failed: {message}")
+            }
+        };
+        match self {
+            Error::Migration(m) => Error::Migration(named(m)),
+            Error::Work(m) => Error::Work(named(m)),
+            Error::Unreachable(m) => Error::Unreachable(named(m)),
+            other => other,
+        }
+    }
 }
 
 /// A TOML file that does not parse: `file:line:column: reason` on the first line, then the

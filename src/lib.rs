@@ -268,7 +268,7 @@ fn profiles(config: &Config, json: bool, reporter: &Reporter) -> Result<()> {
         Ok(())
     } else {
         Err(Error::usage(format!(
-            "{} of {} profiles could not be loaded ({}); the others are listed above",
+            "{} of {} profiles could not be loaded ({}); the others are listed on stdout",
             broken.len(),
             broken.len() + listed.len(),
             broken.join(", ")
@@ -349,7 +349,7 @@ fn locked<T>(
 fn phase<T>(reporter: &Reporter, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     reporter.phase_started(name);
     let started = Instant::now();
-    let value = f()?;
+    let value = f().map_err(|e| e.in_step(name))?;
     reporter.phase_finished(name, started.elapsed(), "");
     Ok(value)
 }

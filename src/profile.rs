@@ -56,15 +56,15 @@ impl Profile {
             }
             let raw = match chain.last() {
                 None => read_raw(dir, &current)?,
-                Some((child, _)) => read_raw(dir, &current).map_err(|e| match e {
-                    Error::Usage(why) if !profile_path(dir, &current).exists() => {
-                        Error::usage(format!(
-                            "{}: extends = {current:?}, but that profile does not exist: {why}",
-                            profile_path(dir, child).display()
-                        ))
-                    }
-                    other => other,
-                })?,
+                Some((child, _)) if !profile_path(dir, &current).exists() => {
+                    let known = names(dir).map(|n| n.join(", ")).unwrap_or_default();
+                    return Err(Error::usage(format!(
+                        "{}: extends = {current:?}, but there is no {} (profiles: {known})",
+                        profile_path(dir, child).display(),
+                        profile_path(dir, &current).display()
+                    )));
+                }
+                Some(_) => read_raw(dir, &current)?,
             };
             next = raw.extends.clone();
             chain.push((current, raw));
@@ -158,8 +158,7 @@ pub fn names(dir: &Path) -> Result<Vec<String>> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let path = e.path();
-            (path.extension()? == "toml" && path.is_file())
-                .then(|| path.file_stem()?.to_str().map(String::from))?
+            (path.extension()? == "toml").then(|| path.file_stem()?.to_str().map(String::from))?
         })
         .collect();
     names.sort();
