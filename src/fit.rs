@@ -42,9 +42,10 @@ fn upper_rows(spec: &Spec, profile: &Profile) -> Vec<Option<u128>> {
     upper
 }
 
-/// Counts and serial ranges that no column could hold, or that planning could not finish,
-/// refused before connecting. Costs one pass over the tables, whatever the counts.
+/// Counts, serial ranges and date ranges that no column could hold, or that planning could not
+/// finish, refused before connecting. Costs one pass over the tables, whatever the counts.
 pub fn check_counts(spec: &Spec, profile: &Profile) -> Result<()> {
+    check_time_ranges(spec, profile)?;
     let upper = upper_rows(spec, profile);
     for (table, rows) in spec.tables.iter().zip(&upper) {
         let Some(rows) = *rows else { continue };
@@ -74,6 +75,39 @@ pub fn check_counts(spec: &Spec, profile: &Profile) -> Result<()> {
                     table.name,
                     column.name,
                     i64::MAX
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Dates and timestamps are written as `YYYY-MM-DD`: years 1 to 9999, which PostgreSQL reads as
+/// written (a year 0 or below would need `BC`, and is read as a time zone instead).
+fn check_time_ranges(spec: &Spec, profile: &Profile) -> Result<()> {
+    use crate::calendar::days_from_civil;
+    let (first, last) = (days_from_civil(1, 1, 1), days_from_civil(9999, 12, 31));
+    let epoch_day = profile.epoch.div_euclid(86_400);
+    for table in &spec.tables {
+        for column in &table.columns {
+            let days = match column.generator {
+                Gen::Date { from, to } => {
+                    (epoch_day.saturating_add(from), epoch_day.saturating_add(to))
+                }
+                Gen::Timestamp { from, to } => (
+                    profile.epoch.saturating_add(from).div_euclid(86_400),
+                    profile.epoch.saturating_add(to).div_euclid(86_400),
+                ),
+                _ => continue,
+            };
+            if days.0 < first || days.1 > last {
+                return Err(Error::usage(format!(
+                    "profile {}: table {}, column {}: `from` and `to` reach outside the years 1 to \
+                     9999 from the epoch {}; dbtool generates dates within those years",
+                    profile.name,
+                    table.name,
+                    column.name,
+                    crate::calendar::format_timestamp(profile.epoch)
                 )));
             }
         }

@@ -553,3 +553,18 @@ fn fingerprint_and_status_say_when_the_lock_is_held() {
         serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
     assert!(status.get("in_progress").is_none(), "{status}");
 }
+
+#[test]
+fn dates_outside_the_years_postgresql_reads_as_written_are_refused_before_connecting() {
+    let project = ProjectCopy::new();
+    edit(
+        &project,
+        "seeds/seed.toml",
+        r#"issued_at = { gen = "timestamp", from = "-730d", to = "0d" }"#,
+        r#"issued_at = { gen = "timestamp", from = "-300000000y", to = "0d" }"#,
+    );
+    offline(&project, &["reset", "--profile", "ci", "--yes"])
+        .code(2)
+        .stderr_has("table invoices, column issued_at")
+        .stderr_has("years 1 to 9999");
+}
