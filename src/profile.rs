@@ -231,10 +231,12 @@ pub fn parse_epoch(text: &str) -> std::result::Result<i64, String> {
         m.parse().map_err(|_| bad())?,
         d.parse().map_err(|_| bad())?,
     );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad());
+    let days = crate::calendar::days_from_civil(y, m, d);
+    // 2025-02-31 would silently become 2025-03-03: a date must name a day of its month.
+    if !(1..=12).contains(&m) || crate::calendar::civil_from_days(days) != (y, m, d) {
+        return Err(format!("{date} is not a date of the calendar; {}", bad()));
     }
-    let mut seconds = crate::calendar::days_from_civil(y, m, d) * 86_400;
+    let mut seconds = days * 86_400;
     if let Some(time) = time {
         let hms: Vec<i64> = time
             .split(':')
@@ -243,6 +245,9 @@ pub fn parse_epoch(text: &str) -> std::result::Result<i64, String> {
         let [h, mi, s] = hms.as_slice() else {
             return Err(bad());
         };
+        if !(0..24).contains(h) || !(0..60).contains(mi) || !(0..=60).contains(s) {
+            return Err(format!("{time} is not a time of day; {}", bad()));
+        }
         seconds += h * 3600 + mi * 60 + s;
     }
     Ok(seconds)
@@ -285,6 +290,10 @@ mod tests {
             Ok(1_735_689_600 + 3723)
         );
         assert!(parse_epoch("2025-13-01").is_err());
+        assert!(parse_epoch("2025-02-31").is_err());
+        assert!(parse_epoch("2024-02-29").is_ok());
+        assert!(parse_epoch("2025-01-01T25:00:00Z").is_err());
+        assert!(parse_epoch("2025-01-01T23:59:60Z").is_ok());
         assert!(parse_epoch("yesterday").is_err());
     }
 }
