@@ -128,11 +128,6 @@ impl Profile {
         Ok(profile)
     }
 
-    /// Every profile in `dir`, sorted by name.
-    pub fn load_all(dir: &Path) -> Result<Vec<Self>> {
-        names(dir)?.iter().map(|n| Profile::load(dir, n)).collect()
-    }
-
     /// Every profile in `dir`, sorted by name, each loaded on its own: one broken profile does
     /// not hide the others.
     pub fn load_each(dir: &Path) -> Result<Vec<(String, Result<Self>)>> {
