@@ -130,10 +130,15 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
 }
 
 fn read_error(e: postgres::Error) -> Error {
-    Error::Unreachable(format!(
+    let message = format!(
         "reading the database failed: {}",
         describe_sql_error(&e, None)
-    ))
+    );
+    // The server answered: a role that may not read is configuration, not an unreachable server.
+    if db::explain_privilege(&e).is_some() {
+        return Error::Usage(message);
+    }
+    Error::Unreachable(message)
 }
 
 fn print_result<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {

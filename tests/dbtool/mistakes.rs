@@ -508,9 +508,19 @@ fn privilege_errors_name_the_step_and_what_the_role_lacks() {
         .stderr_has("accepts only reads");
     admin
         .batch_execute(&format!(
-            "ALTER DATABASE \"{}\" RESET default_transaction_read_only; \
-             REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role};",
+            "ALTER DATABASE \"{}\" RESET default_transaction_read_only",
             db.name
+        ))
+        .unwrap();
+    // A role that may not read what status reads: configuration (2), not an unreachable server (5).
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    let run = Run::of(dbtool_command().env("DATABASE_URL", &as_role).arg("status"));
+    run.code(2)
+        .stderr_has("reading the database failed")
+        .stderr_has("permission denied");
+    admin
+        .batch_execute(&format!(
+            "REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role};"
         ))
         .unwrap();
 }
