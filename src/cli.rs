@@ -1,5 +1,6 @@
 //! The command line, as clap derives: nothing here is validated beyond its type (see config.rs).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -207,30 +208,39 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-/// Parses the command line; on a usage error, exits 2 with clap's message, as one JSON object
-/// when `--log-format json` (or DBTOOL_LOG_FORMAT=json) asked for JSON lines on stderr.
+/// Parses the command line; on a usage error, exits 2 with clap's message (passwords masked), as
+/// one JSON object when `--log-format json` (or DBTOOL_LOG_FORMAT=json) asked for JSON lines on
+/// stderr. Arguments that are not UTF-8 are a usage error like any other, never a panic.
 pub fn parse() -> Cli {
-    match Cli::try_parse() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) if e.use_stderr() && wants_json_lines() => {
-            let message = e.to_string();
-            let first = message
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ");
-            eprintln!(
-                "{}",
-                serde_json::json!({ "event": "error", "level": "error", "message": first, "exit_code": 2 })
-            );
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let message = mask_passwords(&e.render().to_string());
+            if wants_json_lines(&args) {
+                let first = message
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "event": "error", "level": "error", "message": first, "exit_code": 2 })
+                );
+            } else {
+                eprint!("{message}");
+            }
             std::process::exit(2);
         }
-        Err(e) => e.exit(),
     }
 }
 
-fn wants_json_lines() -> bool {
-    let args: Vec<String> = std::env::args().collect();
+fn wants_json_lines(args: &[OsString]) -> bool {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     // The flag wins over the environment, as in clap; the last flag wins over earlier ones.
     let flag =
         args.iter()
@@ -241,8 +251,77 @@ fn wants_json_lines() -> bool {
                 Some(value) => value.strip_prefix('=').map(String::from),
                 None => None,
             });
-    flag.or_else(|| std::env::var("DBTOOL_LOG_FORMAT").ok())
+    flag.or_else(|| std::env::var_os("DBTOOL_LOG_FORMAT").map(|v| v.to_string_lossy().into_owned()))
         .is_some_and(|v| v == "json")
+}
+
+/// `text` with every password it may hold replaced by `***`: the user info of URLs
+/// (`postgres://user:secret@host`) and `password=` settings of key=value strings and URL queries.
+/// clap repeats the offending argument in its messages, and that argument may be a URL.
+pub fn mask_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '\'' | '"' | '`'))
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rfind('@') {
+            Some(at) if authority[..at].contains(':') => {
+                let user = &authority[..at].split_once(':').expect("checked").0;
+                out.push_str(user);
+                out.push_str(":***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    mask_password_settings(&out)
+}
+
+fn mask_password_settings(text: &str) -> String {
+    const KEY: &str = "password=";
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(KEY) {
+        let value_start = from + found + KEY.len();
+        out.push_str(&text[from..value_start]);
+        let value = &text[value_start..];
+        let len = if let Some(quoted) = value.strip_prefix('\'') {
+            // libpq quoting: 'it''s' or 'a\'b'
+            let mut chars = quoted.char_indices().peekable();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '\'' if chars.peek().is_some_and(|&(_, next)| next == '\'') => {
+                        chars.next();
+                    }
+                    '\'' => {
+                        end = i + 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            1 + end
+        } else {
+            value
+                .find(|c: char| c.is_whitespace() || matches!(c, '&' | '"' | '`' | '\''))
+                .unwrap_or(value.len())
+        };
+        out.push_str("***");
+        from = value_start + len;
+    }
+    out.push_str(&text[from..]);
+    out
 }
 
 /// Human durations (`30s`, `10m`, `1h 30m`); a bare `0` means zero.
@@ -253,4 +332,35 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(text)
         .map_err(|e| format!("{e} (use a duration such as 30s, 10m or 1h)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_passwords;
+
+    #[test]
+    fn passwords_are_masked_in_urls_and_settings() {
+        assert_eq!(
+            mask_passwords("unexpected argument 'postgres://alice:s3cret@db:5432/app' found"),
+            "unexpected argument 'postgres://alice:***@db:5432/app' found"
+        );
+        assert_eq!(
+            mask_passwords("postgresql://bob:p@ss:w0rd@h/db?sslmode=disable"),
+            "postgresql://bob:***@h/db?sslmode=disable"
+        );
+        assert_eq!(
+            mask_passwords("host=h user=u password=hunter2 dbname=d"),
+            "host=h user=u password=*** dbname=d"
+        );
+        assert_eq!(
+            mask_passwords("host=h PASSWORD='it''s secret' dbname=d"),
+            "host=h PASSWORD=*** dbname=d"
+        );
+        assert_eq!(
+            mask_passwords("postgres://h/db?user=u&password=x1&sslmode=prefer"),
+            "postgres://h/db?user=u&password=***&sslmode=prefer"
+        );
+        assert_eq!(mask_passwords("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(mask_passwords("no url here"), "no url here");
+    }
 }

@@ -196,12 +196,10 @@ impl Config {
             }
             _ => None,
         };
-        if g.schema.trim().is_empty() || g.schema == crate::meta::SCHEMA {
-            return Err(Error::usage(format!(
-                "--schema {:?} is not allowed: name the application's schema (the `{}` schema belongs to dbtool)",
-                g.schema,
-                crate::meta::SCHEMA
-            )));
+        check_schema(&g.schema)?;
+        check_server_duration("--ddl-lock-timeout", g.ddl_lock_timeout)?;
+        if let Some(timeout) = g.statement_timeout {
+            check_server_duration("--statement-timeout", timeout)?;
         }
         let wait_default = if matches!(cli.command, Command::Wait) {
             Duration::from_secs(60)
@@ -259,6 +257,93 @@ impl Config {
         }
         name[..end].to_string()
     }
+}
+
+/// Loads the `.env` file of the working directory (or the nearest directory above it, as
+/// dotenvy finds it), without overriding variables already set. A line dotenvy cannot parse
+/// stops it from reading every line after it, so that is an error naming the file and the line;
+/// the line itself is not shown, as it may hold a password.
+pub fn load_env_file() -> Result<()> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Ok(());
+    };
+    let Some(path) = cwd
+        .ancestors()
+        .map(|dir| dir.join(".env"))
+        .find(|path| path.is_file())
+    else {
+        return Ok(());
+    };
+    match dotenvy::from_path(&path) {
+        Ok(()) => Ok(()),
+        Err(dotenvy::Error::LineParse(line, _)) => {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let first = line.lines().next().unwrap_or("").trim();
+            let number = text
+                .lines()
+                .position(|l| l.trim() == first)
+                .or_else(|| {
+                    text.lines()
+                        .position(|l| !first.is_empty() && l.contains(first))
+                })
+                .map_or_else(String::new, |i| format!(":{}", i + 1));
+            Err(Error::usage(format!(
+                "{}{number}: this line is not NAME=value, so dotenvy stops reading the file there; \
+                 fix or remove it (quote values with spaces or # in them)",
+                path.display()
+            )))
+        }
+        Err(e) => Err(Error::usage(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// PostgreSQL's longest identifier (NAMEDATALEN - 1); a longer name is silently truncated.
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// The application's schema: a name PostgreSQL keeps as given, and not one that belongs to the
+/// system or to dbtool (dropping "everything" in `information_schema` is never what was meant).
+pub fn check_schema(schema: &str) -> Result<()> {
+    if schema.trim().is_empty() || schema == crate::meta::SCHEMA {
+        return Err(Error::usage(format!(
+            "--schema {schema:?} is not allowed: name the application's schema (the `{}` schema belongs to dbtool)",
+            crate::meta::SCHEMA
+        )));
+    }
+    if schema.starts_with("pg_") || schema == "information_schema" {
+        return Err(Error::usage(format!(
+            "--schema {schema:?} is a PostgreSQL system schema (pg_catalog, information_schema, \
+             pg_toast, pg_temp* and every pg_* name are the server's): name the application's schema"
+        )));
+    }
+    if schema.len() > MAX_IDENTIFIER_BYTES {
+        return Err(Error::usage(format!(
+            "--schema {schema:?} is {} bytes long; PostgreSQL names are at most {MAX_IDENTIFIER_BYTES} bytes",
+            schema.len()
+        )));
+    }
+    if schema.contains('\0') {
+        return Err(Error::usage(format!(
+            "--schema {schema:?} contains a NUL character, which PostgreSQL names cannot hold"
+        )));
+    }
+    Ok(())
+}
+
+/// PostgreSQL keeps timeouts as a 32-bit count of milliseconds.
+pub const MAX_SERVER_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// A duration dbtool hands to PostgreSQL (`SET lock_timeout`, `SET statement_timeout`) must be one
+/// the server accepts; otherwise the failure would come after the drop, or not at all.
+pub fn check_server_duration(flag: &str, duration: Duration) -> Result<()> {
+    if duration > MAX_SERVER_DURATION {
+        return Err(Error::usage(format!(
+            "{flag} {} is longer than PostgreSQL accepts: the largest is {} ({} ms, about 24.8 days)",
+            humantime::format_duration(duration),
+            humantime::format_duration(MAX_SERVER_DURATION),
+            MAX_SERVER_DURATION.as_millis()
+        )));
+    }
+    Ok(())
 }
 
 /// How stderr is rendered, known even when the rest of the configuration is not valid.
@@ -323,6 +408,42 @@ mod tests {
         assert!(Target::parse("postgres://u@h/db?sslmode=require").is_err());
         assert!(Target::parse("postgres://u@h/db?sslmode=disable").is_ok());
         assert!(Target::parse("host=h user=u dbname=d").is_ok());
+    }
+
+    #[test]
+    fn system_long_and_dbtool_schemas_are_refused() {
+        for bad in [
+            "pg_catalog",
+            "information_schema",
+            "pg_toast",
+            "pg_temp_3",
+            "pg_toast_temp_1",
+            "dbtool",
+            "",
+            " ",
+        ] {
+            assert!(check_schema(bad).is_err(), "{bad:?} accepted");
+        }
+        let long = "s".repeat(64);
+        let message = check_schema(&long).unwrap_err().to_string();
+        assert!(message.contains("64 bytes"), "{message}");
+        assert!(check_schema(&"s".repeat(63)).is_ok());
+        // Multi-byte characters count as bytes, as PostgreSQL counts them.
+        assert!(check_schema(&"é".repeat(32)).is_err());
+        assert!(check_schema("public").is_ok());
+        assert!(check_schema("app").is_ok());
+    }
+
+    #[test]
+    fn durations_past_int_max_milliseconds_name_the_flag_and_the_limit() {
+        let limit = Duration::from_millis(i32::MAX as u64);
+        assert!(check_server_duration("--statement-timeout", limit).is_ok());
+        let message = check_server_duration("--ddl-lock-timeout", Duration::from_secs(30 * 86_400))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("--ddl-lock-timeout"), "{message}");
+        assert!(message.contains("2147483647 ms"), "{message}");
+        assert!(message.contains("24days 20h 31m 23s 647ms"), "{message}");
     }
 
     #[test]

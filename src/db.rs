@@ -295,7 +295,52 @@ pub fn describe_sql_error(error: &postgres::Error, sql: Option<&str>) -> String 
     if let Some(hint) = db.hint() {
         text.push_str(&format!("; hint: {hint}"));
     }
+    if let Some(lacks) = explain_privilege(error) {
+        text.push_str(&format!("; {lacks}"));
+    }
     text
+}
+
+/// What the role lacks, for errors the server reports without saying what to do: a missing
+/// privilege or ownership, or a server that only reads.
+pub fn explain_privilege(error: &postgres::Error) -> Option<String> {
+    use postgres::error::SqlState;
+    let db = error.as_db_error()?;
+    let message = db.message();
+    if *db.code() == SqlState::READ_ONLY_SQL_TRANSACTION {
+        return Some(
+            "the server accepts only reads here (a hot standby, or default_transaction_read_only \
+             is on for this database or role): point DATABASE_URL at the primary (add \
+             target_session_attrs=read-write) or turn default_transaction_read_only off"
+                .to_string(),
+        );
+    }
+    if *db.code() != SqlState::INSUFFICIENT_PRIVILEGE {
+        return None;
+    }
+    let object = |prefix: &str| message.strip_prefix(prefix).map(str::trim);
+    Some(
+        if let Some(database) = object("permission denied for database") {
+            format!(
+                "the role lacks CREATE on database {database}, which dbtool needs for its own schema \
+             `dbtool` (and for the application's schema when it does not exist yet): \
+             GRANT CREATE ON DATABASE {database} TO the role, or create those schemas for it"
+            )
+        } else if let Some(schema) = object("permission denied for schema") {
+            format!(
+                "the role lacks USAGE or CREATE on schema {schema}: GRANT USAGE, CREATE ON SCHEMA \
+             {schema} TO the role, or run dbtool as the schema's owner"
+            )
+        } else if message.starts_with("must be owner of") {
+            "only an object's owner may drop or alter it: run dbtool as the role that owns the \
+         application's objects (the one the migrations ran as)"
+                .to_string()
+        } else {
+            "the role lacks a privilege this step needs: run dbtool as the role that owns the \
+         application's schema and objects, or GRANT it what the message names"
+                .to_string()
+        },
+    )
 }
 
 /// The 1-based line and column of a 1-based character position.

@@ -75,6 +75,52 @@ impl Error {
     pub fn usage(message: impl Into<String>) -> Self {
         Error::Usage(message.into())
     }
+
+    /// The error of a step (drop, migrate, load, record...) names that step, so a server error
+    /// that says only "permission denied for database x" still says where it happened.
+    pub fn in_step(self, step: &str) -> Self {
+        let named = |message: String| {
+            if message.starts_with(step) {
+                message
+            } else {
+                format!("{step} failed: {message}")
+            }
+        };
+        match self {
+            Error::Migration(m) => Error::Migration(named(m)),
+            Error::Work(m) => Error::Work(named(m)),
+            Error::Unreachable(m) => Error::Unreachable(named(m)),
+            other => other,
+        }
+    }
+}
+
+/// A TOML file that does not parse: `file:line:column: reason` on the first line, then the
+/// parser's snippet pointing at the spot, which only `-v` shows (see `Reporter::error`).
+pub fn toml_error(file: &std::path::Path, text: &str, error: &toml::de::Error) -> Error {
+    let reason = error.message().trim().replace('\n', "; ");
+    let Some(span) = error.span() else {
+        return Error::usage(format!("{}: {reason}", file.display()));
+    };
+    let start = span.start.min(text.len());
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let snippet = text.lines().nth(line - 1).unwrap_or("");
+    let marker = " ".repeat(column - 1) + "^";
+    Error::usage(format!(
+        "{}:{line}:{column}: {reason}\n{line:>4} | {snippet}\n     | {marker}",
+        file.display()
+    ))
+}
+
+/// The first line of a message, and what follows it (shown only under `-v`).
+pub fn headline(message: &str) -> (&str, Option<&str>) {
+    match message.split_once('\n') {
+        Some((first, rest)) if !rest.trim().is_empty() => (first, Some(rest)),
+        Some((first, _)) => (first, None),
+        None => (message, None),
+    }
 }
 
 fn lock_busy_message(holder: Option<&Holder>, waited: &Duration) -> String {
@@ -90,3 +136,22 @@ fn lock_busy_message(holder: Option<&Holder>, waited: &Duration) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_errors_are_one_line_with_file_line_and_column() {
+        let text = "seed = 1\nepoch = \"2025-01-01\"\n[counts]\nclients = = 3\n";
+        let error = toml::from_str::<toml::Table>(text).unwrap_err();
+        let message = toml_error(std::path::Path::new("profiles/x.toml"), text, &error).to_string();
+        let (first, rest) = headline(&message);
+        assert!(first.starts_with("profiles/x.toml:4:"), "{first}");
+        assert!(!first.contains('\n'));
+        assert!(
+            rest.is_some_and(|r| r.contains("clients = = 3")),
+            "{message}"
+        );
+    }
+}

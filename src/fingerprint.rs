@@ -21,6 +21,9 @@ pub struct Fingerprint {
     pub tables: Vec<TableDigest>,
     /// md5 of one `table rows md5` line per table, in table-name order.
     pub overall: String,
+    /// Set when the lock was held while the digest was taken (see `status::in_progress`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<String>,
 }
 
 impl Fingerprint {
@@ -30,6 +33,9 @@ impl Fingerprint {
             out.push_str(&format!("{:<28} {:>10} {}\n", t.table, t.rows, t.md5));
         }
         out.push_str(&format!("{:<28} {:>10} {}\n", "overall", "", self.overall));
+        if let Some(note) = &self.in_progress {
+            out.push_str(&format!("in progress: {note}\n"));
+        }
         out
     }
 }
@@ -108,6 +114,7 @@ fn combine(
         schema: schema.to_string(),
         tables: digests,
         overall,
+        in_progress: None,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod db;
 pub mod drop;
 pub mod error;
 pub mod fingerprint;
+pub mod fit;
 pub mod holder;
 pub mod lock;
 pub mod meta;
@@ -70,7 +71,7 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
             commands::completions::run(*shell);
             Ok(())
         }
-        Command::Profiles(out) => commands::profiles::run(&config, out.json),
+        Command::Profiles(out) => commands::profiles::run(&config, out.json, reporter),
         Command::Wait => commands::wait::run(&config, reporter),
         Command::Status(out) => commands::status::run(&config, out.json, stop, reporter),
         Command::Lock(LockCommand::Status(out)) => {

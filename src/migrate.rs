@@ -45,13 +45,7 @@ impl Migrations {
         let mut loaded: Vec<(Migration, PathBuf, String)> = Vec::with_capacity(files.len());
         for file in &files {
             let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            if !valid_name(stem) {
-                return Err(Error::usage(format!(
-                    "{}: a migration file must be named V{{version}}__{{name}}.sql (or U...), \
-                     with a whole-number version and a name of letters, digits and underscores",
-                    file.display()
-                )));
-            }
+            check_name(stem).map_err(|why| Error::usage(format!("{}: {why}", file.display())))?;
             let sql = std::fs::read_to_string(file)
                 .map_err(|e| Error::usage(format!("cannot read {}: {e}", file.display())))?;
             let migration = Migration::unapplied(stem, &sql)
@@ -136,19 +130,73 @@ impl Migrations {
     }
 }
 
-/// `V12__add_pets`: a prefix, a whole number, two underscores, a word.
-fn valid_name(stem: &str) -> bool {
-    let Some(rest) = stem.strip_prefix('V').or_else(|| stem.strip_prefix('U')) else {
-        return false;
+const NAMING: &str = "a migration file must be named V{version}__{name}.sql, with a whole-number \
+                      version and a name of letters, digits and underscores";
+
+/// `V12__add_pets`: `V`, a whole number refinery can store (its history keeps an i32), two
+/// underscores, a word.
+///
+/// `U{n}__*.sql` files are refused rather than applied: refinery reads `U` as "unversioned" and
+/// would run the file as one more forward migration, while tools such as Flyway use `U` for undo
+/// migrations, the opposite of what the file says. dbtool has no undo: a reset replaces the schema.
+fn check_name(stem: &str) -> std::result::Result<(), String> {
+    if let Some(rest) = stem.strip_prefix('U')
+        && rest.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(format!(
+            "U{{n}}__ files are not applied: dbtool has no undo migrations (a reset rebuilds the \
+             schema from the V files), and refinery would run this one as a forward migration. \
+             Move it out of the migrations directory, or rename it V{{n}}__ if it is a forward \
+             migration; {NAMING}"
+        ));
+    }
+    let Some(rest) = stem.strip_prefix('V') else {
+        return Err(NAMING.to_string());
     };
     let Some((version, name)) = rest.split_once("__") else {
-        return false;
+        return Err(NAMING.to_string());
     };
-    !version.is_empty()
-        && version.parse::<i32>().is_ok()
-        && version.bytes().all(|b| b.is_ascii_digit())
-        && !name.is_empty()
-        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NAMING.to_string());
+    }
+    if version.parse::<i32>().is_err() {
+        return Err(format!(
+            "version {version} is out of range: versions are whole numbers from 0 to {} \
+             (refinery keeps them as a 32-bit integer)",
+            i32::MAX
+        ));
+    }
+    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return Err(NAMING.to_string());
+    }
+    Ok(())
+}
+
+/// A new migration whose version is lower than one already applied: refinery applies versions
+/// in order, so it would never run (or be taken for a missing file). Names the first such file.
+pub fn out_of_order(migrations: &Migrations, applied: &[Applied]) -> Option<String> {
+    let latest = applied.iter().max_by_key(|a| a.version)?;
+    let late = migrations
+        .list
+        .iter()
+        .filter(|m| m.version() < latest.version)
+        .filter(|m| !applied.iter().any(|a| a.version == m.version()))
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
+    let first = late.first()?;
+    Some(format!(
+        "out-of-order new migration: {first} has not been applied, but its version is lower than \
+         V{}__{}, which already is{}; migrations apply in version order, so give it a version \
+         above {} (rename the file), or reset the database to apply every file in order",
+        latest.version,
+        latest.name,
+        if late.len() > 1 {
+            format!(" (so are {})", late[1..].join(", "))
+        } else {
+            String::new()
+        },
+        latest.version
+    ))
 }
 
 /// A migration recorded in the history table.
@@ -329,6 +377,9 @@ pub fn run(
             ))
         })?;
     let before = applied(unit.client(), schema).map_err(sql_error)?;
+    if let Some(why) = out_of_order(migrations, &before) {
+        return Err(Error::Migration(why));
+    }
     let pending: Vec<usize> = (0..migrations.list.len())
         .filter(|&i| {
             !before
@@ -416,10 +467,18 @@ fn migrations_dir_hint(migrations: &Migrations) -> String {
 /// The columns of every table in `schema`, for checking a seed spec.
 pub const COLUMNS_SQL: &str = "
     SELECT c.relname::text, a.attname::text,
-           a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = ''
+           a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '',
+           format_type(a.atttypid, a.atttypmod),
+           bt.typname::text,
+           CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
+           coalesce((SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
+                       FROM pg_enum e WHERE e.enumtypid = bt.oid), '{}'),
+           a.attgenerated <> ''
       FROM pg_attribute a
       JOIN pg_class c ON c.oid = a.attrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_type t ON t.oid = a.atttypid
+      JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
      ORDER BY c.relname, a.attnum";
 
@@ -436,6 +495,11 @@ pub fn schema_columns(
                     SchemaColumn {
                         name: r.get(1),
                         required: r.get(2),
+                        type_name: r.get(3),
+                        base_type: r.get(4),
+                        typmod: r.get(5),
+                        enum_labels: r.get(6),
+                        generated: r.get(7),
                     },
                 )
             })
@@ -445,17 +509,71 @@ pub fn schema_columns(
 
 #[cfg(test)]
 mod tests {
-    use super::valid_name;
+    use super::*;
+
+    fn valid_name(stem: &str) -> bool {
+        check_name(stem).is_ok()
+    }
 
     #[test]
     fn names_follow_refinery() {
         assert!(valid_name("V1__init"));
-        assert!(valid_name("U20__add_pets"));
+        assert!(valid_name("V2147483647__last"));
         assert!(!valid_name("V1_init"));
         assert!(!valid_name("1__init"));
         assert!(!valid_name("Vx__init"));
         assert!(!valid_name("V1__"));
         assert!(!valid_name("V1__bad-name"));
         assert!(!valid_name("init"));
+        assert!(!valid_name("V-1__neg"));
+    }
+
+    #[test]
+    fn versions_past_i32_say_the_range() {
+        let why = check_name("V2147483648__x").unwrap_err();
+        assert!(why.contains("0 to 2147483647"), "{why}");
+        let why = check_name("V99999999999999999999__x").unwrap_err();
+        assert!(why.contains("out of range"), "{why}");
+    }
+
+    #[test]
+    fn undo_files_are_refused_with_what_dbtool_does() {
+        let why = check_name("U20__add_pets").unwrap_err();
+        assert!(why.contains("no undo migrations"), "{why}");
+    }
+
+    fn migrations(names: &[&str]) -> Migrations {
+        Migrations {
+            list: names
+                .iter()
+                .map(|n| Migration::unapplied(n, "SELECT 1").unwrap())
+                .collect(),
+            files: Vec::new(),
+            paths: names.iter().map(|n| format!("{n}.sql").into()).collect(),
+            sql: names.iter().map(|_| "SELECT 1".to_string()).collect(),
+        }
+    }
+
+    fn applied(version: i32, name: &str) -> Applied {
+        Applied {
+            version,
+            name: name.to_string(),
+            applied_on: String::new(),
+            checksum: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_new_lower_version_is_out_of_order() {
+        let files = migrations(&["V1__a", "V2__late", "V3__c"]);
+        let done = [applied(1, "a"), applied(3, "c")];
+        let why = out_of_order(&files, &done).unwrap();
+        assert!(
+            why.starts_with("out-of-order new migration: V2__late"),
+            "{why}"
+        );
+        assert!(why.contains("V3__c"), "{why}");
+        assert!(out_of_order(&files, &[applied(1, "a")]).is_none());
+        assert!(out_of_order(&files, &[]).is_none());
     }
 }

@@ -12,13 +12,22 @@ use crate::error::{Error, Result};
 struct RawProfile {
     description: Option<String>,
     seed: Option<u64>,
-    epoch: Option<String>,
+    epoch: Option<Epoch>,
     extends: Option<String>,
     #[serde(default)]
     counts: BTreeMap<String, u64>,
     #[serde(default)]
-    per: BTreeMap<String, [u64; 2]>,
+    /// `[min, max]`; a Vec, as serde would take the first two of three numbers for a `[u64; 2]`.
+    per: BTreeMap<String, Vec<u64>>,
     seed_command: Option<String>,
+}
+
+/// `epoch = "2025-01-01"` (a string) or `epoch = 2025-01-01T00:00:00Z` (a bare TOML datetime).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Epoch {
+    Text(String),
+    Datetime(toml::value::Datetime),
 }
 
 /// A profile with its `extends` chain merged: the child's values win.
@@ -48,7 +57,18 @@ impl Profile {
                     "profile {name}: `extends` loops back to {current}"
                 )));
             }
-            let raw = read_raw(dir, &current)?;
+            let raw = match chain.last() {
+                None => read_raw(dir, &current)?,
+                Some((child, _)) if !profile_path(dir, &current).exists() => {
+                    let known = names(dir).map(|n| n.join(", ")).unwrap_or_default();
+                    return Err(Error::usage(format!(
+                        "{}: extends = {current:?}, but there is no {} (profiles: {known})",
+                        profile_path(dir, child).display(),
+                        profile_path(dir, &current).display()
+                    )));
+                }
+                Some(_) => read_raw(dir, &current)?,
+            };
             next = raw.extends.clone();
             chain.push((current, raw));
         }
@@ -69,13 +89,27 @@ impl Profile {
             seed = raw.seed.or(seed);
             description = raw.description.or(description);
             profile.seed_command = raw.seed_command.or(profile.seed_command.take());
-            if let Some(text) = raw.epoch {
-                epoch = Some(parse_epoch(&text).map_err(|e| {
-                    Error::usage(format!("{}: epoch {text:?}: {e}", file.display()))
-                })?);
+            match raw.epoch {
+                None => {}
+                Some(Epoch::Text(text)) => {
+                    epoch = Some(parse_epoch(&text).map_err(|e| {
+                        Error::usage(format!("{}: epoch {text:?}: {e}", file.display()))
+                    })?);
+                }
+                Some(Epoch::Datetime(datetime)) => {
+                    epoch = Some(datetime_epoch(&datetime).map_err(|e| {
+                        Error::usage(format!("{}: epoch {datetime}: {e}", file.display()))
+                    })?);
+                }
             }
             profile.counts.extend(raw.counts);
-            for (table, [min, max]) in raw.per {
+            for (table, range) in raw.per {
+                let [min, max] = range[..] else {
+                    return Err(Error::usage(format!(
+                        "{}: per.{table} = {range:?}: give two numbers, [min, max] children per parent",
+                        file.display()
+                    )));
+                };
                 if min > max {
                     return Err(Error::usage(format!(
                         "{}: per.{table} = [{min}, {max}]: min is larger than max",
@@ -99,9 +133,16 @@ impl Profile {
         Ok(profile)
     }
 
-    /// Every profile in `dir`, sorted by name.
-    pub fn load_all(dir: &Path) -> Result<Vec<Self>> {
-        names(dir)?.iter().map(|n| Profile::load(dir, n)).collect()
+    /// Every profile in `dir`, sorted by name, each loaded on its own: one broken profile does
+    /// not hide the others.
+    pub fn load_each(dir: &Path) -> Result<Vec<(String, Result<Self>)>> {
+        Ok(names(dir)?
+            .into_iter()
+            .map(|n| {
+                let loaded = Profile::load(dir, &n);
+                (n, loaded)
+            })
+            .collect())
     }
 }
 
@@ -134,6 +175,12 @@ fn read_raw(dir: &Path, name: &str) -> Result<RawProfile> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     let path = profile_path(dir, name);
+    if valid && path.is_dir() {
+        return Err(Error::usage(format!(
+            "{} is a directory, not a profile file: profile {name:?} must be a TOML file",
+            path.display()
+        )));
+    }
     if !valid || !path.is_file() {
         let known = names(dir).map(|n| n.join(", ")).unwrap_or_default();
         return Err(Error::usage(format!(
@@ -143,7 +190,28 @@ fn read_raw(dir: &Path, name: &str) -> Result<RawProfile> {
     }
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| Error::usage(format!("{}: {e}", path.display())))
+    toml::from_str(&text).map_err(|e| crate::error::toml_error(&path, &text, &e))
+}
+
+/// A bare TOML datetime as seconds since 1970-01-01 UTC; a local datetime (no offset) is UTC,
+/// as the string forms are.
+fn datetime_epoch(datetime: &toml::value::Datetime) -> std::result::Result<i64, String> {
+    let Some(date) = datetime.date else {
+        return Err("a time of day without a date; write a date such as 2025-01-01".to_string());
+    };
+    let mut seconds = crate::calendar::days_from_civil(
+        i64::from(date.year),
+        u32::from(date.month),
+        u32::from(date.day),
+    ) * 86_400;
+    if let Some(time) = datetime.time {
+        seconds +=
+            i64::from(time.hour) * 3600 + i64::from(time.minute) * 60 + i64::from(time.second);
+    }
+    if let Some(toml::value::Offset::Custom { minutes }) = datetime.offset {
+        seconds -= i64::from(minutes) * 60;
+    }
+    Ok(seconds)
 }
 
 /// `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ`, as seconds since 1970-01-01 UTC.
@@ -163,10 +231,12 @@ pub fn parse_epoch(text: &str) -> std::result::Result<i64, String> {
         m.parse().map_err(|_| bad())?,
         d.parse().map_err(|_| bad())?,
     );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad());
+    let days = crate::calendar::days_from_civil(y, m, d);
+    // 2025-02-31 would silently become 2025-03-03: a date must name a day of its month.
+    if !(1..=12).contains(&m) || crate::calendar::civil_from_days(days) != (y, m, d) {
+        return Err(format!("{date} is not a date of the calendar; {}", bad()));
     }
-    let mut seconds = crate::calendar::days_from_civil(y, m, d) * 86_400;
+    let mut seconds = days * 86_400;
     if let Some(time) = time {
         let hms: Vec<i64> = time
             .split(':')
@@ -175,6 +245,9 @@ pub fn parse_epoch(text: &str) -> std::result::Result<i64, String> {
         let [h, mi, s] = hms.as_slice() else {
             return Err(bad());
         };
+        if !(0..24).contains(h) || !(0..60).contains(mi) || !(0..=60).contains(s) {
+            return Err(format!("{time} is not a time of day; {}", bad()));
+        }
         seconds += h * 3600 + mi * 60 + s;
     }
     Ok(seconds)
@@ -182,7 +255,31 @@ pub fn parse_epoch(text: &str) -> std::result::Result<i64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_epoch;
+    use super::*;
+
+    #[test]
+    fn bare_toml_datetimes_are_epochs() {
+        let raw: RawProfile = toml::from_str("seed = 1\nepoch = 2025-01-01T00:00:00Z").unwrap();
+        let Some(Epoch::Datetime(d)) = raw.epoch else {
+            panic!("a datetime")
+        };
+        assert_eq!(datetime_epoch(&d), Ok(1_735_689_600));
+        let raw: RawProfile = toml::from_str("epoch = 2025-01-01").unwrap();
+        let Some(Epoch::Datetime(d)) = raw.epoch else {
+            panic!("a date")
+        };
+        assert_eq!(datetime_epoch(&d), Ok(1_735_689_600));
+        let raw: RawProfile = toml::from_str("epoch = 2025-01-01T02:00:00+02:00").unwrap();
+        let Some(Epoch::Datetime(d)) = raw.epoch else {
+            panic!("a datetime")
+        };
+        assert_eq!(datetime_epoch(&d), Ok(1_735_689_600));
+        let raw: RawProfile = toml::from_str("epoch = 07:00:00").unwrap();
+        let Some(Epoch::Datetime(d)) = raw.epoch else {
+            panic!("a time")
+        };
+        assert!(datetime_epoch(&d).is_err());
+    }
 
     #[test]
     fn epochs_parse_as_utc_seconds() {
@@ -193,6 +290,10 @@ mod tests {
             Ok(1_735_689_600 + 3723)
         );
         assert!(parse_epoch("2025-13-01").is_err());
+        assert!(parse_epoch("2025-02-31").is_err());
+        assert!(parse_epoch("2024-02-29").is_ok());
+        assert!(parse_epoch("2025-01-01T25:00:00Z").is_err());
+        assert!(parse_epoch("2025-01-01T23:59:60Z").is_ok());
         assert!(parse_epoch("yesterday").is_err());
     }
 }

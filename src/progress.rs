@@ -233,14 +233,25 @@ impl Reporter {
         );
     }
 
+    /// One line, whatever the error: a parser's snippet (the lines after the first) is shown
+    /// only with `-v`, and in JSON it goes to a `detail` field of the same object.
     pub fn error(&self, message: &str, code: i32) {
         self.clear_spinner();
-        self.emit(
-            Level::Error,
-            "error",
-            message.to_string(),
-            json!({ "exit_code": code }),
-        );
+        let (first, detail) = crate::error::headline(message);
+        let fields = match detail {
+            Some(detail) if self.output == Output::Json => {
+                json!({ "exit_code": code, "detail": detail })
+            }
+            _ => json!({ "exit_code": code }),
+        };
+        self.emit(Level::Error, "error", first.to_string(), fields);
+        if let Some(detail) = detail
+            && self.output != Output::Json
+            && self.verbosity >= Verbosity::Verbose
+        {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "{detail}");
+        }
     }
 }
 

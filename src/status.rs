@@ -21,6 +21,20 @@ pub struct Status {
     pub last_reset: Option<LastReset>,
     /// A reset or seed that started replacing the data and did not finish.
     pub unfinished: Option<Unfinished>,
+    /// Set while someone holds the lock: what that means for the rest of this status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<String>,
+}
+
+/// What a lock holder means for what a reader sees now, or None when the lock is free.
+pub fn in_progress(holders: &[Holder]) -> Option<String> {
+    let holder = holders.first()?;
+    Some(format!(
+        "the lock is held by {}: a reset or seed may be replacing the data right now; what is read \
+         now is the data from before it, and it changes when that command commits. Run this again \
+         once the lock is free (`dbtool lock status`)",
+        holder.describe()
+    ))
 }
 
 #[derive(Debug, Serialize)]
@@ -64,13 +78,15 @@ pub fn gather(
     let applied = migrate::applied(client, &config.schema)?;
     let comparison = migrations.map(|m| migrate::compare(m, &applied));
     let target = config.target();
+    let lock = lock_status(client, config)?;
     Ok(Status {
+        in_progress: in_progress(&lock.holders),
         server_version: row.get(0),
         database: row.get(1),
         host: target.host(),
         port: target.port(),
         schema: config.schema.clone(),
-        lock: lock_status(client, config)?,
+        lock,
         migrations: MigrationStatus {
             applied,
             comparison,
@@ -168,7 +184,14 @@ impl Status {
                 ),
             },
         );
-        if let Some(u) = &self.unfinished {
+        if let Some(note) = &self.in_progress {
+            out.push_str(&format!("{:<12} {note}\n", "in progress"));
+        }
+        if let Some(u) = self
+            .unfinished
+            .as_ref()
+            .filter(|_| self.in_progress.is_none())
+        {
             out.push_str(&format!(
                 "{:<12} a {} started at {} by {} did not finish: the data may be partial; run reset again\n",
                 "unfinished", u.command, u.started_at, u.by

@@ -30,10 +30,15 @@ use crate::progress::Reporter;
 use crate::spec::{self, Dataset, Spec};
 
 fn read_error(e: postgres::Error) -> Error {
-    Error::Unreachable(format!(
+    let message = format!(
         "reading the database failed: {}",
         describe_sql_error(&e, None)
-    ))
+    );
+    // The server answered: a role that may not read is configuration, not an unreachable server.
+    if crate::db::explain_privilege(&e).is_some() {
+        return Error::Usage(message);
+    }
+    Error::Unreachable(message)
 }
 
 fn meta_error(e: postgres::Error) -> Error {
@@ -106,6 +111,7 @@ impl Seeding {
     }
 
     fn dataset(&self) -> Result<Dataset<'_>> {
+        crate::fit::check_counts(&self.spec, &self.profile)?;
         Dataset::new(&self.spec, &self.profile, self.seed)
     }
 
@@ -129,11 +135,12 @@ impl Seeding {
         })
     }
 
-    /// The spec against the tables the migrations created (inside the unit's transaction, so
-    /// a mismatch changes nothing).
-    fn check_against(&self, client: &mut Client, schema: &str) -> Result<()> {
+    /// The spec against the tables the migrations created, names and types (inside the unit's
+    /// transaction, so a mismatch changes nothing).
+    fn check_against(&self, client: &mut Client, schema: &str, plan: &SeedPlan) -> Result<()> {
         let columns = crate::migrate::schema_columns(client, schema).map_err(read_error)?;
-        spec::check_against_schema(&self.spec, schema, &columns)
+        spec::check_against_schema(&self.spec, schema, &columns)?;
+        crate::fit::check_types(&self.spec, plan, &columns)
     }
 }
 
@@ -210,7 +217,7 @@ fn locked<T>(
 fn phase<T>(reporter: &Reporter, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     reporter.phase_started(name);
     let started = Instant::now();
-    let value = f()?;
+    let value = f().map_err(|e| e.in_step(name))?;
     reporter.phase_finished(name, started.elapsed(), "");
     Ok(value)
 }

@@ -4,17 +4,39 @@ use serde_json::json;
 
 use super::print_result;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{self, Error, Result};
+use crate::fit;
 use crate::plan::SeedPlan;
 use crate::profile::Profile;
+use crate::progress::Reporter;
 use crate::spec::{Dataset, Spec};
 
-pub fn run(config: &Config, json: bool) -> Result<()> {
+/// Lists every profile that loads; one that does not is named on stderr (exit 2 at the end)
+/// rather than hiding the others.
+pub fn run(config: &Config, json: bool, reporter: &Reporter) -> Result<()> {
     let spec = Spec::load(&config.paths.seeds)?;
     let mut listed = Vec::new();
-    for profile in Profile::load_all(&config.paths.profiles)? {
-        let plan = SeedPlan::new(&Dataset::new(&spec, &profile, profile.seed)?, &profile.name);
-        listed.push((profile, plan));
+    let mut broken = Vec::new();
+    for (name, loaded) in Profile::load_each(&config.paths.profiles)? {
+        let planned = loaded.and_then(|profile| {
+            fit::check_counts(&spec, &profile)?;
+            let plan = SeedPlan::new(&Dataset::new(&spec, &profile, profile.seed)?, &profile.name);
+            Ok((profile, plan))
+        });
+        match planned {
+            Ok(listed_profile) => listed.push(listed_profile),
+            Err(e) => {
+                reporter.warn(
+                    "profile-broken",
+                    format!(
+                        "profile {name} is not listed: {}",
+                        error::headline(&e.to_string()).0
+                    ),
+                    json!({ "profile": name }),
+                );
+                broken.push(name);
+            }
+        }
     }
     let as_json: Vec<_> = listed
         .iter()
@@ -44,5 +66,14 @@ pub fn run(config: &Config, json: bool) -> Result<()> {
         }
         out
     });
-    Ok(())
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "{} of {} profiles could not be loaded ({}); the others are listed on stdout",
+            broken.len(),
+            broken.len() + listed.len(),
+            broken.join(", ")
+        )))
+    }
 }

@@ -148,7 +148,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             };
             inputs
                 .seeding
-                .check_against(unit.client(), &config.schema)?;
+                .check_against(unit.client(), &config.schema, &inputs.plan)?;
             match parallel {
                 None => {
                     phase(reporter, "seed", || {

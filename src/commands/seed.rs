@@ -70,7 +70,7 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
             let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
             refuse_if_protected(unit.client(), "seed")?;
             repair_if_needed(unit.client(), config, reporter)?;
-            seeding.check_against(unit.client(), &config.schema)?;
+            seeding.check_against(unit.client(), &config.schema, &plan)?;
             phase(reporter, "truncate", || {
                 truncate(unit.client(), &config.schema, &plan)
             })?;

@@ -286,6 +286,16 @@ pub struct SchemaColumn {
     pub name: String,
     /// NOT NULL, no default, not identity, not generated.
     pub required: bool,
+    /// As `format_type` shows it (`integer`, `character varying(40)`, `invoice_status`).
+    pub type_name: String,
+    /// pg_type.typname of the type, or of a domain's base type (`int4`, `varchar`, `numeric`).
+    pub base_type: String,
+    /// The type modifier (length, precision and scale), -1 when none.
+    pub typmod: i32,
+    /// The labels of an enum type, in order; empty for every other type.
+    pub enum_labels: Vec<String>,
+    /// GENERATED ALWAYS AS (...) STORED: the database computes it.
+    pub generated: bool,
 }
 
 /// Groups (table, column) pairs by table.

@@ -103,7 +103,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
     let text = std::fs::read_to_string(&file)
         .map_err(|e| Error::usage(format!("cannot read the seed spec {}: {e}", file.display())))?;
     let raw: RawSpec =
-        toml::from_str(&text).map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
+        toml::from_str(&text).map_err(|e| crate::error::toml_error(&file, &text, &e))?;
     if !super::SUPPORTED_VERSIONS.contains(&raw.version) {
         return Err(Error::usage(format!(
             "{}: version {} is not supported by this dbtool (supported: {:?})",
@@ -232,7 +232,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                     Gen::Cycle { values }
                 }
                 RawGen::Pick { file: name } => {
-                    let path = seeds_dir.join(&name);
+                    let path = data_file(seeds_dir, &name).map_err(|e| at.error(e))?;
                     let text = std::fs::read_to_string(&path).map_err(|e| {
                         at.error(format!("cannot read the data file {}: {e}", path.display()))
                     })?;
@@ -312,10 +312,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                     Gen::Parent { column: c }
                 }
                 RawGen::Constant { value } => Gen::Constant {
-                    value: match value {
-                        toml::Value::String(s) => Some(s),
-                        other => Some(other.to_string()),
-                    },
+                    value: Some(constant_text(value).map_err(|e| at.error(e))?),
                 },
             };
             columns.push(ColumnSpec {
@@ -328,7 +325,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
         let fixed = match &table.fixed {
             None => None,
             Some(name) => {
-                let path = seeds_dir.join(name);
+                let path = data_file(seeds_dir, name).map_err(|e| at.error(e))?;
                 let rows = read_fixed(&path, &columns, &at)?;
                 files.push(path);
                 Some(rows)
@@ -372,6 +369,50 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
         tables: ordered,
         files,
     })
+}
+
+/// A data file named by the spec (`pick`, `fixed`), which must lie inside the seeds directory:
+/// a spec is data, and must not read (and load into tables) whatever file its author names.
+fn data_file(seeds_dir: &Path, name: &str) -> std::result::Result<PathBuf, String> {
+    use std::path::Component;
+    let relative = Path::new(name);
+    let escapes = relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    if name.trim().is_empty() || escapes {
+        return Err(format!(
+            "file {name:?} must be a path inside the seeds directory {} (no absolute path, no ..)",
+            seeds_dir.display()
+        ));
+    }
+    let path = seeds_dir.join(relative);
+    // A symbolic link inside the directory may still lead out of it.
+    if let (Ok(real), Ok(root)) = (path.canonicalize(), seeds_dir.canonicalize())
+        && !real.starts_with(&root)
+    {
+        return Err(format!(
+            "file {name:?} leads outside the seeds directory {} (to {})",
+            seeds_dir.display(),
+            real.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// A constant is one scalar: a table or an array has no single text for a column to take.
+fn constant_text(value: toml::Value) -> std::result::Result<String, String> {
+    match value {
+        toml::Value::String(s) => Ok(s),
+        toml::Value::Array(_) | toml::Value::Table(_) => Err(format!(
+            "constant: `value = {value}` is {}; give one string, number, boolean or date",
+            if value.is_array() {
+                "an array"
+            } else {
+                "a table"
+            }
+        )),
+        other => Ok(other.to_string()),
+    }
 }
 
 fn probability(value: &toml::Value) -> Option<f64> {

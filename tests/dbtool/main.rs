@@ -7,6 +7,7 @@ mod connect;
 mod faults;
 mod lock;
 mod migrate;
+mod mistakes;
 mod operator;
 mod reset;
 mod seed_code;
