@@ -9,6 +9,9 @@ use std::time::Duration;
 use crate::cli::{Cli, Command, GlobalArgs, IfLocked, LockCommand, LogFormat};
 use crate::error::{Error, Result};
 
+/// dbtool's own schema (`dbtool.meta`): never dropped, never a target.
+pub const DBTOOL_SCHEMA: &str = "dbtool";
+
 /// How output is rendered on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -303,10 +306,10 @@ const MAX_IDENTIFIER_BYTES: usize = 63;
 /// The application's schema: a name PostgreSQL keeps as given, and not one that belongs to the
 /// system or to dbtool (dropping "everything" in `information_schema` is never what was meant).
 pub fn check_schema(schema: &str) -> Result<()> {
-    if schema.trim().is_empty() || schema == crate::meta::SCHEMA {
+    if schema.trim().is_empty() || schema == DBTOOL_SCHEMA {
         return Err(Error::usage(format!(
             "--schema {schema:?} is not allowed: name the application's schema (the `{}` schema belongs to dbtool)",
-            crate::meta::SCHEMA
+            DBTOOL_SCHEMA
         )));
     }
     if schema.starts_with("pg_") || schema == "information_schema" {

@@ -4,7 +4,7 @@
 use postgres::Client;
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA: &str = "dbtool";
+pub const SCHEMA: &str = crate::config::DBTOOL_SCHEMA;
 const PROTECTED: &str = "protected";
 
 /// The last reset (or seed: the same data as a reset of its profile and seed) of a schema.
