@@ -18,6 +18,26 @@ use crate::lock::LOCK_HELD_ENV;
 use crate::progress::Reporter;
 use crate::statements::{self, Plan};
 
+/// The seed code of a reset or seed: its SQL files and, optionally, its command.
+pub struct SeedCode {
+    pub sql: SeedSql,
+    pub command: Option<SeedCommand>,
+}
+
+impl SeedCode {
+    /// `command`: `--seed-command`, else the profile's `seed_command`.
+    pub fn load(seeds_dir: &Path, schema: &str, command: Option<&str>) -> Result<Self> {
+        Ok(SeedCode {
+            sql: SeedSql::load(seeds_dir, schema)?,
+            command: command
+                .filter(|c| !c.trim().is_empty())
+                .map(|c| SeedCommand {
+                    command: c.to_string(),
+                }),
+        })
+    }
+}
+
 /// The SQL seed files of the seeds directory.
 pub struct SeedSql {
     files: Vec<(PathBuf, String)>,

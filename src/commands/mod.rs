@@ -27,7 +27,9 @@ use crate::meta;
 use crate::plan::{Plan, SeedPlan};
 use crate::profile::{self, Profile};
 use crate::progress::Reporter;
+use crate::seed_code::SeedCode;
 use crate::spec::{self, Dataset, Spec};
+use crate::unit::Unit;
 
 fn read_error(e: postgres::Error) -> Error {
     let message = format!(
@@ -117,16 +119,12 @@ impl Seeding {
 
     /// Changes when the spec, its files, the profile, the SQL seed files or the seed command
     /// change.
-    fn digest<'a>(
-        &self,
-        sql: impl Iterator<Item = &'a std::path::PathBuf>,
-        command: Option<&crate::seed_code::SeedCommand>,
-    ) -> Result<String> {
+    fn digest(&self, code: &SeedCode) -> Result<String> {
         let mut files = self.spec.files.clone();
         files.extend(self.profile.files.iter().cloned());
-        files.extend(sql.cloned());
+        files.extend(code.sql.paths().cloned());
         let digest = spec::files_digest(&files)?;
-        Ok(match command {
+        Ok(match &code.command {
             None => format!("{digest:016x}"),
             Some(c) => format!(
                 "{:016x}",
@@ -288,6 +286,68 @@ fn rolled_back_on_error<T>(
         );
     }
     result
+}
+
+/// After the generated rows: the SQL seed files inside the unit, then the seed command. The
+/// command runs on connections of its own, so the unit commits first (with the unfinished mark:
+/// whoever sees the data sees the mark) and a new one opens after it.
+fn run_seed_code(
+    mut unit: Unit,
+    db: &Database,
+    config: &Config,
+    seeding: &Seeding,
+    code: &SeedCode,
+    started_at: SystemTime,
+    reporter: &Reporter,
+) -> Result<Unit> {
+    if !code.sql.is_empty() {
+        phase(reporter, "seed-sql", || {
+            code.sql
+                .run(unit.client(), &crate::db::session_settings(config))
+        })?;
+    }
+    let Some(command) = &code.command else {
+        return Ok(unit);
+    };
+    mark_unfinished(unit.client(), config, started_at, None)?;
+    unit.commit()?;
+    phase(reporter, "seed-command", || {
+        command.run(config, db, &seeding.profile.name, seeding.seed, reporter)
+    })?;
+    Unit::begin(db, config.ddl_lock_timeout)
+}
+
+/// What a finished reset or seed records in dbtool.meta.
+struct Finished<'a> {
+    /// `reset` or `seed`
+    command: &'static str,
+    seeding: &'a Seeding,
+    started: Instant,
+    started_at: SystemTime,
+    migrations_digest: String,
+    spec_digest: String,
+}
+
+impl Finished<'_> {
+    /// Records it (and clears the unfinished mark) inside the unit, just before its commit.
+    fn record(&self, client: &mut Client, config: &Config, fingerprint: &str) -> Result<()> {
+        let record = meta::LastReset {
+            command: self.command.into(),
+            schema: config.schema.clone(),
+            profile: self.seeding.profile.name.clone(),
+            seed: self.seeding.seed,
+            fingerprint: fingerprint.to_string(),
+            dbtool_version: env!("CARGO_PKG_VERSION").to_string(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            started_at: rfc3339(self.started_at),
+            finished_at: rfc3339(SystemTime::now()),
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            migrations_digest: self.migrations_digest.clone(),
+            spec_digest: self.spec_digest.clone(),
+            finished_unix: unix_now(),
+        };
+        meta::record_reset(client, &record).map_err(meta_error)
+    }
 }
 
 /// Every connection but the lock's does work.

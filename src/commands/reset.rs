@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::json;
 
 use super::{
-    Seeding, confirm, locked, mark_unfinished, meta_error, phase, print_plan, read_error,
-    refuse_if_protected, rfc3339, rolled_back_on_error, unix_now, workers,
+    Finished, Seeding, confirm, locked, mark_unfinished, meta_error, phase, print_plan, read_error,
+    refuse_if_protected, rolled_back_on_error, run_seed_code, unix_now, workers,
 };
 use crate::cli::ResetArgs;
 use crate::config::Config;
@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::migrate::{self, Migrations};
 use crate::plan::SeedPlan;
 use crate::progress::Reporter;
-use crate::seed_code::{SeedCommand, SeedSql};
+use crate::seed_code::{SeedCode, SeedCommand};
 use crate::spec::{self, Dataset};
 use crate::stop::Stop;
 use crate::unit::Unit;
@@ -41,10 +41,8 @@ struct Inputs<'a> {
     seeding: &'a Seeding,
     data: Dataset<'a>,
     plan: SeedPlan,
-    sql: SeedSql,
-    command: Option<SeedCommand>,
-    migrations_digest: String,
-    spec_digest: String,
+    code: SeedCode,
+    finished: Finished<'a>,
 }
 
 pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
@@ -62,22 +60,27 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         Some(seeding) => {
             let data = seeding.dataset()?;
             let plan = SeedPlan::new(&data, &seeding.profile.name);
-            let sql = SeedSql::load(&config.paths.seeds, &config.schema)?;
-            let command = args
-                .seed_command
-                .clone()
-                .or_else(|| seeding.profile.seed_command.clone())
-                .filter(|c| !c.trim().is_empty())
-                .map(|command| SeedCommand { command });
-            let spec_digest = seeding.digest(sql.paths(), command.as_ref())?;
+            let code = SeedCode::load(
+                &config.paths.seeds,
+                &config.schema,
+                args.seed_command
+                    .as_deref()
+                    .or(seeding.profile.seed_command.as_deref()),
+            )?;
+            let finished = Finished {
+                command: "reset",
+                seeding,
+                started,
+                started_at,
+                migrations_digest: format!("{:016x}", spec::files_digest(&migrations.files)?),
+                spec_digest: seeding.digest(&code)?,
+            };
             Some(Inputs {
                 seeding,
                 data,
                 plan,
-                sql,
-                command,
-                migrations_digest: format!("{:016x}", spec::files_digest(&migrations.files)?),
-                spec_digest,
+                code,
+                finished,
             })
         }
         None => None,
@@ -104,7 +107,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     let not_atomic = atomicity_given_up(
         &migrations,
         parallel,
-        inputs.as_ref().and_then(|i| i.command.as_ref()),
+        inputs.as_ref().and_then(|i| i.code.command.as_ref()),
     );
     if let Some(why) = &not_atomic {
         reporter.warn(
@@ -181,26 +184,17 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                     unit = Unit::begin(&db, config.ddl_lock_timeout)?;
                 }
             }
-            if !inputs.sql.is_empty() {
-                phase(reporter, "seed-sql", || {
-                    inputs.sql.run(unit.client(), &db::session_settings(config))
-                })?;
-            }
-            if let Some(command) = &inputs.command {
-                unit.commit()?;
-                phase(reporter, "seed-command", || {
-                    command.run(
-                        config,
-                        &db,
-                        &inputs.seeding.profile.name,
-                        inputs.seeding.seed,
-                        reporter,
-                    )
-                })?;
-                unit = Unit::begin(&db, config.ddl_lock_timeout)?;
-            }
+            let mut unit = run_seed_code(
+                unit,
+                &db,
+                config,
+                inputs.seeding,
+                &inputs.code,
+                started_at,
+                reporter,
+            )?;
             let fingerprint = phase(reporter, "fingerprint", || {
-                if parallel.is_some() || inputs.command.is_some() {
+                if parallel.is_some() || inputs.code.command.is_some() {
                     // Committed already: every work connection sees it.
                     fingerprint::compute(&db, &config.schema, workers(config))
                 } else {
@@ -208,22 +202,9 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 }
             })?;
             phase(reporter, "record", || {
-                let record = meta::LastReset {
-                    command: "reset".into(),
-                    schema: config.schema.clone(),
-                    profile: inputs.seeding.profile.name.clone(),
-                    seed: inputs.seeding.seed,
-                    fingerprint: fingerprint.overall.clone(),
-                    dbtool_version: env!("CARGO_PKG_VERSION").to_string(),
-                    host: gethostname::gethostname().to_string_lossy().into_owned(),
-                    started_at: rfc3339(started_at),
-                    finished_at: rfc3339(SystemTime::now()),
-                    duration_ms: started.elapsed().as_millis() as u64,
-                    migrations_digest: inputs.migrations_digest.clone(),
-                    spec_digest: inputs.spec_digest.clone(),
-                    finished_unix: unix_now(),
-                };
-                meta::record_reset(unit.client(), &record).map_err(meta_error)
+                inputs
+                    .finished
+                    .record(unit.client(), config, &fingerprint.overall)
             })?;
             phase(reporter, "commit", || unit.commit())?;
             Ok(Outcome::Seeded {
@@ -317,8 +298,8 @@ fn recent_reset(
     let age = unix_now().saturating_sub(last.finished_unix);
     let same = last.profile == inputs.seeding.profile.name
         && last.seed == inputs.seeding.seed
-        && last.migrations_digest == inputs.migrations_digest
-        && last.spec_digest == inputs.spec_digest;
+        && last.migrations_digest == inputs.finished.migrations_digest
+        && last.spec_digest == inputs.finished.spec_digest;
     if !same || Duration::from_secs(age) > within {
         return Ok(false);
     }
