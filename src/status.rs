@@ -172,7 +172,9 @@ impl Status {
             match &self.last_reset {
                 None => "none recorded".to_string(),
                 Some(r) => format!(
-                    "profile {}, seed {}, fingerprint {}, dbtool {} on {}, {} -> {} ({:.2}s)",
+                    "{}{}profile {}, seed {}, fingerprint {}, dbtool {} on {}, {} -> {} ({:.2}s)",
+                    if r.command == "reset" { "" } else { &r.command },
+                    if r.command == "reset" { "" } else { " of " },
                     r.profile,
                     r.seed,
                     r.fingerprint,
