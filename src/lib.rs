@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod cli;
 pub mod config;
+pub mod conninfo;
 pub mod constraints;
 pub mod db;
 pub mod drop;
@@ -83,14 +84,8 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
         }
         Command::Profiles(out) => profiles(&config, out.json),
         Command::Wait => {
-            let target = config.target();
-            db::wait_until_ready(
-                &config.connection_config(),
-                target,
-                config.wait_for_db,
-                reporter,
-            )?;
-            println!("{target} accepts connections");
+            let connected = db::wait_until_ready(&config, reporter)?;
+            println!("{} accepts connections", connected.target);
             Ok(())
         }
         Command::Status(out) => {
@@ -277,6 +272,11 @@ fn locked<T>(
     reporter: &Reporter,
     work: impl FnOnce() -> Result<T>,
 ) -> Result<Option<T>> {
+    reporter.info(
+        "target",
+        format!("{}: {}", config.command, db.describe_target(&config.schema)),
+        json!({ "host": db.target.host(), "port": db.target.port(), "database": db.target.database(), "schema": config.schema }),
+    );
     let lock =
         match AdvisoryLock::acquire(db, config.lock_key.value, config.lock_timeout, reporter)? {
             Acquired::Held(lock) => lock,

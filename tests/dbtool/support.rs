@@ -42,7 +42,12 @@ pub fn dbtool_command() -> std::process::Command {
     let mut cmd = std::process::Command::new(binary());
     cmd.current_dir(project_dir());
     for (key, _) in std::env::vars() {
-        if key.starts_with("DBTOOL_") || key == "SEED_PROFILE" || key == "DATABASE_URL" {
+        // The libpq variables too: a test names its server itself.
+        if key.starts_with("DBTOOL_")
+            || key.starts_with("PG")
+            || key == "SEED_PROFILE"
+            || key == "DATABASE_URL"
+        {
             cmd.env_remove(key);
         }
     }
