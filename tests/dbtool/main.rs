@@ -10,3 +10,4 @@ mod operator;
 mod reset;
 mod seed_contract;
 mod support;
+mod tls;
