@@ -15,6 +15,7 @@ pub mod lock;
 pub mod meta;
 pub mod migrate;
 pub mod plan;
+pub mod privileges;
 pub mod profile;
 pub mod progress;
 pub mod seed;
@@ -422,6 +423,7 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
             }
         }
         phase(reporter, "preflight", || {
+            privileges::check_reset(&mut *client, &config.schema)?;
             let columns = migrate::preflight(&mut client, &migrations)?;
             if let Some(s) = &seeding {
                 spec::check_against_schema(&s.spec, &config.schema, &columns)?;

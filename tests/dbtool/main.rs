@@ -8,6 +8,7 @@ mod lock;
 mod migrate;
 mod operator;
 mod reset;
+mod roles;
 mod seed_contract;
 mod support;
 mod tls;
