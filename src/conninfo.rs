@@ -180,6 +180,8 @@ const OWN_OPTIONS: &[&str] = &[
     "sslkey",
     "target_session_attrs",
     "connect_timeout",
+    // libpq counts it in milliseconds, the postgres crate in seconds.
+    "tcp_user_timeout",
 ];
 
 impl Target {
@@ -392,18 +394,19 @@ impl Target {
         if let Some(timeout) = connect_timeout {
             base.connect_timeout(timeout);
         }
-        // A server that vanishes mid-reset is noticed in about a minute, not after the kernel's
-        // two hours of keepalive idle or fifteen minutes of retransmissions.
-        if !kept.contains("keepalives") {
-            base.keepalives(true)
-                .keepalives_idle(Duration::from_secs(30))
-                .keepalives_interval(Duration::from_secs(10))
-                .keepalives_retries(3);
+        copy_driver_settings(&parsed, &kept, &mut base)?;
+        // Nor after fifteen minutes of retransmitting data the server never acknowledges.
+        let tcp_user_timeout = match own_value("tcp_user_timeout") {
+            Some(text) => text.trim().parse::<u64>().map_err(|_| {
+                Error::usage(format!(
+                    "tcp_user_timeout {text:?} is not a whole number of milliseconds"
+                ))
+            })?,
+            None => 60_000,
+        };
+        if tcp_user_timeout > 0 {
+            base.tcp_user_timeout(Duration::from_millis(tcp_user_timeout));
         }
-        if !kept.contains("tcp_user_timeout") {
-            base.tcp_user_timeout(Duration::from_secs(60));
-        }
-        copy_channel_binding(&parsed, &mut base);
 
         let tls = resolve_tls(&own_value, env, &string_source, &mut sources)?;
         base.ssl_mode(match tls.mode {
@@ -561,8 +564,38 @@ fn default_socket_dir() -> String {
     }
 }
 
-fn copy_channel_binding(from: &postgres::Config, to: &mut postgres::Config) {
-    to.channel_binding(from.get_channel_binding());
+/// The settings the postgres crate parsed that dbtool passes on as they are; keepalives get
+/// dbtool's defaults when the string sets none.
+fn copy_driver_settings(
+    parsed: &postgres::Config,
+    kept: &str,
+    base: &mut postgres::Config,
+) -> Result<()> {
+    base.channel_binding(parsed.get_channel_binding())
+        .ssl_negotiation(parsed.get_ssl_negotiation());
+    if parsed.get_load_balance_hosts() != postgres::config::LoadBalanceHosts::Disable {
+        return Err(Error::usage(
+            "load_balance_hosts=random is not supported: dbtool tries the hosts in the order given",
+        ));
+    }
+    if kept.contains("keepalives") {
+        base.keepalives(parsed.get_keepalives())
+            .keepalives_idle(parsed.get_keepalives_idle());
+        if let Some(interval) = parsed.get_keepalives_interval() {
+            base.keepalives_interval(interval);
+        }
+        if let Some(retries) = parsed.get_keepalives_retries() {
+            base.keepalives_retries(retries);
+        }
+    } else {
+        // A server that vanishes mid-reset is noticed in about a minute, not after the kernel's
+        // two hours of keepalive idle.
+        base.keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
+    }
+    Ok(())
 }
 
 fn resolve_tls(
@@ -909,6 +942,15 @@ mod tests {
         let t = url("host=h user=u", &[("PGCONNECT_TIMEOUT", "1")]).unwrap();
         assert_eq!(t.connect_timeout, Some(Duration::from_secs(2)));
         assert!(url("host=h user", &[]).is_err());
+        let t = url("host=h user=u keepalives_idle=7 tcp_user_timeout=5000", &[]).unwrap();
+        assert_eq!(t.base.get_keepalives_idle(), Duration::from_secs(7));
+        assert_eq!(
+            t.base.get_tcp_user_timeout(),
+            Some(&Duration::from_millis(5000))
+        );
+        let t = url("host=h user=u", &[]).unwrap();
+        assert_eq!(t.base.get_keepalives_idle(), Duration::from_secs(30));
+        assert!(url("host=h user=u load_balance_hosts=random", &[]).is_err());
     }
 
     #[test]
