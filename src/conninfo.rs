@@ -250,8 +250,9 @@ impl Target {
             Host::Tcp(name) => Some(name),
             Host::Unix(_) => None,
         });
-        if let Some(bad) = tcp_hosts.clone().find(|h| h.contains(['@', '/', '?', '#'])) {
-            return Err(malformed(&format!("{bad:?} is not a host name")));
+        // Not quoted: with an unencoded password, what looks like the host holds part of it.
+        if tcp_hosts.clone().any(|h| h.contains(['@', '/', '?', '#'])) {
+            return Err(malformed("the host part holds one of @/?#"));
         }
         let hostaddrs = parsed.get_hostaddrs().to_vec();
         let hosts_text = pick(
@@ -529,7 +530,15 @@ pub fn with_causes(error: &dyn std::error::Error) -> String {
 }
 
 fn malformed(text: &str, source: &Source, why: &str) -> Error {
-    let hint = if text.starts_with("postgres") && text.contains(['@', '#']) {
+    let url = text.starts_with("postgres");
+    let hint = if why.contains("unknown option") {
+        "; dbtool takes libpq's connection options (the README's Connecting section lists the few it does not support)"
+    } else if url
+        && (text.matches('@').count() > 1
+            || text.contains('#')
+            || why.contains("port")
+            || why.contains("host part"))
+    {
         "; percent-encode the characters @:/?# in a user name or password (@ is %40, : is %3A, / is %2F, ? is %3F, # is %23)"
     } else {
         "; expected postgres://user:password@host:port/database or key=value pairs (host=... dbname=...)"

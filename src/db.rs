@@ -13,10 +13,11 @@ use r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection};
 use serde_json::json;
 
 use crate::config::{Config, Target};
-use crate::conninfo::{RootCert, SslMode, Tls};
+use crate::conninfo::{Endpoint, RootCert, SslMode, Tls};
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::stop::{Registration, Stop};
+use postgres::config::Host;
 
 pub type PooledClient = PooledConnection<Connector>;
 
@@ -536,6 +537,23 @@ fn describe_connect_error(error: &ConnectError, target: &Target) -> (bool, Strin
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            if let (
+                std::io::ErrorKind::NotFound,
+                Some(Endpoint {
+                    host: Host::Unix(dir),
+                    port,
+                    ..
+                }),
+            ) = (io.kind(), target.endpoints.first())
+            {
+                return (
+                    true,
+                    format!(
+                        "no server socket {}/.s.PGSQL.{port} ({io}); is the server running, and is this its socket directory?",
+                        dir.display()
+                    ),
+                );
+            }
             return (true, io.to_string());
         }
         source = inner.source();
