@@ -879,7 +879,26 @@ mod tests {
         assert_eq!(t.database(), "osuser");
         assert!(matches!(t.endpoints[0].host, Host::Unix(_)));
         assert!(!t.anything_given);
-        assert!(t.explain().contains("host /"));
+        assert!(t.explain().contains("host /"), "{}", t.explain());
+        let t = Target::resolve(
+            None,
+            &env(&[
+                ("PGHOST", "a,/run/pg"),
+                ("PGPORT", "5433,5434"),
+                ("PGOPTIONS", "-c work_mem=64MB"),
+                ("PGAPPNAME", "nightly"),
+                ("PGTARGETSESSIONATTRS", "read-write"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(t.endpoints[1].host, Host::Unix("/run/pg".into()));
+        assert_eq!(t.endpoints[1].port, 5434);
+        assert_eq!(t.base.get_options(), Some("-c work_mem=64MB"));
+        assert_eq!(t.application_name.as_deref(), Some("nightly"));
+        assert_eq!(
+            t.base.get_target_session_attrs(),
+            TargetSessionAttrs::ReadWrite
+        );
     }
 
     #[test]

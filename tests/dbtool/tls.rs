@@ -453,3 +453,55 @@ fn a_listener_that_never_answers_exits_5_within_the_connect_timeout() {
         run.elapsed
     );
 }
+
+#[test]
+fn sigterm_mid_seed_over_tls_cancels_and_releases_the_lock() {
+    let certs = Certificates::new();
+    let server = tls_server(&certs);
+    let url = format!(
+        "postgres://app:{ENCODED_PASSWORD}@localhost:{}/app?sslmode=verify-full&sslrootcert={}",
+        server.port,
+        certs.path("ca.crt").display()
+    );
+    let mut child = dbtool_command()
+        .env("DATABASE_URL", &url)
+        .args(["reset", "--profile", "bench", "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dbtool");
+    let dbtool_sessions = |condition: &str| -> i64 {
+        server
+            .admin()
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' \
+                     AND application_name LIKE 'dbtool%' {condition}"
+                ),
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let seeding = crate::support::wait_until(Duration::from_secs(60), || {
+        assert!(child.try_wait().unwrap().is_none(), "dbtool ended early");
+        dbtool_sessions("AND query LIKE 'COPY%' AND state = 'active'") > 0
+    });
+    assert!(seeding, "the reset never started seeding");
+    let sent = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = Run::from_output(child.wait_with_output().unwrap(), sent.elapsed());
+    run.code(143).stderr_has("released");
+    assert!(
+        run.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        run.elapsed
+    );
+    assert!(crate::support::wait_until(Duration::from_secs(5), || {
+        dbtool_sessions("") == 0
+    }));
+}
