@@ -246,12 +246,12 @@ impl Target {
 
         // Hosts: a list from the string or PGHOST, else the socket directory.
         let string_hosts: Vec<String> = parsed.get_hosts().iter().map(host_text).collect();
-        let tcp_hosts = parsed.get_hosts().iter().filter_map(|h| match h {
+        let mut tcp_hosts = parsed.get_hosts().iter().filter_map(|h| match h {
             Host::Tcp(name) => Some(name),
             Host::Unix(_) => None,
         });
         // Not quoted: with an unencoded password, what looks like the host holds part of it.
-        if tcp_hosts.clone().any(|h| h.contains(['@', '/', '?', '#'])) {
+        if tcp_hosts.any(|h| h.contains(['@', '/', '?', '#'])) {
             return Err(malformed("the host part holds one of @/?#"));
         }
         let hostaddrs = parsed.get_hostaddrs().to_vec();
@@ -288,7 +288,12 @@ impl Target {
                 hostaddrs.len()
             )));
         }
-        let string_ports: Vec<String> = parsed.get_ports().iter().map(u16::to_string).collect();
+        // The crate fills in 5432 for a URL host without a port; libpq takes PGPORT then.
+        let string_ports: Vec<String> = if url_names_a_port(text) || !is_url(text) {
+            parsed.get_ports().iter().map(u16::to_string).collect()
+        } else {
+            Vec::new()
+        };
         let ports_text = pick(
             "port",
             (!string_ports.is_empty()).then(|| string_ports.join(",")),
@@ -675,7 +680,7 @@ fn split_options(text: &str) -> std::result::Result<(String, Vec<(String, String
     if text.is_empty() {
         return Ok((String::new(), Vec::new()));
     }
-    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+    if is_url(text) {
         let Some((base, query)) = text.split_once('?') else {
             return Ok((text.to_string(), Vec::new()));
         };
@@ -708,6 +713,24 @@ fn split_options(text: &str) -> std::result::Result<(String, Vec<(String, String
         }
     }
     Ok((kept.join(" "), own))
+}
+
+fn is_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+/// Whether a URL's host list gives a port (`host:port`, `[::1]:port`), split as the postgres
+/// crate splits it: credentials end at the first `@`, hosts at the first `/` or `?`.
+fn url_names_a_port(text: &str) -> bool {
+    let Some((_, rest)) = text.split_once("://") else {
+        return false;
+    };
+    let rest = rest.split_once('@').map_or(rest, |(_, hosts)| hosts);
+    let hosts = rest.split(['/', '?']).next().unwrap_or_default();
+    hosts.split(',').any(|chunk| match chunk.strip_prefix('[') {
+        Some(bracketed) => bracketed.contains("]:"),
+        None => chunk.contains(':'),
+    })
 }
 
 fn decode(text: &str) -> std::result::Result<String, String> {
@@ -864,6 +887,15 @@ mod tests {
         .unwrap();
         assert_eq!(t.database(), "app");
         assert_eq!(t.port(), 55433);
+        // A URL host without a port takes PGPORT, as in libpq.
+        let t = url("postgres://u@127.0.0.1/db", &[("PGPORT", "6000")]).unwrap();
+        assert_eq!(t.port(), 6000);
+        let t = url("postgres://u@[::1]/db", &[("PGPORT", "6000")]).unwrap();
+        assert_eq!(t.port(), 6000);
+        let t = url("postgres://u@[::1]:7000/db", &[("PGPORT", "6000")]).unwrap();
+        assert_eq!(t.port(), 7000);
+        let t = url("postgres://u@h/db", &[]).unwrap();
+        assert_eq!(t.port(), 5432);
         let t = Target::resolve(
             None,
             &env(&[

@@ -302,6 +302,15 @@ fn the_same_reset_through_every_input_form() {
         "first line: {first}"
     );
 
+    // A URL without port or database is completed by PGPORT and PGDATABASE, value by value.
+    reset(
+        dbtool_command()
+            .env("DATABASE_URL", "postgres://app@127.0.0.1")
+            .env("PGPORT", &port)
+            .env("PGDATABASE", "app")
+            .env("PGPASSWORD", PASSWORD),
+    );
+
     // .pgpass (here through PGPASSFILE) with its escapes; ignored, with a warning, when others
     // can read it.
     let dir = tempfile::tempdir().unwrap();
