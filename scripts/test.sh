@@ -7,13 +7,15 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo is required (https://rustup.rs)" >&2; exit 1; }
 
 # Client tools the tests drive: pg_dump (schema comparison), pgbouncer (proxy tests),
-# script (a pseudo-terminal for the progress bars), openssl (the TLS tests' certificates),
-# python3 with venv (the Kubernetes manifest check); OpenSSL's headers build the TLS connector.
+# script (a pseudo-terminal for the progress bars), openssl (the TLS tests' certificates), ss
+# (the keepalive test), python3 with venv (the Kubernetes manifest check); OpenSSL's headers
+# build the TLS connector.
 need=()
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
 [ -e /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)

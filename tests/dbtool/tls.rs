@@ -514,3 +514,41 @@ fn sigterm_mid_seed_over_tls_cancels_and_releases_the_lock() {
         dbtool_sessions("") == 0
     }));
 }
+
+#[test]
+fn every_connection_has_tcp_keepalives() {
+    let db = crate::support::TestDb::new("keepalives");
+    // dbtool waits for a lock we hold, with its connections open.
+    let (holder, _) = db.hold_lock();
+    let mut child = db
+        .dbtool()
+        .env("DBTOOL_LOCK_TIMEOUT", "20s")
+        .arg("migrate")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = format!("pid={},", child.id());
+    let mut sockets = String::new();
+    let seen = crate::support::wait_until(Duration::from_secs(10), || {
+        let out = std::process::Command::new("ss")
+            .args(["-tnpo", "state", "established"])
+            .output()
+            .expect("ss (iproute2; scripts/test.sh installs it)");
+        sockets = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&pid))
+            .collect::<Vec<_>>()
+            .join("\n");
+        !sockets.is_empty()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(holder);
+    assert!(seen, "no connection of dbtool seen");
+    for socket in sockets.lines() {
+        assert!(
+            socket.contains("timer:(keepalive"),
+            "no keepalive: {socket}"
+        );
+    }
+}
