@@ -396,6 +396,7 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
     };
     let outcome = locked(config, &db, reporter, || {
         let mut client = db.work()?;
+        privileges::check_reset(&mut *client, &config.schema)?;
         refuse_if_protected(&mut client, "reset")?;
         if let (Some(within), Some(s), Some((m, d))) =
             (args.skip_if_reset_within, &seeding, &digests)
@@ -423,7 +424,6 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
             }
         }
         phase(reporter, "preflight", || {
-            privileges::check_reset(&mut *client, &config.schema)?;
             let columns = migrate::preflight(&mut client, &migrations)?;
             if let Some(s) = &seeding {
                 spec::check_against_schema(&s.spec, &config.schema, &columns)?;
@@ -512,6 +512,8 @@ fn seed_command(
     }
     let done = locked(config, &db, reporter, || {
         let mut client = db.work()?;
+        let tables: Vec<String> = plan.tables.iter().map(|t| t.table.clone()).collect();
+        privileges::check_seed(&mut *client, &config.schema, &tables)?;
         refuse_if_protected(&mut client, "seed")?;
         let columns = migrate::schema_columns(&mut *client, &config.schema).map_err(read_error)?;
         spec::check_against_schema(&seeding.spec, &config.schema, &columns)?;

@@ -88,9 +88,14 @@ pub fn missing_for_records(
     client: &mut impl GenericClient,
 ) -> Result<Vec<Missing>, postgres::Error> {
     let row = client.query_one(
-        "SELECT to_regclass('dbtool.meta') IS NOT NULL,
+        "SELECT to_regnamespace('dbtool') IS NOT NULL,
                 has_database_privilege(current_database(), 'CREATE'),
-                COALESCE(has_table_privilege(to_regclass('dbtool.meta'), 'SELECT, INSERT, UPDATE, DELETE'), false),
+                COALESCE(has_schema_privilege(to_regnamespace('dbtool'), 'USAGE')
+                         AND CASE WHEN to_regclass('dbtool.meta') IS NULL
+                                  THEN has_schema_privilege(to_regnamespace('dbtool'), 'CREATE')
+                                  ELSE has_table_privilege(to_regclass('dbtool.meta'), 'SELECT, INSERT, UPDATE, DELETE')
+                             END,
+                         false),
                 current_database()",
         &[],
     )?;
@@ -102,16 +107,75 @@ pub fn missing_for_records(
             privilege: "CREATE (to create the schema dbtool)".into(),
         }],
         (true, _, false) => vec![Missing {
-            object: "table dbtool.meta".into(),
-            privilege: "SELECT, INSERT, UPDATE, DELETE".into(),
+            object: "schema dbtool and its table meta".into(),
+            privilege: "USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on the table".into(),
         }],
         _ => Vec::new(),
     })
 }
 
+/// What the current role lacks to seed `tables` of `schema`: emptying and loading each table
+/// (TRUNCATE, INSERT; a truncate cascades, and RESTART IDENTITY needs its sequences' UPDATE
+/// right, which ownership of the table gives), and keeping dbtool's records.
+pub fn missing_for_seed(
+    client: &mut impl GenericClient,
+    schema: &str,
+    tables: &[String],
+) -> Result<Vec<Missing>, postgres::Error> {
+    let names: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{}.{}",
+                crate::db::quote_ident(schema),
+                crate::db::quote_ident(t)
+            )
+        })
+        .collect();
+    let mut missing: Vec<Missing> = client
+        .query(
+            "SELECT 'table ' || (SELECT format('%I.%I', n.nspname, c.relname)
+                                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                  WHERE c.oid = t::regclass),
+                    array_to_string(ARRAY(SELECT p FROM unnest(ARRAY['TRUNCATE', 'INSERT', 'SELECT']) p
+                                           WHERE NOT has_table_privilege(t::regclass, p)), ', ')
+               FROM unnest($1::text[]) t
+              WHERE to_regclass(t) IS NOT NULL
+                AND NOT (has_table_privilege(t::regclass, 'TRUNCATE')
+                         AND has_table_privilege(t::regclass, 'INSERT')
+                         AND has_table_privilege(t::regclass, 'SELECT'))
+              ORDER BY 1",
+            &[&names],
+        )?
+        .iter()
+        .map(|r| Missing {
+            object: r.get(0),
+            privilege: r.get(1),
+        })
+        .collect();
+    missing.extend(missing_for_records(client)?);
+    Ok(missing)
+}
+
 /// Fails (exit 7) before anything changes when the current role cannot reset `schema`.
 pub fn check_reset(client: &mut impl GenericClient, schema: &str) -> Result<()> {
-    let missing = missing_for_reset(client, schema).map_err(|e| {
+    let missing = missing_for_reset(client, schema);
+    refuse(client, "reset", schema, missing)
+}
+
+/// Fails (exit 7) before anything changes when the current role cannot seed `tables`.
+pub fn check_seed(client: &mut impl GenericClient, schema: &str, tables: &[String]) -> Result<()> {
+    let missing = missing_for_seed(client, schema, tables);
+    refuse(client, "seed", schema, missing)
+}
+
+fn refuse(
+    client: &mut impl GenericClient,
+    action: &str,
+    schema: &str,
+    missing: Result<Vec<Missing>, postgres::Error>,
+) -> Result<()> {
+    let missing = missing.map_err(|e| {
         Error::Work(format!(
             "checking privileges failed: {}",
             describe_sql_error(&e, None)
@@ -134,8 +198,8 @@ pub fn check_reset(client: &mut impl GenericClient, schema: &str) -> Result<()> 
         list.push(format!("and {} more", missing.len() - SHOWN));
     }
     Err(Error::Work(format!(
-        "role {role} cannot reset schema {schema}: it lacks {}; nothing was changed. Run the \
-         reset as the owner of these objects, or have their owner run ALTER ... OWNER TO {role} \
+        "role {role} cannot {action} schema {schema}: it lacks {}; nothing was changed. Run the \
+         {action} as the owner of these objects, or have their owner run ALTER ... OWNER TO {role} \
          (or GRANT the privilege)",
         list.join("; ")
     )))

@@ -107,3 +107,19 @@ fn a_table_another_role_owns_is_named_before_anything_changes() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_seed_of_tables_another_role_owns_names_the_missing_privileges() {
+    let db = TestDb::new("seed_foreign_owner");
+    // The superuser creates the tables; the owner role may not empty them.
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    let role = OwnerRole::new(&db);
+    let before = db.overall_fingerprint();
+    let run = role.run(&["seed", "--profile", "ci", "--seed", "8", "--yes"]);
+    run.code(7)
+        .stderr_has("cannot seed schema public")
+        .stderr_has("TRUNCATE, INSERT, SELECT on table public.clients")
+        .stderr_has("nothing was changed");
+    assert!(!run.stderr.contains("permission denied"));
+    assert_eq!(db.overall_fingerprint(), before);
+}
