@@ -8,6 +8,8 @@ use crate::support::{Run, TestDb, admin_url, dbtool_command};
 struct OwnerRole {
     name: String,
     url: String,
+    /// The test database, as the superuser.
+    admin_db_url: String,
 }
 
 impl OwnerRole {
@@ -32,7 +34,11 @@ impl OwnerRole {
             }
             _ => url,
         };
-        OwnerRole { name, url }
+        OwnerRole {
+            name,
+            url,
+            admin_db_url: db.url.clone(),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Run {
@@ -45,12 +51,14 @@ impl Drop for OwnerRole {
         if std::thread::panicking() {
             return;
         }
-        if let Ok(mut admin) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
-            // The database goes with TestDb; the role owns nothing else.
-            let _ = admin.batch_execute(&format!(
-                "ALTER DATABASE \"{0}\" OWNER TO CURRENT_USER",
-                self.name.trim_end_matches("_owner")
+        // A role cannot be dropped while it owns anything: hand it all back first.
+        if let Ok(mut db) = postgres::Client::connect(&self.admin_db_url, postgres::NoTls) {
+            let _ = db.batch_execute(&format!(
+                "REASSIGN OWNED BY \"{0}\" TO CURRENT_USER; DROP OWNED BY \"{0}\"",
+                self.name
             ));
+        }
+        if let Ok(mut admin) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
             let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS \"{}\"", self.name));
         }
     }
