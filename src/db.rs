@@ -196,6 +196,8 @@ pub enum ConnectError {
     Driver(postgres::Error),
     /// The whole start-up (TCP, TLS handshake, authentication) did not finish in time.
     TimedOut(Duration),
+    /// The thread that bounds an attempt could not start (the system is out of threads).
+    NoThread(String),
 }
 
 impl std::fmt::Display for ConnectError {
@@ -207,6 +209,7 @@ impl std::fmt::Display for ConnectError {
                 "the server did not finish the start-up (TLS handshake, authentication) within connect_timeout {}s",
                 d.as_secs()
             ),
+            ConnectError::NoThread(why) => write!(f, "cannot start a connection attempt: {why}"),
         }
     }
 }
@@ -215,7 +218,7 @@ impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConnectError::Driver(e) => Some(e),
-            ConnectError::TimedOut(_) => None,
+            ConnectError::TimedOut(_) | ConnectError::NoThread(_) => None,
         }
     }
 }
@@ -318,8 +321,9 @@ fn bounded(
         .spawn(move || {
             let _ = sender.send(attempt_pg.connect(attempt_tls));
         });
-    if spawned.is_err() {
-        return pg.connect(tls.clone()).map_err(ConnectError::Driver);
+    // Never an unbounded attempt: without a thread there is no bound, so no attempt.
+    if let Err(e) = spawned {
+        return Err(ConnectError::NoThread(e.to_string()));
     }
     match receiver.recv_timeout(timeout) {
         Ok(result) => result.map_err(ConnectError::Driver),
@@ -468,6 +472,7 @@ fn describe_connect_error(error: &ConnectError, target: &Target) -> (bool, Strin
                 ),
             );
         }
+        ConnectError::NoThread(_) => return (true, error.to_string()),
         ConnectError::Driver(e) => e,
     };
     if let Some(db) = error.as_db_error() {
