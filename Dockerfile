@@ -1,7 +1,12 @@
 # A small runtime image: the dbtool binary plus the project's migrations, seeds and profiles.
 #   docker build -t dbtool .
 #   docker run --rm -e DATABASE_URL=postgres://... dbtool reset --profile demo --yes
+# TLS goes through OpenSSL (as libpq's does): the build needs its headers, the image its shared
+# library and the CA certificates that sslrootcert=system trusts.
 FROM rust:1-slim-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends pkg-config libssl-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
@@ -9,12 +14,17 @@ ENV CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 dbtool
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 dbtool \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /app dbtool
 COPY --from=build /src/target/release/dbtool /usr/local/bin/dbtool
 WORKDIR /app
 COPY migrations ./migrations
 COPY seeds ./seeds
 COPY profiles ./profiles
-USER dbtool
+# Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001:10001
 ENTRYPOINT ["dbtool"]
 CMD ["status"]

@@ -16,6 +16,8 @@ need=()
 [ -x /usr/bin/time ] || need+=(time)
 command -v bc >/dev/null 2>&1 || need+=(bc)
 command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || need+=(postgresql-contrib)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
 scripts/install-packages.sh "${need[@]}"
 cargo build --release --locked -q
 

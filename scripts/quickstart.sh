@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null 2>&1 || { echo "quickstart.sh: cargo is required (https://rustup.rs)" >&2; exit 1; }
+# The TLS connector builds against OpenSSL.
+need=()
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+scripts/install-packages.sh "${need[@]}"
 cargo build --release --locked
 
 if [ -z "${DATABASE_URL:-}" ]; then

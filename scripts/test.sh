@@ -7,17 +7,35 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo is required (https://rustup.rs)" >&2; exit 1; }
 
 # Client tools the tests drive: pg_dump (schema comparison), pgbouncer (proxy tests),
-# script (a pseudo-terminal for the progress bars).
+# script (a pseudo-terminal for the progress bars), openssl (the TLS tests' certificates), ss
+# (the keepalive test), python3 with venv (the Kubernetes manifest check); OpenSSL's headers
+# build the TLS connector.
 need=()
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+[ -e /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 scripts/install-packages.sh "${need[@]}"
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --all-targets --locked -- -D warnings
+
+# The CronJob example against the Kubernetes API's own models, offline (no cluster runs here).
+echo "== scripts/k8s/validate.py" >&2
+venv=target/k8s-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import kubernetes' >/dev/null 2>&1; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet 'kubernetes==33.1.0'
+fi
+"$venv/bin/python" scripts/k8s/validate.py --self-test
+"$venv/bin/python" scripts/k8s/validate.py scripts/k8s/cronjob.yaml
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
     export DBTOOL_SANDBOX=test

@@ -140,7 +140,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// postgres://user:password@host:port/database
+    /// postgres://user:password@host:port/database or key=value pairs; PG* variables fill the gaps
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 

@@ -1,13 +1,14 @@
 //! Flags and environment resolved into one validated `Config`, before any connection opens.
 
-use std::fmt;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use crate::cli::{Cli, Command, GlobalArgs, IfLocked, LockCommand, LogFormat};
 use crate::error::{Error, Result};
+
+pub use crate::conninfo::Target;
+use crate::conninfo::{ProcessEnvironment, Source};
 
 /// dbtool's own schema (`dbtool.meta`): never dropped, never a target.
 pub const DBTOOL_SCHEMA: &str = "dbtool";
@@ -82,80 +83,6 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The database to talk to. `Display` never shows the password.
-#[derive(Clone)]
-pub struct Target {
-    pub pg: postgres::Config,
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Self> {
-        let pg = postgres::Config::from_str(url).map_err(|e| {
-            Error::usage(format!(
-                "DATABASE_URL is malformed ({e}); expected postgres://user:password@host:port/database"
-            ))
-        })?;
-        if pg.get_user().is_none_or(str::is_empty) {
-            return Err(Error::usage(
-                "DATABASE_URL names no user; expected postgres://user:password@host:port/database",
-            ));
-        }
-        if pg.get_hosts().is_empty() {
-            return Err(Error::usage(
-                "DATABASE_URL names no host; expected postgres://user:password@host:port/database",
-            ));
-        }
-        if pg.get_ssl_mode() == postgres::config::SslMode::Require {
-            return Err(Error::usage(
-                "DATABASE_URL asks for sslmode=require, but this dbtool connects without TLS; \
-                 use sslmode=disable or prefer, or reach the server over a trusted network or tunnel",
-            ));
-        }
-        Ok(Target { pg })
-    }
-
-    pub fn host(&self) -> String {
-        use postgres::config::Host;
-        match self.pg.get_hosts().first() {
-            Some(Host::Tcp(h)) => h.clone(),
-            Some(Host::Unix(p)) => p.display().to_string(),
-            None => "localhost".to_string(),
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.pg.get_ports().first().copied().unwrap_or(5432)
-    }
-
-    pub fn database(&self) -> String {
-        self.pg
-            .get_dbname()
-            .or(self.pg.get_user())
-            .unwrap_or("postgres")
-            .to_string()
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let user = self.pg.get_user().unwrap_or("");
-        let at = if user.is_empty() { "" } else { "@" };
-        write!(
-            f,
-            "postgres://{user}{at}{}:{}/{}",
-            self.host(),
-            self.port(),
-            self.database()
-        )
-    }
-}
-
-impl fmt::Debug for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
 /// Everything the rest of the program needs from the command line and the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -190,14 +117,10 @@ impl Config {
                 g.pool_size
             )));
         }
-        let target = match g.database_url.as_deref().map(str::trim) {
-            Some(url) if !url.is_empty() => Some(Target::parse(url)?),
-            _ if needs_database => {
-                return Err(Error::usage(
-                    "no database given: set DATABASE_URL or pass --database-url postgres://user:password@host:port/database",
-                ));
-            }
-            _ => None,
+        let target = if needs_database {
+            Some(resolve_target(g.database_url.as_deref())?)
+        } else {
+            None
         };
         check_schema(&g.schema)?;
         check_server_duration("--ddl-lock-timeout", g.ddl_lock_timeout)?;
@@ -238,21 +161,31 @@ impl Config {
             .expect("from_cli requires a database for every command that connects")
     }
 
-    /// The connection settings of every connection dbtool opens: the target, its application_name,
-    /// and a connect timeout when the URL gives none.
-    pub fn connection_config(&self) -> postgres::Config {
-        let mut pg = self.target().pg.clone();
-        pg.application_name(&self.application_name());
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(std::time::Duration::from_secs(10));
-        }
-        pg
+    /// `host 127.0.0.1, port 5432, database app, schema public`: what a command that changes data
+    /// names in its first line of output.
+    pub fn describe_target(&self) -> String {
+        let t = self.target();
+        format!(
+            "host {}, port {}, database {}, schema {}",
+            t.host(),
+            t.port(),
+            t.database(),
+            self.schema
+        )
     }
 
     /// `dbtool <command> <host>:<pid>`, so pg_stat_activity shows who is working.
     pub fn application_name(&self) -> String {
         let host = gethostname::gethostname().to_string_lossy().into_owned();
-        let name = format!("dbtool {} {}:{}", self.command, host, std::process::id());
+        let mut name = format!("dbtool {} {}:{}", self.command, host, std::process::id());
+        // The user's own application_name (a CronJob's name) stays visible beside ours.
+        if let Some(theirs) = self
+            .target
+            .as_ref()
+            .and_then(|t| t.application_name.as_deref())
+        {
+            name.push_str(&format!(" ({theirs})"));
+        }
         // PostgreSQL truncates application_name to 63 bytes; keep it on a char boundary.
         let mut end = name.len().min(63);
         while !name.is_char_boundary(end) {
@@ -349,6 +282,21 @@ pub fn check_server_duration(flag: &str, duration: Duration) -> Result<()> {
     Ok(())
 }
 
+/// The connection string from `--database-url` or `DATABASE_URL` (clap merges them: the
+/// environment tells which), completed by the libpq variables and defaults.
+fn resolve_target(given: Option<&str>) -> Result<Target> {
+    let from_env = std::env::var("DATABASE_URL").ok();
+    let conninfo = given.map(|text| {
+        let source = if from_env.as_deref() == Some(text) {
+            Source::DatabaseUrl
+        } else {
+            Source::Flag
+        };
+        (text, source)
+    });
+    Target::resolve(conninfo, &ProcessEnvironment)
+}
+
 /// How stderr is rendered, known even when the rest of the configuration is not valid.
 pub fn output_of(g: &GlobalArgs) -> (Output, Verbosity) {
     let output = match g.log_format {
@@ -405,15 +353,6 @@ mod tests {
     }
 
     #[test]
-    fn urls_without_user_or_host_or_needing_tls_are_refused() {
-        assert!(Target::parse("postgres://").is_err());
-        assert!(Target::parse("postgres://u@/db").is_err());
-        assert!(Target::parse("postgres://u@h/db?sslmode=require").is_err());
-        assert!(Target::parse("postgres://u@h/db?sslmode=disable").is_ok());
-        assert!(Target::parse("host=h user=u dbname=d").is_ok());
-    }
-
-    #[test]
     fn system_long_and_dbtool_schemas_are_refused() {
         for bad in [
             "pg_catalog",
@@ -447,13 +386,5 @@ mod tests {
         assert!(message.contains("--ddl-lock-timeout"), "{message}");
         assert!(message.contains("2147483647 ms"), "{message}");
         assert!(message.contains("24days 20h 31m 23s 647ms"), "{message}");
-    }
-
-    #[test]
-    fn target_display_hides_the_password() {
-        let t = Target::parse("postgres://alice:s3cret@db.example:6543/app").unwrap();
-        let shown = t.to_string();
-        assert_eq!(shown, "postgres://alice@db.example:6543/app");
-        assert!(!format!("{t:?}").contains("s3cret"));
     }
 }

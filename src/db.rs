@@ -6,19 +6,20 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use postgres::Client;
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
-use r2d2::{CustomizeConnection, Pool, PooledConnection};
-use r2d2_postgres::PostgresConnectionManager;
+use postgres_openssl::MakeTlsConnector;
+use r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection};
 use serde_json::json;
 
 use crate::config::{Config, Target};
+use crate::conninfo::{Endpoint, RootCert, SslMode, Tls};
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::stop::{Registration, Stop};
+use postgres::config::Host;
 
-pub type Manager = PostgresConnectionManager<NoTls>;
-pub type PooledClient = PooledConnection<Manager>;
+pub type PooledClient = PooledConnection<Connector>;
 
 /// Session settings every pooled connection starts with. Fixed time zone and styles make the
 /// server's text of every value (and so the fingerprint) independent of the server's defaults.
@@ -27,15 +28,17 @@ struct SessionSettings {
     sql: String,
 }
 
-impl CustomizeConnection<Client, postgres::Error> for SessionSettings {
-    fn on_acquire(&self, client: &mut Client) -> Result<(), postgres::Error> {
-        client.batch_execute(&self.sql)
+impl CustomizeConnection<Client, ConnectError> for SessionSettings {
+    fn on_acquire(&self, client: &mut Client) -> Result<(), ConnectError> {
+        client
+            .batch_execute(&self.sql)
+            .map_err(ConnectError::Driver)
     }
 }
 
 /// The pool of a command, with the stop switch its work connections register with.
 pub struct Database {
-    pool: Pool<Manager>,
+    pool: Pool<Connector>,
     pub stop: Stop,
     pub target: Target,
 }
@@ -43,9 +46,9 @@ pub struct Database {
 impl Database {
     /// Waits for the server (up to `--wait-for-db`), then builds the pool. Nothing is changed.
     pub fn connect(config: &Config, stop: &Stop, reporter: &Reporter) -> Result<Self> {
-        let target = config.target().clone();
-        let pg = config.connection_config();
-        wait_until_ready(&pg, &target, config.wait_for_db, reporter)?;
+        let connector = wait_until_ready(config, reporter)?;
+        stop.use_tls(connector.tls.clone());
+        let target = connector.target.clone();
 
         let sql = session_settings(config);
         let pool = Pool::builder()
@@ -54,7 +57,7 @@ impl Database {
             .connection_timeout(Duration::from_secs(30))
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .connection_customizer(Box::new(SessionSettings { sql }))
-            .build_unchecked(PostgresConnectionManager::new(pg, NoTls));
+            .build_unchecked(connector);
         Ok(Database {
             pool,
             stop: stop.clone(),
@@ -133,6 +136,18 @@ impl Database {
             .collect())
     }
 
+    /// `host db-b, port 5432, database app, schema public`: the server actually connected (with
+    /// several hosts, the one that answered), for the first line of a command that changes data.
+    pub fn describe_target(&self, schema: &str) -> String {
+        format!(
+            "host {}, port {}, database {}, schema {}",
+            self.target.host(),
+            self.target.port(),
+            self.target.database(),
+            schema
+        )
+    }
+
     fn pool_error(&self, e: r2d2::Error) -> Error {
         self.stop.explain(Error::Unreachable(format!(
             "cannot open a connection to {}: {e}",
@@ -188,36 +203,246 @@ impl DerefMut for WorkClient {
     }
 }
 
-/// Connects once, retrying with exponential backoff while the failure can heal (connection
-/// refused, server starting up or shutting down) and `wait` has not run out.
-pub fn wait_until_ready(
+/// Why one attempt to connect failed.
+#[derive(Debug)]
+pub enum ConnectError {
+    Driver(postgres::Error),
+    /// The whole start-up (TCP, TLS handshake, authentication) did not finish in time.
+    TimedOut(Duration),
+    /// The thread that bounds an attempt could not start (the system is out of threads).
+    NoThread(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Driver(e) => std::fmt::Display::fmt(e, f),
+            ConnectError::TimedOut(d) => write!(
+                f,
+                "the server did not finish the start-up (TLS handshake, authentication) within connect_timeout {}s",
+                d.as_secs()
+            ),
+            ConnectError::NoThread(why) => write!(f, "cannot start a connection attempt: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::Driver(e) => Some(e),
+            ConnectError::TimedOut(_) | ConnectError::NoThread(_) => None,
+        }
+    }
+}
+
+/// How every connection of a command is opened: the resolved target, the TLS connector its
+/// sslmode asks for, and dbtool's application_name. It is the pool's connection manager.
+#[derive(Clone)]
+pub struct Connector {
+    pub target: Target,
+    pub tls: MakeTlsConnector,
+    application_name: String,
+}
+
+impl Connector {
+    pub fn new(config: &Config) -> Result<Self> {
+        let target = config.target().clone();
+        let tls = tls_connector(&target.tls)?;
+        Ok(Connector {
+            target,
+            tls,
+            application_name: config.application_name(),
+        })
+    }
+
+    /// Connects to the endpoint `index`, the whole start-up bounded by connect_timeout.
+    fn connect_endpoint(&self, index: usize) -> Result<Client, ConnectError> {
+        let pg = self.target.endpoint_config(index, &self.application_name);
+        let timeout = self.target.connect_timeout;
+        match bounded(&pg, &self.tls, timeout) {
+            // sslmode=allow: plain first, TLS when the server turns plain connections away.
+            Err(ConnectError::Driver(e))
+                if self.target.tls.mode == SslMode::Allow && e.as_db_error().is_some() =>
+            {
+                let mut pg = pg;
+                pg.ssl_mode(postgres::config::SslMode::Require);
+                bounded(&pg, &self.tls, timeout)
+            }
+            other => other,
+        }
+    }
+
+    /// Tries the endpoints in order (libpq's order) and returns the first that answers, or
+    /// every endpoint's failure.
+    fn connect_any(&self) -> std::result::Result<(usize, Client), Vec<ConnectError>> {
+        let mut failures = Vec::new();
+        for index in 0..self.target.endpoints.len() {
+            match self.connect_endpoint(index) {
+                Ok(client) => return Ok((index, client)),
+                Err(e) => failures.push(e),
+            }
+        }
+        Err(failures)
+    }
+
+    /// This connector narrowed to one endpoint: every connection of a command goes to the
+    /// server that answered first, so that the lock and the work are on the same server.
+    fn pinned(&self, index: usize) -> Connector {
+        Connector {
+            target: self.target.pinned(index),
+            ..self.clone()
+        }
+    }
+}
+
+impl ManageConnection for Connector {
+    type Connection = Client;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<Client, ConnectError> {
+        self.connect_endpoint(0)
+    }
+
+    fn is_valid(&self, client: &mut Client) -> Result<(), ConnectError> {
+        client
+            .simple_query("")
+            .map(|_| ())
+            .map_err(ConnectError::Driver)
+    }
+
+    fn has_broken(&self, client: &mut Client) -> bool {
+        client.is_closed()
+    }
+}
+
+/// The driver's own connect_timeout covers only the TCP connect: a server that accepts and never
+/// answers would hold the TLS handshake or the authentication forever. So the attempt runs on a
+/// thread that we stop waiting for when the time is up; its socket closes when the process ends.
+fn bounded(
     pg: &postgres::Config,
-    target: &Target,
-    wait: Duration,
-    reporter: &Reporter,
-) -> Result<()> {
+    tls: &MakeTlsConnector,
+    timeout: Option<Duration>,
+) -> Result<Client, ConnectError> {
+    let Some(timeout) = timeout else {
+        return pg.connect(tls.clone()).map_err(ConnectError::Driver);
+    };
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let (attempt_pg, attempt_tls) = (pg.clone(), tls.clone());
+    let spawned = std::thread::Builder::new()
+        .name("connect".into())
+        .spawn(move || {
+            let _ = sender.send(attempt_pg.connect(attempt_tls));
+        });
+    // Never an unbounded attempt: without a thread there is no bound, so no attempt.
+    if let Err(e) = spawned {
+        return Err(ConnectError::NoThread(e.to_string()));
+    }
+    match receiver.recv_timeout(timeout) {
+        Ok(result) => result.map_err(ConnectError::Driver),
+        Err(_) => Err(ConnectError::TimedOut(timeout)),
+    }
+}
+
+/// OpenSSL, as libpq uses: `require` encrypts without checking the certificate (unless a root
+/// certificate is given, then as verify-ca); `verify-ca` checks the chain against sslrootcert;
+/// `verify-full` also checks that the certificate names the host connected to.
+pub fn tls_connector(tls: &Tls) -> Result<MakeTlsConnector> {
+    use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+    let internal = |e: openssl::error::ErrorStack| Error::Internal(anyhow::anyhow!("OpenSSL: {e}"));
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(internal)?;
+    let unusable = |what: &str, path: &std::path::Path, e: openssl::error::ErrorStack| {
+        Error::usage(format!("{what} {} cannot be used: {e}", path.display()))
+    };
+    if tls.mode != SslMode::Disable {
+        match &tls.root_cert {
+            Some(RootCert::File(path)) if tls.verifies_chain() => builder
+                .set_ca_file(path)
+                .map_err(|e| unusable("sslrootcert", path, e))?,
+            Some(RootCert::System) => builder.set_default_verify_paths().map_err(internal)?,
+            _ => {}
+        }
+        // As in libpq, a client certificate that is not there is simply not sent.
+        if let Some(cert) = tls.cert.as_deref().filter(|c| c.exists()) {
+            builder
+                .set_certificate_chain_file(cert)
+                .map_err(|e| unusable("sslcert", cert, e))?;
+            let key = tls.key.as_deref().ok_or_else(|| {
+                Error::usage(format!(
+                    "sslcert {} is given but no sslkey for it",
+                    cert.display()
+                ))
+            })?;
+            builder
+                .set_private_key_file(key, SslFiletype::PEM)
+                .map_err(|e| unusable("sslkey", key, e))?;
+        }
+    }
+    builder.set_verify(if tls.verifies_chain() {
+        SslVerifyMode::PEER
+    } else {
+        SslVerifyMode::NONE
+    });
+    let mut connector = MakeTlsConnector::new(builder.build());
+    let check_host_name = tls.verifies_host_name();
+    connector.set_callback(move |configuration, _domain| {
+        configuration.set_verify_hostname(check_host_name);
+        Ok(())
+    });
+    Ok(connector)
+}
+
+/// Connects once, retrying with exponential backoff while the failure can heal (connection
+/// refused, server starting up or shutting down, no answer in time) and `--wait-for-db` has not
+/// run out. Returns the connector pinned to the server that answered.
+pub fn wait_until_ready(config: &Config, reporter: &Reporter) -> Result<Connector> {
+    let connector = Connector::new(config)?;
+    let target = &connector.target;
+    for warning in &target.warnings {
+        reporter.warn("connection-warning", warning.clone(), json!({}));
+    }
+    reporter.debug(format!("connecting with {}", target.explain()));
+    let wait = config.wait_for_db;
     let start = Instant::now();
     let mut delay = Duration::from_millis(100);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let error = match pg.connect(NoTls) {
-            Ok(_) => {
+        let failures = match connector.connect_any() {
+            Ok((index, _client)) => {
+                let pinned = connector.pinned(index);
                 if attempts > 1 {
                     reporter.info(
                         "database-ready",
                         format!(
-                            "{target} accepts connections after {:.1}s",
+                            "{} accepts connections after {:.1}s",
+                            pinned.target,
                             start.elapsed().as_secs_f64()
                         ),
                         json!({ "waited_ms": start.elapsed().as_millis() as u64 }),
                     );
                 }
-                return Ok(());
+                reporter.debug(format!("connected to {}", pinned.target));
+                return Ok(pinned);
             }
-            Err(e) => e,
+            Err(failures) => failures,
         };
-        let (can_heal, why) = describe_connect_error(&error);
+        let described: Vec<(bool, String)> = failures
+            .iter()
+            .map(|e| describe_connect_error(e, target))
+            .collect();
+        let can_heal = described.iter().any(|(heal, _)| *heal);
+        let why = if described.len() == 1 {
+            described[0].1.clone()
+        } else {
+            target
+                .endpoints
+                .iter()
+                .zip(&described)
+                .map(|(endpoint, (_, why))| format!("{endpoint}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         let left = wait.saturating_sub(start.elapsed());
         if !can_heal || left.is_zero() {
             let waited = if attempts > 1 {
@@ -227,8 +452,13 @@ pub fn wait_until_ready(
             } else {
                 String::new()
             };
+            let nothing_given = if target.anything_given {
+                ""
+            } else {
+                " (no DATABASE_URL, --database-url or PGHOST was given, so libpq's default was tried)"
+            };
             return Err(Error::Unreachable(format!(
-                "cannot connect to {target}: {why}{waited}"
+                "cannot connect to {target}{nothing_given}: {why}{waited}"
             )));
         }
         if attempts == 1 {
@@ -243,34 +473,115 @@ pub fn wait_until_ready(
     }
 }
 
-/// Whether a failed connection attempt can heal by waiting, and what to tell the user.
-fn describe_connect_error(error: &postgres::Error) -> (bool, String) {
+/// Whether a failed connection attempt can heal by waiting, and what to tell the user: the
+/// driver's cause in one line, with the hint that fits it.
+fn describe_connect_error(error: &ConnectError, target: &Target) -> (bool, String) {
+    let error = match error {
+        ConnectError::TimedOut(_) => {
+            return (
+                true,
+                format!(
+                    "{error}; the server may be overloaded or something other than PostgreSQL listens there (raise connect_timeout if it is just slow)"
+                ),
+            );
+        }
+        ConnectError::NoThread(_) => return (true, error.to_string()),
+        ConnectError::Driver(e) => e,
+    };
     if let Some(db) = error.as_db_error() {
         let code = db.code();
+        let message = db.message();
         let can_heal = *code == SqlState::CANNOT_CONNECT_NOW
             || *code == SqlState::ADMIN_SHUTDOWN
             || *code == SqlState::CRASH_SHUTDOWN
             || *code == SqlState::TOO_MANY_CONNECTIONS;
-        let hint = if *code == SqlState::INVALID_PASSWORD
-            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        let hint = if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            && message.contains("no encryption")
         {
-            "; check the user and password in DATABASE_URL"
+            "; the server accepts only encrypted connections: use sslmode=require, or verify-full with sslrootcert pointing at the server's CA"
+        } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            && message.contains("SSL encryption")
+        {
+            "; the server accepts only unencrypted connections from here: use sslmode=prefer or disable"
+        } else if *code == SqlState::INVALID_PASSWORD {
+            "; check the password (in a URL, percent-encode the characters @:/?# in it: @ is %40)"
+        } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            "; check the user name and the server's pg_hba.conf"
         } else if *code == SqlState::INVALID_CATALOG_NAME {
-            "; create the database first or fix its name in DATABASE_URL"
+            "; create the database first or fix its name in the connection string (or PGDATABASE)"
         } else {
             ""
         };
-        return (can_heal, format!("{}{hint}", db.message()));
+        return (can_heal, format!("{message}{hint}"));
+    }
+    let text = one_line(error);
+    if text.contains("password missing") {
+        let hint = if target.has_password() {
+            ""
+        } else {
+            ": put it in the URL (percent-encoded), PGPASSWORD, or ~/.pgpass (PGPASSFILE) with mode 0600"
+        };
+        return (
+            false,
+            format!("the server asks for a password and none was given{hint}"),
+        );
+    }
+    if text.contains("certificate verify failed") {
+        let reason = text.rsplit(": ").next().unwrap_or_default();
+        let hint = if reason.contains("hostname mismatch") || reason.contains("IP address mismatch")
+        {
+            "; connect by a host name the certificate carries, or use sslmode=verify-ca to check the chain only"
+        } else {
+            "; point sslrootcert at the CA certificate that signed the server's certificate"
+        };
+        return (
+            false,
+            format!("the server's certificate did not verify ({reason}){hint}"),
+        );
+    }
+    if text.contains("server does not support TLS") {
+        return (
+            false,
+            format!(
+                "{text}; sslmode {} needs TLS: enable ssl on the server or use sslmode=prefer",
+                target.tls.mode.as_str()
+            ),
+        );
+    }
+    if text.contains("TLS") || text.contains("SSL") {
+        return (false, text);
     }
     // Not a server message: a socket error (refused, reset, timed out) can heal.
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            if let (
+                std::io::ErrorKind::NotFound,
+                Some(Endpoint {
+                    host: Host::Unix(dir),
+                    port,
+                    ..
+                }),
+            ) = (io.kind(), target.endpoints.first())
+            {
+                return (
+                    true,
+                    format!(
+                        "no server socket {}/.s.PGSQL.{port} ({io}); is the server running, and is this its socket directory?",
+                        dir.display()
+                    ),
+                );
+            }
             return (true, io.to_string());
         }
         source = inner.source();
     }
-    (error.is_closed(), error.to_string())
+    (error.is_closed(), text)
+}
+
+/// An error and its causes in one line (OpenSSL's messages carry newlines).
+fn one_line(error: &postgres::Error) -> String {
+    crate::conninfo::with_causes(error)
 }
 
 /// Quotes an SQL identifier.

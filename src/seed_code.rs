@@ -12,6 +12,7 @@ use postgres::Client;
 use serde_json::json;
 
 use crate::config::Config;
+use crate::conninfo::{RootCert, Tls};
 use crate::db::{Database, describe_sql_error};
 use crate::error::{Error, Result};
 use crate::lock::LOCK_HELD_ENV;
@@ -133,7 +134,10 @@ impl SeedCommand {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&self.command)
-            .env("DATABASE_URL", url_with_password(&config.target().pg))
+            .env(
+                "DATABASE_URL",
+                url_with_password(&db.target.endpoint_config(0, &app_name), &db.target.tls),
+            )
             .env("SEED_PROFILE", profile)
             .env("DBTOOL_SEED", seed.to_string())
             .env(LOCK_HELD_ENV, config.lock_key.value.to_string())
@@ -247,9 +251,10 @@ fn waiting_for_our_lock(client: &mut Client, config: &Config, app_name: &str) ->
         .map(|row| row.get(0))
 }
 
-/// The connection as a URL a seed program's driver understands, password included (it goes
-/// only into the child's environment, never into any output).
-fn url_with_password(pg: &postgres::Config) -> String {
+/// The connection dbtool uses (the endpoint that answered) as a URL a seed program's driver
+/// understands, password and TLS settings included (it goes only into the child's environment,
+/// never into any output).
+fn url_with_password(pg: &postgres::Config, tls: &Tls) -> String {
     use postgres::config::Host;
     let encode = |text: &str| -> String {
         text.bytes()
@@ -279,5 +284,22 @@ fn url_with_password(pg: &postgres::Config) -> String {
         .map(|p| format!(":{p}"))
         .unwrap_or_default();
     let db = pg.get_dbname().map(encode).unwrap_or_default();
-    format!("postgres://{user}{password}{at}{host}{port}/{db}")
+    let mut query = vec![format!("sslmode={}", tls.mode.as_str())];
+    match &tls.root_cert {
+        Some(RootCert::File(path)) => query.push(format!(
+            "sslrootcert={}",
+            encode(&path.display().to_string())
+        )),
+        Some(RootCert::System) => query.push("sslrootcert=system".into()),
+        None => {}
+    }
+    for (key, path) in [("sslcert", &tls.cert), ("sslkey", &tls.key)] {
+        if let Some(path) = path {
+            query.push(format!("{key}={}", encode(&path.display().to_string())));
+        }
+    }
+    format!(
+        "postgres://{user}{password}{at}{host}{port}/{db}?{}",
+        query.join("&")
+    )
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use postgres::{CancelToken, NoTls};
+use postgres_openssl::MakeTlsConnector;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::error::{Error, Result};
@@ -40,6 +41,8 @@ struct Inner {
     reason: OnceLock<StopReason>,
     /// Set while the lock is held: a signal then unwinds gracefully instead of exiting at once.
     armed: AtomicBool,
+    /// The connections' own TLS settings: a server that takes only TLS takes cancels only so.
+    tls: OnceLock<MakeTlsConnector>,
 }
 
 /// Shared by the work connections, the lock watchdog and the signal thread.
@@ -64,13 +67,21 @@ impl Stop {
         self.inner.tokens.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The TLS connector the work connections were opened with, for cancel requests.
+    pub fn use_tls(&self, tls: MakeTlsConnector) {
+        let _ = self.inner.tls.set(tls);
+    }
+
     /// Records the first reason and cancels every registered statement on the server.
     pub fn trigger(&self, reason: StopReason) {
         let _ = self.inner.reason.set(reason);
         let tokens: Vec<CancelToken> = self.lock_tokens().values().cloned().collect();
         for token in tokens {
             // A failed cancel means the backend is gone already, which is what we want.
-            let _ = token.cancel_query(NoTls);
+            let _ = match self.inner.tls.get() {
+                Some(tls) => token.cancel_query(tls.clone()),
+                None => token.cancel_query(NoTls),
+            };
         }
     }
 

@@ -179,6 +179,16 @@ fn locked<T>(
     reporter: &Reporter,
     work: impl FnOnce() -> Result<T>,
 ) -> Result<Option<T>> {
+    reporter.info(
+        "target",
+        format!("{}: {}", config.command, db.describe_target(&config.schema)),
+        serde_json::json!({
+            "host": db.target.host(),
+            "port": db.target.port(),
+            "database": db.target.database(),
+            "schema": config.schema,
+        }),
+    );
     let lock =
         match AdvisoryLock::acquire(db, config.lock_key.value, config.lock_timeout, reporter)? {
             Acquired::Held(lock) => lock,

@@ -22,7 +22,7 @@ use crate::seed_code::{SeedCode, SeedCommand};
 use crate::spec::{self, Dataset};
 use crate::stop::Stop;
 use crate::unit::Unit;
-use crate::{constraints, drop, fingerprint, meta, seed};
+use crate::{constraints, drop, fingerprint, meta, privileges, seed};
 
 /// How a reset that held the lock ended.
 enum Outcome {
@@ -122,6 +122,8 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     let outcome = locked(config, &db, reporter, || {
         rolled_back_on_error(reporter, not_atomic.is_none(), || {
             let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+            // Before dbtool.meta is read: a role without rights there hears what it lacks.
+            privileges::check_reset(unit.client(), &config.schema)?;
             refuse_if_protected(unit.client(), "reset")?;
             if let (Some(within), Some(inputs)) = (args.skip_if_reset_within, &inputs)
                 && recent_reset(unit.client(), config, inputs, within, reporter)?

@@ -20,7 +20,7 @@ use crate::progress::Reporter;
 use crate::seed_code::SeedCode;
 use crate::stop::Stop;
 use crate::unit::Unit;
-use crate::{fingerprint, seed, spec};
+use crate::{fingerprint, privileges, seed, spec};
 
 pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let started = Instant::now();
@@ -72,6 +72,8 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
     let done = locked(config, &db, reporter, || {
         rolled_back_on_error(reporter, code.command.is_none(), || {
             let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+            // Before dbtool.meta is read: a role without rights there hears what it lacks.
+            privileges::check_seed(unit.client(), &config.schema, &seed::tables(&plan))?;
             refuse_if_protected(unit.client(), "seed")?;
             repair_if_needed(unit.client(), config, reporter)?;
             seeding.check_against(unit.client(), &config.schema, &plan)?;

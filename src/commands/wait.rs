@@ -6,13 +6,7 @@ use crate::error::Result;
 use crate::progress::Reporter;
 
 pub fn run(config: &Config, reporter: &Reporter) -> Result<()> {
-    let target = config.target();
-    db::wait_until_ready(
-        &config.connection_config(),
-        target,
-        config.wait_for_db,
-        reporter,
-    )?;
-    println!("{target} accepts connections");
+    let connected = db::wait_until_ready(config, reporter)?;
+    println!("{} accepts connections", connected.target);
     Ok(())
 }

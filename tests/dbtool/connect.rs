@@ -83,7 +83,7 @@ fn an_unknown_role_or_database_exits_5() {
 }
 
 #[test]
-fn a_malformed_or_missing_url_exits_2() {
+fn a_malformed_url_exits_2_and_no_url_tries_libpqs_default() {
     Run::of(
         dbtool_command()
             .env("DATABASE_URL", "postgres://host:notaport/db")
@@ -91,9 +91,10 @@ fn a_malformed_or_missing_url_exits_2() {
     )
     .code(2)
     .stderr_has("DATABASE_URL");
+    // As psql: nothing given means the local socket as the OS user; the error says so.
     Run::of(dbtool_command().arg("status"))
-        .code(2)
-        .stderr_has("DATABASE_URL");
+        .code(5)
+        .stderr_has("no DATABASE_URL, --database-url or PGHOST was given");
     Run::of(dbtool_command().args(["status", "--bogus-flag"])).code(2);
 }
 

@@ -10,6 +10,8 @@ mod migrate;
 mod mistakes;
 mod operator;
 mod reset;
+mod roles;
 mod seed_code;
 mod seed_contract;
 mod support;
+mod tls;

@@ -491,9 +491,10 @@ fn privilege_errors_name_the_step_and_what_the_role_lacks() {
         "ci",
         "--yes",
     ]));
-    run.code(6)
-        .stderr_has("migrate failed")
-        .stderr_has("lacks USAGE or CREATE on schema public");
+    // Found before anything changes, naming the schema and the privilege.
+    run.code(7)
+        .stderr_has("cannot reset schema public")
+        .stderr_has("lacks CREATE on schema public");
     // A database that only reads: the step and the reason.
     admin
         .batch_execute(&format!(

@@ -42,7 +42,12 @@ pub fn dbtool_command() -> std::process::Command {
     let mut cmd = std::process::Command::new(binary());
     cmd.current_dir(project_dir());
     for (key, _) in std::env::vars() {
-        if key.starts_with("DBTOOL_") || key == "SEED_PROFILE" || key == "DATABASE_URL" {
+        // The libpq variables too: a test names its server itself.
+        if key.starts_with("DBTOOL_")
+            || key.starts_with("PG")
+            || key == "SEED_PROFILE"
+            || key == "DATABASE_URL"
+        {
             cmd.env_remove(key);
         }
     }
@@ -447,6 +452,46 @@ impl TestServer {
 
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The server's directory: its Unix socket is there, and files the server must read.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replaces pg_hba.conf and appends `settings` to postgresql.conf (before `start`).
+    pub fn configure(&self, hba: &str, settings: &str) {
+        let data = self.dir.path().join("data");
+        std::fs::write(data.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("read conf");
+        conf.push_str(settings);
+        std::fs::write(data.join("postgresql.conf"), conf).expect("write postgresql.conf");
+    }
+
+    /// Writes a file the server reads (certificates, keys): owned by the server user, mode 0600.
+    pub fn write_private(&self, name: &str, contents: &[u8]) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        if is_root() {
+            let status = std::process::Command::new("chown")
+                .args(["postgres:", &path.display().to_string()])
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        path
+    }
+
+    /// A superuser session over the Unix socket (pg_hba.conf must trust `local` for postgres).
+    pub fn admin(&self) -> Client {
+        let mut pg = postgres::Config::new();
+        pg.host_path(self.dir.path())
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres");
+        pg.connect(NoTls).expect("connect over the socket")
     }
 
     fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
