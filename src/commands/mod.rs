@@ -280,15 +280,27 @@ fn repair_if_needed(client: &mut Client, config: &Config, reporter: &Reporter) -
     meta::mark_unfinished(client, &config.schema, &unfinished).map_err(meta_error)
 }
 
-/// Runs the work of an atomic command and, when it fails, says that its transaction was rolled
-/// back (the error itself follows as the last line).
-fn rolled_back_on_error<T>(
+/// Runs a reset's or seed's work under the lock. When the user gave atomicity up (`not_atomic`
+/// says how), says so before anything starts; otherwise, when the work fails, says that its
+/// transaction was rolled back (the error itself follows as the last line).
+fn all_or_nothing<T>(
     reporter: &Reporter,
-    atomic: bool,
+    command: &str,
+    not_atomic: Option<&str>,
     work: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
+    if let Some(why) = not_atomic {
+        reporter.warn(
+            "not-atomic",
+            format!(
+                "this {command} is not all or nothing: {why}. A failure leaves every key and \
+                 index in place but the data partial, and the {command} marked unfinished"
+            ),
+            serde_json::json!({}),
+        );
+    }
     let result = work();
-    if result.is_err() && atomic {
+    if result.is_err() && not_atomic.is_none() {
         reporter.warn(
             "rolled-back",
             "the transaction was rolled back: the database, dbtool.meta included, is as it was",

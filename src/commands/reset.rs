@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::json;
 
 use super::{
-    Finished, Seeding, confirm, locked, mark_unfinished, meta_error, phase, print_plan, read_error,
-    refuse_if_protected, rolled_back_on_error, run_seed_code, unix_now, workers,
+    Finished, Seeding, all_or_nothing, confirm, locked, mark_unfinished, meta_error, phase,
+    print_plan, read_error, refuse_if_protected, run_seed_code, unix_now, workers,
 };
 use crate::cli::ResetArgs;
 use crate::config::Config;
@@ -109,18 +109,8 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         parallel,
         inputs.as_ref().and_then(|i| i.code.command.as_ref()),
     );
-    if let Some(why) = &not_atomic {
-        reporter.warn(
-            "not-atomic",
-            format!(
-                "this reset is not all or nothing: {why}. A failure leaves the schema whole but \
-                 the data partial, and the reset marked unfinished"
-            ),
-            json!({}),
-        );
-    }
     let outcome = locked(config, &db, reporter, || {
-        rolled_back_on_error(reporter, not_atomic.is_none(), || {
+        all_or_nothing(reporter, "reset", not_atomic.as_deref(), || {
             let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
             // Before dbtool.meta is read: a role without rights there hears what it lacks.
             privileges::check_reset(unit.client(), &config.schema)?;

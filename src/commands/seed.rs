@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime};
 use serde_json::json;
 
 use super::{
-    Finished, Seeding, confirm, locked, phase, print_plan, refuse_if_protected, repair_if_needed,
-    rolled_back_on_error, run_seed_code,
+    Finished, Seeding, all_or_nothing, confirm, locked, phase, print_plan, refuse_if_protected,
+    repair_if_needed, run_seed_code,
 };
 use crate::cli::SeedArgs;
 use crate::config::Config;
@@ -58,19 +58,14 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
             .map_or_else(|_| String::new(), |d| format!("{d:016x}")),
         spec_digest: seeding.digest(&code)?,
     };
-    if let Some(command) = &code.command {
-        reporter.warn(
-            "not-atomic",
-            format!(
-                "this seed is not all or nothing: the seed command `{}` runs on connections of \
-                 its own. A failure leaves the seed marked unfinished",
-                command.command
-            ),
-            json!({}),
-        );
-    }
+    let not_atomic = code.command.as_ref().map(|c| {
+        format!(
+            "the seed command `{}` runs on connections of its own",
+            c.command
+        )
+    });
     let done = locked(config, &db, reporter, || {
-        rolled_back_on_error(reporter, code.command.is_none(), || {
+        all_or_nothing(reporter, "seed", not_atomic.as_deref(), || {
             let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
             // Before dbtool.meta is read: a role without rights there hears what it lacks.
             privileges::check_seed(unit.client(), &config.schema, &seed::tables(&plan))?;
