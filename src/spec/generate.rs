@@ -559,3 +559,105 @@ mod tests {
         }
     }
 }
+
+/// Pins a few values of every generator that existed before expressions: their output is part
+/// of the seed contract (DESIGN.md §5) and must not move when the generation code changes.
+#[cfg(test)]
+mod pinned {
+    use super::*;
+    use crate::spec::Spec;
+
+    const SPEC: &str = r#"
+version = 1
+[[tables]]
+name = "kinds"
+count = 4
+fixed = "fixed.csv"
+[tables.columns]
+serial    = { gen = "serial", start = 10 }
+ordinal   = { gen = "ordinal" }
+uuid      = { gen = "uuid" }
+int       = { gen = "int", min = -50, max = 50 }
+decimal   = { gen = "decimal", min = -5, max = 120, scale = 2 }
+bool      = { gen = "bool", p = 0.3 }
+choice    = { gen = "choice", values = ["a", "b", "c"], weights = [5, 3, 2] }
+cycle     = { gen = "cycle", values = ["x", "y", "z"] }
+pick      = { gen = "pick", file = "words.txt" }
+format    = { gen = "format", template = "{pick|upper}-{int}-{serial}" }
+date      = { gen = "date", from = "-365d", to = "+30d" }
+timestamp = { gen = "timestamp", from = "-30d", to = "+2h" }
+constant  = { gen = "constant", value = 7 }
+nullable  = { gen = "int", min = 1, max = 9, null = 0.5 }
+fixed     = { gen = "constant", value = "generated" }
+
+[[tables]]
+name = "children"
+per = "kinds"
+min = 0
+max = 3
+[tables.columns]
+parent_serial = { gen = "parent", column = "serial" }
+ref_pick      = { gen = "ref", table = "kinds", column = "pick" }
+ref_where     = { gen = "ref", table = "kinds", column = "serial", where = { cycle = "y" } }
+"#;
+
+    fn rows(table: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), SPEC).unwrap();
+        std::fs::write(dir.path().join("words.txt"), "alpha\nbeta\n# no\ngamma\ndelta\n").unwrap();
+        std::fs::write(dir.path().join("fixed.csv"), "fixed,int\nknown,\n").unwrap();
+        let spec = Spec::load(dir.path()).unwrap();
+        let profile = Profile {
+            name: "pin".into(),
+            description: String::new(),
+            seed: 42,
+            epoch: 1_735_689_600,
+            counts: Default::default(),
+            per: Default::default(),
+            files: Vec::new(),
+        };
+        let data = Dataset::new(&spec, &profile, 42).unwrap();
+        let t = spec.table(table).unwrap();
+        let mut out = Vec::new();
+        let mut index = 0;
+        data.for_each_row(t, 0..data.root_count(t), &mut |mut row| {
+            row.index = Some(index);
+            index += 1;
+            let mut values = RowValues::new(&data, t, row);
+            let cells: Vec<String> = (0..spec.tables[t].columns.len())
+                .map(|c| values.get(c).map(|v| v.unwrap_or("NULL").to_string()))
+                .collect::<Result<_>>()?;
+            out.push(cells.join("|"));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn every_existing_generator_keeps_its_output() {
+        let kinds = rows("kinds");
+        let children = rows("children");
+        let all = format!("{}\n--\n{}", kinds.join("\n"), children.join("\n"));
+        assert_eq!(all, PINNED.trim(), "\n{all}");
+    }
+
+    /// Columns in name order: bool|choice|constant|cycle|date|decimal|fixed|format|int|nullable|
+    /// ordinal|pick|serial|timestamp|uuid; then parent_serial|ref_pick|ref_where.
+    const PINNED: &str = "
+false|a|7|x|2025-01-13|66.69|known|BETA--10|NULL|NULL|1|beta|10|2024-12-24 09:55:14+00|fe350da2-6750-4a69-adca-58b52b3b347b
+true|a|7|y|2024-05-16|103.49|generated|DELTA-0-11|0|NULL|2|delta|11|2024-12-11 05:44:12+00|961d683e-8c3b-40ed-8827-00902aa9d96a
+false|b|7|z|2024-11-04|83.05|generated|ALPHA--28-12|-28|NULL|3|alpha|12|2024-12-09 14:10:07+00|2e7507a3-ae24-47f4-983e-25de51596117
+false|a|7|x|2024-06-03|67.35|generated|ALPHA--49-13|-49|9|4|alpha|13|2024-12-07 19:00:55+00|40536186-c964-4071-b493-dc7f53d2ff0e
+--
+10|alpha|11
+10|alpha|11
+10|delta|11
+11|alpha|11
+11|alpha|11
+12|alpha|11
+12|delta|11
+13|beta|11
+13|beta|11
+";
+}
