@@ -17,7 +17,57 @@ struct RawProfile {
     #[serde(default)]
     counts: BTreeMap<String, u64>,
     #[serde(default)]
-    per: BTreeMap<String, [u64; 2]>,
+    per: BTreeMap<String, RawPer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawPer {
+    Range([u64; 2]),
+    Weights(BTreeMap<String, u64>),
+}
+
+/// Children per parent row, overriding the spec's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PerCounts {
+    /// Uniform in [min, max].
+    Range(u64, u64),
+    /// (count, cumulative weight), ascending by count.
+    Weights(Vec<(u64, u64)>),
+}
+
+impl PerCounts {
+    pub fn bounds(&self) -> (u64, u64) {
+        match self {
+            PerCounts::Range(min, max) => (*min, *max),
+            PerCounts::Weights(w) => (w[0].0, w[w.len() - 1].0),
+        }
+    }
+}
+
+/// `{ "1" = 50, "2" = 35 }` -> [(1, 50), (2, 85)]: counts ascending with cumulative weights.
+pub fn weighted_counts(
+    weights: &BTreeMap<String, u64>,
+) -> std::result::Result<Vec<(u64, u64)>, String> {
+    let mut counts: Vec<(u64, u64)> = weights
+        .iter()
+        .map(|(k, w)| {
+            k.trim()
+                .parse::<u64>()
+                .map(|n| (n, *w))
+                .map_err(|_| format!("{k:?} is not a number of children"))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    counts.sort();
+    let mut sum = 0;
+    for (_, w) in &mut counts {
+        sum += *w;
+        *w = sum;
+    }
+    if sum == 0 {
+        return Err("the weights add up to zero".into());
+    }
+    Ok(counts)
 }
 
 /// A profile with its `extends` chain merged: the child's values win.
@@ -29,8 +79,8 @@ pub struct Profile {
     /// The profile's "now", in seconds since 1970-01-01 UTC: time-based values derive from it.
     pub epoch: i64,
     pub counts: BTreeMap<String, u64>,
-    /// Children per parent row, [min, max], overriding the spec's.
-    pub per: BTreeMap<String, (u64, u64)>,
+    /// Children per parent row, overriding the spec's.
+    pub per: BTreeMap<String, PerCounts>,
     /// The files read, for the change digest of `--skip-if-reset-within`.
     pub files: Vec<PathBuf>,
 }
@@ -70,14 +120,22 @@ impl Profile {
                 })?);
             }
             profile.counts.extend(raw.counts);
-            for (table, [min, max]) in raw.per {
-                if min > max {
-                    return Err(Error::usage(format!(
-                        "{}: per.{table} = [{min}, {max}]: min is larger than max",
-                        file.display()
-                    )));
-                }
-                profile.per.insert(table, (min, max));
+            for (table, per) in raw.per {
+                let per = match per {
+                    RawPer::Range([min, max]) => {
+                        if min > max {
+                            return Err(Error::usage(format!(
+                                "{}: per.{table} = [{min}, {max}]: min is larger than max",
+                                file.display()
+                            )));
+                        }
+                        PerCounts::Range(min, max)
+                    }
+                    RawPer::Weights(w) => PerCounts::Weights(weighted_counts(&w).map_err(|e| {
+                        Error::usage(format!("{}: per.{table}: {e}", file.display()))
+                    })?),
+                };
+                profile.per.insert(table, per);
             }
             profile.files.push(file);
         }

@@ -2,19 +2,27 @@
 //! (seed, table, column, row key, generator). Each cell draws from its own PCG stream seeded
 //! from those, so any row of any table can be produced alone, in any order, on any thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::rc::Rc;
 
 use rand_core::Rng;
 use rand_pcg::Pcg64Mcg;
+use rust_decimal::Decimal;
 
+use super::expr::{self, Agg, BinOp, Expr, Func, Start, Value};
 use super::{Case, Gen, Part, Source, Spec};
 use crate::error::{Error, Result};
-use crate::profile::Profile;
+use crate::profile::{PerCounts, Profile};
 
 /// Stands in for a column name in the stream that decides how many children a parent row has.
 const CHILD_COUNT_STREAM: u64 = 0x6368_696c_6472_656e;
+/// The stream of a per-parent table's `when` over the parent row.
+const CHILD_WHEN_STREAM: u64 = 0x6368_696c_6477_6865;
+/// The stream deciding whether a parent gets children at all (`p`).
+const CHILD_PRESENCE_STREAM: u64 = 0x6368_696c_6470_7265;
+/// How many draws a unique column makes for one row before giving up.
+const UNIQUE_ATTEMPTS: u32 = 64;
 /// How many parents `ref` tries before deciding that a per-parent table has no rows to offer.
 const REF_ATTEMPTS: u32 = 1000;
 /// The largest table whose rows a `ref ... where` filters in memory.
@@ -86,10 +94,15 @@ fn unit(rng: &mut Pcg64Mcg) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Shape {
     Counted(u64),
-    PerParent { parent: usize, min: u64, max: u64 },
+    PerParent {
+        parent: usize,
+        min: u64,
+        max: u64,
+        weights: Option<Vec<(u64, u64)>>,
+    },
 }
 
 /// A spec resolved with a profile and a seed: what every table holds, row by row.
@@ -100,6 +113,8 @@ pub struct Dataset<'s> {
     shapes: Vec<Shape>,
     /// The rows that a `ref ... where` may pick, by (table, column) of the referencing column.
     candidates: HashMap<(usize, usize), Vec<u64>>,
+    /// Unique columns: the rows (by key) whose first draws were taken, and the draw they use.
+    retries: HashMap<(usize, usize), HashMap<u64, u32>>,
 }
 
 impl<'s> Dataset<'s> {
@@ -130,10 +145,27 @@ impl<'s> Dataset<'s> {
                     }
                     Shape::Counted(count)
                 }
-                Source::PerParent { parent, min, max } => {
-                    let (min, max) = profile.per.get(&table.name).copied().unwrap_or((min, max));
-                    Shape::PerParent { parent, min, max }
-                }
+                Source::PerParent { parent, min, max } => match profile.per.get(&table.name) {
+                    None => Shape::PerParent {
+                        parent,
+                        min,
+                        max,
+                        weights: table.children.weights.clone(),
+                    },
+                    Some(per) => {
+                        let (min, max) = per.bounds();
+                        let weights = match per {
+                            PerCounts::Range(..) => None,
+                            PerCounts::Weights(w) => Some(w.clone()),
+                        };
+                        Shape::PerParent {
+                            parent,
+                            min,
+                            max,
+                            weights,
+                        }
+                    }
+                },
             };
             shapes.push(shape);
         }
@@ -143,9 +175,12 @@ impl<'s> Dataset<'s> {
             epoch: profile.epoch,
             shapes,
             candidates: HashMap::new(),
+            retries: HashMap::new(),
         };
         data.check_references()?;
         data.candidates = data.filter_candidates()?;
+        data.retries = data.make_unique(&profile.name)?;
+        data.try_first_rows()?;
         Ok(data)
     }
 
@@ -215,6 +250,91 @@ impl<'s> Dataset<'s> {
         Ok(candidates)
     }
 
+    /// Unique columns: refuses a generator whose values are too few for the rows, then walks
+    /// the table once in order and, where a row's value was already taken, lets it draw again
+    /// from its own stream (draw 1, 2, ...). Only the rows that redrew are kept, so the result
+    /// is the same on every run and the data stays a function of the row key.
+    fn make_unique(&self, profile: &str) -> Result<HashMap<(usize, usize), HashMap<u64, u32>>> {
+        let mut all = HashMap::new();
+        for (ti, table) in self.spec.tables.iter().enumerate() {
+            for (ci, column) in table.columns.iter().enumerate() {
+                if !column.unique || matches!(column.generator, Gen::Serial { .. } | Gen::Uuid) {
+                    continue;
+                }
+                let rows = self.count_rows(ti, 0..self.root_count(ti));
+                if let Some(space) = super::gen_space(&column.generator, ti, &self.spec.tables)
+                    && space < u128::from(rows)
+                {
+                    return Err(Error::usage(format!(
+                        "seed spec: table {}, column {}: unique, but its generator makes at most {space} distinct values for the {rows} rows of profile {profile}",
+                        table.name, column.name
+                    )));
+                }
+                let mut seen: HashSet<String> = HashSet::with_capacity(rows as usize);
+                let mut redrawn = HashMap::new();
+                let mut index = 0;
+                self.for_each_row(ti, 0..self.root_count(ti), &mut |mut row| {
+                    row.index = Some(index);
+                    index += 1;
+                    let key = row.key;
+                    for attempt in 0..UNIQUE_ATTEMPTS {
+                        let mut values = RowValues::new(self, ti, row.clone());
+                        values.attempt = Some((ci, attempt));
+                        let Some(text) = values.get(ci)? else {
+                            return Ok(());
+                        };
+                        if !seen.contains(text) {
+                            seen.insert(text.to_string());
+                            if attempt > 0 {
+                                redrawn.insert(key, attempt);
+                            }
+                            return Ok(());
+                        }
+                    }
+                    Err(Error::usage(format!(
+                        "seed spec: table {}, column {}: unique, but row {} found no free value in {UNIQUE_ATTEMPTS} draws \
+                         (the value needs a random part, such as {{int(1, 9999)}}, or a larger one)",
+                        table.name,
+                        column.name,
+                        index - 1
+                    )))
+                })?;
+                all.insert((ti, ci), redrawn);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Generates the first row of every table, so that an expression that cannot be evaluated
+    /// (a type mismatch, a division by zero) is reported before any connection.
+    fn try_first_rows(&self) -> Result<()> {
+        for (ti, table) in self.spec.tables.iter().enumerate() {
+            let roots = self.root_count(ti).min(8);
+            let mut done = false;
+            self.for_each_row(ti, 0..roots, &mut |mut row| {
+                if done {
+                    return Ok(());
+                }
+                done = true;
+                row.index = Some(0);
+                let mut values = RowValues::new(self, ti, row);
+                for c in 0..table.columns.len() {
+                    values.get(c)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn attempt(&self, table: usize, column: usize, key: u64) -> u32 {
+        self.retries
+            .get(&(table, column))
+            .and_then(|m| m.get(&key))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The counted table whose rows a table's rows descend from.
     pub fn root(&self, table: usize) -> usize {
         match self.shapes[table] {
@@ -232,16 +352,45 @@ impl<'s> Dataset<'s> {
     }
 
     /// How many children `parent_row` has in the per-parent `table`.
-    fn children(&self, table: usize, parent_row: &RowId) -> u64 {
-        let Shape::PerParent { min, max, .. } = self.shapes[table] else {
-            return 0;
+    fn children(&self, table: usize, parent_row: &RowId) -> Result<u64> {
+        let Shape::PerParent {
+            parent,
+            min,
+            max,
+            weights,
+        } = &self.shapes[table]
+        else {
+            return Ok(0);
         };
-        if min == max {
-            return min;
-        }
         let t = &self.spec.tables[table];
+        if let Some(when) = &t.children.when {
+            let mut rng = cell_stream(self.seed, t.hash, CHILD_WHEN_STREAM, parent_row.key);
+            let mut row = RowValues::new(self, *parent, parent_row.clone());
+            let holds = row
+                .eval(when, &mut rng)
+                .and_then(|v| Ok(v.truthy()?))
+                .map_err(|f| f.into_error(&self.spec.tables[table].name, "when"))?;
+            if !holds {
+                return Ok(0);
+            }
+        }
+        if t.children.p < 1.0 {
+            let mut rng = cell_stream(self.seed, t.hash, CHILD_PRESENCE_STREAM, parent_row.key);
+            if unit(&mut rng) >= t.children.p {
+                return Ok(0);
+            }
+        }
+        if let Some(weights) = weights {
+            let mut rng = cell_stream(self.seed, t.hash, CHILD_COUNT_STREAM, parent_row.key);
+            let total = weights.last().expect("validated non-empty").1;
+            let r = below(&mut rng, total);
+            return Ok(weights[weights.partition_point(|&(_, c)| c <= r)].0);
+        }
+        if min == max {
+            return Ok(*min);
+        }
         let mut rng = cell_stream(self.seed, t.hash, CHILD_COUNT_STREAM, parent_row.key);
-        min + below(&mut rng, max - min + 1)
+        Ok(min + below(&mut rng, max - min + 1))
     }
 
     /// Calls `f` with every row of `table` that descends from the root rows `roots`, in table
@@ -255,24 +404,24 @@ impl<'s> Dataset<'s> {
         match self.shapes[table] {
             Shape::Counted(_) => roots.map(RowId::counted).try_for_each(f),
             Shape::PerParent { parent, .. } => self.for_each_row(parent, roots, &mut |p| {
-                let n = self.children(table, &p);
+                let n = self.children(table, &p)?;
                 let p = Rc::new(p);
                 (0..n).try_for_each(|ordinal| f(RowId::child(&p, ordinal)))
             }),
         }
     }
 
-    /// Rows of `table` descending from `roots`, without generating them.
+    /// Rows of `table` descending from `roots`, without generating them. A `when` that cannot
+    /// be evaluated counts no children here; generating the rows reports it.
     pub fn count_rows(&self, table: usize, roots: Range<u64>) -> u64 {
         match self.shapes[table] {
             Shape::Counted(_) => roots.end - roots.start,
             Shape::PerParent { parent, .. } => {
                 let mut total = 0;
-                self.for_each_row(parent, roots, &mut |p| {
-                    total += self.children(table, &p);
+                let _ = self.for_each_row(parent, roots, &mut |p| {
+                    total += self.children(table, &p).unwrap_or(0);
                     Ok(())
-                })
-                .expect("counting does not fail");
+                });
                 total
             }
         }
@@ -286,7 +435,7 @@ impl<'s> Dataset<'s> {
             Shape::PerParent { parent, .. } => {
                 for _ in 0..REF_ATTEMPTS {
                     let p = self.pick_row(parent, rng)?;
-                    let n = self.children(table, &p);
+                    let n = self.children(table, &p)?;
                     if n > 0 {
                         let ordinal = below(rng, n);
                         return Ok(RowId::child(&Rc::new(p), ordinal));
@@ -299,14 +448,97 @@ impl<'s> Dataset<'s> {
             }
         }
     }
+
+    /// Picks a row of the per-parent `table` descending from `row` of `ancestor`; `None` when
+    /// that row has no such descendants.
+    fn pick_under(
+        &self,
+        table: usize,
+        ancestor: usize,
+        row: &RowId,
+        rng: &mut Pcg64Mcg,
+    ) -> Result<Option<RowId>> {
+        let Shape::PerParent { parent, .. } = self.shapes[table] else {
+            return Ok(None);
+        };
+        for _ in 0..REF_ATTEMPTS {
+            let p = if parent == ancestor {
+                row.clone()
+            } else {
+                match self.pick_under(parent, ancestor, row, rng)? {
+                    Some(p) => p,
+                    None => return Ok(None),
+                }
+            };
+            let n = self.children(table, &p)?;
+            if n > 0 {
+                let ordinal = below(rng, n);
+                return Ok(Some(RowId::child(&Rc::new(p), ordinal)));
+            }
+            if parent == ancestor {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
 }
 
-/// The cells of one row, computed on demand (a template or a reference may need another cell).
+/// Why an expression failed: a message about the cell being computed, or an error that already
+/// names its own table and column.
+pub(crate) enum Failure {
+    Here(String),
+    Done(Error),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Here(message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Failure::Here(message.to_string())
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Done(error)
+    }
+}
+
+impl Failure {
+    fn into_error(self, table: &str, column: &str) -> Error {
+        match self {
+            Failure::Here(message) => Error::usage(format!(
+                "seed spec: table {table}, column {column}: {message}"
+            )),
+            Failure::Done(error) => error,
+        }
+    }
+}
+
+type Eval<T> = std::result::Result<T, Failure>;
+
+/// A cell: its value, its text when that differs from a `Value::Text`, and for a ref or
+/// parent column the row it points to.
+#[derive(Clone, Default)]
+struct Cell {
+    value: Option<Value>,
+    text: Option<String>,
+    pointer: Option<(usize, RowId)>,
+}
+
+/// The cells of one row, computed on demand (a template, an expression or a reference may need
+/// another cell, here or in a related row).
 pub struct RowValues<'d> {
     data: &'d Dataset<'d>,
     table: usize,
     row: RowId,
-    cells: Vec<Option<Option<String>>>,
+    cells: Vec<Cell>,
+    /// While a unique column looks for a free value: (column, draw).
+    attempt: Option<(usize, u32)>,
 }
 
 impl<'d> RowValues<'d> {
@@ -316,138 +548,425 @@ impl<'d> RowValues<'d> {
             data,
             table,
             row,
-            cells: vec![None; columns],
+            cells: vec![Cell::default(); columns],
+            attempt: None,
         }
     }
 
     /// The text of a cell, `None` for NULL.
     pub fn get(&mut self, column: usize) -> Result<Option<&str>> {
-        if self.cells[column].is_none() {
-            let value = self.compute(column)?;
-            self.cells[column] = Some(value);
+        self.ensure(column)?;
+        let cell = &mut self.cells[column];
+        let value = cell.value.as_ref().expect("computed");
+        if !matches!(value, Value::Null | Value::Text(_)) && cell.text.is_none() {
+            cell.text = value.text();
         }
-        Ok(self.cells[column].as_ref().expect("computed").as_deref())
+        let cell = &self.cells[column];
+        Ok(match cell.value.as_ref().expect("computed") {
+            Value::Null => None,
+            Value::Text(s) => Some(s.as_str()),
+            _ => cell.text.as_deref(),
+        })
     }
 
-    fn compute(&mut self, column: usize) -> Result<Option<String>> {
+    /// The typed value of a cell.
+    pub fn value(&mut self, column: usize) -> Result<Value> {
+        self.ensure(column)?;
+        Ok(self.cells[column].value.clone().expect("computed"))
+    }
+
+    fn ensure(&mut self, column: usize) -> Result<()> {
+        if self.cells[column].value.is_none() {
+            let (value, pointer) = self.compute(column)?;
+            let cell = &mut self.cells[column];
+            cell.value = Some(value);
+            cell.pointer = pointer;
+        }
+        Ok(())
+    }
+
+    /// The row a ref or parent column points to.
+    fn pointer(&mut self, column: usize) -> Result<Option<(usize, RowId)>> {
+        self.ensure(column)?;
+        Ok(self.cells[column].pointer.clone())
+    }
+
+    fn compute(&mut self, column: usize) -> Result<(Value, Option<(usize, RowId)>)> {
         let data = self.data;
         let table = &data.spec.tables[self.table];
         if let (Some(fixed), Some(index)) = (&table.fixed, self.row.index)
             && let (Some(row), Some(Some(position))) =
                 (fixed.rows.get(index as usize), fixed.columns.get(column))
         {
-            return Ok(row.get(*position).cloned().flatten());
+            let value = match row.get(*position).cloned().flatten() {
+                Some(text) => Value::Text(text),
+                None => Value::Null,
+            };
+            return Ok((value, None));
         }
         let spec = &table.columns[column];
-        let mut rng = cell_stream(data.seed, table.hash, spec.hash, self.row.key);
+        let attempt = match self.attempt {
+            Some((c, attempt)) if c == column => attempt,
+            _ if spec.unique => data.attempt(self.table, column, self.row.key),
+            _ => 0,
+        };
+        let column_stream = if attempt == 0 {
+            spec.hash
+        } else {
+            splitmix64(spec.hash ^ u64::from(attempt))
+        };
+        let mut rng = cell_stream(data.seed, table.hash, column_stream, self.row.key);
         if spec.null > 0.0 && unit(&mut rng) < spec.null {
-            return Ok(None);
+            return Ok((Value::Null, None));
         }
-        Ok(Some(match &spec.generator {
-            Gen::Serial { start } => {
-                let index = self.row.index.ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!(
-                        "serial {}.{} without a row position",
-                        table.name,
-                        spec.name
-                    ))
-                })?;
-                (start + index as i64).to_string()
-            }
-            Gen::Ordinal { start } => (start + self.row.ordinal as i64).to_string(),
-            Gen::Uuid => {
-                let bits = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-                // Version 4, RFC 4122 variant.
-                let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-                let hex = format!("{bits:032x}");
-                format!(
-                    "{}-{}-{}-{}-{}",
-                    &hex[0..8],
-                    &hex[8..12],
-                    &hex[12..16],
-                    &hex[16..20],
-                    &hex[20..32]
-                )
-            }
-            Gen::Int { min, max } => between(&mut rng, *min, *max).to_string(),
-            Gen::Decimal { min, max, scale } => {
-                let v = between(&mut rng, *min, *max);
-                let factor = 10i64.pow(*scale);
-                let sign = if v < 0 { "-" } else { "" };
-                let (whole, frac) = (
-                    v.unsigned_abs() / factor as u64,
-                    v.unsigned_abs() % factor as u64,
-                );
-                if *scale == 0 {
-                    format!("{sign}{whole}")
-                } else {
-                    format!("{sign}{whole}.{frac:0width$}", width = *scale as usize)
+        self.generate(&spec.generator, &mut rng)
+            .map_err(|f| f.into_error(&table.name, &spec.name))
+    }
+
+    fn generate(
+        &mut self,
+        generator: &'d Gen,
+        rng: &mut Pcg64Mcg,
+    ) -> Eval<(Value, Option<(usize, RowId)>)> {
+        let data = self.data;
+        let table = &data.spec.tables[self.table];
+        Ok((
+            match generator {
+                Gen::Serial { start } => {
+                    let index = self.row.index.ok_or_else(|| {
+                        Error::Internal(anyhow::anyhow!(
+                            "serial in {} without a row position",
+                            table.name
+                        ))
+                    })?;
+                    Value::Int(start + index as i64)
                 }
-            }
-            Gen::Bool { p } => (unit(&mut rng) < *p).to_string(),
-            Gen::Choice { values, cumulative } => {
-                let total = *cumulative.last().expect("validated non-empty");
-                let r = below(&mut rng, total);
-                let i = cumulative.partition_point(|&c| c <= r);
-                values[i].clone()
-            }
-            Gen::Cycle { values } => {
-                values[(self.row.ordinal % values.len() as u64) as usize].clone()
-            }
-            Gen::Pick { values } => values[below(&mut rng, values.len() as u64) as usize].clone(),
-            Gen::Format { parts } => {
-                let mut text = String::new();
-                for part in parts {
-                    match part {
-                        Part::Text(t) => text.push_str(t),
-                        Part::Column(c, case) => {
-                            let value = self.get(*c)?.unwrap_or("");
-                            match case {
-                                Case::Keep => text.push_str(value),
-                                Case::Lower => text.push_str(&value.to_lowercase()),
-                                Case::Upper => text.push_str(&value.to_uppercase()),
+                Gen::Ordinal { start } => Value::Int(start + self.row.ordinal as i64),
+                Gen::Uuid => {
+                    let bits = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+                    // Version 4, RFC 4122 variant.
+                    let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+                    let hex = format!("{bits:032x}");
+                    Value::Text(format!(
+                        "{}-{}-{}-{}-{}",
+                        &hex[0..8],
+                        &hex[8..12],
+                        &hex[12..16],
+                        &hex[16..20],
+                        &hex[20..32]
+                    ))
+                }
+                Gen::Int { min, max } => Value::Int(between(rng, *min, *max)),
+                Gen::Decimal { min, max, scale } => {
+                    Value::Dec(Decimal::new(between(rng, *min, *max), *scale))
+                }
+                Gen::Bool { p } => Value::Bool(unit(rng) < *p),
+                Gen::Choice { values, cumulative } => {
+                    let total = *cumulative.last().expect("validated non-empty");
+                    let r = below(rng, total);
+                    let i = cumulative.partition_point(|&c| c <= r);
+                    Value::Text(values[i].clone())
+                }
+                Gen::Cycle { values } => {
+                    Value::Text(values[(self.row.ordinal % values.len() as u64) as usize].clone())
+                }
+                Gen::Pick { values } => {
+                    Value::Text(values[below(rng, values.len() as u64) as usize].clone())
+                }
+                Gen::Format { parts } => {
+                    let mut text = String::new();
+                    for part in parts {
+                        match part {
+                            Part::Text(t) => text.push_str(t),
+                            Part::Column(c, case) => {
+                                let value = self.get(*c)?.unwrap_or("");
+                                match case {
+                                    Case::Keep => text.push_str(value),
+                                    Case::Lower => text.push_str(&value.to_lowercase()),
+                                    Case::Upper => text.push_str(&value.to_uppercase()),
+                                }
                             }
                         }
                     }
+                    Value::Text(text)
                 }
-                text
-            }
-            Gen::Date { from, to } => {
-                let day = data.epoch.div_euclid(86_400) + between(&mut rng, *from, *to);
-                crate::calendar::format_date(day)
-            }
-            Gen::Timestamp { from, to } => {
-                crate::calendar::format_timestamp(data.epoch + between(&mut rng, *from, *to))
-            }
-            Gen::Ref {
-                table: target,
-                column: target_column,
-                filter,
-            } => {
-                let row = match filter {
-                    Some(_) => {
-                        let rows = &data.candidates[&(self.table, column)];
-                        RowId::counted(rows[below(&mut rng, rows.len() as u64) as usize])
+                Gen::Date { from, to } => {
+                    Value::Date(data.epoch.div_euclid(86_400) + between(rng, *from, *to))
+                }
+                Gen::Timestamp { from, to } => {
+                    Value::Timestamp(data.epoch + between(rng, *from, *to))
+                }
+                Gen::Ref {
+                    table: target,
+                    column: target_column,
+                    filter,
+                    within,
+                } => {
+                    let row = match (filter, within) {
+                        (Some(_), _) => {
+                            let rows = data
+                                .candidates
+                                .get(&(self.table, self.column_of(generator)))
+                                .ok_or("a ref with `where` cannot sit inside `when`")?;
+                            RowId::counted(rows[below(rng, rows.len() as u64) as usize])
+                        }
+                        (None, Some(w)) => {
+                            let Some((ancestor, ancestor_row)) = self.pointer(*w)? else {
+                                return Ok((Value::Null, None));
+                            };
+                            match data.pick_under(*target, ancestor, &ancestor_row, rng)? {
+                                Some(row) => row,
+                                None => return Ok((Value::Null, None)),
+                            }
+                        }
+                        (None, None) => data.pick_row(*target, rng)?,
+                    };
+                    let mut other = RowValues::new(data, *target, row.clone());
+                    let value = other.value(*target_column)?;
+                    return Ok((value, Some((*target, row))));
+                }
+                Gen::Parent {
+                    column: parent_column,
+                } => {
+                    let (parent, parent_row) = self.parent()?;
+                    let mut other = RowValues::new(data, parent, parent_row.clone());
+                    let value = other.value(*parent_column)?;
+                    return Ok((value, Some((parent, parent_row))));
+                }
+                Gen::Constant { value } => match value {
+                    Some(text) => Value::Text(text.clone()),
+                    None => Value::Null,
+                },
+                Gen::Expr { expr } => self.eval(expr, rng)?,
+                Gen::When {
+                    cond,
+                    then,
+                    otherwise,
+                } => {
+                    let holds = self.eval(cond, rng)?.truthy()?;
+                    return self.generate(if holds { then } else { otherwise }, rng);
+                }
+                Gen::Csv {
+                    rows,
+                    field,
+                    stream,
+                } => {
+                    let mut pick = cell_stream(data.seed, table.hash, *stream, self.row.key);
+                    let row = &rows[below(&mut pick, rows.len() as u64) as usize];
+                    match row.get(*field) {
+                        Some(text) if !text.is_empty() => Value::Text(text.clone()),
+                        _ => Value::Null,
                     }
-                    None => data.pick_row(*target, &mut rng)?,
-                };
-                let mut other = RowValues::new(data, *target, row);
-                return Ok(other.get(*target_column)?.map(String::from));
-            }
-            Gen::Parent {
-                column: parent_column,
+                }
+            },
+            None,
+        ))
+    }
+
+    /// The column whose generator (or `when` branch) is `generator`.
+    fn column_of(&self, generator: &Gen) -> usize {
+        fn contains(outer: &Gen, inner: &Gen) -> bool {
+            std::ptr::eq(outer, inner)
+                || matches!(outer, Gen::When { then, otherwise, .. }
+                    if contains(then, inner) || contains(otherwise, inner))
+        }
+        self.data.spec.tables[self.table]
+            .columns
+            .iter()
+            .position(|c| contains(&c.generator, generator))
+            .expect("a generator of this table")
+    }
+
+    fn parent(&self) -> Eval<(usize, RowId)> {
+        let table = &self.data.spec.tables[self.table];
+        let Source::PerParent { parent, .. } = table.source else {
+            return Err("this table has no parent".into());
+        };
+        let parent_row = self.row.parent.as_deref().cloned().ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!("row of {} without a parent", table.name))
+        })?;
+        Ok((parent, parent_row))
+    }
+
+    /// Evaluates an expression in this row; random functions draw from `rng`, the stream of
+    /// the cell being computed.
+    fn eval(&mut self, expr: &Expr, rng: &mut Pcg64Mcg) -> Eval<Value> {
+        let data = self.data;
+        Ok(match expr {
+            Expr::Lit(v) => v.clone(),
+            Expr::Column(c) => self.value(*c)?,
+            Expr::Path {
+                start,
+                hops,
+                column,
+                ..
             } => {
-                let Source::PerParent { parent, .. } = table.source else {
-                    unreachable!("validated: parent needs a per-parent table")
+                let mut current: Option<RowValues<'d>> = match start {
+                    Start::Row => None,
+                    Start::Parent => {
+                        let (parent, row) = self.parent()?;
+                        Some(RowValues::new(data, parent, row))
+                    }
                 };
-                let parent_row = self.row.parent.as_deref().cloned().ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!("row of {} without a parent", table.name))
-                })?;
-                let mut other = RowValues::new(data, parent, parent_row);
-                return Ok(other.get(*parent_column)?.map(String::from));
+                for &hop in hops {
+                    let pointer = match &mut current {
+                        None => self.pointer(hop)?,
+                        Some(row) => row.pointer(hop)?,
+                    };
+                    match pointer {
+                        None => return Ok(Value::Null),
+                        Some((table, row)) => current = Some(RowValues::new(data, table, row)),
+                    }
+                }
+                match &mut current {
+                    None => self.value(*column)?,
+                    Some(row) => row.value(*column)?,
+                }
             }
-            Gen::Constant { value } => return Ok(value.clone()),
-        }))
+            Expr::Template(parts) => {
+                let mut text = String::new();
+                for (part, case) in parts {
+                    if let Some(t) = self.eval(part, rng)?.text() {
+                        text.push_str(&expr::case(t, *case));
+                    }
+                }
+                Value::Text(text)
+            }
+            Expr::Neg(e) => {
+                let v = self.eval(e, rng)?;
+                expr::binary(BinOp::Sub, Value::Int(0), v)?
+            }
+            Expr::Not(e) => Value::Bool(!self.eval(e, rng)?.truthy()?),
+            Expr::Binary(op @ (BinOp::And | BinOp::Or), a, b) => {
+                let a = self.eval(a, rng)?.truthy()?;
+                Value::Bool(match op {
+                    BinOp::And => a && self.eval(b, rng)?.truthy()?,
+                    _ => a || self.eval(b, rng)?.truthy()?,
+                })
+            }
+            Expr::Binary(op, a, b) => {
+                let a = self.eval(a, rng)?;
+                let b = self.eval(b, rng)?;
+                expr::binary(*op, a, b)?
+            }
+            Expr::Func(Func::If, args) => {
+                let holds = self.eval(&args[0], rng)?.truthy()?;
+                self.eval(&args[if holds { 1 } else { 2 }], rng)?
+            }
+            Expr::Func(Func::Coalesce, args) => {
+                for a in args {
+                    let v = self.eval(a, rng)?;
+                    if v != Value::Null {
+                        return Ok(v);
+                    }
+                }
+                Value::Null
+            }
+            Expr::Func(Func::RandInt, args) => {
+                let min = self.eval(&args[0], rng)?.integer()?;
+                let max = self.eval(&args[1], rng)?.integer()?;
+                if min > max {
+                    return Err(format!("int({min}, {max}): min is larger than max").into());
+                }
+                Value::Int(between(rng, min, max))
+            }
+            Expr::Func(Func::RandDecimal, args) => {
+                let mut min = self.eval(&args[0], rng)?.decimal()?;
+                let mut max = self.eval(&args[1], rng)?.decimal()?;
+                let scale = min.scale().max(max.scale());
+                min.rescale(scale);
+                max.rescale(scale);
+                let (lo, hi) = (
+                    i64::try_from(min.mantissa()).map_err(|_| "decimal(): too large")?,
+                    i64::try_from(max.mantissa()).map_err(|_| "decimal(): too large")?,
+                );
+                if lo > hi {
+                    return Err(format!("decimal({min}, {max}): min is larger than max").into());
+                }
+                Value::Dec(Decimal::new(between(rng, lo, hi), scale))
+            }
+            Expr::Func(Func::RandBool, args) => {
+                let p = self.eval(&args[0], rng)?.decimal()?;
+                let p: f64 = p
+                    .to_string()
+                    .parse()
+                    .map_err(|_| "bool(p): p is a probability")?;
+                Value::Bool(unit(rng) < p)
+            }
+            Expr::Func(Func::RandChoice, args) => {
+                let i = below(rng, args.len() as u64) as usize;
+                self.eval(&args[i], rng)?
+            }
+            Expr::Func(func, args) => {
+                let mut values = Vec::with_capacity(args.len());
+                for a in args {
+                    values.push(self.eval(a, rng)?);
+                }
+                expr::apply(*func, values)?
+            }
+            Expr::Pick(values) => {
+                Value::Text(values[below(rng, values.len() as u64) as usize].clone())
+            }
+            Expr::Aggregate { agg, table, of } => {
+                let n = data.children(*table, &self.row)?;
+                if *agg == Agg::Count {
+                    return Ok(Value::Int(n as i64));
+                }
+                let of = of
+                    .as_deref()
+                    .expect("validated: sum/min/max have an expression");
+                let parent = Rc::new(self.row.clone());
+                let mut result = match agg {
+                    Agg::Sum => Value::Int(0),
+                    _ => Value::Null,
+                };
+                for ordinal in 0..n {
+                    let mut child = RowValues::new(data, *table, RowId::child(&parent, ordinal));
+                    let v = child.eval(of, rng)?;
+                    if v == Value::Null {
+                        continue;
+                    }
+                    result = match agg {
+                        Agg::Sum => expr::binary(BinOp::Add, result, v)?,
+                        Agg::Min => expr::apply(Func::Least, vec![result, v])?,
+                        _ => expr::apply(Func::Greatest, vec![result, v])?,
+                    };
+                }
+                result
+            }
+            Expr::Object(fields) => {
+                let mut json = String::from("{");
+                for (i, (key, e)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    json.push_str(&serde_json::Value::String(key.clone()).to_string());
+                    json.push(':');
+                    self.eval(e, rng)?.json(&mut json);
+                }
+                json.push('}');
+                Value::Json(json)
+            }
+            Expr::Array(items) => {
+                let mut json = String::from("[");
+                for (i, e) in items.iter().enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    self.eval(e, rng)?.json(&mut json);
+                }
+                json.push(']');
+                Value::Json(json)
+            }
+            Expr::Now => Value::Timestamp(data.epoch),
+            Expr::Today => Value::Date(data.epoch.div_euclid(86_400)),
+            Expr::Name(_) | Expr::Call(..) => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "an unresolved name in an expression"
+                ))
+                .into());
+            }
+        })
     }
 }
 
@@ -604,7 +1123,11 @@ ref_where     = { gen = "ref", table = "kinds", column = "serial", where = { cyc
     fn rows(table: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("seed.toml"), SPEC).unwrap();
-        std::fs::write(dir.path().join("words.txt"), "alpha\nbeta\n# no\ngamma\ndelta\n").unwrap();
+        std::fs::write(
+            dir.path().join("words.txt"),
+            "alpha\nbeta\n# no\ngamma\ndelta\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("fixed.csv"), "fixed,int\nknown,\n").unwrap();
         let spec = Spec::load(dir.path()).unwrap();
         let profile = Profile {
