@@ -626,19 +626,72 @@ impl Scope<'_> {
             })
     }
 
-    /// The table a ref or parent column's rows are in, which a path can follow.
-    fn target(&self, table: usize, column: usize) -> Result<usize, String> {
+    /// The table whose row a column points to, which a path can follow: a ref, a parent, an
+    /// expression that is itself a path to such a column, or a `when` whose branches point into
+    /// the same table.
+    fn target(&self, table: usize, column: usize, depth: u32) -> Result<usize, String> {
         let t = &self.tables[table];
-        match &t.columns[column].generator {
-            Gen::Ref { table, .. } => Ok(*table),
-            Gen::Parent { .. } => match t.source {
-                Source::PerParent { parent, .. } => Ok(parent),
-                Source::Counted => Err("parent without a per-parent table".into()),
+        self.gen_target(table, &t.columns[column].generator, depth)
+            .ok_or_else(|| {
+                format!(
+                    "{}.{} does not point to a row (a `ref`, a `parent`, or a path to one), so a path cannot follow it",
+                    t.name, t.columns[column].name
+                )
+            })
+    }
+
+    fn gen_target(&self, table: usize, generator: &Gen, depth: u32) -> Option<usize> {
+        if depth > 16 {
+            return None;
+        }
+        match generator {
+            Gen::Ref { table, .. } => Some(*table),
+            Gen::Parent { .. } => match self.tables[table].source {
+                Source::PerParent { parent, .. } => Some(parent),
+                Source::Counted => None,
             },
-            _ => Err(format!(
-                "{}.{} is not a `ref` or `parent` column, so a path cannot follow it",
-                t.name, t.columns[column].name
-            )),
+            Gen::Expr { expr } => {
+                let resolved;
+                let path = match expr {
+                    Expr::Name(names) if names.len() > 1 => {
+                        resolved = self.path(names, table, depth + 1).ok()?;
+                        &resolved
+                    }
+                    e => e,
+                };
+                let Expr::Path {
+                    start,
+                    tables,
+                    column,
+                    ..
+                } = path
+                else {
+                    return None;
+                };
+                let last = match (tables.last(), start) {
+                    (Some(t), _) => *t,
+                    (None, Start::Parent) => match self.tables[table].source {
+                        Source::PerParent { parent, .. } => parent,
+                        Source::Counted => return None,
+                    },
+                    (None, Start::Row) => table,
+                };
+                self.gen_target(
+                    last,
+                    &self.tables[last].columns[*column].generator,
+                    depth + 1,
+                )
+            }
+            Gen::When {
+                then, otherwise, ..
+            } => {
+                let t = self.gen_target(table, then, depth + 1)?;
+                match otherwise.as_ref() {
+                    Gen::Constant { value: None } => Some(t),
+                    o => (self.gen_target(table, o, depth + 1)? == t).then_some(t),
+                }
+            }
+            _ => None,
         }
     }
 
@@ -646,7 +699,7 @@ impl Scope<'_> {
     pub fn resolve(&mut self, expr: &mut Expr, table: usize) -> Result<(), String> {
         match expr {
             Expr::Name(path) => {
-                *expr = self.path(path, table)?;
+                *expr = self.path(path, table, 0)?;
             }
             Expr::Call(name, args) => {
                 *expr = self.call(name, std::mem::take(args), table)?;
@@ -690,7 +743,7 @@ impl Scope<'_> {
         Ok(())
     }
 
-    fn path(&self, path: &[String], table: usize) -> Result<Expr, String> {
+    fn path(&self, path: &[String], table: usize, depth: u32) -> Result<Expr, String> {
         if let [name] = path {
             return Ok(match name.as_str() {
                 "now" => Expr::Now,
@@ -714,7 +767,7 @@ impl Scope<'_> {
         let mut tables = Vec::new();
         for name in hops_names {
             let c = self.column(current, name)?;
-            current = self.target(current, c)?;
+            current = self.target(current, c, depth)?;
             hops.push(c);
             tables.push(current);
         }

@@ -111,8 +111,9 @@ pub struct Dataset<'s> {
     pub seed: u64,
     epoch: i64,
     shapes: Vec<Shape>,
-    /// The rows that a `ref ... where` may pick, by (table, column) of the referencing column.
-    candidates: HashMap<(usize, usize), Vec<u64>>,
+    /// The rows that a `ref ... where` may pick, by the address of the `ref` generator (in the
+    /// spec, which outlives the data set; a `when` branch may hold one).
+    candidates: HashMap<usize, Vec<u64>>,
     /// Unique columns: the rows (by key) whose first draws were taken, and the draw they use.
     retries: HashMap<(usize, usize), HashMap<u64, u32>>,
 }
@@ -209,42 +210,60 @@ impl<'s> Dataset<'s> {
         }
     }
 
-    fn filter_candidates(&self) -> Result<HashMap<(usize, usize), Vec<u64>>> {
+    fn filter_candidates(&self) -> Result<HashMap<usize, Vec<u64>>> {
+        fn refs_with_where<'g>(generator: &'g Gen, into: &mut Vec<&'g Gen>) {
+            match generator {
+                Gen::Ref {
+                    filter: Some(_), ..
+                } => into.push(generator),
+                Gen::When {
+                    then, otherwise, ..
+                } => {
+                    refs_with_where(then, into);
+                    refs_with_where(otherwise, into);
+                }
+                _ => {}
+            }
+        }
         let mut candidates = HashMap::new();
         for (ti, table) in self.spec.tables.iter().enumerate() {
-            for (ci, column) in table.columns.iter().enumerate() {
-                let Gen::Ref {
-                    table: target,
-                    filter: Some((filter_column, wanted)),
-                    ..
-                } = &column.generator
-                else {
-                    continue;
-                };
-                let count = self.root_count(*target);
-                if count > MAX_FILTERED_ROWS {
-                    return Err(Error::usage(format!(
-                        "table {}, column {}: `where` filters table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
-                        table.name, column.name, self.spec.tables[*target].name
-                    )));
-                }
-                let mut matching = Vec::new();
-                for i in 0..count {
-                    let mut row = RowValues::new(self, *target, RowId::counted(i));
-                    if row.get(*filter_column)? == Some(wanted.as_str()) {
-                        matching.push(i);
+            for column in &table.columns {
+                let mut refs = Vec::new();
+                refs_with_where(&column.generator, &mut refs);
+                for generator in refs {
+                    let Gen::Ref {
+                        table: target,
+                        filter: Some((filter_column, wanted)),
+                        ..
+                    } = generator
+                    else {
+                        continue;
+                    };
+                    let count = self.root_count(*target);
+                    if count > MAX_FILTERED_ROWS {
+                        return Err(Error::usage(format!(
+                            "table {}, column {}: `where` filters table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
+                            table.name, column.name, self.spec.tables[*target].name
+                        )));
                     }
+                    let mut matching = Vec::new();
+                    for i in 0..count {
+                        let mut row = RowValues::new(self, *target, RowId::counted(i));
+                        if row.get(*filter_column)? == Some(wanted.as_str()) {
+                            matching.push(i);
+                        }
+                    }
+                    if matching.is_empty() && self.may_have_rows(ti) {
+                        return Err(Error::usage(format!(
+                            "table {}, column {}: no row of {} has {} = {wanted:?}",
+                            table.name,
+                            column.name,
+                            self.spec.tables[*target].name,
+                            self.spec.tables[*target].columns[*filter_column].name
+                        )));
+                    }
+                    candidates.insert(std::ptr::from_ref(generator) as usize, matching);
                 }
-                if matching.is_empty() && self.may_have_rows(ti) {
-                    return Err(Error::usage(format!(
-                        "table {}, column {}: no row of {} has {} = {wanted:?}",
-                        table.name,
-                        column.name,
-                        self.spec.tables[*target].name,
-                        self.spec.tables[*target].columns[*filter_column].name
-                    )));
-                }
-                candidates.insert((ti, ci), matching);
             }
         }
         Ok(candidates)
@@ -704,10 +723,7 @@ impl<'d> RowValues<'d> {
                 } => {
                     let row = match (filter, within) {
                         (Some(_), _) => {
-                            let rows = data
-                                .candidates
-                                .get(&(self.table, self.column_of(generator)))
-                                .ok_or("a ref with `where` cannot sit inside `when`")?;
+                            let rows = &data.candidates[&(std::ptr::from_ref(generator) as usize)];
                             RowId::counted(rows[below(rng, rows.len() as u64) as usize])
                         }
                         (None, Some(w)) => {
@@ -737,6 +753,15 @@ impl<'d> RowValues<'d> {
                     Some(text) => Value::Text(text.clone()),
                     None => Value::Null,
                 },
+                Gen::Expr {
+                    expr:
+                        Expr::Path {
+                            start,
+                            hops,
+                            column,
+                            ..
+                        },
+                } => return self.follow(*start, hops, *column),
                 Gen::Expr { expr } => self.eval(expr, rng)?,
                 Gen::When {
                     cond,
@@ -763,20 +788,6 @@ impl<'d> RowValues<'d> {
         ))
     }
 
-    /// The column whose generator (or `when` branch) is `generator`.
-    fn column_of(&self, generator: &Gen) -> usize {
-        fn contains(outer: &Gen, inner: &Gen) -> bool {
-            std::ptr::eq(outer, inner)
-                || matches!(outer, Gen::When { then, otherwise, .. }
-                    if contains(then, inner) || contains(otherwise, inner))
-        }
-        self.data.spec.tables[self.table]
-            .columns
-            .iter()
-            .position(|c| contains(&c.generator, generator))
-            .expect("a generator of this table")
-    }
-
     fn parent(&self) -> Eval<(usize, RowId)> {
         let table = &self.data.spec.tables[self.table];
         let Source::PerParent { parent, .. } = table.source else {
@@ -786,6 +797,35 @@ impl<'d> RowValues<'d> {
             Error::Internal(anyhow::anyhow!("row of {} without a parent", table.name))
         })?;
         Ok((parent, parent_row))
+    }
+
+    /// Follows a path from this row: its value, and the row that value points to if any.
+    fn follow(
+        &mut self,
+        start: Start,
+        hops: &[usize],
+        column: usize,
+    ) -> Eval<(Value, Option<(usize, RowId)>)> {
+        let data = self.data;
+        let mut current: Option<RowValues<'d>> = match start {
+            Start::Row => None,
+            Start::Parent => {
+                let (parent, row) = self.parent()?;
+                Some(RowValues::new(data, parent, row))
+            }
+        };
+        for &hop in hops {
+            let pointer = match &mut current {
+                None => self.pointer(hop)?,
+                Some(row) => row.pointer(hop)?,
+            };
+            match pointer {
+                None => return Ok((Value::Null, None)),
+                Some((table, row)) => current = Some(RowValues::new(data, table, row)),
+            }
+        }
+        let row = current.as_mut().unwrap_or(self);
+        Ok((row.value(column)?, row.pointer(column)?))
     }
 
     /// Evaluates an expression in this row; random functions draw from `rng`, the stream of
@@ -800,29 +840,7 @@ impl<'d> RowValues<'d> {
                 hops,
                 column,
                 ..
-            } => {
-                let mut current: Option<RowValues<'d>> = match start {
-                    Start::Row => None,
-                    Start::Parent => {
-                        let (parent, row) = self.parent()?;
-                        Some(RowValues::new(data, parent, row))
-                    }
-                };
-                for &hop in hops {
-                    let pointer = match &mut current {
-                        None => self.pointer(hop)?,
-                        Some(row) => row.pointer(hop)?,
-                    };
-                    match pointer {
-                        None => return Ok(Value::Null),
-                        Some((table, row)) => current = Some(RowValues::new(data, table, row)),
-                    }
-                }
-                match &mut current {
-                    None => self.value(*column)?,
-                    Some(row) => row.value(*column)?,
-                }
-            }
+            } => self.follow(*start, hops, *column)?.0,
             Expr::Template(parts) => {
                 let mut text = String::new();
                 for (part, case) in parts {
