@@ -9,4 +9,5 @@ mod migrate;
 mod operator;
 mod reset;
 mod seed_contract;
+mod seed_language;
 mod support;

@@ -10,10 +10,10 @@ fn migrate(db: &TestDb, project: &ProjectCopy) -> crate::support::Run {
 fn migrate_is_idempotent_and_records_refinery_history() {
     let db = TestDb::new("migrate_twice");
     db.run(&["migrate"]).success();
-    assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 4);
+    assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 5);
     let again = db.run(&["migrate"]);
     again.success().stderr_has("0 applied");
-    assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 4);
+    assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 5);
     assert!(
         db.run(&["migrate", "--dry-run"])
             .success()
@@ -27,7 +27,7 @@ fn a_new_file_in_another_directory_applies_at_run_time() {
     let db = TestDb::new("migrate_extra");
     let project = ProjectCopy::new();
     project.write(
-        "migrations/V5__loyalty_points.sql",
+        "migrations/V6__loyalty_points.sql",
         "ALTER TABLE clients ADD COLUMN loyalty_points integer NOT NULL DEFAULT 0;\n",
     );
     migrate(&db, &project).success();
@@ -83,15 +83,15 @@ fn an_sql_error_exits_6_with_line_and_column() {
     let db = TestDb::new("migrate_sqlerror");
     let project = ProjectCopy::new();
     project.write(
-        "migrations/V5__broken.sql",
+        "migrations/V6__broken.sql",
         "CREATE TABLE loyalty (id int);\nSELEC 1;\n",
     );
     let run = migrate(&db, &project);
     run.code(6)
-        .stderr_has("V5__broken")
+        .stderr_has("V6__broken")
         .stderr_has("line: 2, column: 1");
-    // The four good migrations went in before it; the broken one did not.
-    assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 4);
+    // The five good migrations went in before it; the broken one did not.
+    assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 5);
     assert_eq!(
         db.scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'loyalty'"),
         0

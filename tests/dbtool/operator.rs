@@ -407,7 +407,7 @@ fn a_reset_that_fails_midway_is_reported_unfinished_and_never_skipped() {
     let project = crate::support::ProjectCopy::new();
     // A check that the seeded data breaks: the seed fails after the drop.
     project.write(
-        "migrations/V5__small_orders.sql",
+        "migrations/V6__small_orders.sql",
         "ALTER TABLE invoice_line_items ADD CONSTRAINT small_orders CHECK (quantity < 2);\n",
     );
     db.run_in(&project, &["reset", "--profile", "ci", "--yes"])
