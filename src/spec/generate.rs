@@ -116,7 +116,19 @@ pub struct Dataset<'s> {
     candidates: HashMap<usize, Vec<u64>>,
     /// Unique columns: the rows (by key) whose first draws were taken, and the draw they use.
     retries: HashMap<(usize, usize), HashMap<u64, u32>>,
+    /// Every cell (value and text) of small reference tables that other rows look up often
+    /// (services, staff): at most `SMALL_TABLE_ROWS` rows each, so memory stays flat.
+    small: Vec<Option<Vec<KeptRow>>>,
+    /// The (table, column) pairs that a path or a `within` follows to another row: only these
+    /// keep the row they point to.
+    followed: HashSet<(usize, usize)>,
 }
+
+/// A kept row: each cell's value and, when the value is not text, its text.
+type KeptRow = Vec<(Value, Option<String>)>;
+
+/// The largest counted table whose cells are kept (see `Dataset::small`).
+const SMALL_TABLE_ROWS: u64 = 256;
 
 impl<'s> Dataset<'s> {
     pub fn new(spec: &'s Spec, profile: &Profile, seed: u64) -> Result<Self> {
@@ -177,10 +189,13 @@ impl<'s> Dataset<'s> {
             shapes,
             candidates: HashMap::new(),
             retries: HashMap::new(),
+            small: Vec::new(),
+            followed: super::followed_columns(spec),
         };
         data.check_references()?;
         data.candidates = data.filter_candidates()?;
         data.retries = data.make_unique(&profile.name)?;
+        data.small = data.keep_small_tables()?;
         data.try_first_rows()?;
         Ok(data)
     }
@@ -324,6 +339,40 @@ impl<'s> Dataset<'s> {
         Ok(all)
     }
 
+    /// The cells of counted tables of at most `SMALL_TABLE_ROWS` rows whose columns point to no
+    /// other row (a lookup into them is then a copy).
+    fn keep_small_tables(&self) -> Result<Vec<Option<Vec<KeptRow>>>> {
+        let mut small = Vec::with_capacity(self.spec.tables.len());
+        for (ti, table) in self.spec.tables.iter().enumerate() {
+            let Shape::Counted(count) = self.shapes[ti] else {
+                small.push(None);
+                continue;
+            };
+            let local = table.columns.iter().all(|c| {
+                !matches!(
+                    c.generator,
+                    Gen::Ref { .. } | Gen::Parent { .. } | Gen::Expr { .. } | Gen::When { .. }
+                )
+            });
+            if count > SMALL_TABLE_ROWS || !local {
+                small.push(None);
+                continue;
+            }
+            let mut rows = Vec::with_capacity(count as usize);
+            for i in 0..count {
+                let mut values = RowValues::new(self, ti, RowId::counted(i));
+                let mut row = Vec::with_capacity(table.columns.len());
+                for c in 0..table.columns.len() {
+                    let text = values.get(c)?.map(String::from);
+                    row.push((values.value(c)?, text));
+                }
+                rows.push(row);
+            }
+            small.push(Some(rows));
+        }
+        Ok(small)
+    }
+
     /// Generates the first row of every table, so that an expression that cannot be evaluated
     /// (a type mismatch, a division by zero) is reported before any connection.
     fn try_first_rows(&self) -> Result<()> {
@@ -372,13 +421,7 @@ impl<'s> Dataset<'s> {
 
     /// How many children `parent_row` has in the per-parent `table`.
     fn children(&self, table: usize, parent_row: &RowId) -> Result<u64> {
-        let Shape::PerParent {
-            parent,
-            min,
-            max,
-            weights,
-        } = &self.shapes[table]
-        else {
+        let Shape::PerParent { parent, .. } = &self.shapes[table] else {
             return Ok(0);
         };
         let t = &self.spec.tables[table];
@@ -393,23 +436,35 @@ impl<'s> Dataset<'s> {
                 return Ok(0);
             }
         }
+        Ok(self.children_unconditional(table, parent_row))
+    }
+
+    /// `children` once the table's `when` holds for the parent: `p`, then the count.
+    fn children_unconditional(&self, table: usize, parent_row: &RowId) -> u64 {
+        let Shape::PerParent {
+            min, max, weights, ..
+        } = &self.shapes[table]
+        else {
+            return 0;
+        };
+        let t = &self.spec.tables[table];
         if t.children.p < 1.0 {
             let mut rng = cell_stream(self.seed, t.hash, CHILD_PRESENCE_STREAM, parent_row.key);
             if unit(&mut rng) >= t.children.p {
-                return Ok(0);
+                return 0;
             }
         }
         if let Some(weights) = weights {
             let mut rng = cell_stream(self.seed, t.hash, CHILD_COUNT_STREAM, parent_row.key);
             let total = weights.last().expect("validated non-empty").1;
             let r = below(&mut rng, total);
-            return Ok(weights[weights.partition_point(|&(_, c)| c <= r)].0);
+            return weights[weights.partition_point(|&(_, c)| c <= r)].0;
         }
         if min == max {
-            return Ok(*min);
+            return *min;
         }
         let mut rng = cell_stream(self.seed, t.hash, CHILD_COUNT_STREAM, parent_row.key);
-        Ok(min + below(&mut rng, max - min + 1))
+        min + below(&mut rng, max - min + 1)
     }
 
     /// Calls `f` with every row of `table` that descends from the root rows `roots`, in table
@@ -540,14 +595,8 @@ impl Failure {
 
 type Eval<T> = std::result::Result<T, Failure>;
 
-/// A cell: its value, its text when that differs from a `Value::Text`, and for a ref or
-/// parent column the row it points to.
-#[derive(Clone, Default)]
-struct Cell {
-    value: Option<Value>,
-    text: Option<String>,
-    pointer: Option<(usize, RowId)>,
-}
+/// Stands in for a column in `RowValues::links`: the per-parent parent row.
+const PARENT_LINK: usize = usize::MAX;
 
 /// The cells of one row, computed on demand (a template, an expression or a reference may need
 /// another cell, here or in a related row).
@@ -555,59 +604,135 @@ pub struct RowValues<'d> {
     data: &'d Dataset<'d>,
     table: usize,
     row: RowId,
-    cells: Vec<Cell>,
+    /// Each cell's value once computed, and its text once asked for when the value is not text.
+    values: Vec<(Option<Value>, Option<String>)>,
+    /// For ref/parent columns (and paths to them): (column, table, row) pointed to.
+    pointers: Vec<(usize, usize, RowId)>,
+    /// Related rows already reached from this one, by the column that points to them (or
+    /// `PARENT_LINK`), so that several paths through one ref compute its row once.
+    links: Vec<(usize, Box<RowValues<'d>>)>,
     /// While a unique column looks for a free value: (column, draw).
     attempt: Option<(usize, u32)>,
+    /// The row's cells when its table is kept whole (`Dataset::small`).
+    kept: Option<&'d [(Value, Option<String>)]>,
 }
 
 impl<'d> RowValues<'d> {
     pub fn new(data: &'d Dataset<'d>, table: usize, row: RowId) -> Self {
-        let columns = data.spec.tables[table].columns.len();
+        let kept = match (data.small.get(table), row.index) {
+            (Some(Some(rows)), Some(index)) => rows.get(index as usize).map(Vec::as_slice),
+            _ => None,
+        };
+        let columns = if kept.is_some() {
+            0
+        } else {
+            data.spec.tables[table].columns.len()
+        };
         RowValues {
             data,
             table,
             row,
-            cells: vec![Cell::default(); columns],
+            values: vec![(None, None); columns],
+            pointers: Vec::new(),
+            links: Vec::new(),
             attempt: None,
+            kept,
         }
     }
 
     /// The text of a cell, `None` for NULL.
     pub fn get(&mut self, column: usize) -> Result<Option<&str>> {
-        self.ensure(column)?;
-        let cell = &mut self.cells[column];
-        let value = cell.value.as_ref().expect("computed");
-        if !matches!(value, Value::Null | Value::Text(_)) && cell.text.is_none() {
-            cell.text = value.text();
+        if let Some(kept) = self.kept {
+            return Ok(match &kept[column] {
+                (Value::Text(s), _) => Some(s.as_str()),
+                (_, text) => text.as_deref(),
+            });
         }
-        let cell = &self.cells[column];
-        Ok(match cell.value.as_ref().expect("computed") {
+        self.ensure(column)?;
+        let (value, text) = &mut self.values[column];
+        let value = value.as_ref().expect("computed");
+        if !matches!(value, Value::Null | Value::Text(_)) && text.is_none() {
+            *text = value.text();
+        }
+        let (value, text) = &self.values[column];
+        Ok(match value.as_ref().expect("computed") {
             Value::Null => None,
             Value::Text(s) => Some(s.as_str()),
-            _ => cell.text.as_deref(),
+            _ => text.as_deref(),
         })
     }
 
     /// The typed value of a cell.
     pub fn value(&mut self, column: usize) -> Result<Value> {
+        if let Some(kept) = self.kept {
+            return Ok(kept[column].0.clone());
+        }
         self.ensure(column)?;
-        Ok(self.cells[column].value.clone().expect("computed"))
+        Ok(self.values[column].0.clone().expect("computed"))
     }
 
     fn ensure(&mut self, column: usize) -> Result<()> {
-        if self.cells[column].value.is_none() {
+        if self.values[column].0.is_none() {
             let (value, pointer) = self.compute(column)?;
-            let cell = &mut self.cells[column];
-            cell.value = Some(value);
-            cell.pointer = pointer;
+            self.values[column].0 = Some(value);
+            if let Some((table, row)) = pointer
+                && self.data.followed.contains(&(self.table, column))
+            {
+                self.pointers.push((column, table, row));
+            }
         }
         Ok(())
     }
 
     /// The row a ref or parent column points to.
     fn pointer(&mut self, column: usize) -> Result<Option<(usize, RowId)>> {
+        if self.kept.is_some() {
+            return Ok(None);
+        }
         self.ensure(column)?;
-        Ok(self.cells[column].pointer.clone())
+        Ok(self
+            .pointers
+            .iter()
+            .find(|(c, ..)| *c == column)
+            .map(|(_, table, row)| (*table, row.clone())))
+    }
+
+    /// This row's computed state, moved out (this row is left empty until `take_back`).
+    fn lend(&mut self) -> RowValues<'d> {
+        RowValues {
+            data: self.data,
+            table: self.table,
+            row: self.row.clone(),
+            values: std::mem::take(&mut self.values),
+            pointers: std::mem::take(&mut self.pointers),
+            links: std::mem::take(&mut self.links),
+            attempt: self.attempt,
+            kept: self.kept,
+        }
+    }
+
+    fn take_back(&mut self, lent: RowValues<'d>) {
+        self.values = lent.values;
+        self.pointers = lent.pointers;
+        self.links = lent.links;
+    }
+
+    /// The related row that `column` (or `PARENT_LINK`) points to, computed once per row.
+    fn link(&mut self, column: usize) -> Eval<Option<&mut RowValues<'d>>> {
+        if let Some(i) = self.links.iter().position(|(c, _)| *c == column) {
+            return Ok(Some(&mut self.links[i].1));
+        }
+        let (table, row) = if column == PARENT_LINK {
+            self.parent()?
+        } else {
+            match self.pointer(column)? {
+                Some(target) => target,
+                None => return Ok(None),
+            }
+        };
+        self.links
+            .push((column, Box::new(RowValues::new(self.data, table, row))));
+        Ok(Some(&mut self.links.last_mut().expect("pushed").1))
     }
 
     fn compute(&mut self, column: usize) -> Result<(Value, Option<(usize, RowId)>)> {
@@ -638,13 +763,14 @@ impl<'d> RowValues<'d> {
         if spec.null > 0.0 && unit(&mut rng) < spec.null {
             return Ok((Value::Null, None));
         }
-        self.generate(&spec.generator, &mut rng)
+        self.generate(&spec.generator, column, &mut rng)
             .map_err(|f| f.into_error(&table.name, &spec.name))
     }
 
     fn generate(
         &mut self,
         generator: &'d Gen,
+        column: usize,
         rng: &mut Pcg64Mcg,
     ) -> Eval<(Value, Option<(usize, RowId)>)> {
         let data = self.data;
@@ -739,13 +865,16 @@ impl<'d> RowValues<'d> {
                     };
                     let mut other = RowValues::new(data, *target, row.clone());
                     let value = other.value(*target_column)?;
+                    if data.followed.contains(&(self.table, column)) {
+                        self.links.push((column, Box::new(other)));
+                    }
                     return Ok((value, Some((*target, row))));
                 }
                 Gen::Parent {
                     column: parent_column,
                 } => {
                     let (parent, parent_row) = self.parent()?;
-                    let mut other = RowValues::new(data, parent, parent_row.clone());
+                    let other = self.link(PARENT_LINK)?.expect("a parent row");
                     let value = other.value(*parent_column)?;
                     return Ok((value, Some((parent, parent_row))));
                 }
@@ -769,7 +898,7 @@ impl<'d> RowValues<'d> {
                     otherwise,
                 } => {
                     let holds = self.eval(cond, rng)?.truthy()?;
-                    return self.generate(if holds { then } else { otherwise }, rng);
+                    return self.generate(if holds { then } else { otherwise }, column, rng);
                 }
                 Gen::Csv {
                     rows,
@@ -799,6 +928,20 @@ impl<'d> RowValues<'d> {
         Ok((parent, parent_row))
     }
 
+    /// How many children this row has in the per-parent `table`: `Dataset::children`, with the
+    /// table's `when` evaluated in this row rather than in a fresh copy of it.
+    fn children_here(&mut self, table: usize) -> Eval<u64> {
+        let data = self.data;
+        let t = &data.spec.tables[table];
+        if let Some(when) = &t.children.when {
+            let mut rng = cell_stream(data.seed, t.hash, CHILD_WHEN_STREAM, self.row.key);
+            if !self.eval(when, &mut rng)?.truthy()? {
+                return Ok(0);
+            }
+        }
+        Ok(data.children_unconditional(table, &self.row))
+    }
+
     /// Follows a path from this row: its value, and the row that value points to if any.
     fn follow(
         &mut self,
@@ -806,26 +949,17 @@ impl<'d> RowValues<'d> {
         hops: &[usize],
         column: usize,
     ) -> Eval<(Value, Option<(usize, RowId)>)> {
-        let data = self.data;
-        let mut current: Option<RowValues<'d>> = match start {
-            Start::Row => None,
-            Start::Parent => {
-                let (parent, row) = self.parent()?;
-                Some(RowValues::new(data, parent, row))
-            }
-        };
+        let mut current: &mut RowValues<'d> = self;
+        if start == Start::Parent {
+            current = current.link(PARENT_LINK)?.expect("a parent row");
+        }
         for &hop in hops {
-            let pointer = match &mut current {
-                None => self.pointer(hop)?,
-                Some(row) => row.pointer(hop)?,
-            };
-            match pointer {
+            match current.link(hop)? {
+                Some(next) => current = next,
                 None => return Ok((Value::Null, None)),
-                Some((table, row)) => current = Some(RowValues::new(data, table, row)),
             }
         }
-        let row = current.as_mut().unwrap_or(self);
-        Ok((row.value(column)?, row.pointer(column)?))
+        Ok((current.value(column)?, current.pointer(column)?))
     }
 
     /// Evaluates an expression in this row; random functions draw from `rng`, the stream of
@@ -926,7 +1060,7 @@ impl<'d> RowValues<'d> {
                 Value::Text(values[below(rng, values.len() as u64) as usize].clone())
             }
             Expr::Aggregate { agg, table, of } => {
-                let n = data.children(*table, &self.row)?;
+                let n = self.children_here(*table)?;
                 if *agg == Agg::Count {
                     return Ok(Value::Int(n as i64));
                 }
@@ -940,7 +1074,18 @@ impl<'d> RowValues<'d> {
                 };
                 for ordinal in 0..n {
                     let mut child = RowValues::new(data, *table, RowId::child(&parent, ordinal));
-                    let v = child.eval(of, rng)?;
+                    // The child reaches its parent, this row, through its link: lend it this
+                    // row's computed cells rather than computing them again, and take them back
+                    // (with whatever the child computed in them).
+                    child.links.push((PARENT_LINK, Box::new(self.lend())));
+                    let v = child.eval(of, rng);
+                    let lent = child
+                        .links
+                        .iter()
+                        .position(|(c, _)| *c == PARENT_LINK)
+                        .expect("the lent parent");
+                    self.take_back(*child.links.swap_remove(lent).1);
+                    let v = v?;
                     if v == Value::Null {
                         continue;
                     }

@@ -175,6 +175,135 @@ pub enum Gen {
     },
 }
 
+/// The (table, column) pairs whose pointed-to row something follows: the hops of paths and the
+/// columns named by `within`.
+pub(crate) fn followed_columns(spec: &Spec) -> std::collections::HashSet<(usize, usize)> {
+    fn walk(
+        e: &Expr,
+        table: usize,
+        tables: &[TableSpec],
+        into: &mut std::collections::HashSet<(usize, usize)>,
+    ) {
+        match e {
+            Expr::Path {
+                start,
+                hops,
+                tables: reached,
+                ..
+            } => {
+                let mut current = match (start, tables[table].source) {
+                    (expr::Start::Parent, Source::PerParent { parent, .. }) => parent,
+                    _ => table,
+                };
+                for (hop, next) in hops.iter().zip(reached) {
+                    into.insert((current, *hop));
+                    current = *next;
+                }
+            }
+            Expr::Template(parts) => parts.iter().for_each(|(p, _)| walk(p, table, tables, into)),
+            Expr::Neg(a) | Expr::Not(a) => walk(a, table, tables, into),
+            Expr::Binary(_, a, b) => {
+                walk(a, table, tables, into);
+                walk(b, table, tables, into);
+            }
+            Expr::Func(_, args) | Expr::Array(args) => {
+                args.iter().for_each(|a| walk(a, table, tables, into))
+            }
+            Expr::Object(fields) => fields
+                .iter()
+                .for_each(|(_, a)| walk(a, table, tables, into)),
+            Expr::Aggregate {
+                table: child, of, ..
+            } => {
+                if let Some(of) = of {
+                    walk(of, *child, tables, into);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn walk_gen(
+        g: &Gen,
+        table: usize,
+        tables: &[TableSpec],
+        into: &mut std::collections::HashSet<(usize, usize)>,
+    ) {
+        match g {
+            Gen::Expr { expr } => walk(expr, table, tables, into),
+            Gen::When {
+                cond,
+                then,
+                otherwise,
+            } => {
+                walk(cond, table, tables, into);
+                walk_gen(then, table, tables, into);
+                walk_gen(otherwise, table, tables, into);
+            }
+            Gen::Ref {
+                within: Some(w), ..
+            } => {
+                into.insert((table, *w));
+            }
+            _ => {}
+        }
+    }
+    /// Where a column that is a path to a row gets its pointer: the path's last column.
+    fn path_ends(g: &Gen, table: usize, tables: &[TableSpec], into: &mut Vec<(usize, usize)>) {
+        match g {
+            Gen::Expr {
+                expr:
+                    Expr::Path {
+                        start,
+                        tables: reached,
+                        column,
+                        ..
+                    },
+            } => {
+                let last = match (reached.last(), start, tables[table].source) {
+                    (Some(t), ..) => *t,
+                    (None, expr::Start::Parent, Source::PerParent { parent, .. }) => parent,
+                    _ => table,
+                };
+                into.push((last, *column));
+            }
+            Gen::When {
+                then, otherwise, ..
+            } => {
+                path_ends(then, table, tables, into);
+                path_ends(otherwise, table, tables, into);
+            }
+            _ => {}
+        }
+    }
+    let mut followed = std::collections::HashSet::new();
+    for (ti, table) in spec.tables.iter().enumerate() {
+        if let (Some(when), Source::PerParent { parent, .. }) = (&table.children.when, table.source)
+        {
+            walk(when, parent, &spec.tables, &mut followed);
+        }
+        for column in &table.columns {
+            walk_gen(&column.generator, ti, &spec.tables, &mut followed);
+        }
+    }
+    // A followed column that is itself a path to a row takes its pointer from the path's end.
+    let mut pending: Vec<(usize, usize)> = followed.iter().copied().collect();
+    while let Some((t, c)) = pending.pop() {
+        let mut ends = Vec::new();
+        path_ends(
+            &spec.tables[t].columns[c].generator,
+            t,
+            &spec.tables,
+            &mut ends,
+        );
+        for end in ends {
+            if followed.insert(end) {
+                pending.push(end);
+            }
+        }
+    }
+    followed
+}
+
 /// How many distinct values a generator can make, when that is known from the spec.
 pub(crate) fn gen_space(generator: &Gen, table: usize, tables: &[TableSpec]) -> Option<u128> {
     let span = |a: i64, b: i64| Some((i128::from(b) - i128::from(a) + 1).max(0) as u128);
