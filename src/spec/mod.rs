@@ -213,12 +213,10 @@ pub(crate) fn followed_columns(spec: &Spec) -> std::collections::HashSet<(usize,
                 .iter()
                 .for_each(|(_, a)| walk(a, table, tables, into)),
             Expr::Aggregate {
-                table: child, of, ..
-            } => {
-                if let Some(of) = of {
-                    walk(of, *child, tables, into);
-                }
-            }
+                table: child,
+                of: Some(of),
+                ..
+            } => walk(of, *child, tables, into),
             _ => {}
         }
     }
