@@ -1347,3 +1347,165 @@ false|a|7|x|2024-06-03|67.35|generated|ALPHA--49-13|-49|9|4|alpha|13|2024-12-07 
 13|beta|11
 ";
 }
+
+#[cfg(test)]
+mod language {
+    use super::*;
+    use crate::spec::Spec;
+
+    fn load(spec: &str) -> Result<Spec> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
+        std::fs::write(dir.path().join("places.csv"), "city,zip\nA,1\nB,2\nC,3\n").unwrap();
+        Spec::load(dir.path())
+    }
+
+    fn profile() -> Profile {
+        Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed: 7,
+            epoch: 1_735_689_600,
+            counts: Default::default(),
+            per: Default::default(),
+            files: Vec::new(),
+        }
+    }
+
+    fn column(data: &Dataset, table: &str, name: &str) -> Vec<Option<String>> {
+        let t = data.spec.table(table).unwrap();
+        let c = data.spec.tables[t]
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap();
+        let mut out = Vec::new();
+        let mut index = 0;
+        data.for_each_row(t, 0..data.root_count(t), &mut |mut row| {
+            row.index = Some(index);
+            index += 1;
+            out.push(RowValues::new(data, t, row).get(c)?.map(String::from));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    const SPEC: &str = r#"
+version = 1
+[[tables]]
+name = "parents"
+count = 300
+disable_triggers = true
+[tables.columns]
+id    = { gen = "serial" }
+code  = { expr = "'p{int(1, 400)}'", unique = true }
+city  = { gen = "csv", file = "places.csv", field = "city" }
+zip   = { gen = "csv", file = "places.csv", field = "zip" }
+total = { expr = "sum(kids, price * 2)" }
+kids  = { expr = "count(kids)" }
+doc   = { expr = "{ 'id': id, 'tags': [city, 1.50] }" }
+
+[[tables]]
+name = "kids"
+per = "parents"
+counts = { 0 = 1, 2 = 3 }
+[tables.columns]
+parent_id = { gen = "parent", column = "id" }
+n         = { gen = "ordinal" }
+price     = { expr = "decimal(0.01, 9.99)" }
+"#;
+
+    #[test]
+    fn unique_values_are_distinct_and_the_same_on_every_run() {
+        let spec = load(SPEC).unwrap();
+        let data = Dataset::new(&spec, &profile(), 7).unwrap();
+        let codes = column(&data, "parents", "code");
+        let mut distinct = codes.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 300, "distinct in a space of 400");
+        let again = Dataset::new(&spec, &profile(), 7).unwrap();
+        assert_eq!(column(&again, "parents", "code"), codes);
+    }
+
+    #[test]
+    fn a_unique_column_with_too_few_values_is_refused() {
+        let spec = load(&SPEC.replace("int(1, 400)", "int(1, 299)")).unwrap();
+        let error = Dataset::new(&spec, &profile(), 7)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("at most 299 distinct values"), "{error}");
+    }
+
+    #[test]
+    fn aggregates_csv_rows_json_weights_and_the_trigger_switch() {
+        let spec = load(SPEC).unwrap();
+        assert!(spec.tables[spec.table("parents").unwrap()].disable_triggers);
+        assert!(!spec.tables[spec.table("kids").unwrap()].disable_triggers);
+        let data = Dataset::new(&spec, &profile(), 7).unwrap();
+        let prices = column(&data, "kids", "price");
+        let parents = column(&data, "kids", "parent_id");
+        let totals = column(&data, "parents", "total");
+        let counts = column(&data, "parents", "kids");
+        for (i, total) in totals.iter().enumerate() {
+            let id = (i + 1).to_string();
+            let mine: Vec<Decimal> = parents
+                .iter()
+                .zip(&prices)
+                .filter(|(p, _)| p.as_deref() == Some(id.as_str()))
+                .map(|(_, v)| v.as_ref().unwrap().parse().unwrap())
+                .collect();
+            let sum: Decimal = mine.iter().map(|p| p * Decimal::from(2)).sum();
+            assert_eq!(total.as_ref().unwrap().parse::<Decimal>().unwrap(), sum);
+            assert_eq!(counts[i].as_deref(), Some(mine.len().to_string().as_str()));
+            assert!(mine.is_empty() || mine.len() == 2);
+        }
+        let none = counts.iter().filter(|c| c.as_deref() == Some("0")).count();
+        assert!((40..=110).contains(&none), "about a quarter of 300: {none}");
+        for (city, zip) in column(&data, "parents", "city")
+            .iter()
+            .zip(column(&data, "parents", "zip"))
+        {
+            let expected = match city.as_deref() {
+                Some("A") => "1",
+                Some("B") => "2",
+                _ => "3",
+            };
+            assert_eq!(zip.as_deref(), Some(expected));
+        }
+        let doc = column(&data, "parents", "doc")[0].clone().unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(parsed["id"], 1);
+        assert!(parsed["tags"].is_array(), "{doc}");
+        assert!(
+            doc.ends_with(",1.50]}"),
+            "decimals keep their scale in JSON: {doc}"
+        );
+    }
+
+    #[test]
+    fn a_cycle_names_every_column_of_it() {
+        let error = load(
+            &SPEC
+                .replace(
+                    "city  = { gen = \"csv\", file = \"places.csv\", field = \"city\" }",
+                    "city  = { expr = \"lower(zip)\" }",
+                )
+                .replace(
+                    "zip   = { gen = \"csv\", file = \"places.csv\", field = \"zip\" }",
+                    "zip   = { expr = \"doc + ''\" }",
+                ),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            error.contains(
+                "a cycle among columns: parents.city -> parents.zip -> parents.doc -> parents.city"
+            ),
+            "{error}"
+        );
+    }
+}
