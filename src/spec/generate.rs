@@ -121,7 +121,7 @@ pub struct Dataset<'s> {
     small: Vec<Option<Vec<KeptRow>>>,
     /// The (table, column) pairs that a path or a `within` follows to another row: only these
     /// keep the row they point to.
-    followed: HashSet<(usize, usize)>,
+    followed: Vec<Vec<bool>>,
 }
 
 /// A kept row: each cell's value and, when the value is not text, its text.
@@ -190,7 +190,18 @@ impl<'s> Dataset<'s> {
             candidates: HashMap::new(),
             retries: HashMap::new(),
             small: Vec::new(),
-            followed: super::followed_columns(spec),
+            followed: {
+                let set = super::followed_columns(spec);
+                spec.tables
+                    .iter()
+                    .enumerate()
+                    .map(|(t, table)| {
+                        (0..table.columns.len())
+                            .map(|c| set.contains(&(t, c)))
+                            .collect()
+                    })
+                    .collect()
+            },
         };
         data.check_references()?;
         data.candidates = data.filter_candidates()?;
@@ -676,7 +687,7 @@ impl<'d> RowValues<'d> {
             let (value, pointer) = self.compute(column)?;
             self.values[column].0 = Some(value);
             if let Some((table, row)) = pointer
-                && self.data.followed.contains(&(self.table, column))
+                && self.data.followed[self.table][column]
             {
                 self.pointers.push((column, table, row));
             }
@@ -865,7 +876,7 @@ impl<'d> RowValues<'d> {
                     };
                     let mut other = RowValues::new(data, *target, row.clone());
                     let value = other.value(*target_column)?;
-                    if data.followed.contains(&(self.table, column)) {
+                    if data.followed[self.table][column] {
                         self.links.push((column, Box::new(other)));
                     }
                     return Ok((value, Some((*target, row))));
