@@ -406,6 +406,24 @@ impl<'s> Dataset<'s> {
         Ok(())
     }
 
+    /// A `serial` cell of a row whose position is known, without generating the row: the most
+    /// common target of a ref or parent (an id).
+    fn serial_value(&self, table: usize, column: usize, row: &RowId) -> Option<Value> {
+        let t = &self.spec.tables[table];
+        let spec = &t.columns[column];
+        let (Gen::Serial { start }, Some(index), 0.0) = (&spec.generator, row.index, spec.null)
+        else {
+            return None;
+        };
+        if let Some(fixed) = &t.fixed
+            && fixed.columns[column].is_some()
+            && (index as usize) < fixed.rows.len()
+        {
+            return None;
+        }
+        Some(Value::Int(start + index as i64))
+    }
+
     fn attempt(&self, table: usize, column: usize, key: u64) -> u32 {
         self.retries
             .get(&(table, column))
@@ -874,6 +892,9 @@ impl<'d> RowValues<'d> {
                         }
                         (None, None) => data.pick_row(*target, rng)?,
                     };
+                    if let Some(value) = data.serial_value(*target, *target_column, &row) {
+                        return Ok((value, Some((*target, row))));
+                    }
                     let mut other = RowValues::new(data, *target, row.clone());
                     let value = other.value(*target_column)?;
                     if data.followed[self.table][column] {
@@ -885,6 +906,9 @@ impl<'d> RowValues<'d> {
                     column: parent_column,
                 } => {
                     let (parent, parent_row) = self.parent()?;
+                    if let Some(value) = data.serial_value(parent, *parent_column, &parent_row) {
+                        return Ok((value, Some((parent, parent_row))));
+                    }
                     let other = self.link(PARENT_LINK)?.expect("a parent row");
                     let value = other.value(*parent_column)?;
                     return Ok((value, Some((parent, parent_row))));
