@@ -32,7 +32,10 @@ fn upper_rows(spec: &Spec, profile: &Profile) -> Vec<Option<u128>> {
                     .map(u128::from)
             }
             Source::PerParent { parent, max, .. } => {
-                let max = profile.per.get(&table.name).map_or(max, |&(_, max)| max);
+                let max = profile
+                    .per
+                    .get(&table.name)
+                    .map_or(max, |per| per.bounds().1);
                 // Tables are in load order: a parent's bound is known before its children's.
                 upper[parent].map(|p| p.saturating_mul(u128::from(max)))
             }

@@ -17,8 +17,7 @@ struct RawProfile {
     #[serde(default)]
     counts: BTreeMap<String, u64>,
     #[serde(default)]
-    /// `[min, max]`; a Vec, as serde would take the first two of three numbers for a `[u64; 2]`.
-    per: BTreeMap<String, Vec<u64>>,
+    per: BTreeMap<String, RawPer>,
     seed_command: Option<String>,
 }
 
@@ -30,6 +29,57 @@ enum Epoch {
     Datetime(toml::value::Datetime),
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawPer {
+    /// `[min, max]`; a Vec, as serde would take the first two of three numbers for a `[u64; 2]`.
+    Range(Vec<u64>),
+    Weights(BTreeMap<String, u64>),
+}
+
+/// Children per parent row, overriding the spec's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PerCounts {
+    /// Uniform in [min, max].
+    Range(u64, u64),
+    /// (count, cumulative weight), ascending by count.
+    Weights(Vec<(u64, u64)>),
+}
+
+impl PerCounts {
+    pub fn bounds(&self) -> (u64, u64) {
+        match self {
+            PerCounts::Range(min, max) => (*min, *max),
+            PerCounts::Weights(w) => (w[0].0, w[w.len() - 1].0),
+        }
+    }
+}
+
+/// `{ "1" = 50, "2" = 35 }` -> [(1, 50), (2, 85)]: counts ascending with cumulative weights.
+pub fn weighted_counts(
+    weights: &BTreeMap<String, u64>,
+) -> std::result::Result<Vec<(u64, u64)>, String> {
+    let mut counts: Vec<(u64, u64)> = weights
+        .iter()
+        .map(|(k, w)| {
+            k.trim()
+                .parse::<u64>()
+                .map(|n| (n, *w))
+                .map_err(|_| format!("{k:?} is not a number of children"))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    counts.sort();
+    let mut sum = 0;
+    for (_, w) in &mut counts {
+        sum += *w;
+        *w = sum;
+    }
+    if sum == 0 {
+        return Err("the weights add up to zero".into());
+    }
+    Ok(counts)
+}
+
 /// A profile with its `extends` chain merged: the child's values win.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -39,8 +89,8 @@ pub struct Profile {
     /// The profile's "now", in seconds since 1970-01-01 UTC: time-based values derive from it.
     pub epoch: i64,
     pub counts: BTreeMap<String, u64>,
-    /// Children per parent row, [min, max], overriding the spec's.
-    pub per: BTreeMap<String, (u64, u64)>,
+    /// Children per parent row, overriding the spec's.
+    pub per: BTreeMap<String, PerCounts>,
     /// The files read, for the change digest of `--skip-if-reset-within`.
     pub files: Vec<PathBuf>,
     /// A team's own seed program, run under the lock after the generated rows.
@@ -103,20 +153,28 @@ impl Profile {
                 }
             }
             profile.counts.extend(raw.counts);
-            for (table, range) in raw.per {
-                let [min, max] = range[..] else {
-                    return Err(Error::usage(format!(
-                        "{}: per.{table} = {range:?}: give two numbers, [min, max] children per parent",
-                        file.display()
-                    )));
+            for (table, per) in raw.per {
+                let per = match per {
+                    RawPer::Range(range) => {
+                        let [min, max] = range[..] else {
+                            return Err(Error::usage(format!(
+                                "{}: per.{table} = {range:?}: give two numbers, [min, max] children per parent",
+                                file.display()
+                            )));
+                        };
+                        if min > max {
+                            return Err(Error::usage(format!(
+                                "{}: per.{table} = [{min}, {max}]: min is larger than max",
+                                file.display()
+                            )));
+                        }
+                        PerCounts::Range(min, max)
+                    }
+                    RawPer::Weights(w) => PerCounts::Weights(weighted_counts(&w).map_err(|e| {
+                        Error::usage(format!("{}: per.{table}: {e}", file.display()))
+                    })?),
                 };
-                if min > max {
-                    return Err(Error::usage(format!(
-                        "{}: per.{table} = [{min}, {max}]: min is larger than max",
-                        file.display()
-                    )));
-                }
-                profile.per.insert(table, (min, max));
+                profile.per.insert(table, per);
             }
             profile.files.push(file);
         }

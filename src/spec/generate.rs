@@ -2,19 +2,27 @@
 //! (seed, table, column, row key, generator). Each cell draws from its own PCG stream seeded
 //! from those, so any row of any table can be produced alone, in any order, on any thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::rc::Rc;
 
 use rand_core::Rng;
 use rand_pcg::Pcg64Mcg;
+use rust_decimal::Decimal;
 
+use super::expr::{self, Agg, BinOp, Expr, Func, Start, Value};
 use super::{Case, Gen, Part, Source, Spec};
 use crate::error::{Error, Result};
-use crate::profile::Profile;
+use crate::profile::{PerCounts, Profile};
 
 /// Stands in for a column name in the stream that decides how many children a parent row has.
 const CHILD_COUNT_STREAM: u64 = 0x6368_696c_6472_656e;
+/// The stream of a per-parent table's `when` over the parent row.
+const CHILD_WHEN_STREAM: u64 = 0x6368_696c_6477_6865;
+/// The stream deciding whether a parent gets children at all (`p`).
+const CHILD_PRESENCE_STREAM: u64 = 0x6368_696c_6470_7265;
+/// How many draws a unique column makes for one row before giving up.
+const UNIQUE_ATTEMPTS: u32 = 64;
 /// How many parents `ref` tries before deciding that a per-parent table has no rows to offer.
 const REF_ATTEMPTS: u32 = 1000;
 /// The largest table whose rows a `ref ... where` filters in memory.
@@ -86,10 +94,15 @@ fn unit(rng: &mut Pcg64Mcg) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Shape {
     Counted(u64),
-    PerParent { parent: usize, min: u64, max: u64 },
+    PerParent {
+        parent: usize,
+        min: u64,
+        max: u64,
+        weights: Option<Vec<(u64, u64)>>,
+    },
 }
 
 /// A spec resolved with a profile and a seed: what every table holds, row by row.
@@ -98,9 +111,24 @@ pub struct Dataset<'s> {
     pub seed: u64,
     epoch: i64,
     shapes: Vec<Shape>,
-    /// The rows that a `ref ... where` may pick, by (table, column) of the referencing column.
-    candidates: HashMap<(usize, usize), Vec<u64>>,
+    /// The rows that a `ref ... where` may pick, by the address of the `ref` generator (in the
+    /// spec, which outlives the data set; a `when` branch may hold one).
+    candidates: HashMap<usize, Vec<u64>>,
+    /// Unique columns: the rows (by key) whose first draws were taken, and the draw they use.
+    retries: HashMap<(usize, usize), HashMap<u64, u32>>,
+    /// Every cell (value and text) of small reference tables that other rows look up often
+    /// (services, staff): at most `SMALL_TABLE_ROWS` rows each, so memory stays flat.
+    small: Vec<Option<Vec<KeptRow>>>,
+    /// The (table, column) pairs that a path or a `within` follows to another row: only these
+    /// keep the row they point to.
+    followed: Vec<Vec<bool>>,
 }
+
+/// A kept row: each cell's value and, when the value is not text, its text.
+type KeptRow = Vec<(Value, Option<String>)>;
+
+/// The largest counted table whose cells are kept (see `Dataset::small`).
+const SMALL_TABLE_ROWS: u64 = 256;
 
 impl<'s> Dataset<'s> {
     pub fn new(spec: &'s Spec, profile: &Profile, seed: u64) -> Result<Self> {
@@ -130,10 +158,27 @@ impl<'s> Dataset<'s> {
                     }
                     Shape::Counted(count)
                 }
-                Source::PerParent { parent, min, max } => {
-                    let (min, max) = profile.per.get(&table.name).copied().unwrap_or((min, max));
-                    Shape::PerParent { parent, min, max }
-                }
+                Source::PerParent { parent, min, max } => match profile.per.get(&table.name) {
+                    None => Shape::PerParent {
+                        parent,
+                        min,
+                        max,
+                        weights: table.children.weights.clone(),
+                    },
+                    Some(per) => {
+                        let (min, max) = per.bounds();
+                        let weights = match per {
+                            PerCounts::Range(..) => None,
+                            PerCounts::Weights(w) => Some(w.clone()),
+                        };
+                        Shape::PerParent {
+                            parent,
+                            min,
+                            max,
+                            weights,
+                        }
+                    }
+                },
             };
             shapes.push(shape);
         }
@@ -143,9 +188,26 @@ impl<'s> Dataset<'s> {
             epoch: profile.epoch,
             shapes,
             candidates: HashMap::new(),
+            retries: HashMap::new(),
+            small: Vec::new(),
+            followed: {
+                let set = super::followed_columns(spec);
+                spec.tables
+                    .iter()
+                    .enumerate()
+                    .map(|(t, table)| {
+                        (0..table.columns.len())
+                            .map(|c| set.contains(&(t, c)))
+                            .collect()
+                    })
+                    .collect()
+            },
         };
         data.check_references()?;
         data.candidates = data.filter_candidates()?;
+        data.retries = data.make_unique(&profile.name)?;
+        data.small = data.keep_small_tables()?;
+        data.try_first_rows()?;
         Ok(data)
     }
 
@@ -174,45 +236,200 @@ impl<'s> Dataset<'s> {
         }
     }
 
-    fn filter_candidates(&self) -> Result<HashMap<(usize, usize), Vec<u64>>> {
+    fn filter_candidates(&self) -> Result<HashMap<usize, Vec<u64>>> {
+        fn refs_with_where<'g>(generator: &'g Gen, into: &mut Vec<&'g Gen>) {
+            match generator {
+                Gen::Ref {
+                    filter: Some(_), ..
+                } => into.push(generator),
+                Gen::When {
+                    then, otherwise, ..
+                } => {
+                    refs_with_where(then, into);
+                    refs_with_where(otherwise, into);
+                }
+                _ => {}
+            }
+        }
         let mut candidates = HashMap::new();
         for (ti, table) in self.spec.tables.iter().enumerate() {
-            for (ci, column) in table.columns.iter().enumerate() {
-                let Gen::Ref {
-                    table: target,
-                    filter: Some((filter_column, wanted)),
-                    ..
-                } = &column.generator
-                else {
-                    continue;
-                };
-                let count = self.root_count(*target);
-                if count > MAX_FILTERED_ROWS {
-                    return Err(Error::usage(format!(
-                        "table {}, column {}: `where` filters table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
-                        table.name, column.name, self.spec.tables[*target].name
-                    )));
-                }
-                let mut matching = Vec::new();
-                for i in 0..count {
-                    let mut row = RowValues::new(self, *target, RowId::counted(i));
-                    if row.get(*filter_column)? == Some(wanted.as_str()) {
-                        matching.push(i);
+            for column in &table.columns {
+                let mut refs = Vec::new();
+                refs_with_where(&column.generator, &mut refs);
+                for generator in refs {
+                    let Gen::Ref {
+                        table: target,
+                        filter: Some((filter_column, wanted)),
+                        ..
+                    } = generator
+                    else {
+                        continue;
+                    };
+                    let count = self.root_count(*target);
+                    if count > MAX_FILTERED_ROWS {
+                        return Err(Error::usage(format!(
+                            "table {}, column {}: `where` filters table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
+                            table.name, column.name, self.spec.tables[*target].name
+                        )));
                     }
+                    let mut matching = Vec::new();
+                    for i in 0..count {
+                        let mut row = RowValues::new(self, *target, RowId::counted(i));
+                        if row.get(*filter_column)? == Some(wanted.as_str()) {
+                            matching.push(i);
+                        }
+                    }
+                    if matching.is_empty() && self.may_have_rows(ti) {
+                        return Err(Error::usage(format!(
+                            "table {}, column {}: no row of {} has {} = {wanted:?}",
+                            table.name,
+                            column.name,
+                            self.spec.tables[*target].name,
+                            self.spec.tables[*target].columns[*filter_column].name
+                        )));
+                    }
+                    candidates.insert(std::ptr::from_ref(generator) as usize, matching);
                 }
-                if matching.is_empty() && self.may_have_rows(ti) {
-                    return Err(Error::usage(format!(
-                        "table {}, column {}: no row of {} has {} = {wanted:?}",
-                        table.name,
-                        column.name,
-                        self.spec.tables[*target].name,
-                        self.spec.tables[*target].columns[*filter_column].name
-                    )));
-                }
-                candidates.insert((ti, ci), matching);
             }
         }
         Ok(candidates)
+    }
+
+    /// Unique columns: refuses a generator whose values are too few for the rows, then walks
+    /// the table once in order and, where a row's value was already taken, lets it draw again
+    /// from its own stream (draw 1, 2, ...). Only the rows that redrew are kept, so the result
+    /// is the same on every run and the data stays a function of the row key.
+    fn make_unique(&self, profile: &str) -> Result<HashMap<(usize, usize), HashMap<u64, u32>>> {
+        let mut all = HashMap::new();
+        for (ti, table) in self.spec.tables.iter().enumerate() {
+            for (ci, column) in table.columns.iter().enumerate() {
+                if !column.unique || matches!(column.generator, Gen::Serial { .. } | Gen::Uuid) {
+                    continue;
+                }
+                let rows = self.count_rows(ti, 0..self.root_count(ti));
+                if let Some(space) = super::gen_space(&column.generator, ti, &self.spec.tables)
+                    && space < u128::from(rows)
+                {
+                    return Err(Error::usage(format!(
+                        "seed spec: table {}, column {}: unique, but its generator makes at most {space} distinct values for the {rows} rows of profile {profile}",
+                        table.name, column.name
+                    )));
+                }
+                let mut seen: HashSet<String> = HashSet::with_capacity(rows as usize);
+                let mut redrawn = HashMap::new();
+                let mut index = 0;
+                self.for_each_row(ti, 0..self.root_count(ti), &mut |mut row| {
+                    row.index = Some(index);
+                    index += 1;
+                    let key = row.key;
+                    for attempt in 0..UNIQUE_ATTEMPTS {
+                        let mut values = RowValues::new(self, ti, row.clone());
+                        values.attempt = Some((ci, attempt));
+                        let Some(text) = values.get(ci)? else {
+                            return Ok(());
+                        };
+                        if !seen.contains(text) {
+                            seen.insert(text.to_string());
+                            if attempt > 0 {
+                                redrawn.insert(key, attempt);
+                            }
+                            return Ok(());
+                        }
+                    }
+                    Err(Error::usage(format!(
+                        "seed spec: table {}, column {}: unique, but row {} found no free value in {UNIQUE_ATTEMPTS} draws \
+                         (the value needs a random part, such as {{int(1, 9999)}}, or a larger one)",
+                        table.name,
+                        column.name,
+                        index - 1
+                    )))
+                })?;
+                all.insert((ti, ci), redrawn);
+            }
+        }
+        Ok(all)
+    }
+
+    /// The cells of counted tables of at most `SMALL_TABLE_ROWS` rows whose columns point to no
+    /// other row (a lookup into them is then a copy).
+    fn keep_small_tables(&self) -> Result<Vec<Option<Vec<KeptRow>>>> {
+        let mut small = Vec::with_capacity(self.spec.tables.len());
+        for (ti, table) in self.spec.tables.iter().enumerate() {
+            let Shape::Counted(count) = self.shapes[ti] else {
+                small.push(None);
+                continue;
+            };
+            let local = table.columns.iter().all(|c| {
+                !matches!(
+                    c.generator,
+                    Gen::Ref { .. } | Gen::Parent { .. } | Gen::Expr { .. } | Gen::When { .. }
+                )
+            });
+            if count > SMALL_TABLE_ROWS || !local {
+                small.push(None);
+                continue;
+            }
+            let mut rows = Vec::with_capacity(count as usize);
+            for i in 0..count {
+                let mut values = RowValues::new(self, ti, RowId::counted(i));
+                let mut row = Vec::with_capacity(table.columns.len());
+                for c in 0..table.columns.len() {
+                    let text = values.get(c)?.map(String::from);
+                    row.push((values.value(c)?, text));
+                }
+                rows.push(row);
+            }
+            small.push(Some(rows));
+        }
+        Ok(small)
+    }
+
+    /// Generates the first row of every table, so that an expression that cannot be evaluated
+    /// (a type mismatch, a division by zero) is reported before any connection.
+    fn try_first_rows(&self) -> Result<()> {
+        for (ti, table) in self.spec.tables.iter().enumerate() {
+            let roots = self.root_count(ti).min(8);
+            let mut done = false;
+            self.for_each_row(ti, 0..roots, &mut |mut row| {
+                if done {
+                    return Ok(());
+                }
+                done = true;
+                row.index = Some(0);
+                let mut values = RowValues::new(self, ti, row);
+                for c in 0..table.columns.len() {
+                    values.get(c)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A `serial` cell of a row whose position is known, without generating the row: the most
+    /// common target of a ref or parent (an id).
+    fn serial_value(&self, table: usize, column: usize, row: &RowId) -> Option<Value> {
+        let t = &self.spec.tables[table];
+        let spec = &t.columns[column];
+        let (Gen::Serial { start }, Some(index), 0.0) = (&spec.generator, row.index, spec.null)
+        else {
+            return None;
+        };
+        if let Some(fixed) = &t.fixed
+            && fixed.columns[column].is_some()
+            && (index as usize) < fixed.rows.len()
+        {
+            return None;
+        }
+        Some(Value::Int(start + index as i64))
+    }
+
+    fn attempt(&self, table: usize, column: usize, key: u64) -> u32 {
+        self.retries
+            .get(&(table, column))
+            .and_then(|m| m.get(&key))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The counted table whose rows a table's rows descend from.
@@ -232,14 +449,49 @@ impl<'s> Dataset<'s> {
     }
 
     /// How many children `parent_row` has in the per-parent `table`.
-    fn children(&self, table: usize, parent_row: &RowId) -> u64 {
-        let Shape::PerParent { min, max, .. } = self.shapes[table] else {
+    fn children(&self, table: usize, parent_row: &RowId) -> Result<u64> {
+        let Shape::PerParent { parent, .. } = &self.shapes[table] else {
+            return Ok(0);
+        };
+        let t = &self.spec.tables[table];
+        if let Some(when) = &t.children.when {
+            let mut rng = cell_stream(self.seed, t.hash, CHILD_WHEN_STREAM, parent_row.key);
+            let mut row = RowValues::new(self, *parent, parent_row.clone());
+            let holds = row
+                .eval(when, &mut rng)
+                .and_then(|v| Ok(v.truthy()?))
+                .map_err(|f| f.into_error(&self.spec.tables[table].name, "when"))?;
+            if !holds {
+                return Ok(0);
+            }
+        }
+        Ok(self.children_unconditional(table, parent_row))
+    }
+
+    /// `children` once the table's `when` holds for the parent: `p`, then the count.
+    fn children_unconditional(&self, table: usize, parent_row: &RowId) -> u64 {
+        let Shape::PerParent {
+            min, max, weights, ..
+        } = &self.shapes[table]
+        else {
             return 0;
         };
-        if min == max {
-            return min;
-        }
         let t = &self.spec.tables[table];
+        if t.children.p < 1.0 {
+            let mut rng = cell_stream(self.seed, t.hash, CHILD_PRESENCE_STREAM, parent_row.key);
+            if unit(&mut rng) >= t.children.p {
+                return 0;
+            }
+        }
+        if let Some(weights) = weights {
+            let mut rng = cell_stream(self.seed, t.hash, CHILD_COUNT_STREAM, parent_row.key);
+            let total = weights.last().expect("validated non-empty").1;
+            let r = below(&mut rng, total);
+            return weights[weights.partition_point(|&(_, c)| c <= r)].0;
+        }
+        if min == max {
+            return *min;
+        }
         let mut rng = cell_stream(self.seed, t.hash, CHILD_COUNT_STREAM, parent_row.key);
         min + below(&mut rng, max - min + 1)
     }
@@ -255,24 +507,24 @@ impl<'s> Dataset<'s> {
         match self.shapes[table] {
             Shape::Counted(_) => roots.map(RowId::counted).try_for_each(f),
             Shape::PerParent { parent, .. } => self.for_each_row(parent, roots, &mut |p| {
-                let n = self.children(table, &p);
+                let n = self.children(table, &p)?;
                 let p = Rc::new(p);
                 (0..n).try_for_each(|ordinal| f(RowId::child(&p, ordinal)))
             }),
         }
     }
 
-    /// Rows of `table` descending from `roots`, without generating them.
+    /// Rows of `table` descending from `roots`, without generating them. A `when` that cannot
+    /// be evaluated counts no children here; generating the rows reports it.
     pub fn count_rows(&self, table: usize, roots: Range<u64>) -> u64 {
         match self.shapes[table] {
             Shape::Counted(_) => roots.end - roots.start,
             Shape::PerParent { parent, .. } => {
                 let mut total = 0;
-                self.for_each_row(parent, roots, &mut |p| {
-                    total += self.children(table, &p);
+                let _ = self.for_each_row(parent, roots, &mut |p| {
+                    total += self.children(table, &p).unwrap_or(0);
                     Ok(())
-                })
-                .expect("counting does not fail");
+                });
                 total
             }
         }
@@ -286,7 +538,7 @@ impl<'s> Dataset<'s> {
             Shape::PerParent { parent, .. } => {
                 for _ in 0..REF_ATTEMPTS {
                     let p = self.pick_row(parent, rng)?;
-                    let n = self.children(table, &p);
+                    let n = self.children(table, &p)?;
                     if n > 0 {
                         let ordinal = below(rng, n);
                         return Ok(RowId::child(&Rc::new(p), ordinal));
@@ -299,155 +551,620 @@ impl<'s> Dataset<'s> {
             }
         }
     }
+
+    /// Picks a row of the per-parent `table` descending from `row` of `ancestor`; `None` when
+    /// that row has no such descendants.
+    fn pick_under(
+        &self,
+        table: usize,
+        ancestor: usize,
+        row: &RowId,
+        rng: &mut Pcg64Mcg,
+    ) -> Result<Option<RowId>> {
+        let Shape::PerParent { parent, .. } = self.shapes[table] else {
+            return Ok(None);
+        };
+        for _ in 0..REF_ATTEMPTS {
+            let p = if parent == ancestor {
+                row.clone()
+            } else {
+                match self.pick_under(parent, ancestor, row, rng)? {
+                    Some(p) => p,
+                    None => return Ok(None),
+                }
+            };
+            let n = self.children(table, &p)?;
+            if n > 0 {
+                let ordinal = below(rng, n);
+                return Ok(Some(RowId::child(&Rc::new(p), ordinal)));
+            }
+            if parent == ancestor {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
 }
 
-/// The cells of one row, computed on demand (a template or a reference may need another cell).
+/// Why an expression failed: a message about the cell being computed, or an error that already
+/// names its own table and column.
+pub(crate) enum Failure {
+    Here(String),
+    Done(Error),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Here(message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Failure::Here(message.to_string())
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Done(error)
+    }
+}
+
+impl Failure {
+    fn into_error(self, table: &str, column: &str) -> Error {
+        match self {
+            Failure::Here(message) => Error::usage(format!(
+                "seed spec: table {table}, column {column}: {message}"
+            )),
+            Failure::Done(error) => error,
+        }
+    }
+}
+
+type Eval<T> = std::result::Result<T, Failure>;
+
+/// Stands in for a column in `RowValues::links`: the per-parent parent row.
+const PARENT_LINK: usize = usize::MAX;
+
+/// The cells of one row, computed on demand (a template, an expression or a reference may need
+/// another cell, here or in a related row).
 pub struct RowValues<'d> {
     data: &'d Dataset<'d>,
     table: usize,
     row: RowId,
-    cells: Vec<Option<Option<String>>>,
+    /// Each cell's value once computed, and its text once asked for when the value is not text.
+    values: Vec<(Option<Value>, Option<String>)>,
+    /// For ref/parent columns (and paths to them): (column, table, row) pointed to.
+    pointers: Vec<(usize, usize, RowId)>,
+    /// Related rows already reached from this one, by the column that points to them (or
+    /// `PARENT_LINK`), so that several paths through one ref compute its row once.
+    links: Vec<(usize, Box<RowValues<'d>>)>,
+    /// While a unique column looks for a free value: (column, draw).
+    attempt: Option<(usize, u32)>,
+    /// The row's cells when its table is kept whole (`Dataset::small`).
+    kept: Option<&'d [(Value, Option<String>)]>,
 }
 
 impl<'d> RowValues<'d> {
     pub fn new(data: &'d Dataset<'d>, table: usize, row: RowId) -> Self {
-        let columns = data.spec.tables[table].columns.len();
+        let kept = match (data.small.get(table), row.index) {
+            (Some(Some(rows)), Some(index)) => rows.get(index as usize).map(Vec::as_slice),
+            _ => None,
+        };
+        let columns = if kept.is_some() {
+            0
+        } else {
+            data.spec.tables[table].columns.len()
+        };
         RowValues {
             data,
             table,
             row,
-            cells: vec![None; columns],
+            values: vec![(None, None); columns],
+            pointers: Vec::new(),
+            links: Vec::new(),
+            attempt: None,
+            kept,
         }
     }
 
     /// The text of a cell, `None` for NULL.
     pub fn get(&mut self, column: usize) -> Result<Option<&str>> {
-        if self.cells[column].is_none() {
-            let value = self.compute(column)?;
-            self.cells[column] = Some(value);
+        if let Some(kept) = self.kept {
+            return Ok(match &kept[column] {
+                (Value::Text(s), _) => Some(s.as_str()),
+                (_, text) => text.as_deref(),
+            });
         }
-        Ok(self.cells[column].as_ref().expect("computed").as_deref())
+        self.ensure(column)?;
+        let (value, text) = &mut self.values[column];
+        let value = value.as_ref().expect("computed");
+        if !matches!(value, Value::Null | Value::Text(_)) && text.is_none() {
+            *text = value.text();
+        }
+        let (value, text) = &self.values[column];
+        Ok(match value.as_ref().expect("computed") {
+            Value::Null => None,
+            Value::Text(s) => Some(s.as_str()),
+            _ => text.as_deref(),
+        })
     }
 
-    fn compute(&mut self, column: usize) -> Result<Option<String>> {
+    /// The typed value of a cell.
+    pub fn value(&mut self, column: usize) -> Result<Value> {
+        if let Some(kept) = self.kept {
+            return Ok(kept[column].0.clone());
+        }
+        self.ensure(column)?;
+        Ok(self.values[column].0.clone().expect("computed"))
+    }
+
+    fn ensure(&mut self, column: usize) -> Result<()> {
+        if self.values[column].0.is_none() {
+            let (value, pointer) = self.compute(column)?;
+            self.values[column].0 = Some(value);
+            if let Some((table, row)) = pointer
+                && self.data.followed[self.table][column]
+            {
+                self.pointers.push((column, table, row));
+            }
+        }
+        Ok(())
+    }
+
+    /// The row a ref or parent column points to.
+    fn pointer(&mut self, column: usize) -> Result<Option<(usize, RowId)>> {
+        if self.kept.is_some() {
+            return Ok(None);
+        }
+        self.ensure(column)?;
+        Ok(self
+            .pointers
+            .iter()
+            .find(|(c, ..)| *c == column)
+            .map(|(_, table, row)| (*table, row.clone())))
+    }
+
+    /// This row's computed state, moved out (this row is left empty until `take_back`).
+    fn lend(&mut self) -> RowValues<'d> {
+        RowValues {
+            data: self.data,
+            table: self.table,
+            row: self.row.clone(),
+            values: std::mem::take(&mut self.values),
+            pointers: std::mem::take(&mut self.pointers),
+            links: std::mem::take(&mut self.links),
+            attempt: self.attempt,
+            kept: self.kept,
+        }
+    }
+
+    fn take_back(&mut self, lent: RowValues<'d>) {
+        self.values = lent.values;
+        self.pointers = lent.pointers;
+        self.links = lent.links;
+    }
+
+    /// The related row that `column` (or `PARENT_LINK`) points to, computed once per row.
+    fn link(&mut self, column: usize) -> Eval<Option<&mut RowValues<'d>>> {
+        if let Some(i) = self.links.iter().position(|(c, _)| *c == column) {
+            return Ok(Some(&mut self.links[i].1));
+        }
+        let (table, row) = if column == PARENT_LINK {
+            self.parent()?
+        } else {
+            match self.pointer(column)? {
+                Some(target) => target,
+                None => return Ok(None),
+            }
+        };
+        self.links
+            .push((column, Box::new(RowValues::new(self.data, table, row))));
+        Ok(Some(&mut self.links.last_mut().expect("pushed").1))
+    }
+
+    fn compute(&mut self, column: usize) -> Result<(Value, Option<(usize, RowId)>)> {
         let data = self.data;
         let table = &data.spec.tables[self.table];
         if let (Some(fixed), Some(index)) = (&table.fixed, self.row.index)
             && let (Some(row), Some(Some(position))) =
                 (fixed.rows.get(index as usize), fixed.columns.get(column))
         {
-            return Ok(row.get(*position).cloned().flatten());
+            let value = match row.get(*position).cloned().flatten() {
+                Some(text) => Value::Text(text),
+                None => Value::Null,
+            };
+            return Ok((value, None));
         }
         let spec = &table.columns[column];
-        let mut rng = cell_stream(data.seed, table.hash, spec.hash, self.row.key);
+        let attempt = match self.attempt {
+            Some((c, attempt)) if c == column => attempt,
+            _ if spec.unique => data.attempt(self.table, column, self.row.key),
+            _ => 0,
+        };
+        let column_stream = if attempt == 0 {
+            spec.hash
+        } else {
+            splitmix64(spec.hash ^ u64::from(attempt))
+        };
+        let mut rng = cell_stream(data.seed, table.hash, column_stream, self.row.key);
         if spec.null > 0.0 && unit(&mut rng) < spec.null {
-            return Ok(None);
+            return Ok((Value::Null, None));
         }
-        Ok(Some(match &spec.generator {
-            Gen::Serial { start } => {
-                let index = self.row.index.ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!(
-                        "serial {}.{} without a row position",
-                        table.name,
-                        spec.name
-                    ))
-                })?;
-                (start + index as i64).to_string()
-            }
-            Gen::Ordinal { start } => (start + self.row.ordinal as i64).to_string(),
-            Gen::Uuid => {
-                let bits = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-                // Version 4, RFC 4122 variant.
-                let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-                let hex = format!("{bits:032x}");
-                format!(
-                    "{}-{}-{}-{}-{}",
-                    &hex[0..8],
-                    &hex[8..12],
-                    &hex[12..16],
-                    &hex[16..20],
-                    &hex[20..32]
-                )
-            }
-            Gen::Int { min, max } => between(&mut rng, *min, *max).to_string(),
-            Gen::Decimal { min, max, scale } => {
-                let v = between(&mut rng, *min, *max);
-                let factor = 10i64.pow(*scale);
-                let sign = if v < 0 { "-" } else { "" };
-                let (whole, frac) = (
-                    v.unsigned_abs() / factor as u64,
-                    v.unsigned_abs() % factor as u64,
-                );
-                if *scale == 0 {
-                    format!("{sign}{whole}")
-                } else {
-                    format!("{sign}{whole}.{frac:0width$}", width = *scale as usize)
+        self.generate(&spec.generator, column, &mut rng)
+            .map_err(|f| f.into_error(&table.name, &spec.name))
+    }
+
+    fn generate(
+        &mut self,
+        generator: &'d Gen,
+        column: usize,
+        rng: &mut Pcg64Mcg,
+    ) -> Eval<(Value, Option<(usize, RowId)>)> {
+        let data = self.data;
+        let table = &data.spec.tables[self.table];
+        Ok((
+            match generator {
+                Gen::Serial { start } => {
+                    let index = self.row.index.ok_or_else(|| {
+                        Error::Internal(anyhow::anyhow!(
+                            "serial in {} without a row position",
+                            table.name
+                        ))
+                    })?;
+                    Value::Int(start + index as i64)
                 }
-            }
-            Gen::Bool { p } => (unit(&mut rng) < *p).to_string(),
-            Gen::Choice { values, cumulative } => {
-                let total = *cumulative.last().expect("validated non-empty");
-                let r = below(&mut rng, total);
-                let i = cumulative.partition_point(|&c| c <= r);
-                values[i].clone()
-            }
-            Gen::Cycle { values } => {
-                values[(self.row.ordinal % values.len() as u64) as usize].clone()
-            }
-            Gen::Pick { values } => values[below(&mut rng, values.len() as u64) as usize].clone(),
-            Gen::Format { parts } => {
-                let mut text = String::new();
-                for part in parts {
-                    match part {
-                        Part::Text(t) => text.push_str(t),
-                        Part::Column(c, case) => {
-                            let value = self.get(*c)?.unwrap_or("");
-                            match case {
-                                Case::Keep => text.push_str(value),
-                                Case::Lower => text.push_str(&value.to_lowercase()),
-                                Case::Upper => text.push_str(&value.to_uppercase()),
+                Gen::Ordinal { start } => Value::Int(start + self.row.ordinal as i64),
+                Gen::Uuid => {
+                    let bits = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+                    // Version 4, RFC 4122 variant.
+                    let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+                    let hex = format!("{bits:032x}");
+                    Value::Text(format!(
+                        "{}-{}-{}-{}-{}",
+                        &hex[0..8],
+                        &hex[8..12],
+                        &hex[12..16],
+                        &hex[16..20],
+                        &hex[20..32]
+                    ))
+                }
+                Gen::Int { min, max } => Value::Int(between(rng, *min, *max)),
+                Gen::Decimal { min, max, scale } => {
+                    Value::Dec(Decimal::new(between(rng, *min, *max), *scale))
+                }
+                Gen::Bool { p } => Value::Bool(unit(rng) < *p),
+                Gen::Choice { values, cumulative } => {
+                    let total = *cumulative.last().expect("validated non-empty");
+                    let r = below(rng, total);
+                    let i = cumulative.partition_point(|&c| c <= r);
+                    Value::Text(values[i].clone())
+                }
+                Gen::Cycle { values } => {
+                    Value::Text(values[(self.row.ordinal % values.len() as u64) as usize].clone())
+                }
+                Gen::Pick { values } => {
+                    Value::Text(values[below(rng, values.len() as u64) as usize].clone())
+                }
+                Gen::Format { parts } => {
+                    let mut text = String::new();
+                    for part in parts {
+                        match part {
+                            Part::Text(t) => text.push_str(t),
+                            Part::Column(c, case) => {
+                                let value = self.get(*c)?.unwrap_or("");
+                                match case {
+                                    Case::Keep => text.push_str(value),
+                                    Case::Lower => text.push_str(&value.to_lowercase()),
+                                    Case::Upper => text.push_str(&value.to_uppercase()),
+                                }
                             }
                         }
                     }
+                    Value::Text(text)
                 }
-                text
-            }
-            Gen::Date { from, to } => {
-                let day = data.epoch.div_euclid(86_400) + between(&mut rng, *from, *to);
-                crate::calendar::format_date(day)
-            }
-            Gen::Timestamp { from, to } => {
-                crate::calendar::format_timestamp(data.epoch + between(&mut rng, *from, *to))
-            }
-            Gen::Ref {
-                table: target,
-                column: target_column,
-                filter,
-            } => {
-                let row = match filter {
-                    Some(_) => {
-                        let rows = &data.candidates[&(self.table, column)];
-                        RowId::counted(rows[below(&mut rng, rows.len() as u64) as usize])
+                Gen::Date { from, to } => {
+                    Value::Date(data.epoch.div_euclid(86_400) + between(rng, *from, *to))
+                }
+                Gen::Timestamp { from, to } => {
+                    Value::Timestamp(data.epoch + between(rng, *from, *to))
+                }
+                Gen::Ref {
+                    table: target,
+                    column: target_column,
+                    filter,
+                    within,
+                } => {
+                    let row = match (filter, within) {
+                        (Some(_), _) => {
+                            let rows = &data.candidates[&(std::ptr::from_ref(generator) as usize)];
+                            RowId::counted(rows[below(rng, rows.len() as u64) as usize])
+                        }
+                        (None, Some(w)) => {
+                            let Some((ancestor, ancestor_row)) = self.pointer(*w)? else {
+                                return Ok((Value::Null, None));
+                            };
+                            match data.pick_under(*target, ancestor, &ancestor_row, rng)? {
+                                Some(row) => row,
+                                None => return Ok((Value::Null, None)),
+                            }
+                        }
+                        (None, None) => data.pick_row(*target, rng)?,
+                    };
+                    if let Some(value) = data.serial_value(*target, *target_column, &row) {
+                        return Ok((value, Some((*target, row))));
                     }
-                    None => data.pick_row(*target, &mut rng)?,
-                };
-                let mut other = RowValues::new(data, *target, row);
-                return Ok(other.get(*target_column)?.map(String::from));
+                    let mut other = RowValues::new(data, *target, row.clone());
+                    let value = other.value(*target_column)?;
+                    if data.followed[self.table][column] {
+                        self.links.push((column, Box::new(other)));
+                    }
+                    return Ok((value, Some((*target, row))));
+                }
+                Gen::Parent {
+                    column: parent_column,
+                } => {
+                    let (parent, parent_row) = self.parent()?;
+                    if let Some(value) = data.serial_value(parent, *parent_column, &parent_row) {
+                        return Ok((value, Some((parent, parent_row))));
+                    }
+                    let other = self.link(PARENT_LINK)?.expect("a parent row");
+                    let value = other.value(*parent_column)?;
+                    return Ok((value, Some((parent, parent_row))));
+                }
+                Gen::Constant { value } => match value {
+                    Some(text) => Value::Text(text.clone()),
+                    None => Value::Null,
+                },
+                Gen::Expr {
+                    expr:
+                        Expr::Path {
+                            start,
+                            hops,
+                            column,
+                            ..
+                        },
+                } => return self.follow(*start, hops, *column),
+                Gen::Expr { expr } => self.eval(expr, rng)?,
+                Gen::When {
+                    cond,
+                    then,
+                    otherwise,
+                } => {
+                    let holds = self.eval(cond, rng)?.truthy()?;
+                    return self.generate(if holds { then } else { otherwise }, column, rng);
+                }
+                Gen::Csv {
+                    rows,
+                    field,
+                    stream,
+                } => {
+                    let mut pick = cell_stream(data.seed, table.hash, *stream, self.row.key);
+                    let row = &rows[below(&mut pick, rows.len() as u64) as usize];
+                    match row.get(*field) {
+                        Some(text) if !text.is_empty() => Value::Text(text.clone()),
+                        _ => Value::Null,
+                    }
+                }
+            },
+            None,
+        ))
+    }
+
+    fn parent(&self) -> Eval<(usize, RowId)> {
+        let table = &self.data.spec.tables[self.table];
+        let Source::PerParent { parent, .. } = table.source else {
+            return Err("this table has no parent".into());
+        };
+        let parent_row = self.row.parent.as_deref().cloned().ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!("row of {} without a parent", table.name))
+        })?;
+        Ok((parent, parent_row))
+    }
+
+    /// How many children this row has in the per-parent `table`: `Dataset::children`, with the
+    /// table's `when` evaluated in this row rather than in a fresh copy of it.
+    fn children_here(&mut self, table: usize) -> Eval<u64> {
+        let data = self.data;
+        let t = &data.spec.tables[table];
+        if let Some(when) = &t.children.when {
+            let mut rng = cell_stream(data.seed, t.hash, CHILD_WHEN_STREAM, self.row.key);
+            if !self.eval(when, &mut rng)?.truthy()? {
+                return Ok(0);
             }
-            Gen::Parent {
-                column: parent_column,
-            } => {
-                let Source::PerParent { parent, .. } = table.source else {
-                    unreachable!("validated: parent needs a per-parent table")
-                };
-                let parent_row = self.row.parent.as_deref().cloned().ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!("row of {} without a parent", table.name))
-                })?;
-                let mut other = RowValues::new(data, parent, parent_row);
-                return Ok(other.get(*parent_column)?.map(String::from));
+        }
+        Ok(data.children_unconditional(table, &self.row))
+    }
+
+    /// Follows a path from this row: its value, and the row that value points to if any.
+    fn follow(
+        &mut self,
+        start: Start,
+        hops: &[usize],
+        column: usize,
+    ) -> Eval<(Value, Option<(usize, RowId)>)> {
+        let mut current: &mut RowValues<'d> = self;
+        if start == Start::Parent {
+            current = current.link(PARENT_LINK)?.expect("a parent row");
+        }
+        for &hop in hops {
+            match current.link(hop)? {
+                Some(next) => current = next,
+                None => return Ok((Value::Null, None)),
             }
-            Gen::Constant { value } => return Ok(value.clone()),
-        }))
+        }
+        Ok((current.value(column)?, current.pointer(column)?))
+    }
+
+    /// Evaluates an expression in this row; random functions draw from `rng`, the stream of
+    /// the cell being computed.
+    fn eval(&mut self, expr: &Expr, rng: &mut Pcg64Mcg) -> Eval<Value> {
+        let data = self.data;
+        Ok(match expr {
+            Expr::Lit(v) => v.clone(),
+            Expr::Column(c) => self.value(*c)?,
+            Expr::Path {
+                start,
+                hops,
+                column,
+                ..
+            } => self.follow(*start, hops, *column)?.0,
+            Expr::Template(parts) => {
+                let mut text = String::new();
+                for (part, case) in parts {
+                    if let Some(t) = self.eval(part, rng)?.text() {
+                        text.push_str(&expr::case(t, *case));
+                    }
+                }
+                Value::Text(text)
+            }
+            Expr::Neg(e) => {
+                let v = self.eval(e, rng)?;
+                expr::binary(BinOp::Sub, Value::Int(0), v)?
+            }
+            Expr::Not(e) => Value::Bool(!self.eval(e, rng)?.truthy()?),
+            Expr::Binary(op @ (BinOp::And | BinOp::Or), a, b) => {
+                let a = self.eval(a, rng)?.truthy()?;
+                Value::Bool(match op {
+                    BinOp::And => a && self.eval(b, rng)?.truthy()?,
+                    _ => a || self.eval(b, rng)?.truthy()?,
+                })
+            }
+            Expr::Binary(op, a, b) => {
+                let a = self.eval(a, rng)?;
+                let b = self.eval(b, rng)?;
+                expr::binary(*op, a, b)?
+            }
+            Expr::Func(Func::If, args) => {
+                let holds = self.eval(&args[0], rng)?.truthy()?;
+                self.eval(&args[if holds { 1 } else { 2 }], rng)?
+            }
+            Expr::Func(Func::Coalesce, args) => {
+                for a in args {
+                    let v = self.eval(a, rng)?;
+                    if v != Value::Null {
+                        return Ok(v);
+                    }
+                }
+                Value::Null
+            }
+            Expr::Func(Func::RandInt, args) => {
+                let min = self.eval(&args[0], rng)?.integer()?;
+                let max = self.eval(&args[1], rng)?.integer()?;
+                if min > max {
+                    return Err(format!("int({min}, {max}): min is larger than max").into());
+                }
+                Value::Int(between(rng, min, max))
+            }
+            Expr::Func(Func::RandDecimal, args) => {
+                let mut min = self.eval(&args[0], rng)?.decimal()?;
+                let mut max = self.eval(&args[1], rng)?.decimal()?;
+                let scale = min.scale().max(max.scale());
+                min.rescale(scale);
+                max.rescale(scale);
+                let (lo, hi) = (
+                    i64::try_from(min.mantissa()).map_err(|_| "decimal(): too large")?,
+                    i64::try_from(max.mantissa()).map_err(|_| "decimal(): too large")?,
+                );
+                if lo > hi {
+                    return Err(format!("decimal({min}, {max}): min is larger than max").into());
+                }
+                Value::Dec(Decimal::new(between(rng, lo, hi), scale))
+            }
+            Expr::Func(Func::RandBool, args) => {
+                let p = self.eval(&args[0], rng)?.decimal()?;
+                let p: f64 = p
+                    .to_string()
+                    .parse()
+                    .map_err(|_| "bool(p): p is a probability")?;
+                Value::Bool(unit(rng) < p)
+            }
+            Expr::Func(Func::RandChoice, args) => {
+                let i = below(rng, args.len() as u64) as usize;
+                self.eval(&args[i], rng)?
+            }
+            Expr::Func(func, args) => {
+                let mut values = Vec::with_capacity(args.len());
+                for a in args {
+                    values.push(self.eval(a, rng)?);
+                }
+                expr::apply(*func, values)?
+            }
+            Expr::Pick(values) => {
+                Value::Text(values[below(rng, values.len() as u64) as usize].clone())
+            }
+            Expr::Aggregate { agg, table, of } => {
+                let n = self.children_here(*table)?;
+                if *agg == Agg::Count {
+                    return Ok(Value::Int(n as i64));
+                }
+                let of = of
+                    .as_deref()
+                    .expect("validated: sum/min/max have an expression");
+                let parent = Rc::new(self.row.clone());
+                let mut result = match agg {
+                    Agg::Sum => Value::Int(0),
+                    _ => Value::Null,
+                };
+                for ordinal in 0..n {
+                    let mut child = RowValues::new(data, *table, RowId::child(&parent, ordinal));
+                    // The child reaches its parent, this row, through its link: lend it this
+                    // row's computed cells rather than computing them again, and take them back
+                    // (with whatever the child computed in them).
+                    child.links.push((PARENT_LINK, Box::new(self.lend())));
+                    let v = child.eval(of, rng);
+                    let lent = child
+                        .links
+                        .iter()
+                        .position(|(c, _)| *c == PARENT_LINK)
+                        .expect("the lent parent");
+                    self.take_back(*child.links.swap_remove(lent).1);
+                    let v = v?;
+                    if v == Value::Null {
+                        continue;
+                    }
+                    result = match agg {
+                        Agg::Sum => expr::binary(BinOp::Add, result, v)?,
+                        Agg::Min => expr::apply(Func::Least, vec![result, v])?,
+                        _ => expr::apply(Func::Greatest, vec![result, v])?,
+                    };
+                }
+                result
+            }
+            Expr::Object(fields) => {
+                let mut json = String::from("{");
+                for (i, (key, e)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    json.push_str(&serde_json::Value::String(key.clone()).to_string());
+                    json.push(':');
+                    self.eval(e, rng)?.json(&mut json);
+                }
+                json.push('}');
+                Value::Json(json)
+            }
+            Expr::Array(items) => {
+                let mut json = String::from("[");
+                for (i, e) in items.iter().enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    self.eval(e, rng)?.json(&mut json);
+                }
+                json.push(']');
+                Value::Json(json)
+            }
+            Expr::Now => Value::Timestamp(data.epoch),
+            Expr::Today => Value::Date(data.epoch.div_euclid(86_400)),
+            Expr::Name(_) | Expr::Call(..) => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "an unresolved name in an expression"
+                ))
+                .into());
+            }
+        })
     }
 }
 
@@ -557,5 +1274,275 @@ mod tests {
                 assert!((1.5..=45.0).contains(&value), "{whole}.{frac}");
             }
         }
+    }
+}
+
+/// Pins a few values of every generator that existed before expressions: their output is part
+/// of the seed contract (DESIGN.md §5) and must not move when the generation code changes.
+#[cfg(test)]
+mod pinned {
+    use super::*;
+    use crate::spec::Spec;
+
+    const SPEC: &str = r#"
+version = 1
+[[tables]]
+name = "kinds"
+count = 4
+fixed = "fixed.csv"
+[tables.columns]
+serial    = { gen = "serial", start = 10 }
+ordinal   = { gen = "ordinal" }
+uuid      = { gen = "uuid" }
+int       = { gen = "int", min = -50, max = 50 }
+decimal   = { gen = "decimal", min = -5, max = 120, scale = 2 }
+bool      = { gen = "bool", p = 0.3 }
+choice    = { gen = "choice", values = ["a", "b", "c"], weights = [5, 3, 2] }
+cycle     = { gen = "cycle", values = ["x", "y", "z"] }
+pick      = { gen = "pick", file = "words.txt" }
+format    = { gen = "format", template = "{pick|upper}-{int}-{serial}" }
+date      = { gen = "date", from = "-365d", to = "+30d" }
+timestamp = { gen = "timestamp", from = "-30d", to = "+2h" }
+constant  = { gen = "constant", value = 7 }
+nullable  = { gen = "int", min = 1, max = 9, null = 0.5 }
+fixed     = { gen = "constant", value = "generated" }
+
+[[tables]]
+name = "children"
+per = "kinds"
+min = 0
+max = 3
+[tables.columns]
+parent_serial = { gen = "parent", column = "serial" }
+ref_pick      = { gen = "ref", table = "kinds", column = "pick" }
+ref_where     = { gen = "ref", table = "kinds", column = "serial", where = { cycle = "y" } }
+"#;
+
+    fn rows(table: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), SPEC).unwrap();
+        std::fs::write(
+            dir.path().join("words.txt"),
+            "alpha\nbeta\n# no\ngamma\ndelta\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("fixed.csv"), "fixed,int\nknown,\n").unwrap();
+        let spec = Spec::load(dir.path()).unwrap();
+        let profile = Profile {
+            name: "pin".into(),
+            description: String::new(),
+            seed: 42,
+            epoch: 1_735_689_600,
+            counts: Default::default(),
+            per: Default::default(),
+            files: Vec::new(),
+            seed_command: None,
+        };
+        let data = Dataset::new(&spec, &profile, 42).unwrap();
+        let t = spec.table(table).unwrap();
+        let mut out = Vec::new();
+        let mut index = 0;
+        data.for_each_row(t, 0..data.root_count(t), &mut |mut row| {
+            row.index = Some(index);
+            index += 1;
+            let mut values = RowValues::new(&data, t, row);
+            let cells: Vec<String> = (0..spec.tables[t].columns.len())
+                .map(|c| values.get(c).map(|v| v.unwrap_or("NULL").to_string()))
+                .collect::<Result<_>>()?;
+            out.push(cells.join("|"));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn every_existing_generator_keeps_its_output() {
+        let kinds = rows("kinds");
+        let children = rows("children");
+        let all = format!("{}\n--\n{}", kinds.join("\n"), children.join("\n"));
+        assert_eq!(all, PINNED.trim(), "\n{all}");
+    }
+
+    /// Columns in name order: bool|choice|constant|cycle|date|decimal|fixed|format|int|nullable|
+    /// ordinal|pick|serial|timestamp|uuid; then parent_serial|ref_pick|ref_where.
+    const PINNED: &str = "
+false|a|7|x|2025-01-13|66.69|known|BETA--10|NULL|NULL|1|beta|10|2024-12-24 09:55:14+00|fe350da2-6750-4a69-adca-58b52b3b347b
+true|a|7|y|2024-05-16|103.49|generated|DELTA-0-11|0|NULL|2|delta|11|2024-12-11 05:44:12+00|961d683e-8c3b-40ed-8827-00902aa9d96a
+false|b|7|z|2024-11-04|83.05|generated|ALPHA--28-12|-28|NULL|3|alpha|12|2024-12-09 14:10:07+00|2e7507a3-ae24-47f4-983e-25de51596117
+false|a|7|x|2024-06-03|67.35|generated|ALPHA--49-13|-49|9|4|alpha|13|2024-12-07 19:00:55+00|40536186-c964-4071-b493-dc7f53d2ff0e
+--
+10|alpha|11
+10|alpha|11
+10|delta|11
+11|alpha|11
+11|alpha|11
+12|alpha|11
+12|delta|11
+13|beta|11
+13|beta|11
+";
+}
+
+#[cfg(test)]
+mod language {
+    use super::*;
+    use crate::spec::Spec;
+
+    fn load(spec: &str) -> Result<Spec> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
+        std::fs::write(dir.path().join("places.csv"), "city,zip\nA,1\nB,2\nC,3\n").unwrap();
+        Spec::load(dir.path())
+    }
+
+    fn profile() -> Profile {
+        Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed: 7,
+            epoch: 1_735_689_600,
+            counts: Default::default(),
+            per: Default::default(),
+            files: Vec::new(),
+            seed_command: None,
+        }
+    }
+
+    fn column(data: &Dataset, table: &str, name: &str) -> Vec<Option<String>> {
+        let t = data.spec.table(table).unwrap();
+        let c = data.spec.tables[t]
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap();
+        let mut out = Vec::new();
+        let mut index = 0;
+        data.for_each_row(t, 0..data.root_count(t), &mut |mut row| {
+            row.index = Some(index);
+            index += 1;
+            out.push(RowValues::new(data, t, row).get(c)?.map(String::from));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    const SPEC: &str = r#"
+version = 1
+[[tables]]
+name = "parents"
+count = 300
+disable_triggers = true
+[tables.columns]
+id    = { gen = "serial" }
+code  = { expr = "'p{int(1, 400)}'", unique = true }
+city  = { gen = "csv", file = "places.csv", field = "city" }
+zip   = { gen = "csv", file = "places.csv", field = "zip" }
+total = { expr = "sum(kids, price * 2)" }
+kids  = { expr = "count(kids)" }
+doc   = { expr = "{ 'id': id, 'tags': [city, 1.50] }" }
+
+[[tables]]
+name = "kids"
+per = "parents"
+counts = { 0 = 1, 2 = 3 }
+[tables.columns]
+parent_id = { gen = "parent", column = "id" }
+n         = { gen = "ordinal" }
+price     = { expr = "decimal(0.01, 9.99)" }
+"#;
+
+    #[test]
+    fn unique_values_are_distinct_and_the_same_on_every_run() {
+        let spec = load(SPEC).unwrap();
+        let data = Dataset::new(&spec, &profile(), 7).unwrap();
+        let codes = column(&data, "parents", "code");
+        let mut distinct = codes.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 300, "distinct in a space of 400");
+        let again = Dataset::new(&spec, &profile(), 7).unwrap();
+        assert_eq!(column(&again, "parents", "code"), codes);
+    }
+
+    #[test]
+    fn a_unique_column_with_too_few_values_is_refused() {
+        let spec = load(&SPEC.replace("int(1, 400)", "int(1, 299)")).unwrap();
+        let error = Dataset::new(&spec, &profile(), 7)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("at most 299 distinct values"), "{error}");
+    }
+
+    #[test]
+    fn aggregates_csv_rows_json_weights_and_the_trigger_switch() {
+        let spec = load(SPEC).unwrap();
+        assert!(spec.tables[spec.table("parents").unwrap()].disable_triggers);
+        assert!(!spec.tables[spec.table("kids").unwrap()].disable_triggers);
+        let data = Dataset::new(&spec, &profile(), 7).unwrap();
+        let prices = column(&data, "kids", "price");
+        let parents = column(&data, "kids", "parent_id");
+        let totals = column(&data, "parents", "total");
+        let counts = column(&data, "parents", "kids");
+        for (i, total) in totals.iter().enumerate() {
+            let id = (i + 1).to_string();
+            let mine: Vec<Decimal> = parents
+                .iter()
+                .zip(&prices)
+                .filter(|(p, _)| p.as_deref() == Some(id.as_str()))
+                .map(|(_, v)| v.as_ref().unwrap().parse().unwrap())
+                .collect();
+            let sum: Decimal = mine.iter().map(|p| p * Decimal::from(2)).sum();
+            assert_eq!(total.as_ref().unwrap().parse::<Decimal>().unwrap(), sum);
+            assert_eq!(counts[i].as_deref(), Some(mine.len().to_string().as_str()));
+            assert!(mine.is_empty() || mine.len() == 2);
+        }
+        let none = counts.iter().filter(|c| c.as_deref() == Some("0")).count();
+        assert!((40..=110).contains(&none), "about a quarter of 300: {none}");
+        for (city, zip) in column(&data, "parents", "city")
+            .iter()
+            .zip(column(&data, "parents", "zip"))
+        {
+            let expected = match city.as_deref() {
+                Some("A") => "1",
+                Some("B") => "2",
+                _ => "3",
+            };
+            assert_eq!(zip.as_deref(), Some(expected));
+        }
+        let doc = column(&data, "parents", "doc")[0].clone().unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(parsed["id"], 1);
+        assert!(parsed["tags"].is_array(), "{doc}");
+        assert!(
+            doc.ends_with(",1.50]}"),
+            "decimals keep their scale in JSON: {doc}"
+        );
+    }
+
+    #[test]
+    fn a_cycle_names_every_column_of_it() {
+        let error = load(
+            &SPEC
+                .replace(
+                    "city  = { gen = \"csv\", file = \"places.csv\", field = \"city\" }",
+                    "city  = { expr = \"lower(zip)\" }",
+                )
+                .replace(
+                    "zip   = { gen = \"csv\", file = \"places.csv\", field = \"zip\" }",
+                    "zip   = { expr = \"doc + ''\" }",
+                ),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            error.contains(
+                "a cycle among columns: parents.city -> parents.zip -> parents.doc -> parents.city"
+            ),
+            "{error}"
+        );
     }
 }

@@ -1,12 +1,14 @@
 //! The seed spec: `seeds/seed.toml` (plus its CSV and data files) -> a validated table graph in
 //! load order. Every error names the file, the table and the column.
 
+mod expr;
 mod generate;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+pub use expr::{Expr, Value};
 pub use generate::{Dataset, RowId, RowValues};
 
 use crate::config::fnv1a64;
@@ -34,6 +36,22 @@ pub struct TableSpec {
     pub fixed: Option<FixedRows>,
     /// The row count when the profile gives none.
     pub default_count: Option<u64>,
+    /// Which parents get children, and how many (per-parent tables only).
+    pub children: Children,
+    /// Load this table without firing its own (user) triggers: the load disables them with
+    /// `ALTER TABLE .. DISABLE TRIGGER USER` and enables them again in the same transaction.
+    pub disable_triggers: bool,
+}
+
+/// The rule of a per-parent table's rows, beyond `[min, max]`.
+#[derive(Debug, Default)]
+pub struct Children {
+    /// Weighted counts: (count, cumulative weight), ascending by count.
+    pub weights: Option<Vec<(u64, u64)>>,
+    /// Only parents for which this holds (evaluated in the parent row) get children.
+    pub when: Option<Expr>,
+    /// The probability that a parent gets children at all.
+    pub p: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +80,8 @@ pub struct ColumnSpec {
     /// Probability of NULL.
     pub null: f64,
     pub generator: Gen,
+    /// Distinct across the table: a row whose value was taken draws again from its own stream.
+    pub unique: bool,
 }
 
 #[derive(Debug)]
@@ -129,6 +149,9 @@ pub enum Gen {
         table: usize,
         column: usize,
         filter: Option<(usize, String)>,
+        /// A ref/parent column of this table pointing at an ancestor of `table`'s rows: only
+        /// rows descending from that ancestor row are picked.
+        within: Option<usize>,
     },
     Parent {
         column: usize,
@@ -136,6 +159,190 @@ pub enum Gen {
     Constant {
         value: Option<String>,
     },
+    /// An expression over the row's values and related rows' values.
+    Expr {
+        expr: Expr,
+    },
+    /// `when`: `then` where `cond` holds, else `otherwise`.
+    When {
+        cond: Expr,
+        then: Box<Gen>,
+        otherwise: Box<Gen>,
+    },
+    /// A field of one row picked from a CSV file; the columns of a table naming the same file
+    /// (and `group`) take their fields from the same row.
+    Csv {
+        rows: Vec<Vec<String>>,
+        field: usize,
+        stream: u64,
+    },
+}
+
+/// The (table, column) pairs whose pointed-to row something follows: the hops of paths and the
+/// columns named by `within`.
+pub(crate) fn followed_columns(spec: &Spec) -> std::collections::HashSet<(usize, usize)> {
+    fn walk(
+        e: &Expr,
+        table: usize,
+        tables: &[TableSpec],
+        into: &mut std::collections::HashSet<(usize, usize)>,
+    ) {
+        match e {
+            Expr::Path {
+                start,
+                hops,
+                tables: reached,
+                ..
+            } => {
+                let mut current = match (start, tables[table].source) {
+                    (expr::Start::Parent, Source::PerParent { parent, .. }) => parent,
+                    _ => table,
+                };
+                for (hop, next) in hops.iter().zip(reached) {
+                    into.insert((current, *hop));
+                    current = *next;
+                }
+            }
+            Expr::Template(parts) => parts.iter().for_each(|(p, _)| walk(p, table, tables, into)),
+            Expr::Neg(a) | Expr::Not(a) => walk(a, table, tables, into),
+            Expr::Binary(_, a, b) => {
+                walk(a, table, tables, into);
+                walk(b, table, tables, into);
+            }
+            Expr::Func(_, args) | Expr::Array(args) => {
+                args.iter().for_each(|a| walk(a, table, tables, into))
+            }
+            Expr::Object(fields) => fields
+                .iter()
+                .for_each(|(_, a)| walk(a, table, tables, into)),
+            Expr::Aggregate {
+                table: child,
+                of: Some(of),
+                ..
+            } => walk(of, *child, tables, into),
+            _ => {}
+        }
+    }
+    fn walk_gen(
+        g: &Gen,
+        table: usize,
+        tables: &[TableSpec],
+        into: &mut std::collections::HashSet<(usize, usize)>,
+    ) {
+        match g {
+            Gen::Expr { expr } => walk(expr, table, tables, into),
+            Gen::When {
+                cond,
+                then,
+                otherwise,
+            } => {
+                walk(cond, table, tables, into);
+                walk_gen(then, table, tables, into);
+                walk_gen(otherwise, table, tables, into);
+            }
+            Gen::Ref {
+                within: Some(w), ..
+            } => {
+                into.insert((table, *w));
+            }
+            _ => {}
+        }
+    }
+    /// Where a column that is a path to a row gets its pointer: the path's last column.
+    fn path_ends(g: &Gen, table: usize, tables: &[TableSpec], into: &mut Vec<(usize, usize)>) {
+        match g {
+            Gen::Expr {
+                expr:
+                    Expr::Path {
+                        start,
+                        tables: reached,
+                        column,
+                        ..
+                    },
+            } => {
+                let last = match (reached.last(), start, tables[table].source) {
+                    (Some(t), ..) => *t,
+                    (None, expr::Start::Parent, Source::PerParent { parent, .. }) => parent,
+                    _ => table,
+                };
+                into.push((last, *column));
+            }
+            Gen::When {
+                then, otherwise, ..
+            } => {
+                path_ends(then, table, tables, into);
+                path_ends(otherwise, table, tables, into);
+            }
+            _ => {}
+        }
+    }
+    let mut followed = std::collections::HashSet::new();
+    for (ti, table) in spec.tables.iter().enumerate() {
+        if let (Some(when), Source::PerParent { parent, .. }) = (&table.children.when, table.source)
+        {
+            walk(when, parent, &spec.tables, &mut followed);
+        }
+        for column in &table.columns {
+            walk_gen(&column.generator, ti, &spec.tables, &mut followed);
+        }
+    }
+    // A followed column that is itself a path to a row takes its pointer from the path's end.
+    let mut pending: Vec<(usize, usize)> = followed.iter().copied().collect();
+    while let Some((t, c)) = pending.pop() {
+        let mut ends = Vec::new();
+        path_ends(
+            &spec.tables[t].columns[c].generator,
+            t,
+            &spec.tables,
+            &mut ends,
+        );
+        for end in ends {
+            if followed.insert(end) {
+                pending.push(end);
+            }
+        }
+    }
+    followed
+}
+
+/// How many distinct values a generator can make, when that is known from the spec.
+pub(crate) fn gen_space(generator: &Gen, table: usize, tables: &[TableSpec]) -> Option<u128> {
+    let span = |a: i64, b: i64| Some((i128::from(b) - i128::from(a) + 1).max(0) as u128);
+    match generator {
+        Gen::Int { min, max } | Gen::Decimal { min, max, .. } => span(*min, *max),
+        Gen::Date { from, to } | Gen::Timestamp { from, to } => span(*from, *to),
+        Gen::Bool { .. } => Some(2),
+        Gen::Choice { values, .. } | Gen::Cycle { values } | Gen::Pick { values } => {
+            let mut distinct: Vec<&String> = values.iter().collect();
+            distinct.sort();
+            distinct.dedup();
+            Some(distinct.len() as u128)
+        }
+        Gen::Constant { .. } => Some(1),
+        Gen::Csv { rows, field, .. } => {
+            let mut distinct: Vec<&String> = rows.iter().map(|r| &r[*field]).collect();
+            distinct.sort();
+            distinct.dedup();
+            Some(distinct.len() as u128)
+        }
+        Gen::Format { parts } => parts.iter().try_fold(1u128, |acc, p| match p {
+            Part::Text(_) => Some(acc),
+            Part::Column(c, _) => acc.checked_mul(gen_space(
+                &tables[table].columns[*c].generator,
+                table,
+                tables,
+            )?),
+        }),
+        Gen::Expr { expr } => expr.space(table, tables),
+        Gen::When {
+            then, otherwise, ..
+        } => gen_space(then, table, tables)?.checked_add(gen_space(otherwise, table, tables)?),
+        Gen::Serial { .. }
+        | Gen::Ordinal { .. }
+        | Gen::Uuid
+        | Gen::Ref { .. }
+        | Gen::Parent { .. } => None,
+    }
 }
 
 impl TableSpec {

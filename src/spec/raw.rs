@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{At, Case, ColumnSpec, FixedRows, Gen, Part, Source, Spec, TableSpec, load_order};
+use super::expr::{self, Expr, Scope};
+use super::{
+    At, Case, Children, ColumnSpec, FixedRows, Gen, Part, Source, Spec, TableSpec, load_order,
+};
 use crate::config::fnv1a64;
 use crate::error::{Error, Result};
 
@@ -27,6 +30,14 @@ struct RawTable {
     min: Option<u64>,
     max: Option<u64>,
     fixed: Option<String>,
+    /// Weighted children per parent: { 1 = 50, 2 = 35, 3 = 15 }.
+    counts: Option<BTreeMap<String, u64>>,
+    /// Only parents for which this expression holds get children.
+    when: Option<String>,
+    /// The probability that a parent gets children.
+    p: Option<f64>,
+    #[serde(default)]
+    disable_triggers: bool,
     #[serde(default)]
     columns: BTreeMap<String, toml::Table>,
 }
@@ -82,12 +93,21 @@ enum RawGen {
         column: String,
         #[serde(rename = "where")]
         filter: Option<BTreeMap<String, String>>,
+        within: Option<String>,
     },
     Parent {
         column: String,
     },
     Constant {
         value: toml::Value,
+    },
+    Expr {
+        expr: String,
+    },
+    Csv {
+        file: String,
+        field: String,
+        group: Option<String>,
     },
 }
 
@@ -129,7 +149,6 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
         .iter()
         .map(|t| t.columns.keys().cloned().collect())
         .collect();
-    let column_of = |table: usize, name: &str| column_names[table].iter().position(|c| c == name);
 
     let mut files = vec![file.clone()];
     let mut tables = Vec::with_capacity(raw.tables.len());
@@ -157,7 +176,17 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                         at.error("a table with rows per parent takes no `count` or `fixed`")
                     );
                 }
-                let (min, max) = (table.min.unwrap_or(1), table.max.unwrap_or(1));
+                let (min, max) = match &table.counts {
+                    None => (table.min.unwrap_or(1), table.max.unwrap_or(1)),
+                    Some(_) if table.min.is_some() || table.max.is_some() => {
+                        return Err(at.error("give `counts` (weighted) or `min`/`max`, not both"));
+                    }
+                    Some(weights) => {
+                        let weights =
+                            crate::profile::weighted_counts(weights).map_err(|e| at.error(e))?;
+                        (weights[0].0, weights[weights.len() - 1].0)
+                    }
+                };
                 if min > max {
                     return Err(at.error(format!("min {min} is larger than max {max}")));
                 }
@@ -177,149 +206,26 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                 Some(v) => probability(&v)
                     .ok_or_else(|| at.error("`null` must be a probability between 0 and 1"))?,
             };
-            let raw_gen = RawGen::deserialize(toml::Value::Table(body))
-                .map_err(|e| at.error(e.to_string().trim_end()))?;
-            let generator = match raw_gen {
-                RawGen::Serial { start } => Gen::Serial { start },
-                RawGen::Ordinal { start } => Gen::Ordinal { start },
-                RawGen::Uuid => Gen::Uuid,
-                RawGen::Int { min, max } => {
-                    if min > max {
-                        return Err(at.error(format!("min {min} is larger than max {max}")));
-                    }
-                    Gen::Int { min, max }
-                }
-                RawGen::Decimal { min, max, scale } => {
-                    if scale > 9 || min > max || !min.is_finite() || !max.is_finite() {
-                        return Err(at.error("decimal needs min <= max and a scale of 0 to 9"));
-                    }
-                    let factor = 10f64.powi(scale as i32);
-                    Gen::Decimal {
-                        min: (min * factor).round() as i64,
-                        max: (max * factor).round() as i64,
-                        scale,
-                    }
-                }
-                RawGen::Bool { p } => {
-                    if !(0.0..=1.0).contains(&p) {
-                        return Err(at.error("p must be a probability between 0 and 1"));
-                    }
-                    Gen::Bool { p }
-                }
-                RawGen::Choice { values, weights } => {
-                    let weights = weights.unwrap_or_else(|| vec![1; values.len()]);
-                    if values.is_empty() || weights.len() != values.len() {
-                        return Err(at.error(
-                            "choice needs values, and as many weights as values when weights are given",
-                        ));
-                    }
-                    let cumulative: Vec<u64> = weights
-                        .iter()
-                        .scan(0u64, |sum, &w| {
-                            *sum += u64::from(w);
-                            Some(*sum)
-                        })
-                        .collect();
-                    if cumulative.last() == Some(&0) {
-                        return Err(at.error("the weights add up to zero"));
-                    }
-                    Gen::Choice { values, cumulative }
-                }
-                RawGen::Cycle { values } => {
-                    if values.is_empty() {
-                        return Err(at.error("cycle needs at least one value"));
-                    }
-                    Gen::Cycle { values }
-                }
-                RawGen::Pick { file: name } => {
-                    let path = data_file(seeds_dir, &name).map_err(|e| at.error(e))?;
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        at.error(format!("cannot read the data file {}: {e}", path.display()))
-                    })?;
-                    let values: Vec<String> = text
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                        .map(String::from)
-                        .collect();
-                    if values.is_empty() {
-                        return Err(at.error(format!("the data file {} is empty", path.display())));
-                    }
-                    files.push(path);
-                    Gen::Pick { values }
-                }
-                RawGen::Format { template } => Gen::Format {
-                    parts: parse_template(&template, &|c| column_of(ti, c))
-                        .map_err(|e| at.error(e))?,
-                },
-                RawGen::Date { from, to } => {
-                    let (from, to) = (offset(&from, &at)?, offset(&to, &at)?);
-                    let (from, to) = (from.div_euclid(86_400), to.div_euclid(86_400));
-                    if from > to {
-                        return Err(at.error("`from` is after `to`"));
-                    }
-                    Gen::Date { from, to }
-                }
-                RawGen::Timestamp { from, to } => {
-                    let (from, to) = (offset(&from, &at)?, offset(&to, &at)?);
-                    if from > to {
-                        return Err(at.error("`from` is after `to`"));
-                    }
-                    Gen::Timestamp { from, to }
-                }
-                RawGen::Ref {
-                    table: target,
-                    column,
-                    filter,
-                } => {
-                    let t = index_of(&target)
-                        .ok_or_else(|| at.error(format!("ref: unknown table {target}")))?;
-                    if t == ti {
-                        return Err(at.error("ref: a table cannot reference its own rows"));
-                    }
-                    let c = column_of(t, &column).ok_or_else(|| {
-                        at.error(format!(
-                            "ref: table {target} has no column {column} in the spec"
-                        ))
-                    })?;
-                    let filter = match filter {
-                        None => None,
-                        Some(f) if f.len() == 1 => {
-                            let (fc, value) = f.into_iter().next().expect("one entry");
-                            let fi = column_of(t, &fc).ok_or_else(|| {
-                                at.error(format!("ref: `where` names {fc}, which table {target} does not generate"))
-                            })?;
-                            Some((fi, value))
-                        }
-                        Some(_) => return Err(at.error("ref: `where` takes one column = value")),
-                    };
-                    Gen::Ref {
-                        table: t,
-                        column: c,
-                        filter,
-                    }
-                }
-                RawGen::Parent { column } => {
-                    let Source::PerParent { parent, .. } = source else {
-                        return Err(at.error("parent: the table has no `per` parent"));
-                    };
-                    let c = column_of(parent, &column).ok_or_else(|| {
-                        at.error(format!(
-                            "parent: table {} has no column {column} in the spec",
-                            names[parent]
-                        ))
-                    })?;
-                    Gen::Parent { column: c }
-                }
-                RawGen::Constant { value } => Gen::Constant {
-                    value: Some(constant_text(value).map_err(|e| at.error(e))?),
-                },
+            let unique = match body.remove("unique") {
+                None => false,
+                Some(toml::Value::Boolean(b)) => b,
+                Some(_) => return Err(at.error("`unique` is true or false")),
             };
+            let mut ctx = Ctx {
+                seeds_dir,
+                files: &mut files,
+                names: &names,
+                column_names: &column_names,
+                ti,
+                source,
+            };
+            let generator = column_gen(body, &mut ctx, &at)?;
             columns.push(ColumnSpec {
                 name: name.clone(),
                 hash: fnv1a64(name.as_bytes()),
                 null,
                 generator,
+                unique,
             });
         }
         let fixed = match &table.fixed {
@@ -331,6 +237,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                 Some(rows)
             }
         };
+        let children = children(table, source, &at)?;
         tables.push(TableSpec {
             name: table.name.clone(),
             hash: fnv1a64(table.name.as_bytes()),
@@ -338,11 +245,11 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
             columns,
             fixed,
             default_count: table.count,
+            children,
+            disable_triggers: table.disable_triggers,
         });
     }
     let depends: Vec<Vec<usize>> = tables.iter().map(|t| t.dependencies().collect()).collect();
-    check_positions(&tables, &file)?;
-    check_format_cycles(&tables, &file)?;
     let order = load_order(&names, &depends, &file)?;
     // Renumber table indices into load order.
     let mut new_index = vec![0; tables.len()];
@@ -364,11 +271,290 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
             }
         }
     }
+    resolve_all(&mut ordered, seeds_dir, &mut files, &file)?;
+    check_cycles(&ordered, &file)?;
+    check_positions(&ordered, &file)?;
     Ok(Spec {
         version: raw.version,
         tables: ordered,
         files,
     })
+}
+
+struct Ctx<'a> {
+    seeds_dir: &'a Path,
+    files: &'a mut Vec<PathBuf>,
+    names: &'a [String],
+    column_names: &'a [Vec<String>],
+    ti: usize,
+    source: Source,
+}
+
+impl Ctx<'_> {
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    fn column_of(&self, table: usize, name: &str) -> Option<usize> {
+        self.column_names[table].iter().position(|c| c == name)
+    }
+}
+
+/// A column's generator from its body (without `null` and `unique`). `when` wraps the rest of
+/// the body, with `else` (another body) where the condition does not hold; `expr` alone is
+/// `gen = "expr"`.
+fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
+    if let Some(when) = body.remove("when") {
+        let toml::Value::String(cond) = when else {
+            return Err(at.error("`when` is an expression in a string"));
+        };
+        let otherwise = match body.remove("else") {
+            None => Gen::Constant { value: None },
+            Some(toml::Value::Table(t)) => column_gen(t, ctx, at)?,
+            Some(_) => return Err(at.error("`else` is a generator: else = { gen = ... }")),
+        };
+        let then = column_gen(body, ctx, at)?;
+        return Ok(Gen::When {
+            cond: parse_expr(&cond, at)?,
+            then: Box::new(then),
+            otherwise: Box::new(otherwise),
+        });
+    }
+    if body.contains_key("else") {
+        return Err(at.error("`else` goes with `when`"));
+    }
+    if body.contains_key("expr") && !body.contains_key("gen") {
+        body.insert("gen".into(), toml::Value::String("expr".into()));
+    }
+    let raw_gen = RawGen::deserialize(toml::Value::Table(body))
+        .map_err(|e| at.error(e.to_string().trim_end()))?;
+    Ok(match raw_gen {
+        RawGen::Serial { start } => Gen::Serial { start },
+        RawGen::Ordinal { start } => Gen::Ordinal { start },
+        RawGen::Uuid => Gen::Uuid,
+        RawGen::Int { min, max } => {
+            if min > max {
+                return Err(at.error(format!("min {min} is larger than max {max}")));
+            }
+            Gen::Int { min, max }
+        }
+        RawGen::Decimal { min, max, scale } => {
+            if scale > 9 || min > max || !min.is_finite() || !max.is_finite() {
+                return Err(at.error("decimal needs min <= max and a scale of 0 to 9"));
+            }
+            let factor = 10f64.powi(scale as i32);
+            Gen::Decimal {
+                min: (min * factor).round() as i64,
+                max: (max * factor).round() as i64,
+                scale,
+            }
+        }
+        RawGen::Bool { p } => {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(at.error("p must be a probability between 0 and 1"));
+            }
+            Gen::Bool { p }
+        }
+        RawGen::Choice { values, weights } => {
+            let weights = weights.unwrap_or_else(|| vec![1; values.len()]);
+            if values.is_empty() || weights.len() != values.len() {
+                return Err(at.error(
+                    "choice needs values, and as many weights as values when weights are given",
+                ));
+            }
+            let cumulative: Vec<u64> = weights
+                .iter()
+                .scan(0u64, |sum, &w| {
+                    *sum += u64::from(w);
+                    Some(*sum)
+                })
+                .collect();
+            if cumulative.last() == Some(&0) {
+                return Err(at.error("the weights add up to zero"));
+            }
+            Gen::Choice { values, cumulative }
+        }
+        RawGen::Cycle { values } => {
+            if values.is_empty() {
+                return Err(at.error("cycle needs at least one value"));
+            }
+            Gen::Cycle { values }
+        }
+        RawGen::Pick { file: name } => {
+            let path = data_file(ctx.seeds_dir, &name).map_err(|e| at.error(e))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                at.error(format!("cannot read the data file {}: {e}", path.display()))
+            })?;
+            let values: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect();
+            if values.is_empty() {
+                return Err(at.error(format!("the data file {} is empty", path.display())));
+            }
+            ctx.files.push(path);
+            Gen::Pick { values }
+        }
+        RawGen::Format { template } => Gen::Format {
+            parts: parse_template(&template, &|c| ctx.column_of(ctx.ti, c))
+                .map_err(|e| at.error(e))?,
+        },
+        RawGen::Date { from, to } => {
+            let (from, to) = (offset(&from, at)?, offset(&to, at)?);
+            let (from, to) = (from.div_euclid(86_400), to.div_euclid(86_400));
+            if from > to {
+                return Err(at.error("`from` is after `to`"));
+            }
+            Gen::Date { from, to }
+        }
+        RawGen::Timestamp { from, to } => {
+            let (from, to) = (offset(&from, at)?, offset(&to, at)?);
+            if from > to {
+                return Err(at.error("`from` is after `to`"));
+            }
+            Gen::Timestamp { from, to }
+        }
+        RawGen::Ref {
+            table: target,
+            column,
+            filter,
+            within,
+        } => {
+            let t = ctx
+                .index_of(&target)
+                .ok_or_else(|| at.error(format!("ref: unknown table {target}")))?;
+            if t == ctx.ti {
+                return Err(at.error("ref: a table cannot reference its own rows"));
+            }
+            let c = ctx.column_of(t, &column).ok_or_else(|| {
+                at.error(format!(
+                    "ref: table {target} has no column {column} in the spec"
+                ))
+            })?;
+            let filter = match filter {
+                None => None,
+                Some(f) if f.len() == 1 => {
+                    let (fc, value) = f.into_iter().next().expect("one entry");
+                    let fi = ctx.column_of(t, &fc).ok_or_else(|| {
+                        at.error(format!(
+                            "ref: `where` names {fc}, which table {target} does not generate"
+                        ))
+                    })?;
+                    Some((fi, value))
+                }
+                Some(_) => return Err(at.error("ref: `where` takes one column = value")),
+            };
+            let within = match within {
+                None => None,
+                Some(w) => {
+                    if filter.is_some() {
+                        return Err(at.error("ref: use `where` or `within`, not both"));
+                    }
+                    Some(ctx.column_of(ctx.ti, &w).ok_or_else(|| {
+                        at.error(format!(
+                            "ref: `within` names {w}, which is not a column of this table"
+                        ))
+                    })?)
+                }
+            };
+            Gen::Ref {
+                table: t,
+                column: c,
+                filter,
+                within,
+            }
+        }
+        RawGen::Parent { column } => {
+            let Source::PerParent { parent, .. } = ctx.source else {
+                return Err(at.error("parent: the table has no `per` parent"));
+            };
+            let c = ctx.column_of(parent, &column).ok_or_else(|| {
+                at.error(format!(
+                    "parent: table {} has no column {column} in the spec",
+                    ctx.names[parent]
+                ))
+            })?;
+            Gen::Parent { column: c }
+        }
+        RawGen::Constant { value } => Gen::Constant {
+            value: Some(constant_text(value).map_err(|e| at.error(e))?),
+        },
+        RawGen::Expr { expr } => Gen::Expr {
+            expr: parse_expr(&expr, at)?,
+        },
+        RawGen::Csv { file, field, group } => {
+            let path = data_file(ctx.seeds_dir, &file).map_err(|e| at.error(e))?;
+            let (headers, rows) = read_csv(&path).map_err(|e| at.error(e))?;
+            let f = headers.iter().position(|h| *h == field).ok_or_else(|| {
+                at.error(format!(
+                    "{} has no field {field} (it has: {})",
+                    path.display(),
+                    headers.join(", ")
+                ))
+            })?;
+            if rows.is_empty() {
+                return Err(at.error(format!("{} has no rows", path.display())));
+            }
+            ctx.files.push(path);
+            let stream = fnv1a64(format!("csv:{file}:{}", group.unwrap_or_default()).as_bytes());
+            Gen::Csv {
+                rows,
+                field: f,
+                stream,
+            }
+        }
+    })
+}
+
+fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
+    if source == Source::Counted {
+        if table.counts.is_some() || table.when.is_some() || table.p.is_some() {
+            return Err(at.error("`counts`, `when` and `p` go with `per = \"parent table\"`"));
+        }
+        return Ok(Children {
+            p: 1.0,
+            ..Children::default()
+        });
+    }
+    let p = table.p.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&p) {
+        return Err(at.error("p must be a probability between 0 and 1"));
+    }
+    Ok(Children {
+        weights: match &table.counts {
+            None => None,
+            Some(w) => Some(crate::profile::weighted_counts(w).map_err(|e| at.error(e))?),
+        },
+        when: match &table.when {
+            None => None,
+            Some(w) => Some(parse_expr(w, at)?),
+        },
+        p,
+    })
+}
+
+fn parse_expr(text: &str, at: &At) -> Result<Expr> {
+    expr::parse(text).map_err(|e| at.error(format!("in {text:?}: {e}")))
+}
+
+/// A CSV data file: its header and its rows (every field as text).
+fn read_csv(path: &Path) -> std::result::Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| format!("{}: {e}", path.display()))?;
+        rows.push(record.iter().map(String::from).collect());
+    }
+    Ok((headers, rows))
 }
 
 /// A data file named by the spec (`pick`, `fixed`), which must lie inside the seeds directory:
@@ -538,94 +724,300 @@ fn read_fixed(path: &PathBuf, columns: &[ColumnSpec], at: &At) -> Result<FixedRo
     })
 }
 
+/// The cells a generator reads, as (table, column), evaluated in a row of `table`.
+fn gen_dependencies(
+    generator: &Gen,
+    table: usize,
+    tables: &[TableSpec],
+    into: &mut Vec<(usize, usize)>,
+) {
+    match generator {
+        Gen::Format { parts } => into.extend(parts.iter().filter_map(|p| match p {
+            Part::Column(c, _) => Some((table, *c)),
+            Part::Text(_) => None,
+        })),
+        Gen::Expr { expr } => expr.dependencies(table, tables, into),
+        Gen::When {
+            cond,
+            then,
+            otherwise,
+        } => {
+            cond.dependencies(table, tables, into);
+            gen_dependencies(then, table, tables, into);
+            gen_dependencies(otherwise, table, tables, into);
+        }
+        Gen::Ref {
+            table: target,
+            column,
+            filter,
+            within,
+        } => {
+            into.push((*target, *column));
+            if let Some((f, _)) = filter {
+                into.push((*target, *f));
+            }
+            if let Some(w) = within {
+                into.push((table, *w));
+            }
+        }
+        Gen::Parent { column } => {
+            if let Source::PerParent { parent, .. } = tables[table].source {
+                into.push((parent, *column));
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Whether a column's value depends on the row's position in its table (known only while the
 /// table is enumerated in order).
-fn positional(table: &TableSpec, column: usize, seen: &mut Vec<usize>) -> bool {
+fn positional(tables: &[TableSpec], table: usize, column: usize, seen: &mut Vec<usize>) -> bool {
     if seen.contains(&column) {
         return false;
     }
     seen.push(column);
-    match &table.columns[column].generator {
-        Gen::Serial { .. } => true,
-        Gen::Format { parts } => parts.iter().any(|p| match p {
-            Part::Column(c, _) => positional(table, *c, seen),
-            Part::Text(_) => false,
-        }),
-        _ => false,
+    let generator = &tables[table].columns[column].generator;
+    if let Gen::Serial { .. } = generator {
+        return true;
     }
+    let mut deps = Vec::new();
+    gen_dependencies(generator, table, tables, &mut deps);
+    deps.iter()
+        .any(|&(t, c)| t == table && positional(tables, table, c, seen))
 }
 
-/// A per-parent table's row position is not known when another table picks one of its rows, so
-/// a reference may not name a column that depends on it.
+/// A per-parent table's row position is not known when another row reaches one of its rows
+/// (a ref, a parent, a path or an aggregate), so such a reach may not read a column that
+/// depends on it.
 fn check_positions(tables: &[TableSpec], file: &Path) -> Result<()> {
-    for table in tables {
+    for (ti, table) in tables.iter().enumerate() {
         for column in &table.columns {
-            let (target, target_column) = match &column.generator {
-                Gen::Ref { table, column, .. } => (*table, *column),
-                Gen::Parent { column: c } => match table.source {
-                    Source::PerParent { parent, .. } => (parent, *c),
-                    Source::Counted => continue,
-                },
-                _ => continue,
+            let at = At {
+                file,
+                table: &table.name,
+                column: Some(&column.name),
             };
-            let target_table = &tables[target];
-            if matches!(target_table.source, Source::PerParent { .. })
-                && positional(target_table, target_column, &mut Vec::new())
-            {
-                return Err(At {
-                    file,
-                    table: &table.name,
-                    column: Some(&column.name),
+            let mut deps = Vec::new();
+            gen_dependencies(&column.generator, ti, tables, &mut deps);
+            for (t, c) in deps {
+                let target_table = &tables[t];
+                if t != ti
+                    && matches!(target_table.source, Source::PerParent { .. })
+                    && positional(tables, t, c, &mut Vec::new())
+                {
+                    return Err(at.error(format!(
+                        "reads {}.{}, which depends on the row's position in a table generated per parent; \
+                         key such tables with a uuid or a per-parent ordinal",
+                        target_table.name, target_table.columns[c].name
+                    )));
                 }
-                .error(format!(
-                    "references {}.{}, which depends on the row's position in a table generated per parent; \
-                     key such tables with a uuid or a per-parent ordinal",
-                    target_table.name, target_table.columns[target_column].name
-                )));
             }
             if let Gen::Ref {
-                filter: Some(_), ..
+                table: target,
+                filter: Some(_),
+                ..
             } = &column.generator
-                && target_table.source != Source::Counted
+                && tables[*target].source != Source::Counted
             {
-                return Err(At {
-                    file,
-                    table: &table.name,
-                    column: Some(&column.name),
+                return Err(at.error(
+                    "ref with `where` needs a counted table (not one generated per parent)",
+                ));
+            }
+            if let Gen::Ref {
+                table: target,
+                within: Some(w),
+                ..
+            } = &column.generator
+            {
+                let ancestor = match &table.columns[*w].generator {
+                    Gen::Ref { table, .. } => Some(*table),
+                    Gen::Parent { .. } => match table.source {
+                        Source::PerParent { parent, .. } => Some(parent),
+                        Source::Counted => None,
+                    },
+                    _ => None,
+                };
+                let Some(ancestor) = ancestor else {
+                    return Err(at.error(format!(
+                        "ref: `within` names {}, which is not a `ref` or `parent` column",
+                        table.columns[*w].name
+                    )));
+                };
+                let mut up = *target;
+                let mut found = false;
+                while let Source::PerParent { parent, .. } = tables[up].source {
+                    if parent == ancestor {
+                        found = true;
+                        break;
+                    }
+                    up = parent;
                 }
-                .error("ref with `where` needs a counted table (not one generated per parent)"));
+                if !found {
+                    return Err(at.error(format!(
+                        "ref: `within = \"{}\"` points at {}, which is not an ancestor (`per`) of {}",
+                        table.columns[*w].name, tables[ancestor].name, tables[*target].name
+                    )));
+                }
             }
         }
     }
     Ok(())
 }
 
-fn check_format_cycles(tables: &[TableSpec], file: &Path) -> Result<()> {
-    fn visit(table: &TableSpec, c: usize, stack: &mut Vec<usize>) -> bool {
-        if stack.contains(&c) {
-            return false;
-        }
-        stack.push(c);
-        let ok = match &table.columns[c].generator {
-            Gen::Format { parts } => parts.iter().all(|p| match p {
-                Part::Column(next, _) => visit(table, *next, stack),
-                Part::Text(_) => true,
-            }),
-            _ => true,
-        };
-        stack.pop();
-        ok
-    }
-    for table in tables {
-        for (c, column) in table.columns.iter().enumerate() {
-            if !visit(table, c, &mut Vec::new()) {
-                return Err(At {
-                    file,
-                    table: &table.name,
-                    column: Some(&column.name),
+/// A column may not depend on itself through other columns, here or in related rows; the error
+/// names every column of the cycle.
+fn check_cycles(tables: &[TableSpec], file: &Path) -> Result<()> {
+    let ids: Vec<Vec<usize>> = {
+        let mut next = 0;
+        tables
+            .iter()
+            .map(|t| {
+                (0..t.columns.len())
+                    .map(|_| {
+                        next += 1;
+                        next - 1
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let nodes: Vec<(usize, usize)> = tables
+        .iter()
+        .enumerate()
+        .flat_map(|(t, table)| (0..table.columns.len()).map(move |c| (t, c)))
+        .collect();
+    let edges: Vec<Vec<(usize, usize)>> = nodes
+        .iter()
+        .map(|&(t, c)| {
+            let mut deps = Vec::new();
+            gen_dependencies(&tables[t].columns[c].generator, t, tables, &mut deps);
+            deps
+        })
+        .collect();
+    let mut state = vec![0u8; nodes.len()]; // 0 new, 1 on the stack, 2 done
+    let mut stack: Vec<usize> = Vec::new();
+    fn visit(
+        n: usize,
+        ids: &[Vec<usize>],
+        edges: &[Vec<(usize, usize)>],
+        state: &mut [u8],
+        stack: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        state[n] = 1;
+        stack.push(n);
+        for &(t, c) in &edges[n] {
+            let m = ids[t][c];
+            match state[m] {
+                1 => {
+                    let from = stack.iter().position(|&s| s == m).expect("on the stack");
+                    let mut cycle = stack[from..].to_vec();
+                    cycle.push(m);
+                    return Some(cycle);
                 }
-                .error("its template refers back to itself"));
+                0 => {
+                    if let Some(cycle) = visit(m, ids, edges, state, stack) {
+                        return Some(cycle);
+                    }
+                }
+                _ => {}
             }
+        }
+        stack.pop();
+        state[n] = 2;
+        None
+    }
+    for n in 0..nodes.len() {
+        if state[n] == 0
+            && let Some(cycle) = visit(n, &ids, &edges, &mut state, &mut stack)
+        {
+            let names: Vec<String> = cycle
+                .iter()
+                .map(|&i| {
+                    let (t, c) = nodes[i];
+                    format!("{}.{}", tables[t].name, tables[t].columns[c].name)
+                })
+                .collect();
+            let (t, c) = nodes[cycle[0]];
+            return Err(At {
+                file,
+                table: &tables[t].name,
+                column: Some(&tables[t].columns[c].name),
+            }
+            .error(format!("a cycle among columns: {}", names.join(" -> "))));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves the names in every expression against the tables in their final order.
+fn resolve_all(
+    tables: &mut [TableSpec],
+    seeds_dir: &Path,
+    files: &mut Vec<PathBuf>,
+    file: &Path,
+) -> Result<()> {
+    fn resolve_gen(
+        generator: &mut Gen,
+        table: usize,
+        scope: &mut Scope,
+    ) -> std::result::Result<(), String> {
+        match generator {
+            Gen::Expr { expr } => scope.resolve(expr, table),
+            Gen::When {
+                cond,
+                then,
+                otherwise,
+            } => {
+                scope
+                    .resolve(cond, table)
+                    .map_err(|e| format!("when: {e}"))?;
+                resolve_gen(then, table, scope)?;
+                resolve_gen(otherwise, table, scope)
+            }
+            _ => Ok(()),
+        }
+    }
+    for ti in 0..tables.len() {
+        if let Some(mut when) = tables[ti].children.when.take() {
+            let Source::PerParent { parent, .. } = tables[ti].source else {
+                unreachable!("validated: `when` needs a per-parent table")
+            };
+            let result = Scope {
+                tables,
+                seeds_dir,
+                files,
+            }
+            .resolve(&mut when, parent);
+            result.map_err(|e| {
+                At {
+                    file,
+                    table: &tables[ti].name,
+                    column: None,
+                }
+                .error(format!("when (over the parent row): {e}"))
+            })?;
+            tables[ti].children.when = Some(when);
+        }
+        for ci in 0..tables[ti].columns.len() {
+            let mut generator = std::mem::replace(&mut tables[ti].columns[ci].generator, Gen::Uuid);
+            let result = resolve_gen(
+                &mut generator,
+                ti,
+                &mut Scope {
+                    tables,
+                    seeds_dir,
+                    files,
+                },
+            );
+            tables[ti].columns[ci].generator = generator;
+            result.map_err(|e| {
+                At {
+                    file,
+                    table: &tables[ti].name,
+                    column: Some(&tables[ti].columns[ci].name),
+                }
+                .error(e)
+            })?;
         }
     }
     Ok(())

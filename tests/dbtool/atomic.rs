@@ -449,7 +449,7 @@ fn a_migration_that_changes_search_path_or_drops_its_schema_cannot_break_the_res
     assert_eq!(db.scalar("SELECT count(*) FROM reporting.daily"), 0);
     assert_eq!(
         db.scalar("SELECT count(*) FROM public.refinery_schema_history"),
-        5
+        6
     );
 
     let project = ProjectCopy::new();

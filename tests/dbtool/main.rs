@@ -13,5 +13,6 @@ mod reset;
 mod roles;
 mod seed_code;
 mod seed_contract;
+mod seed_language;
 mod support;
 mod tls;

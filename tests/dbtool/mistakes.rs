@@ -91,8 +91,8 @@ fn spec_values_of_the_wrong_shape_are_refused_before_connecting() {
     let cases = [
         // A table or an array where a scalar goes.
         (
-            r#"quantity   = { gen = "int", min = 1, max = 2 }"#,
-            r#"quantity   = { gen = "int", min = [1], max = 2 }"#,
+            r#"quantity    = { gen = "int", min = 1, max = 2 }"#,
+            r#"quantity    = { gen = "int", min = [1], max = 2 }"#,
             "quantity",
         ),
         (
@@ -127,12 +127,12 @@ fn per_with_three_numbers_is_refused() {
     edit(
         &project,
         "profiles/dev.toml",
-        "pets = [1, 3]",
-        "pets = [1, 3, 5]",
+        "tip_splits = [0, 2]",
+        "tip_splits = [0, 2, 5]",
     );
     offline(&project, &["reset", "--profile", "dev", "--yes"])
         .code(2)
-        .stderr_has("per.pets = [1, 3, 5]")
+        .stderr_has("per.tip_splits = [0, 2, 5]")
         .stderr_has("two numbers");
 }
 
@@ -159,8 +159,8 @@ fn an_int_range_past_integer_is_refused_from_the_catalog() {
     edit(
         &project,
         "seeds/seed.toml",
-        r#"quantity   = { gen = "int", min = 1, max = 2 }"#,
-        r#"quantity   = { gen = "int", min = 1, max = 3000000000 }"#,
+        r#"quantity    = { gen = "int", min = 1, max = 2 }"#,
+        r#"quantity    = { gen = "int", min = 1, max = 3000000000 }"#,
     );
     refused_before_anything_changes(
         &project,
@@ -199,7 +199,7 @@ fn a_value_outside_an_enum_is_refused_from_the_catalog() {
 fn a_generated_column_in_the_spec_is_refused_from_the_catalog() {
     let project = ProjectCopy::new();
     project.write(
-        "migrations/V5__generated.sql",
+        "migrations/V90__generated.sql",
         "ALTER TABLE pets ADD COLUMN name_length integer GENERATED ALWAYS AS (length(name)) STORED;",
     );
     edit(
@@ -248,8 +248,8 @@ fn huge_counts_and_serials_past_bigint_are_refused_at_once_before_connecting() {
     edit(
         &project,
         "seeds/seed.toml",
-        "id        = { gen = \"serial\" }\nclient_id = { gen = \"ref\"",
-        "id        = { gen = \"serial\", start = 9223372036854775000 }\nclient_id = { gen = \"ref\"",
+        "id        = { gen = \"serial\" }\nstatus    = { gen = \"choice\"",
+        "id        = { gen = \"serial\", start = 9223372036854775000 }\nstatus    = { gen = \"choice\"",
     );
     offline(&project, &["reset", "--profile", "dev", "--yes"])
         .code(2)
@@ -372,7 +372,7 @@ fn a_new_migration_below_an_applied_one_is_called_out_of_order() {
     let run = db.run_in(&project, &["migrate"]);
     run.code(6)
         .stderr_has("out-of-order new migration: V0__late")
-        .stderr_has("V4__grooming_visits");
+        .stderr_has("V5__visits_billing_details");
     assert!(!run.stderr.contains("missing"), "{}", run.stderr);
     assert_eq!(
         db.scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'late'"),
@@ -571,11 +571,11 @@ fn dates_outside_the_years_postgresql_reads_as_written_are_refused_before_connec
     edit(
         &project,
         "seeds/seed.toml",
-        r#"issued_at = { gen = "timestamp", from = "-730d", to = "0d" }"#,
-        r#"issued_at = { gen = "timestamp", from = "-300000000y", to = "0d" }"#,
+        r#"created_at = { gen = "timestamp", from = "-1095d", to = "-1d" }"#,
+        r#"created_at = { gen = "timestamp", from = "-300000000y", to = "-1d" }"#,
     );
     offline(&project, &["reset", "--profile", "ci", "--yes"])
         .code(2)
-        .stderr_has("table invoices, column issued_at")
+        .stderr_has("table clients, column created_at")
         .stderr_has("years 1 to 9999");
 }

@@ -131,7 +131,7 @@ fn status_and_lock_status_name_the_last_reset_and_the_holder() {
     assert_eq!(status["last_reset"]["seed"], 7);
     assert_eq!(status["lock"]["held"], false);
     assert_eq!(status["migrations"]["pending"].as_array().unwrap().len(), 0);
-    assert_eq!(status["migrations"]["applied"].as_array().unwrap().len(), 4);
+    assert_eq!(status["migrations"]["applied"].as_array().unwrap().len(), 5);
 
     let (_holder, pid) = db.hold_lock();
     let lock: serde_json::Value =

@@ -1,0 +1,1269 @@
+//! The expression language of seed.toml: `expr`, `when` and the `{...}` parts of string
+//! templates. A small language of our own rather than evalexpr or rhai, because:
+//! - money must be exact: numbers are i64 or `rust_decimal::Decimal`, never f64 (evalexpr has only
+//!   i64/f64; rhai needs its `decimal` feature and a `Dynamic` per value);
+//! - names resolve once, at load, to column indices and to the ref/parent hops of a path, so an
+//!   evaluation reads cells of the row it runs in and recomputes related rows from their keys,
+//!   with no per-evaluation context map to fill (evalexpr's `HashMapContext`, rhai's `Scope`);
+//! - random functions draw from the cell's own stream, which we pass in, so purity holds.
+//!
+//! Grammar, loosest first: `or`, `and`, `not`, comparisons (`== = != < <= > >=`), `+ -`,
+//! `* / %`, unary `-`, then literals (`12`, `0.08`, `'text {expr|lower}'`, `true`, `null`,
+//! `{ 'key': expr }`, `[expr, ...]`), names and paths (`status`, `service_id.price`,
+//! `parent.visit_id.service_id.duration_minutes`) and calls (`round(x, 2)`).
+
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::{Gen, Source, TableSpec};
+
+/// A typed value. A column's text in COPY is `Value::text`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Dec(Decimal),
+    Text(String),
+    /// Seconds since 1970-01-01 UTC.
+    Timestamp(i64),
+    /// Days since 1970-01-01.
+    Date(i64),
+    /// Seconds.
+    Duration(i64),
+    /// Serialized JSON.
+    Json(String),
+}
+
+impl Value {
+    /// The cell's text as COPY sends it; `None` for NULL.
+    pub fn text(&self) -> Option<String> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Dec(d) => d.to_string(),
+            Value::Text(s) | Value::Json(s) => s.clone(),
+            Value::Timestamp(t) => crate::calendar::format_timestamp(*t),
+            Value::Date(d) => crate::calendar::format_date(*d),
+            Value::Duration(s) => format!("{s} seconds"),
+        })
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Dec(_) => "a decimal",
+            Value::Text(_) => "text",
+            Value::Timestamp(_) => "a timestamp",
+            Value::Date(_) => "a date",
+            Value::Duration(_) => "a duration",
+            Value::Json(_) => "json",
+        }
+    }
+
+    /// A number, reading numeric text (a `choice` of "30", "45" is text) as one.
+    fn number(&self) -> Option<Num> {
+        match self {
+            Value::Int(i) => Some(Num::Int(*i)),
+            Value::Dec(d) => Some(Num::Dec(*d)),
+            Value::Text(s) => s
+                .parse::<i64>()
+                .map(Num::Int)
+                .ok()
+                .or_else(|| s.parse::<Decimal>().ok().map(Num::Dec)),
+            _ => None,
+        }
+    }
+
+    fn is_number(&self) -> bool {
+        matches!(self, Value::Int(_) | Value::Dec(_))
+    }
+
+    pub fn truthy(&self) -> Result<bool, String> {
+        match self {
+            Value::Bool(b) => Ok(*b),
+            Value::Null => Ok(false),
+            Value::Text(s) if s == "true" || s == "false" => Ok(s == "true"),
+            other => Err(format!(
+                "a condition must be a boolean, not {}",
+                other.type_name()
+            )),
+        }
+    }
+
+    pub fn integer(&self) -> Result<i64, String> {
+        match self.number() {
+            Some(Num::Int(i)) => Ok(i),
+            Some(Num::Dec(d)) if d.fract().is_zero() => i64::try_from(d).map_err(|e| e.to_string()),
+            _ => Err(format!("expected an integer, got {}", self.type_name())),
+        }
+    }
+
+    pub fn decimal(&self) -> Result<Decimal, String> {
+        match self.number() {
+            Some(n) => Ok(n.dec()),
+            None => Err(format!("expected a number, got {}", self.type_name())),
+        }
+    }
+
+    /// JSON text of a value inside an object or array.
+    pub fn json(&self, out: &mut String) {
+        match self {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Dec(d) => {
+                let _ = write!(out, "{d}");
+            }
+            Value::Json(j) => out.push_str(j),
+            other => {
+                let text = other.text().unwrap_or_default();
+                out.push_str(&serde_json::Value::String(text).to_string());
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Num {
+    Int(i64),
+    Dec(Decimal),
+}
+
+impl Num {
+    fn dec(self) -> Decimal {
+        match self {
+            Num::Int(i) => Decimal::from(i),
+            Num::Dec(d) => d,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Keep,
+    Lower,
+    Upper,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    Sum,
+    Count,
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    Round,
+    Floor,
+    Ceil,
+    Abs,
+    Least,
+    Greatest,
+    If,
+    Coalesce,
+    Lower,
+    Upper,
+    Seconds,
+    Minutes,
+    Hours,
+    Days,
+    Date,
+    /// Random, from the cell's stream: int(min, max), decimal(min, max), bool(p), choice(a, ...).
+    RandInt,
+    RandDecimal,
+    RandBool,
+    RandChoice,
+}
+
+/// Where a path starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At this row: the first hop is one of its ref columns.
+    Row,
+    /// At the per-parent parent row.
+    Parent,
+}
+
+#[derive(Debug, Clone)]
+pub enum Expr {
+    Lit(Value),
+    /// Unresolved until `resolve`: a column or a dotted path.
+    Name(Vec<String>),
+    /// Unresolved until `resolve`: a function or aggregate call.
+    Call(String, Vec<Expr>),
+    Column(usize),
+    /// Follows ref/parent columns (`hops`, each a column of the table reached so far) and reads
+    /// `column` of the row reached. `tables` are the tables reached after each hop.
+    Path {
+        start: Start,
+        hops: Vec<usize>,
+        tables: Vec<usize>,
+        column: usize,
+    },
+    Template(Vec<(Expr, Case)>),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    Func(Func, Vec<Expr>),
+    /// A random line of a data file.
+    Pick(Vec<String>),
+    /// sum/count/min/max of `of` over this row's children in the per-parent `table`.
+    Aggregate {
+        agg: Agg,
+        table: usize,
+        of: Option<Box<Expr>>,
+    },
+    Object(Vec<(String, Expr)>),
+    Array(Vec<Expr>),
+    Now,
+    Today,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lexing and parsing
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Int(i64),
+    Dec(Decimal),
+    Str(Vec<StrPart>),
+    Ident(String),
+    Sym(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum StrPart {
+    Text(String),
+    Expr(String, Case),
+}
+
+const SYMBOLS: &[&str] = &[
+    "==", "!=", "<=", ">=", "(", ")", ",", ".", "[", "]", "{", "}", ":", "+", "-", "*", "/", "%",
+    "<", ">", "=",
+];
+
+fn lex(text: &str) -> Result<Vec<Token>, String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            let mut decimal = false;
+            if i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit() {
+                decimal = true;
+                i += 1;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            let s: String = chars[start..i].iter().collect();
+            tokens.push(if decimal {
+                Token::Dec(s.parse().map_err(|e| format!("number {s}: {e}"))?)
+            } else {
+                Token::Int(s.parse().map_err(|e| format!("number {s}: {e}"))?)
+            });
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            tokens.push(Token::Ident(chars[start..i].iter().collect()));
+        } else if c == '\'' || c == '"' {
+            let (parts, next) = lex_string(&chars, i)?;
+            tokens.push(Token::Str(parts));
+            i = next;
+        } else if let Some(sym) = SYMBOLS.iter().find(|s| {
+            let s: Vec<char> = s.chars().collect();
+            chars[i..].starts_with(&s)
+        }) {
+            tokens.push(Token::Sym(sym));
+            i += sym.len();
+        } else {
+            return Err(format!("unexpected character {c:?}"));
+        }
+    }
+    Ok(tokens)
+}
+
+/// A quoted string from `chars[start]`; `{expr}` and `{expr|lower}` inside it are template parts,
+/// `{{`, `}}` and a doubled quote are literal.
+fn lex_string(chars: &[char], start: usize) -> Result<(Vec<StrPart>, usize), String> {
+    let quote = chars[start];
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let mut i = start + 1;
+    loop {
+        let Some(&c) = chars.get(i) else {
+            return Err("unclosed string".into());
+        };
+        i += 1;
+        match c {
+            c if c == quote => {
+                if chars.get(i) == Some(&quote) {
+                    text.push(quote);
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            '{' if chars.get(i) == Some(&'{') => {
+                text.push('{');
+                i += 1;
+            }
+            '}' if chars.get(i) == Some(&'}') => {
+                text.push('}');
+                i += 1;
+            }
+            '{' => {
+                // Up to the matching brace, skipping quoted text and nested braces.
+                let mut depth = 1;
+                let mut inner = String::new();
+                let mut in_quote: Option<char> = None;
+                loop {
+                    let Some(&c) = chars.get(i) else {
+                        return Err("unclosed { in a string".into());
+                    };
+                    i += 1;
+                    match (in_quote, c) {
+                        (Some(q), c) if c == q => in_quote = None,
+                        (Some(_), _) => {}
+                        (None, '\'' | '"') if c != quote => in_quote = Some(c),
+                        (None, '{') => depth += 1,
+                        (None, '}') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    inner.push(c);
+                }
+                let (expr, case) = match inner.rsplit_once('|') {
+                    Some((e, f)) if f.trim() == "lower" => (e.to_string(), Case::Lower),
+                    Some((e, f)) if f.trim() == "upper" => (e.to_string(), Case::Upper),
+                    Some((_, f)) => {
+                        return Err(format!(
+                            "unknown filter |{} (use |lower or |upper)",
+                            f.trim()
+                        ));
+                    }
+                    None => (inner, Case::Keep),
+                };
+                if !text.is_empty() {
+                    parts.push(StrPart::Text(std::mem::take(&mut text)));
+                }
+                parts.push(StrPart::Expr(expr, case));
+            }
+            '}' => return Err("unmatched } in a string (write }} for a brace)".into()),
+            c => text.push(c),
+        }
+    }
+    if !text.is_empty() || parts.is_empty() {
+        parts.push(StrPart::Text(text));
+    }
+    Ok((parts, i))
+}
+
+pub fn parse(text: &str) -> Result<Expr, String> {
+    let tokens = lex(text)?;
+    let mut parser = Parser { tokens, at: 0 };
+    let expr = parser.expr(0)?;
+    match parser.tokens.get(parser.at) {
+        None => Ok(expr),
+        Some(t) => Err(format!(
+            "unexpected {} after a complete expression",
+            describe(t)
+        )),
+    }
+}
+
+fn describe(token: &Token) -> String {
+    match token {
+        Token::Int(i) => i.to_string(),
+        Token::Dec(d) => d.to_string(),
+        Token::Str(_) => "a string".into(),
+        Token::Ident(s) => s.clone(),
+        Token::Sym(s) => format!("`{s}`"),
+    }
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn eat(&mut self, sym: &str) -> bool {
+        if matches!(self.peek(), Some(Token::Sym(s)) if *s == sym) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, sym: &str) -> Result<(), String> {
+        if self.eat(sym) {
+            Ok(())
+        } else {
+            Err(match self.peek() {
+                Some(t) => format!("expected `{sym}`, found {}", describe(t)),
+                None => format!("expected `{sym}` at the end"),
+            })
+        }
+    }
+
+    fn binary_op(&self) -> Option<(BinOp, u8)> {
+        Some(match self.peek()? {
+            Token::Ident(s) if s == "or" => (BinOp::Or, 1),
+            Token::Ident(s) if s == "and" => (BinOp::And, 2),
+            Token::Sym("==" | "=") => (BinOp::Eq, 4),
+            Token::Sym("!=") => (BinOp::Ne, 4),
+            Token::Sym("<") => (BinOp::Lt, 4),
+            Token::Sym("<=") => (BinOp::Le, 4),
+            Token::Sym(">") => (BinOp::Gt, 4),
+            Token::Sym(">=") => (BinOp::Ge, 4),
+            Token::Sym("+") => (BinOp::Add, 5),
+            Token::Sym("-") => (BinOp::Sub, 5),
+            Token::Sym("*") => (BinOp::Mul, 6),
+            Token::Sym("/") => (BinOp::Div, 6),
+            Token::Sym("%") => (BinOp::Rem, 6),
+            _ => return None,
+        })
+    }
+
+    /// Precedence climbing: operators binding tighter than `min`.
+    fn expr(&mut self, min: u8) -> Result<Expr, String> {
+        let mut left = self.unary()?;
+        while let Some((op, prec)) = self.binary_op() {
+            if prec <= min {
+                break;
+            }
+            self.at += 1;
+            let right = self.expr(prec)?;
+            left = Expr::Binary(op, Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr, String> {
+        if self.eat("-") {
+            return Ok(Expr::Neg(Box::new(self.expr(6)?)));
+        }
+        if matches!(self.peek(), Some(Token::Ident(s)) if s == "not") {
+            self.at += 1;
+            return Ok(Expr::Not(Box::new(self.expr(3)?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, String> {
+        let Some(token) = self.peek().cloned() else {
+            return Err("the expression ends too early".into());
+        };
+        self.at += 1;
+        Ok(match token {
+            Token::Int(i) => Expr::Lit(Value::Int(i)),
+            Token::Dec(d) => Expr::Lit(Value::Dec(d)),
+            Token::Str(parts) => string(parts)?,
+            Token::Ident(name) => match name.as_str() {
+                "true" => Expr::Lit(Value::Bool(true)),
+                "false" => Expr::Lit(Value::Bool(false)),
+                "null" => Expr::Lit(Value::Null),
+                _ if self.eat("(") => {
+                    let mut args = Vec::new();
+                    if !self.eat(")") {
+                        loop {
+                            args.push(self.expr(0)?);
+                            if self.eat(")") {
+                                break;
+                            }
+                            self.expect(",")?;
+                        }
+                    }
+                    Expr::Call(name, args)
+                }
+                _ => {
+                    let mut path = vec![name];
+                    while self.eat(".") {
+                        match self.peek().cloned() {
+                            Some(Token::Ident(next)) => {
+                                self.at += 1;
+                                path.push(next);
+                            }
+                            _ => return Err("a `.` must be followed by a column name".into()),
+                        }
+                    }
+                    Expr::Name(path)
+                }
+            },
+            Token::Sym("(") => {
+                let inner = self.expr(0)?;
+                self.expect(")")?;
+                inner
+            }
+            Token::Sym("[") => {
+                let mut items = Vec::new();
+                if !self.eat("]") {
+                    loop {
+                        items.push(self.expr(0)?);
+                        if self.eat("]") {
+                            break;
+                        }
+                        self.expect(",")?;
+                    }
+                }
+                Expr::Array(items)
+            }
+            Token::Sym("{") => {
+                let mut fields = Vec::new();
+                if !self.eat("}") {
+                    loop {
+                        let key = match self.peek().cloned() {
+                            Some(Token::Ident(k)) => k,
+                            Some(Token::Str(parts)) => match parts.as_slice() {
+                                [StrPart::Text(k)] => k.clone(),
+                                _ => return Err("a JSON key is plain text".into()),
+                            },
+                            _ => return Err("expected a JSON key".into()),
+                        };
+                        self.at += 1;
+                        self.expect(":")?;
+                        fields.push((key, self.expr(0)?));
+                        if self.eat("}") {
+                            break;
+                        }
+                        self.expect(",")?;
+                    }
+                }
+                Expr::Object(fields)
+            }
+            other => return Err(format!("unexpected {}", describe(&other))),
+        })
+    }
+}
+
+fn string(parts: Vec<StrPart>) -> Result<Expr, String> {
+    if let [StrPart::Text(t)] = parts.as_slice() {
+        return Ok(Expr::Lit(Value::Text(t.clone())));
+    }
+    let mut out = Vec::new();
+    for part in parts {
+        out.push(match part {
+            StrPart::Text(t) => (Expr::Lit(Value::Text(t)), Case::Keep),
+            StrPart::Expr(e, case) => (parse(&e)?, case),
+        });
+    }
+    Ok(Expr::Template(out))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution: names -> columns and paths, calls -> functions and aggregates
+
+/// What resolution needs to know about the spec.
+pub struct Scope<'a> {
+    pub tables: &'a [TableSpec],
+    pub seeds_dir: &'a Path,
+    pub files: &'a mut Vec<PathBuf>,
+}
+
+impl Scope<'_> {
+    fn column(&self, table: usize, name: &str) -> Result<usize, String> {
+        let t = &self.tables[table];
+        t.columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| {
+                format!(
+                    "{name} is not a column of {} (it has: {})",
+                    t.name,
+                    t.columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+
+    /// The table whose row a column points to, which a path can follow: a ref, a parent, an
+    /// expression that is itself a path to such a column, or a `when` whose branches point into
+    /// the same table.
+    fn target(&self, table: usize, column: usize, depth: u32) -> Result<usize, String> {
+        let t = &self.tables[table];
+        self.gen_target(table, &t.columns[column].generator, depth)
+            .ok_or_else(|| {
+                format!(
+                    "{}.{} does not point to a row (a `ref`, a `parent`, or a path to one), so a path cannot follow it",
+                    t.name, t.columns[column].name
+                )
+            })
+    }
+
+    fn gen_target(&self, table: usize, generator: &Gen, depth: u32) -> Option<usize> {
+        if depth > 16 {
+            return None;
+        }
+        match generator {
+            Gen::Ref { table, .. } => Some(*table),
+            Gen::Parent { .. } => match self.tables[table].source {
+                Source::PerParent { parent, .. } => Some(parent),
+                Source::Counted => None,
+            },
+            Gen::Expr { expr } => {
+                let resolved;
+                let path = match expr {
+                    Expr::Name(names) if names.len() > 1 => {
+                        resolved = self.path(names, table, depth + 1).ok()?;
+                        &resolved
+                    }
+                    e => e,
+                };
+                let Expr::Path {
+                    start,
+                    tables,
+                    column,
+                    ..
+                } = path
+                else {
+                    return None;
+                };
+                let last = match (tables.last(), start) {
+                    (Some(t), _) => *t,
+                    (None, Start::Parent) => match self.tables[table].source {
+                        Source::PerParent { parent, .. } => parent,
+                        Source::Counted => return None,
+                    },
+                    (None, Start::Row) => table,
+                };
+                self.gen_target(
+                    last,
+                    &self.tables[last].columns[*column].generator,
+                    depth + 1,
+                )
+            }
+            Gen::When {
+                then, otherwise, ..
+            } => {
+                let t = self.gen_target(table, then, depth + 1)?;
+                match otherwise.as_ref() {
+                    Gen::Constant { value: None } => Some(t),
+                    o => (self.gen_target(table, o, depth + 1)? == t).then_some(t),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Replaces names and calls in `expr` (evaluated in a row of `table`).
+    pub fn resolve(&mut self, expr: &mut Expr, table: usize) -> Result<(), String> {
+        match expr {
+            Expr::Name(path) => {
+                *expr = self.path(path, table, 0)?;
+            }
+            Expr::Call(name, args) => {
+                *expr = self.call(name, std::mem::take(args), table)?;
+            }
+            Expr::Template(parts) => {
+                for (e, _) in parts {
+                    self.resolve(e, table)?;
+                }
+            }
+            Expr::Neg(e) | Expr::Not(e) => self.resolve(e, table)?,
+            Expr::Binary(_, a, b) => {
+                self.resolve(a, table)?;
+                self.resolve(b, table)?;
+            }
+            Expr::Func(_, args) | Expr::Array(args) => {
+                for a in args {
+                    self.resolve(a, table)?;
+                }
+            }
+            Expr::Object(fields) => {
+                for (_, e) in fields {
+                    self.resolve(e, table)?;
+                }
+            }
+            Expr::Aggregate {
+                of: Some(e),
+                table: child,
+                ..
+            } => {
+                let child = *child;
+                self.resolve(e, child)?;
+            }
+            Expr::Lit(_)
+            | Expr::Column(_)
+            | Expr::Path { .. }
+            | Expr::Pick(_)
+            | Expr::Aggregate { of: None, .. }
+            | Expr::Now
+            | Expr::Today => {}
+        }
+        Ok(())
+    }
+
+    fn path(&self, path: &[String], table: usize, depth: u32) -> Result<Expr, String> {
+        if let [name] = path {
+            return Ok(match name.as_str() {
+                "now" => Expr::Now,
+                "today" => Expr::Today,
+                "parent" => return Err("`parent` is followed by a column: parent.id".into()),
+                _ => Expr::Column(self.column(table, name)?),
+            });
+        }
+        let (start, mut current, rest) = if path[0] == "parent" {
+            match self.tables[table].source {
+                Source::PerParent { parent, .. } => (Start::Parent, parent, &path[1..]),
+                Source::Counted => {
+                    return Err(format!("{} has no `per` parent", self.tables[table].name));
+                }
+            }
+        } else {
+            (Start::Row, table, path)
+        };
+        let (last, hops_names) = rest.split_last().expect("two or more names");
+        let mut hops = Vec::new();
+        let mut tables = Vec::new();
+        for name in hops_names {
+            let c = self.column(current, name)?;
+            current = self.target(current, c, depth)?;
+            hops.push(c);
+            tables.push(current);
+        }
+        Ok(Expr::Path {
+            start,
+            hops,
+            tables,
+            column: self.column(current, last)?,
+        })
+    }
+
+    fn call(&mut self, name: &str, mut args: Vec<Expr>, table: usize) -> Result<Expr, String> {
+        // sum/count/min/max(child_table, expr) aggregate over this row's children.
+        let agg = match name {
+            "sum" => Some(Agg::Sum),
+            "count" => Some(Agg::Count),
+            "min" => Some(Agg::Min),
+            "max" => Some(Agg::Max),
+            _ => None,
+        };
+        if let (Some(agg), Some(Expr::Name(first))) = (agg, args.first())
+            && let [child_name] = first.as_slice()
+            && let Some(child) = self.tables.iter().position(|t| t.name == *child_name)
+        {
+            match self.tables[child].source {
+                Source::PerParent { parent, .. } if parent == table => {}
+                _ => {
+                    return Err(format!(
+                        "{name}({child_name}, ...): {child_name} is not generated per row of {}",
+                        self.tables[table].name
+                    ));
+                }
+            }
+            let of = match (agg, args.len()) {
+                (Agg::Count, 1) => None,
+                (Agg::Count, _) => return Err("count(children) takes only the table".into()),
+                (_, 2) => {
+                    let mut e = args.pop().expect("two");
+                    self.resolve(&mut e, child)?;
+                    Some(Box::new(e))
+                }
+                _ => return Err(format!("{name}(children, expression) takes two arguments")),
+            };
+            return Ok(Expr::Aggregate {
+                agg,
+                table: child,
+                of,
+            });
+        }
+        if name == "pick" {
+            let [Expr::Lit(Value::Text(file))] = args.as_slice() else {
+                return Err("pick('data/file.txt') takes one file name".into());
+            };
+            let path = self.seeds_dir.join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read the data file {}: {e}", path.display()))?;
+            let values: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect();
+            if values.is_empty() {
+                return Err(format!("the data file {} is empty", path.display()));
+            }
+            self.files.push(path);
+            return Ok(Expr::Pick(values));
+        }
+        let (func, arity): (Func, &[usize]) = match name {
+            "round" => (Func::Round, &[1, 2]),
+            "floor" => (Func::Floor, &[1]),
+            "ceil" => (Func::Ceil, &[1]),
+            "abs" => (Func::Abs, &[1]),
+            "min" | "least" => (Func::Least, &[]),
+            "max" | "greatest" => (Func::Greatest, &[]),
+            "if" => (Func::If, &[3]),
+            "coalesce" => (Func::Coalesce, &[]),
+            "lower" => (Func::Lower, &[1]),
+            "upper" => (Func::Upper, &[1]),
+            "seconds" => (Func::Seconds, &[1]),
+            "minutes" => (Func::Minutes, &[1]),
+            "hours" => (Func::Hours, &[1]),
+            "days" => (Func::Days, &[1]),
+            "date" => (Func::Date, &[1]),
+            "int" => (Func::RandInt, &[2]),
+            "decimal" => (Func::RandDecimal, &[2]),
+            "bool" => (Func::RandBool, &[1]),
+            "choice" => (Func::RandChoice, &[]),
+            _ => {
+                return Err(format!(
+                    "unknown function {name} (known: round floor ceil abs min max if coalesce lower upper \
+                     seconds minutes hours days date int decimal bool choice pick sum count)"
+                ));
+            }
+        };
+        if (!arity.is_empty() && !arity.contains(&args.len())) || args.is_empty() {
+            return Err(format!("{name}() does not take {} arguments", args.len()));
+        }
+        for a in &mut args {
+            self.resolve(a, table)?;
+        }
+        Ok(Expr::Func(func, args))
+    }
+}
+
+impl Expr {
+    /// The (table, column) cells this expression reads, evaluated in a row of `table`; `into`
+    /// gets (table, column, crosses_rows).
+    pub fn dependencies(&self, table: usize, tables: &[TableSpec], into: &mut Vec<(usize, usize)>) {
+        match self {
+            Expr::Column(c) => into.push((table, *c)),
+            Expr::Path {
+                start,
+                hops,
+                tables: reached,
+                column,
+            } => {
+                let mut current = match start {
+                    Start::Row => table,
+                    Start::Parent => match tables[table].source {
+                        Source::PerParent { parent, .. } => parent,
+                        Source::Counted => table,
+                    },
+                };
+                for (hop, next) in hops.iter().zip(reached) {
+                    into.push((current, *hop));
+                    current = *next;
+                }
+                into.push((current, *column));
+            }
+            Expr::Template(parts) => parts
+                .iter()
+                .for_each(|(e, _)| e.dependencies(table, tables, into)),
+            Expr::Neg(e) | Expr::Not(e) => e.dependencies(table, tables, into),
+            Expr::Binary(_, a, b) => {
+                a.dependencies(table, tables, into);
+                b.dependencies(table, tables, into);
+            }
+            Expr::Func(_, args) | Expr::Array(args) => args
+                .iter()
+                .for_each(|e| e.dependencies(table, tables, into)),
+            Expr::Object(fields) => fields
+                .iter()
+                .for_each(|(_, e)| e.dependencies(table, tables, into)),
+            Expr::Aggregate {
+                table: child, of, ..
+            } => {
+                // Which children exist depends on the child table's condition on this row.
+                if let Some(when) = &tables[*child].children.when {
+                    when.dependencies(table, tables, into);
+                }
+                if let Some(e) = of {
+                    e.dependencies(*child, tables, into);
+                }
+            }
+            Expr::Lit(_)
+            | Expr::Name(_)
+            | Expr::Call(..)
+            | Expr::Pick(_)
+            | Expr::Now
+            | Expr::Today => {}
+        }
+    }
+
+    /// How many distinct values this expression can take, when that is known from the spec.
+    pub fn space(&self, table: usize, tables: &[TableSpec]) -> Option<u128> {
+        match self {
+            Expr::Lit(_) => Some(1),
+            Expr::Column(c) => {
+                super::gen_space(&tables[table].columns[*c].generator, table, tables)
+            }
+            Expr::Template(parts) => parts.iter().try_fold(1u128, |acc, (e, _)| {
+                acc.checked_mul(e.space(table, tables)?)
+            }),
+            Expr::Pick(values) => Some(values.len() as u128),
+            Expr::Func(Func::RandInt, args) => match args.as_slice() {
+                [Expr::Lit(Value::Int(a)), Expr::Lit(Value::Int(b))] => {
+                    Some((i128::from(*b) - i128::from(*a) + 1).max(0) as u128)
+                }
+                _ => None,
+            },
+            Expr::Func(Func::RandBool, _) => Some(2),
+            Expr::Func(Func::RandChoice, args) => args
+                .iter()
+                .try_fold(0u128, |acc, e| acc.checked_add(e.space(table, tables)?)),
+            Expr::Func(Func::Lower | Func::Upper, args) => args[0].space(table, tables),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operators
+
+pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
+    use Value::*;
+    match op {
+        BinOp::Eq => return Ok(Bool(equal(&a, &b))),
+        BinOp::Ne => return Ok(Bool(!equal(&a, &b))),
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+            if a == Null || b == Null {
+                return Ok(Bool(false));
+            }
+            let ordering = compare(&a, &b)?;
+            return Ok(Bool(match op {
+                BinOp::Lt => ordering == Ordering::Less,
+                BinOp::Le => ordering != Ordering::Greater,
+                BinOp::Gt => ordering == Ordering::Greater,
+                _ => ordering != Ordering::Less,
+            }));
+        }
+        BinOp::And => return Ok(Bool(a.truthy()? && b.truthy()?)),
+        BinOp::Or => return Ok(Bool(a.truthy()? || b.truthy()?)),
+        _ => {}
+    }
+    if a == Null || b == Null {
+        return Ok(Null);
+    }
+    let overflow = || format!("{op:?} overflows");
+    // Numbers, including numeric text beside a number.
+    if (a.is_number() || b.is_number())
+        && let (Some(x), Some(y)) = (a.number(), b.number())
+    {
+        if let (Num::Int(x), Num::Int(y), false) = (x, y, op == BinOp::Div) {
+            return match op {
+                BinOp::Add => x.checked_add(y),
+                BinOp::Sub => x.checked_sub(y),
+                BinOp::Mul => x.checked_mul(y),
+                _ if y == 0 => return Err("division by zero".into()),
+                _ => x.checked_rem(y),
+            }
+            .map(Int)
+            .ok_or_else(overflow);
+        }
+        let (x, y) = (x.dec(), y.dec());
+        return match op {
+            BinOp::Add => x.checked_add(y),
+            BinOp::Sub => x.checked_sub(y),
+            BinOp::Mul => x.checked_mul(y),
+            _ if y.is_zero() => return Err("division by zero".into()),
+            BinOp::Div => x.checked_div(y),
+            _ => x.checked_rem(y),
+        }
+        .map(|d| Dec(d.normalize_to_scale(x.scale().max(y.scale()), op)))
+        .ok_or_else(overflow);
+    }
+    let bad = |a: &Value, b: &Value| {
+        format!(
+            "cannot apply {op:?} to {} and {}",
+            a.type_name(),
+            b.type_name()
+        )
+    };
+    Ok(match (op, &a, &b) {
+        (BinOp::Add, Timestamp(t), Duration(d)) | (BinOp::Add, Duration(d), Timestamp(t)) => {
+            Timestamp(t.checked_add(*d).ok_or_else(overflow)?)
+        }
+        (BinOp::Sub, Timestamp(t), Duration(d)) => {
+            Timestamp(t.checked_sub(*d).ok_or_else(overflow)?)
+        }
+        (BinOp::Sub, Timestamp(x), Timestamp(y)) => Duration(x - y),
+        (BinOp::Add, Date(day), Duration(d)) => Date(day + d.div_euclid(86_400)),
+        (BinOp::Sub, Date(day), Duration(d)) => Date(day - d.div_euclid(86_400)),
+        (BinOp::Add, Date(day), Int(n)) => Date(day + n),
+        (BinOp::Sub, Date(day), Int(n)) => Date(day - n),
+        (BinOp::Sub, Date(x), Date(y)) => Int(x - y),
+        (BinOp::Add, Duration(x), Duration(y)) => Duration(x + y),
+        (BinOp::Sub, Duration(x), Duration(y)) => Duration(x - y),
+        (BinOp::Mul, Duration(d), Int(n)) | (BinOp::Mul, Int(n), Duration(d)) => {
+            Duration(d.checked_mul(*n).ok_or_else(overflow)?)
+        }
+        (BinOp::Add, Text(_), _) | (BinOp::Add, _, Text(_)) => {
+            let mut s = a.text().unwrap_or_default();
+            s.push_str(&b.text().unwrap_or_default());
+            Text(s)
+        }
+        _ => return Err(bad(&a, &b)),
+    })
+}
+
+trait DivScale {
+    fn normalize_to_scale(self, scale: u32, op: BinOp) -> Decimal;
+}
+
+impl DivScale for Decimal {
+    /// Keeps `12.50 + 1` at 13.50 (the larger operand scale), and drops the trailing zeros of a
+    /// quotient, so money stays exact and reads like money.
+    fn normalize_to_scale(self, scale: u32, op: BinOp) -> Decimal {
+        match op {
+            BinOp::Div => {
+                let mut d = self.normalize();
+                if d.scale() < scale {
+                    d.rescale(scale);
+                }
+                d
+            }
+            _ => self,
+        }
+    }
+}
+
+fn equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Null, _) | (_, Value::Null) => false,
+        _ => compare(a, b) == Ok(Ordering::Equal) || a.text() == b.text(),
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> Result<Ordering, String> {
+    use Value::*;
+    if (a.is_number() || b.is_number())
+        && let (Some(x), Some(y)) = (a.number(), b.number())
+    {
+        return Ok(x.dec().cmp(&y.dec()));
+    }
+    Ok(match (a, b) {
+        (Text(x), Text(y)) => x.cmp(y),
+        (Timestamp(x), Timestamp(y)) | (Date(x), Date(y)) | (Duration(x), Duration(y)) => x.cmp(y),
+        (Timestamp(x), Date(y)) => x.cmp(&(y * 86_400)),
+        (Date(x), Timestamp(y)) => (x * 86_400).cmp(y),
+        (Bool(x), Bool(y)) => x.cmp(y),
+        _ => {
+            return Err(format!(
+                "cannot compare {} with {}",
+                a.type_name(),
+                b.type_name()
+            ));
+        }
+    })
+}
+
+/// A function of already evaluated arguments (not `if`, `coalesce` or the random ones).
+pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
+    let first = || args[0].clone();
+    if args.contains(&Value::Null) && !matches!(func, Func::Least | Func::Greatest) {
+        return Ok(Value::Null);
+    }
+    Ok(match func {
+        Func::Round => {
+            let places = match args.get(1) {
+                Some(p) => u32::try_from(p.integer()?).map_err(|_| "round: negative places")?,
+                None => 0,
+            };
+            match first() {
+                Value::Int(i) => Value::Int(i),
+                v => {
+                    let mut d = v
+                        .decimal()?
+                        .round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
+                    d.rescale(places);
+                    Value::Dec(d)
+                }
+            }
+        }
+        Func::Floor => Value::Dec(first().decimal()?.floor()),
+        Func::Ceil => Value::Dec(first().decimal()?.ceil()),
+        Func::Abs => match first() {
+            Value::Int(i) => Value::Int(i.abs()),
+            v => Value::Dec(v.decimal()?.abs()),
+        },
+        Func::Least | Func::Greatest => {
+            let mut best: Option<Value> = None;
+            for v in args {
+                if v == Value::Null {
+                    continue;
+                }
+                best = Some(match best {
+                    None => v,
+                    Some(b) => {
+                        let o = compare(&v, &b)?;
+                        let better = if func == Func::Least {
+                            o == Ordering::Less
+                        } else {
+                            o == Ordering::Greater
+                        };
+                        if better { v } else { b }
+                    }
+                });
+            }
+            best.unwrap_or(Value::Null)
+        }
+        Func::Lower => Value::Text(first().text().unwrap_or_default().to_lowercase()),
+        Func::Upper => Value::Text(first().text().unwrap_or_default().to_uppercase()),
+        Func::Seconds | Func::Minutes | Func::Hours | Func::Days => {
+            let unit = match func {
+                Func::Seconds => 1,
+                Func::Minutes => 60,
+                Func::Hours => 3600,
+                _ => 86_400,
+            };
+            Value::Duration(
+                first()
+                    .integer()?
+                    .checked_mul(unit)
+                    .ok_or("duration overflows")?,
+            )
+        }
+        Func::Date => match first() {
+            Value::Timestamp(t) => Value::Date(t.div_euclid(86_400)),
+            Value::Date(d) => Value::Date(d),
+            v => return Err(format!("date() takes a timestamp, not {}", v.type_name())),
+        },
+        Func::If
+        | Func::Coalesce
+        | Func::RandInt
+        | Func::RandDecimal
+        | Func::RandBool
+        | Func::RandChoice => {
+            unreachable!("evaluated lazily by the row")
+        }
+    })
+}
+
+pub fn case(text: String, case: Case) -> String {
+    match case {
+        Case::Keep => text,
+        Case::Lower => text.to_lowercase(),
+        Case::Upper => text.to_uppercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval_literal(text: &str) -> Value {
+        fn go(e: &Expr) -> Value {
+            match e {
+                Expr::Lit(v) => v.clone(),
+                Expr::Binary(op, a, b) => binary(*op, go(a), go(b)).unwrap(),
+                Expr::Neg(e) => binary(BinOp::Sub, Value::Int(0), go(e)).unwrap(),
+                Expr::Call(name, args) => {
+                    let mut scope_files = Vec::new();
+                    let mut scope = Scope {
+                        tables: &[],
+                        seeds_dir: Path::new("."),
+                        files: &mut scope_files,
+                    };
+                    let e = scope.call(name, args.clone(), 0).unwrap();
+                    match e {
+                        Expr::Func(f, args) => apply(f, args.iter().map(go).collect()).unwrap(),
+                        _ => unreachable!(),
+                    }
+                }
+                other => panic!("not a literal expression: {other:?}"),
+            }
+        }
+        go(&parse(text).unwrap())
+    }
+
+    #[test]
+    fn money_is_exact_and_rounds_half_away_from_zero() {
+        assert_eq!(
+            eval_literal("0.1 + 0.2"),
+            Value::Dec("0.3".parse().unwrap())
+        );
+        assert_eq!(eval_literal("2 * 19.99 + 1").text().unwrap(), "40.98");
+        assert_eq!(
+            eval_literal("round(56.25 * 0.08, 2)").text().unwrap(),
+            "4.50"
+        );
+        assert_eq!(eval_literal("round(0.125, 2)").text().unwrap(), "0.13");
+        assert_eq!(eval_literal("10 / 4").text().unwrap(), "2.5");
+        assert_eq!(eval_literal("7 % 3"), Value::Int(1));
+        assert_eq!(eval_literal("1 + 2 * 3 - -1"), Value::Int(8));
+    }
+
+    #[test]
+    fn comparisons_and_logic() {
+        assert_eq!(
+            eval_literal("'paid' = 'paid' and 2 > 1.5"),
+            Value::Bool(true)
+        );
+        assert_eq!(eval_literal("'30' == 30"), Value::Bool(true));
+        assert_eq!(eval_literal("null == null or 1 != 1"), Value::Bool(true));
+        assert_eq!(eval_literal("null < 3"), Value::Bool(false));
+    }
+
+    #[test]
+    fn timestamps_move_by_durations() {
+        let t = binary(BinOp::Add, Value::Timestamp(0), eval_literal("minutes(90)")).unwrap();
+        assert_eq!(t.text().unwrap(), "1970-01-01 01:30:00+00");
+        let d = binary(BinOp::Sub, Value::Timestamp(7200), Value::Timestamp(0)).unwrap();
+        assert_eq!(d, Value::Duration(7200));
+    }
+
+    #[test]
+    fn templates_and_json_parse() {
+        let e = parse("'{first_name|lower}.{int(1, 999)}@x.test'").unwrap();
+        let Expr::Template(parts) = e else { panic!() };
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts[0].1, Case::Lower);
+        assert!(matches!(parse("{'a': 1, b: [1, 'x']}").unwrap(), Expr::Object(f) if f.len() == 2));
+        assert!(parse("'{{literal}}'").is_ok());
+        assert!(parse("1 +").is_err());
+        assert!(parse("'{a|shout}'").unwrap_err().contains("unknown filter"));
+    }
+}
