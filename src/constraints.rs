@@ -70,6 +70,9 @@ pub struct Deferred {
     pub entries: Vec<SetAside>,
     /// The seeded tables, `"schema"."table"`: what a repair empties.
     pub tables: Vec<String>,
+    /// Tables whose own triggers are off for the load (the spec's `disable_triggers`).
+    #[serde(default)]
+    pub triggers_off: Vec<String>,
 }
 
 impl Deferred {
@@ -119,22 +122,27 @@ fn failed(what: &str) -> impl Fn(postgres::Error) -> Error + '_ {
     move |e| Error::Work(format!("{what} failed: {}", describe_sql_error(&e, None)))
 }
 
-/// Drops the keys, indexes and foreign keys of `tables` inside the caller's transaction and
-/// returns what puts them back.
-pub fn defer(client: &mut Client, schema: &str, tables: &[String]) -> Result<Deferred> {
+/// Drops the keys, indexes and foreign keys of `tables` inside the caller's transaction, turns
+/// off the application's own triggers of `triggers_off` (audit or notify triggers that must not
+/// fire for seed data), and returns what puts all of it back.
+pub fn defer(
+    client: &mut Client,
+    schema: &str,
+    tables: &[String],
+    triggers_off: &[String],
+) -> Result<Deferred> {
     let fail = failed("setting keys and indexes aside for the load");
+    let qualified = |t: &String| {
+        format!(
+            "{}.{}",
+            crate::db::quote_ident(schema),
+            crate::db::quote_ident(t)
+        )
+    };
     let mut deferred = Deferred {
         entries: Vec::new(),
-        tables: tables
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}.{}",
-                    crate::db::quote_ident(schema),
-                    crate::db::quote_ident(t)
-                )
-            })
-            .collect(),
+        tables: tables.iter().map(qualified).collect(),
+        triggers_off: triggers_off.iter().map(qualified).collect(),
     };
     let mut foreign_keys = Vec::new();
     for row in client
@@ -177,6 +185,15 @@ pub fn defer(client: &mut Client, schema: &str, tables: &[String]) -> Result<Def
         .chain(deferred.of(Kind::Index))
         .map(SetAside::drop_sql)
         .collect();
+    let drops: Vec<String> = drops
+        .into_iter()
+        .chain(
+            deferred
+                .triggers_off
+                .iter()
+                .map(|t| format!("ALTER TABLE {t} DISABLE TRIGGER USER")),
+        )
+        .collect();
     if !drops.is_empty() {
         client.batch_execute(&drops.join(";\n")).map_err(&fail)?;
     }
@@ -190,11 +207,24 @@ fn rebuild_error(statement: &str, e: &postgres::Error) -> Error {
     ))
 }
 
+/// The statements that turn the application's triggers back on.
+fn triggers_on(deferred: &Deferred) -> Vec<String> {
+    deferred
+        .triggers_off
+        .iter()
+        .map(|t| format!("ALTER TABLE {t} ENABLE TRIGGER USER"))
+        .collect()
+}
+
 /// Rebuilds what `defer` set aside on one connection, inside the caller's transaction: a foreign
 /// key added there is validated at once, in one pass.
 pub fn restore(client: &mut Client, deferred: &Deferred) -> Result<()> {
-    for entry in &deferred.entries {
-        let sql = entry.create_sql(true);
+    let statements = deferred
+        .entries
+        .iter()
+        .map(|e| e.create_sql(true))
+        .chain(triggers_on(deferred));
+    for sql in statements {
         client
             .batch_execute(&sql)
             .map_err(|e| rebuild_error(&sql, &e))?;
@@ -220,6 +250,7 @@ pub fn restore_parallel(db: &Database, deferred: &Deferred, workers: usize) -> R
     let adds: Vec<String> = deferred
         .of(Kind::ForeignKey)
         .map(|e| e.create_sql(false))
+        .chain(triggers_on(deferred))
         .collect();
     if !adds.is_empty() {
         db.parallel(&[adds.join(";\n")], 1, run)?;
@@ -264,6 +295,9 @@ pub fn repair(tx: &mut impl GenericClient, deferred: &Deferred) -> Result<()> {
         } else {
             tx.batch_execute(&entry.create_sql(true)).map_err(&fail)?;
         }
+    }
+    for sql in triggers_on(deferred) {
+        tx.batch_execute(&sql).map_err(&fail)?;
     }
     Ok(())
 }

@@ -59,6 +59,23 @@ pub fn tables(plan: &SeedPlan) -> Vec<String> {
     plan.tables.iter().map(|t| t.table.clone()).collect()
 }
 
+/// Sets the seeded tables' keys, indexes and foreign keys aside (and their own triggers off,
+/// where the spec says so) inside the caller's transaction.
+pub fn set_aside(
+    client: &mut Client,
+    data: &Dataset,
+    plan: &SeedPlan,
+    schema: &str,
+) -> Result<Deferred> {
+    let triggers_off: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| data.spec.tables[t.index].disable_triggers)
+        .map(|t| t.table.clone())
+        .collect();
+    constraints::defer(client, schema, &tables(plan), &triggers_off)
+}
+
 /// Inside the unit's transaction: sets keys and indexes aside, loads every table, rebuilds
 /// them, and moves the sequences past the seeded values. Nobody outside sees any of it until
 /// the unit commits.
@@ -70,7 +87,7 @@ pub fn load_atomic(
     schema: &str,
     reporter: &Reporter,
 ) -> Result<()> {
-    let deferred = constraints::defer(client, schema, &tables(plan))?;
+    let deferred = set_aside(client, data, plan, schema)?;
     load_levels(
         &mut Connections::One { client, stop },
         data,

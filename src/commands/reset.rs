@@ -22,7 +22,7 @@ use crate::seed_code::{SeedCode, SeedCommand};
 use crate::spec::{self, Dataset};
 use crate::stop::Stop;
 use crate::unit::Unit;
-use crate::{constraints, drop, fingerprint, meta, privileges, seed};
+use crate::{drop, fingerprint, meta, privileges, seed};
 
 /// How a reset that held the lock ended.
 enum Outcome {
@@ -158,8 +158,8 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                     })?;
                 }
                 Some(workers) => {
-                    let tables = seed::tables(&inputs.plan);
-                    let deferred = constraints::defer(unit.client(), &config.schema, &tables)?;
+                    let deferred =
+                        seed::set_aside(unit.client(), &inputs.data, &inputs.plan, &config.schema)?;
                     mark_unfinished(unit.client(), config, started_at, Some(deferred.clone()))?;
                     unit.commit()?;
                     phase(reporter, "seed", || {

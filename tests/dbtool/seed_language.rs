@@ -269,3 +269,46 @@ fn seed_language_mistakes_are_refused_before_connecting_naming_the_place() {
         }
     }
 }
+
+#[test]
+fn a_table_loaded_without_its_triggers_keeps_them_for_the_application() {
+    let db = TestDb::new("triggers_off");
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__audit.sql",
+        "CREATE TABLE audit (what text NOT NULL);\n\
+         CREATE FUNCTION audit_client() RETURNS trigger LANGUAGE plpgsql AS\n\
+         $$ BEGIN INSERT INTO audit VALUES ('client ' || NEW.id); RETURN NEW; END $$;\n\
+         CREATE TRIGGER audit_clients AFTER INSERT ON clients FOR EACH ROW EXECUTE FUNCTION audit_client();\n",
+    );
+    // Without the switch the application's trigger fires for every seeded client.
+    db.run_in(&project, &["reset", "--profile", "ci", "--yes"])
+        .success();
+    assert_eq!(db.scalar("SELECT count(*) FROM audit"), 20);
+    let spec = std::fs::read_to_string(project.path("seeds/seed.toml")).unwrap();
+    project.write(
+        "seeds/seed.toml",
+        &spec.replacen(
+            "name = \"clients\"\n",
+            "name = \"clients\"\ndisable_triggers = true\n",
+            1,
+        ),
+    );
+    for extra in [&[][..], &["--parallel", "2"][..]] {
+        let mut args = vec!["reset", "--profile", "ci", "--yes"];
+        args.extend_from_slice(extra);
+        db.run_in(&project, &args).success();
+        assert_eq!(db.scalar("SELECT count(*) FROM audit"), 0, "{extra:?}");
+        // The trigger is back on for the application's own inserts.
+        assert_eq!(
+            db.text("SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'audit_clients'"),
+            "O"
+        );
+    }
+    db.client()
+        .batch_execute(
+            "INSERT INTO clients (first_name, last_name, email, created_at) VALUES ('A', 'B', 'a@b', now())",
+        )
+        .unwrap();
+    assert_eq!(db.scalar("SELECT count(*) FROM audit"), 1);
+}
