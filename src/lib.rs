@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod constraints;
+pub mod copy;
 pub mod db;
 pub mod drop;
 pub mod error;
