@@ -8,7 +8,8 @@ use std::time::Instant;
 use postgres::Client;
 
 use crate::constraints;
-use crate::db::{Database, describe_sql_error, quote_ident};
+use crate::copy::{self, RowEncoder};
+use crate::db::{Database, describe_sql_error};
 use crate::error::{Error, Result};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
 use crate::progress::{Reporter, TableProgress};
@@ -73,28 +74,36 @@ fn load_level(
     struct Table<'a> {
         load: &'a TableLoad,
         copy: String,
+        encoder: RowEncoder,
         progress: TableProgress,
         chunks_left: AtomicUsize,
     }
     let started = Instant::now();
+    let mut catalog = db.work()?;
     let tables: Vec<Table> = loads
         .iter()
         .map(|load| {
             let spec = &data.spec.tables[load.index];
-            let columns: Vec<String> = spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
-            Table {
+            let columns: Vec<String> = spec.columns.iter().map(|c| c.name.clone()).collect();
+            let types =
+                copy::spec_column_types(&mut catalog, schema, data, load.index).map_err(|e| {
+                    Error::Work(format!(
+                        "seeding {} failed: {}",
+                        load.table,
+                        describe_sql_error(&e, None)
+                    ))
+                })?;
+            let encoder = RowEncoder::for_table(data, load.index, types);
+            Ok(Table {
                 load,
-                copy: format!(
-                    "COPY {}.{} ({}) FROM STDIN",
-                    quote_ident(schema),
-                    quote_ident(&spec.name),
-                    columns.join(", ")
-                ),
+                copy: encoder.statement(schema, &spec.name, &columns, false),
+                encoder,
                 progress: reporter.table(&load.table, load.rows),
                 chunks_left: AtomicUsize::new(load.chunks.len()),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
+    drop(catalog);
     let finished = |table: &Table| {
         table.progress.finish();
         reporter.table_seeded(&table.load.table, table.load.rows, started.elapsed());
@@ -113,6 +122,7 @@ fn load_level(
             table.load,
             chunk,
             &table.copy,
+            &table.encoder,
             &db.stop,
             &table.progress,
         )?;
@@ -131,6 +141,7 @@ fn copy_chunk(
     load: &TableLoad,
     chunk: &Chunk,
     copy: &str,
+    encoder: &RowEncoder,
     stop: &Stop,
     progress: &TableProgress,
 ) -> Result<()> {
@@ -143,8 +154,11 @@ fn copy_chunk(
         ))
     };
     let mut writer = client.copy_in(copy).map_err(fail)?;
-    let columns = data.spec.tables[load.index].columns.len();
-    let mut line = String::with_capacity(512);
+    let write_failed =
+        |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", load.table));
+    let mut line = Vec::with_capacity(512);
+    encoder.begin(&mut line);
+    writer.write_all(&line).map_err(write_failed)?;
     let mut index = chunk.first_index;
     let mut unreported = 0;
     let generated = data.for_each_row(load.index, chunk.roots.clone(), &mut |mut row| {
@@ -152,19 +166,11 @@ fn copy_chunk(
         index += 1;
         let mut values = RowValues::new(data, load.index, row);
         line.clear();
-        for c in 0..columns {
-            if c > 0 {
-                line.push('\t');
-            }
-            match values.get(c)? {
-                None => line.push_str("\\N"),
-                Some(text) => escape_copy_text(&mut line, text),
-            }
-        }
-        line.push('\n');
-        writer
-            .write_all(line.as_bytes())
-            .map_err(|e| Error::Work(format!("seeding {} failed: {e}", load.table)))?;
+        encoder.row(&mut values, &mut line).map_err(|e| match e {
+            Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
+            e => e,
+        })?;
+        writer.write_all(&line).map_err(write_failed)?;
         unreported += 1;
         if unreported == PROGRESS_EVERY {
             progress.inc(unreported);
@@ -176,26 +182,12 @@ fn copy_chunk(
     });
     // On an error the writer drops unfinished, which aborts the COPY.
     generated?;
+    line.clear();
+    encoder.end(&mut line);
+    writer.write_all(&line).map_err(write_failed)?;
     writer.finish().map_err(fail)?;
     progress.inc(unreported);
     Ok(())
-}
-
-/// COPY text format: backslash, tab, newline and carriage return are escaped.
-fn escape_copy_text(out: &mut String, text: &str) {
-    if !text.contains(['\\', '\t', '\n', '\r']) {
-        out.push_str(text);
-        return;
-    }
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
 }
 
 /// Moves every sequence behind a serial or identity column of `tables` past the column's
@@ -227,16 +219,4 @@ pub fn advance_sequences(
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_copy_text;
-
-    #[test]
-    fn copy_text_escapes_its_delimiters() {
-        let mut out = String::new();
-        escape_copy_text(&mut out, "a\tb\\c\nd\re");
-        assert_eq!(out, "a\\tb\\\\c\\nd\\re");
-    }
 }
