@@ -550,6 +550,7 @@ pub struct RowEncoder {
     /// Per column, when the table goes binary.
     binary: Option<Vec<ColumnType>>,
     columns: usize,
+    statement: String,
 }
 
 impl RowEncoder {
@@ -558,34 +559,28 @@ impl RowEncoder {
         RowEncoder {
             binary: None,
             columns,
+            statement: String::new(),
         }
     }
 
-    /// Binary COPY when every column has a binary form and every value the spec can produce
-    /// parses on the client; text otherwise.
-    pub fn for_table(data: &Dataset, table: usize, types: Vec<ColumnType>) -> Self {
-        let columns = data.spec.tables[table].columns.len();
-        if parses_on_client(data, table, &types) {
-            RowEncoder {
-                binary: Some(types),
-                columns,
-            }
-        } else {
-            RowEncoder::text(columns)
-        }
-    }
-
-    pub fn is_binary(&self) -> bool {
-        self.binary.is_some()
-    }
-
-    /// `COPY schema.table (columns) FROM STDIN` with this encoder's format. `freeze` only where
-    /// the table was created or truncated in the same transaction (else the server refuses):
-    /// the rows are then written frozen, so the first reads after the load set no hint bits.
-    pub fn statement(&self, schema: &str, table: &str, columns: &[String], freeze: bool) -> String {
-        let columns: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    /// The COPY of the spec's columns of `table` into `schema`: binary when every column has a
+    /// binary form and every value the spec can produce parses on the client; text otherwise.
+    /// `freeze` only where the table was created or truncated in the same (sub)transaction,
+    /// else the server refuses: the rows are then written frozen, so the first reads after the
+    /// load set no hint bits.
+    pub fn for_table(
+        data: &Dataset,
+        table: usize,
+        types: Vec<ColumnType>,
+        schema: &str,
+        freeze: bool,
+    ) -> Self {
+        let spec = &data.spec.tables[table];
+        let columns = spec.columns.len();
+        let binary = parses_on_client(data, table, &types).then_some(types);
+        let names: Vec<String> = spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
         let mut options = Vec::new();
-        if self.is_binary() {
+        if binary.is_some() {
             options.push("FORMAT binary");
         }
         if freeze {
@@ -596,12 +591,25 @@ impl RowEncoder {
         } else {
             format!(" WITH ({})", options.join(", "))
         };
-        format!(
-            "COPY {}.{} ({}) FROM STDIN{with}",
-            quote_ident(schema),
-            quote_ident(table),
-            columns.join(", ")
-        )
+        RowEncoder {
+            binary,
+            columns,
+            statement: format!(
+                "COPY {}.{} ({}) FROM STDIN{with}",
+                quote_ident(schema),
+                quote_ident(&spec.name),
+                names.join(", ")
+            ),
+        }
+    }
+
+    pub fn is_binary(&self) -> bool {
+        self.binary.is_some()
+    }
+
+    /// The `COPY ... FROM STDIN` statement.
+    pub fn statement(&self) -> &str {
+        &self.statement
     }
 
     /// What the stream starts with.

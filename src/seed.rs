@@ -73,7 +73,6 @@ fn load_level(
 ) -> Result<()> {
     struct Table<'a> {
         load: &'a TableLoad,
-        copy: String,
         encoder: RowEncoder,
         progress: TableProgress,
         chunks_left: AtomicUsize,
@@ -83,8 +82,6 @@ fn load_level(
     let tables: Vec<Table> = loads
         .iter()
         .map(|load| {
-            let spec = &data.spec.tables[load.index];
-            let columns: Vec<String> = spec.columns.iter().map(|c| c.name.clone()).collect();
             let types =
                 copy::spec_column_types(&mut catalog, schema, data, load.index).map_err(|e| {
                     Error::Work(format!(
@@ -93,11 +90,9 @@ fn load_level(
                         describe_sql_error(&e, None)
                     ))
                 })?;
-            let encoder = RowEncoder::for_table(data, load.index, types);
             Ok(Table {
                 load,
-                copy: encoder.statement(schema, &spec.name, &columns, false),
-                encoder,
+                encoder: RowEncoder::for_table(data, load.index, types, schema, false),
                 progress: reporter.table(&load.table, load.rows),
                 chunks_left: AtomicUsize::new(load.chunks.len()),
             })
@@ -121,7 +116,6 @@ fn load_level(
             data,
             table.load,
             chunk,
-            &table.copy,
             &table.encoder,
             &db.stop,
             &table.progress,
@@ -140,7 +134,6 @@ fn copy_chunk(
     data: &Dataset,
     load: &TableLoad,
     chunk: &Chunk,
-    copy: &str,
     encoder: &RowEncoder,
     stop: &Stop,
     progress: &TableProgress,
@@ -153,7 +146,7 @@ fn copy_chunk(
             describe_sql_error(&e, None)
         ))
     };
-    let mut writer = client.copy_in(copy).map_err(fail)?;
+    let mut writer = client.copy_in(encoder.statement()).map_err(fail)?;
     let write_failed =
         |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", load.table));
     let mut line = Vec::with_capacity(512);
