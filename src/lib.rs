@@ -8,6 +8,7 @@ pub mod config;
 pub mod constraints;
 pub mod copy;
 pub mod db;
+pub mod digest;
 pub mod drop;
 pub mod error;
 pub mod fingerprint;

@@ -1,0 +1,242 @@
+//! Table digest, version 2: computed by the client while it generates the rows, and by the
+//! server in `dbtool fingerprint`, with the same result, so a reset needs no second scan.
+//!
+//! A table's digest is its row count and the sum, modulo 2^64, of every row's hash, where a
+//! row's hash is the first 8 bytes (big-endian) of md5 of the row's text as the server prints
+//! it (`t::text`: record_out of its columns in attnum order, with the work connections'
+//! settings: TimeZone UTC, DateStyle ISO). A sum does not depend on the order of the rows, so
+//! chunks loaded on any connection in any order combine, and nothing is sorted.
+//!
+//! Version 1 (an md5 of the rows' text joined in primary-key order) needs the rows in key
+//! order, which a uuid key or parallel chunks do not give without sorting them all.
+
+use md5::{Digest, Md5};
+
+use crate::copy::{ColumnType, Value, parse};
+use crate::db::quote_ident;
+use crate::error::Result;
+use crate::spec::{Dataset, RowValues};
+
+pub const VERSION: u32 = 2;
+
+/// The server's side: `SELECT rows, digest` of one table, as `rows` (bigint) and 16 hex digits.
+pub fn server_query(schema: &str, table: &str) -> String {
+    format!(
+        "SELECT n, lpad(to_hex((CASE WHEN u >= 9223372036854775808 THEN u - 18446744073709551616 \
+                                     ELSE u END)::bigint), 16, '0')
+           FROM (SELECT count(*) AS n,
+                        mod(mod(coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0),
+                                18446744073709551616) + 18446744073709551616,
+                            18446744073709551616) AS u
+                   FROM {}.{} AS t) d",
+        quote_ident(schema),
+        quote_ident(table)
+    )
+}
+
+/// A partial digest: some rows of a table. Two partial digests of disjoint rows merge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sum {
+    pub rows: u64,
+    pub sum: u64,
+}
+
+impl Sum {
+    pub fn merge(&mut self, other: Sum) {
+        self.rows += other.rows;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+
+    /// 16 hex digits, as `server_query` prints them.
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.sum)
+    }
+}
+
+/// How to print one table's rows as the server does: for each column in attnum order, which of
+/// the spec's columns fills it and its type.
+#[derive(Debug, Clone)]
+pub struct RowText {
+    columns: Vec<(usize, ColumnType)>,
+}
+
+impl RowText {
+    /// `None` when the client cannot know a row's text: a column the spec does not fill (a
+    /// default, a generated column) or a type whose text the client does not reproduce (jsonb,
+    /// floats, domains, arrays, ...). Such a table is digested by the server.
+    pub fn new(data: &Dataset, table: usize, catalog: &[(String, ColumnType)]) -> Option<Self> {
+        let spec = &data.spec.tables[table];
+        let columns = catalog
+            .iter()
+            .map(|(name, ty)| {
+                let position = spec.columns.iter().position(|c| c.name == *name)?;
+                has_canonical_text(*ty).then_some((position, *ty))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(RowText { columns })
+    }
+
+    /// Adds one row to `sum`. `Ok(false)` when a value does not parse as its column's type:
+    /// the client cannot be sure of the server's text, and the caller falls back to the server.
+    pub fn add(&self, values: &mut RowValues, buffer: &mut Vec<u8>, sum: &mut Sum) -> Result<bool> {
+        buffer.clear();
+        buffer.push(b'(');
+        for (i, &(column, ty)) in self.columns.iter().enumerate() {
+            if i > 0 {
+                buffer.push(b',');
+            }
+            let Some(text) = values.get(column)? else {
+                continue;
+            };
+            let Ok(value) = parse(ty, text) else {
+                return Ok(false);
+            };
+            write_record_field(buffer, &value, ty);
+        }
+        buffer.push(b')');
+        let hash = Md5::digest(&buffer[..]);
+        let first: [u8; 8] = hash[..8].try_into().expect("md5 has 16 bytes");
+        sum.rows += 1;
+        sum.sum = sum.sum.wrapping_add(u64::from_be_bytes(first));
+        Ok(true)
+    }
+}
+
+fn has_canonical_text(ty: ColumnType) -> bool {
+    !matches!(
+        ty,
+        ColumnType::Jsonb | ColumnType::Float4 | ColumnType::Float8 | ColumnType::Other
+    )
+}
+
+/// One field of record_out: quoted when empty or holding `"`, `\`, `(`, `)`, `,` or white
+/// space, with `"` and `\` doubled inside the quotes.
+fn write_record_field(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
+    let start = out.len();
+    write_text(out, value, ty);
+    let needs_quotes = out.len() == start
+        || out[start..].iter().any(|&b| {
+            matches!(
+                b,
+                b'"' | b'\\' | b'(' | b')' | b',' | b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c
+            )
+        });
+    if needs_quotes {
+        let text = out.split_off(start);
+        out.push(b'"');
+        for b in text {
+            if b == b'"' || b == b'\\' {
+                out.push(b);
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    }
+}
+
+/// A value's text as the server's output function prints it.
+fn write_text(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
+    use std::io::Write;
+    match value {
+        Value::Int(v) => write!(out, "{v}").expect("writes to a Vec"),
+        Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
+        Value::Text(t) => out.extend_from_slice(t.as_bytes()),
+        Value::Uuid(u) => {
+            let hex = format!("{u:032x}");
+            write!(
+                out,
+                "{}-{}-{}-{}-{}",
+                &hex[0..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..32]
+            )
+            .expect("writes to a Vec");
+        }
+        Value::Date(days) => out.extend_from_slice(crate::calendar::format_date(*days).as_bytes()),
+        Value::Timestamp(micros) => {
+            let seconds = micros.div_euclid(1_000_000);
+            let fraction = micros.rem_euclid(1_000_000);
+            let days = seconds.div_euclid(86_400);
+            let s = seconds.rem_euclid(86_400);
+            write!(
+                out,
+                "{} {:02}:{:02}:{:02}",
+                crate::calendar::format_date(days),
+                s / 3600,
+                s / 60 % 60,
+                s % 60
+            )
+            .expect("writes to a Vec");
+            if fraction > 0 {
+                let digits = format!("{fraction:06}");
+                out.push(b'.');
+                out.extend_from_slice(digits.trim_end_matches('0').as_bytes());
+            }
+            if ty == ColumnType::Timestamptz {
+                out.extend_from_slice(b"+00");
+            }
+        }
+        Value::Numeric(n) => n.write_text(out),
+        Value::Float(_) => unreachable!("floats have no canonical text here"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(text: &str, ty: ColumnType) -> String {
+        let mut out = Vec::new();
+        write_record_field(&mut out, &parse(ty, text).unwrap(), ty);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fields_print_and_quote_as_record_out_does() {
+        assert_eq!(field("a b", ColumnType::Text), "\"a b\"");
+        assert_eq!(field("", ColumnType::Text), "\"\"");
+        assert_eq!(
+            field("say \"hi\\\"", ColumnType::Text),
+            "\"say \"\"hi\\\\\"\"\""
+        );
+        assert_eq!(field("plain", ColumnType::Text), "plain");
+        assert_eq!(field("TRUE", ColumnType::Bool), "t");
+        assert_eq!(
+            field("2025-01-01T03:02:03.250+02:00", ColumnType::Timestamptz),
+            "\"2025-01-01 01:02:03.25+00\""
+        );
+        assert_eq!(
+            field("2025-01-01 01:02:03+05", ColumnType::Timestamp),
+            "\"2025-01-01 01:02:03\""
+        );
+        assert_eq!(field("15", ColumnType::Numeric { scale: Some(2) }), "15.00");
+        assert_eq!(
+            field("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", ColumnType::Uuid),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        );
+    }
+
+    #[test]
+    fn sums_merge_in_any_order() {
+        let parts = [
+            Sum {
+                rows: 1,
+                sum: u64::MAX,
+            },
+            Sum { rows: 2, sum: 5 },
+            Sum {
+                rows: 3,
+                sum: 1 << 63,
+            },
+        ];
+        let mut forward = Sum::default();
+        parts.iter().for_each(|p| forward.merge(*p));
+        let mut backward = Sum::default();
+        parts.iter().rev().for_each(|p| backward.merge(*p));
+        assert_eq!(forward, backward);
+        assert_eq!(forward.rows, 6);
+        assert_eq!(forward.hex(), "8000000000000004");
+    }
+}
