@@ -102,6 +102,25 @@ impl RowText {
     }
 }
 
+/// Every row of `table` generated in one pass and digested, as a reset that loads the table on
+/// one connection would: `None` when the client cannot know the rows' text.
+pub fn generate(data: &Dataset, table: usize, row_text: &RowText) -> Result<Option<Sum>> {
+    let mut sum = Sum::default();
+    let mut buffer = Vec::with_capacity(256);
+    let mut index = 0;
+    let mut known = true;
+    data.for_each_row(table, 0..data.root_count(table), &mut |mut row| {
+        row.index = Some(index);
+        index += 1;
+        if known {
+            let mut values = RowValues::new(data, table, row);
+            known = row_text.add(&mut values, &mut buffer, &mut sum)?;
+        }
+        Ok(())
+    })?;
+    Ok(known.then_some(sum))
+}
+
 fn has_canonical_text(ty: ColumnType) -> bool {
     !matches!(
         ty,

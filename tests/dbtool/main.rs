@@ -3,6 +3,7 @@
 //! database, so the tests run in parallel.
 
 mod connect;
+mod digest;
 mod faults;
 mod lock;
 mod migrate;
