@@ -111,16 +111,14 @@ pub fn table_columns(
         .collect())
 }
 
-/// The types of the spec's columns of a table (in the spec's column order), from the catalog.
+/// The types of the spec's columns of `table` (in the spec's column order), from the table's
+/// catalog columns (`table_columns`).
 pub fn spec_column_types(
-    client: &mut Client,
-    schema: &str,
     data: &Dataset,
     table: usize,
-) -> Result<Vec<ColumnType>, postgres::Error> {
-    let spec = &data.spec.tables[table];
-    let catalog = table_columns(client, schema, &spec.name)?;
-    Ok(spec
+    catalog: &[(String, ColumnType)],
+) -> Vec<ColumnType> {
+    data.spec.tables[table]
         .columns
         .iter()
         .map(|c| {
@@ -129,7 +127,7 @@ pub fn spec_column_types(
                 .find(|(name, _)| *name == c.name)
                 .map_or(ColumnType::Other, |(_, t)| *t)
         })
-        .collect())
+        .collect()
 }
 
 /// Whether every value the spec can put in each column of `table` parses on the client as the

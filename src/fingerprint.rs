@@ -1,10 +1,15 @@
-//! Per-table row count and md5 of the rows' text in primary-key order, computed by the server,
-//! and one overall digest (DESIGN.md §5).
+//! Per-table row count and digest of the rows (src/digest.rs, `version`), computed by the
+//! server, and one overall digest (DESIGN.md §5). A reset that knows a table's digest from the
+//! rows it sent passes it in and spares the server that table's scan.
 
+use std::collections::BTreeMap;
+
+use md5::{Digest, Md5};
 use postgres::Client;
 use serde::Serialize;
 
-use crate::db::{Database, describe_sql_error, quote_ident};
+use crate::db::{Database, describe_sql_error};
+use crate::digest::{self, Sum};
 use crate::error::{Error, Result};
 use crate::migrate::HISTORY_TABLE;
 
@@ -12,14 +17,17 @@ use crate::migrate::HISTORY_TABLE;
 pub struct TableDigest {
     pub table: String,
     pub rows: i64,
-    pub md5: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Fingerprint {
+    /// The digest's definition (src/digest.rs): fingerprints of different versions differ for
+    /// the same data.
+    pub version: u32,
     pub schema: String,
     pub tables: Vec<TableDigest>,
-    /// md5 of one `table rows md5` line per table, in table-name order.
+    /// md5 of one `table rows digest` line per table, in table-name order.
     pub overall: String,
 }
 
@@ -27,82 +35,84 @@ impl Fingerprint {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for t in &self.tables {
-            out.push_str(&format!("{:<28} {:>10} {}\n", t.table, t.rows, t.md5));
+            out.push_str(&format!("{:<28} {:>10} {}\n", t.table, t.rows, t.digest));
         }
         out.push_str(&format!("{:<28} {:>10} {}\n", "overall", "", self.overall));
         out
     }
 }
 
-/// Base tables of the schema (without the migration history) with their ORDER BY: the primary
-/// key's columns, or the whole row where there is none.
-fn tables(
-    client: &mut Client,
-    schema: &str,
-) -> Result<Vec<(String, String, i64)>, postgres::Error> {
+/// Base tables of the schema (without the migration history) with their size in pages.
+fn tables(client: &mut Client, schema: &str) -> Result<Vec<(String, i64)>, postgres::Error> {
     let rows = client.query(
-        "SELECT c.relname::text, c.relpages::bigint,
-                (SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY k.ord)
-                   FROM pg_index i
-                   CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                  WHERE i.indrelid = c.oid AND i.indisprimary)
+        "SELECT c.relname::text, c.relpages::bigint
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
             AND c.relname <> $2
           ORDER BY c.relname",
         &[&schema, &HISTORY_TABLE],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let order: Option<String> = r.get(2);
-            (
-                r.get(0),
-                order.unwrap_or_else(|| "t::text".to_string()),
-                r.get(1),
-            )
-        })
-        .collect())
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Digests the tables in parallel over `workers` work connections, largest first.
 pub fn compute(db: &Database, schema: &str, workers: usize) -> Result<Fingerprint> {
+    compute_knowing(db, schema, workers, &BTreeMap::new())
+}
+
+/// `compute`, taking the digests of the tables in `known` as given (a reset computed them from
+/// the rows it sent) and asking the server only for the others.
+pub fn compute_knowing(
+    db: &Database,
+    schema: &str,
+    workers: usize,
+    known: &BTreeMap<String, Sum>,
+) -> Result<Fingerprint> {
     let mut tables = tables(&mut *db.work()?, schema).map_err(read_failed)?;
-    tables.sort_by_key(|t| std::cmp::Reverse(t.2));
-    let mut digests = db.parallel(&tables, workers, |client, (table, order, _)| {
+    let mut digests: Vec<TableDigest> = Vec::new();
+    tables.retain(|(table, _)| match known.get(table) {
+        Some(sum) => {
+            digests.push(TableDigest {
+                table: table.clone(),
+                rows: sum.rows as i64,
+                digest: sum.hex(),
+            });
+            false
+        }
+        None => true,
+    });
+    tables.sort_by_key(|t| std::cmp::Reverse(t.1));
+    digests.extend(db.parallel(&tables, workers, |client, (table, _)| {
         let row = client
-            .query_one(
-                &format!(
-                    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY {order}), '')) \
-                     FROM {}.{} AS t",
-                    quote_ident(schema),
-                    quote_ident(table)
-                ),
-                &[],
-            )
+            .query_one(&digest::server_query(schema, table), &[])
             .map_err(read_failed)?;
         Ok(TableDigest {
             table: table.clone(),
             rows: row.get(0),
-            md5: row.get(1),
+            digest: row.get(1),
         })
-    })?;
-    digests.sort_by(|a, b| a.table.cmp(&b.table));
-    let lines: String = digests
-        .iter()
-        .map(|d| format!("{} {} {}\n", d.table, d.rows, d.md5))
-        .collect();
-    let overall: String = db
-        .work()?
-        .query_one("SELECT md5($1)", &[&lines])
-        .map_err(read_failed)?
-        .get(0);
-    Ok(Fingerprint {
-        schema: schema.to_string(),
-        tables: digests,
-        overall,
-    })
+    })?);
+    Ok(Fingerprint::new(schema, digests))
+}
+
+impl Fingerprint {
+    fn new(schema: &str, mut digests: Vec<TableDigest>) -> Self {
+        digests.sort_by(|a, b| a.table.cmp(&b.table));
+        let lines: String = digests
+            .iter()
+            .map(|d| format!("{} {} {}\n", d.table, d.rows, d.digest))
+            .collect();
+        let overall: String = Md5::digest(lines.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Fingerprint {
+            version: digest::VERSION,
+            schema: schema.to_string(),
+            tables: digests,
+            overall,
+        }
+    }
 }
 
 fn read_failed(e: postgres::Error) -> Error {

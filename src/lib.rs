@@ -444,11 +444,11 @@ fn reset(config: &Config, args: &cli::ResetArgs, stop: &Stop, reporter: &Reporte
             return Ok(ResetOutcome::Migrated);
         };
         drop(client);
-        phase(reporter, "seed", || {
+        let sent = phase(reporter, "seed", || {
             seed::seed(&db, data, plan, &config.schema, workers(config), reporter)
         })?;
         let fp = phase(reporter, "record", || {
-            let fp = fingerprint::compute(&db, &config.schema, workers(config))?;
+            let fp = fingerprint::compute_knowing(&db, &config.schema, workers(config), &sent)?;
             let record = meta::LastReset {
                 schema: config.schema.clone(),
                 profile: s.profile.name.clone(),

@@ -1,7 +1,9 @@
 //! Seeding: rows stream into the database with COPY over the work connections in parallel,
 //! parents before children; memory stays flat because rows are generated as they are sent.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -10,6 +12,7 @@ use postgres::Client;
 use crate::constraints;
 use crate::copy::{self, RowEncoder};
 use crate::db::{Database, describe_sql_error};
+use crate::digest::{RowText, Sum};
 use crate::error::{Error, Result};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
 use crate::progress::{Reporter, TableProgress};
@@ -18,6 +21,10 @@ use crate::stop::Stop;
 
 /// Rows between two progress updates.
 const PROGRESS_EVERY: u64 = 2_000;
+
+/// Per seeded table, its digest (src/digest.rs) computed from the rows as they were sent, where
+/// the client could know the server's text of every row.
+pub type ClientDigests = BTreeMap<String, Sum>;
 
 /// Loads every table of the plan with keys, indexes and foreign keys set aside, rebuilds them,
 /// then moves sequences past the seeded values.
@@ -28,7 +35,7 @@ pub fn seed(
     schema: &str,
     workers: usize,
     reporter: &Reporter,
-) -> Result<()> {
+) -> Result<ClientDigests> {
     let tables: Vec<String> = plan.tables.iter().map(|t| t.table.clone()).collect();
     let deferred = constraints::defer(&mut *db.work()?, schema, &tables)?;
     let levels = plan
@@ -37,9 +44,11 @@ pub fn seed(
         .map(|t| t.level)
         .max()
         .map_or(0, |l| l + 1);
+    let mut digests = ClientDigests::new();
     let loaded: Result<()> = (0..levels).try_for_each(|level| {
         let loads: Vec<&TableLoad> = plan.tables.iter().filter(|t| t.level == level).collect();
-        load_level(db, data, &loads, schema, workers, reporter)
+        digests.extend(load_level(db, data, &loads, schema, workers, reporter)?);
+        Ok(())
     });
     // Put the schema back even when the load failed, unless we are being stopped.
     if db.stop.reason().is_none() && !deferred.is_empty() {
@@ -58,7 +67,20 @@ pub fn seed(
             "moving sequences failed: {}",
             describe_sql_error(&e, None)
         ))
-    })
+    })?;
+    Ok(digests)
+}
+
+/// One table of a level, as its chunks load.
+struct Table<'a> {
+    load: &'a TableLoad,
+    encoder: RowEncoder,
+    /// `None` when the client cannot know the server's text of its rows.
+    row_text: Option<RowText>,
+    /// The chunks' digests so far; `None` once a value did not parse on the client.
+    sum: Mutex<Option<Sum>>,
+    progress: TableProgress,
+    chunks_left: AtomicUsize,
 }
 
 /// The tables of one level (none refers to another) load together, their chunks spread over
@@ -70,29 +92,29 @@ fn load_level(
     schema: &str,
     workers: usize,
     reporter: &Reporter,
-) -> Result<()> {
-    struct Table<'a> {
-        load: &'a TableLoad,
-        encoder: RowEncoder,
-        progress: TableProgress,
-        chunks_left: AtomicUsize,
-    }
+) -> Result<Vec<(String, Sum)>> {
     let started = Instant::now();
     let mut catalog = db.work()?;
     let tables: Vec<Table> = loads
         .iter()
         .map(|load| {
-            let types =
-                copy::spec_column_types(&mut catalog, schema, data, load.index).map_err(|e| {
-                    Error::Work(format!(
-                        "seeding {} failed: {}",
-                        load.table,
-                        describe_sql_error(&e, None)
-                    ))
-                })?;
+            let failed = |e: postgres::Error| {
+                Error::Work(format!(
+                    "seeding {} failed: {}",
+                    load.table,
+                    describe_sql_error(&e, None)
+                ))
+            };
+            let columns = copy::table_columns(&mut catalog, schema, &load.table).map_err(failed)?;
+            let types = copy::spec_column_types(data, load.index, &columns);
+            let row_text =
+                RowText::for_loaded_table(&mut catalog, schema, data, load.index, &columns)
+                    .map_err(failed)?;
             Ok(Table {
                 load,
                 encoder: RowEncoder::for_table(data, load.index, types, schema, false),
+                sum: Mutex::new(row_text.is_some().then(Sum::default)),
+                row_text,
                 progress: reporter.table(&load.table, load.rows),
                 chunks_left: AtomicUsize::new(load.chunks.len()),
             })
@@ -111,33 +133,34 @@ fn load_level(
         .flat_map(|t| t.load.chunks.iter().map(move |c| (t, c)))
         .collect();
     db.parallel(&jobs, workers, |client, (table, chunk)| {
-        copy_chunk(
-            client,
-            data,
-            table.load,
-            chunk,
-            &table.encoder,
-            &db.stop,
-            &table.progress,
-        )?;
+        copy_chunk(client, data, table, chunk, &db.stop)?;
         if table.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             finished(table);
         }
         Ok(())
     })?;
-    Ok(())
+    Ok(tables
+        .into_iter()
+        .filter_map(|t| {
+            let sum = t.sum.into_inner().expect("no chunk panicked")?;
+            Some((t.load.table.clone(), sum))
+        })
+        .collect())
 }
 
 /// Streams one chunk's rows through one COPY. Without `finish` the server aborts the COPY.
 fn copy_chunk(
     client: &mut Client,
     data: &Dataset,
-    load: &TableLoad,
+    table: &Table,
     chunk: &Chunk,
-    encoder: &RowEncoder,
     stop: &Stop,
-    progress: &TableProgress,
 ) -> Result<()> {
+    let (load, encoder, progress) = (table.load, &table.encoder, &table.progress);
+    // The chunk's own digest, merged into the table's at the end: chunks finish in any order.
+    let mut row_text = table.row_text.as_ref();
+    let mut sum = Sum::default();
+    let mut text = Vec::new();
     stop.check()?;
     let fail = |e: postgres::Error| {
         Error::Work(format!(
@@ -158,6 +181,11 @@ fn copy_chunk(
         row.index = Some(index);
         index += 1;
         let mut values = RowValues::new(data, load.index, row);
+        if let Some(rt) = row_text
+            && !rt.add(&mut values, &mut text, &mut sum)?
+        {
+            row_text = None;
+        }
         line.clear();
         encoder.row(&mut values, &mut line).map_err(|e| match e {
             Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
@@ -180,6 +208,11 @@ fn copy_chunk(
     writer.write_all(&line).map_err(write_failed)?;
     writer.finish().map_err(fail)?;
     progress.inc(unreported);
+    let mut table_sum = table.sum.lock().expect("no chunk panicked");
+    match (row_text, table_sum.as_mut()) {
+        (Some(_), Some(total)) => total.merge(sum),
+        _ => *table_sum = None,
+    }
     Ok(())
 }
 

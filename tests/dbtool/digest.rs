@@ -100,6 +100,41 @@ fn the_client_digest_equals_the_server_digest_for_dev_ci_and_another_seed() {
     assert_ne!(after["pets"], reseeded["pets"]);
 }
 
+/// The fingerprint a reset records from the rows it sent (no second scan) is the one the server
+/// computes afterwards, and a table the spec does not seed is digested by the server.
+#[test]
+fn a_reset_records_the_fingerprint_the_server_computes() {
+    let db = TestDb::new("recorded");
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V5__audit.sql",
+        "CREATE TABLE audit (id int PRIMARY KEY, note text);\n\
+         INSERT INTO audit VALUES (1, 'from a migration'), (2, NULL);\n",
+    );
+    for (profile, seed) in [("dev", "42"), ("ci", "7"), ("dev", "43")] {
+        let run = db.run_in(
+            &project,
+            &["reset", "--yes", "--profile", profile, "--seed", seed],
+        );
+        run.success();
+        let recorded = db
+            .text("SELECT value->>'fingerprint' FROM dbtool.meta WHERE key = 'last_reset:public'");
+        let fingerprint = db.fingerprint();
+        assert_eq!(
+            recorded,
+            fingerprint["overall"].as_str().unwrap(),
+            "{profile} {seed}"
+        );
+        assert!(
+            fingerprint["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["table"] == "audit" && t["rows"] == 2)
+        );
+    }
+}
+
 #[test]
 fn binary_copy_stores_what_text_copy_would_and_odd_input_falls_back_to_text() {
     let db = TestDb::new("binary_copy");
