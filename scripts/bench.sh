@@ -80,7 +80,8 @@ rate() { echo "$1 / $2" | bc -l | xargs printf '%.0f'; }
 
 reset() { "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile "$@"; }
 rows_of() { "$dbtool" profiles | sed -n "s/^$1 (seed [0-9]*, \([0-9]*\) rows).*/\1/p"; }
-empty_schema() { sql "$1" "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"; }
+# The dump (pg_dump -n public) creates the schema itself.
+empty_schema() { sql "$1" "DROP SCHEMA IF EXISTS public CASCADE"; }
 restore_into_empty() { # pg_restore --single-transaction of $1's dump into an empty public schema
     empty_schema bench_restore
     timed "$bindir/pg_restore" --single-transaction --no-owner -d "$(url bench_restore)" "$work/$1.dump"
@@ -93,7 +94,7 @@ dump() { # the data of the last reset, as pg_restore sees it
 reset dev >/dev/null 2>&1
 dump dev
 empty_schema bench_restore
-pg pg_restore --no-owner -d "$(url bench_restore)" "$work/dev.dump"
+pg pg_restore --single-transaction --no-owner -d "$(url bench_restore)" "$work/dev.dump"
 for _ in $(seq "$RUNS"); do
     timed "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile dev >> "$work/dev.dbtool"
     cat "$work/rss" >> "$work/dev.rss"
