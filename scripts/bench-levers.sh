@@ -10,13 +10,18 @@
 # 2. session settings, set for the bench database (ALTER DATABASE ... SET, so every work
 #    connection has them): maintenance_work_mem, max_parallel_maintenance_workers,
 #    synchronous_commit
-# 3. COPY FREEZE: server-side COPY FROM binary files into tables created in the same
-#    transaction, with and without FREEZE, and the first full scan after the commit
+# 3. server-side COPY FROM files of the same rows into tables created in the same transaction:
+#    text vs binary (the server's parse cost), binary with FREEZE, and the first full scan after
+#    the commit (hint bits)
+#
+# LEVERS=builds,settings,copy (the default: all) picks sections.
 #
 # Uses DATABASE_URL's server (a local superuser for 3), else a sandbox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
+LEVERS=${LEVERS:-builds,settings,copy}
+want() { [[ ",$LEVERS," == *",$1,"* ]]; }
 cargo build --release --locked -q
 if [ -z "${DATABASE_URL:-}" ]; then
     export DBTOOL_SANDBOX=levers
@@ -56,6 +61,7 @@ summary() { # label file [reference file]
 
 current=./target/release/dbtool
 "$current" --database-url "$url" reset --yes --profile bench >/dev/null 2>&1
+if want builds; then
 echo "builds (median of $RUNS, bench profile, --pool-size 2):"
 i=0
 for build in "$@" "$current"; do : > "$work/build$i"; i=$((i + 1)); done
@@ -65,7 +71,9 @@ for _ in $(seq "$RUNS"); do
 done
 i=0
 for build in "$@" "$current"; do summary "$build" "$work/build$i" "$work/build0"; i=$((i + 1)); done
+fi
 
+if want settings; then
 echo "session settings (median of $RUNS, $current):"
 settings=(
     ""
@@ -85,8 +93,10 @@ sql "$DATABASE_URL" "ALTER DATABASE $db RESET ALL"
 printf '  (server defaults: maintenance_work_mem %s, max_parallel_maintenance_workers %s, synchronous_commit %s)\n' \
     "$(sql "$url" "SHOW maintenance_work_mem")" "$(sql "$url" "SHOW max_parallel_maintenance_workers")" "$(sql "$url" "SHOW synchronous_commit")"
 for s in "${!settings[@]}"; do summary "${settings[$s]:-defaults}" "$work/set$s" "$work/set0"; done
+fi
+want copy || exit 0
 
-# FREEZE, server side, on the rows of the last reset.
+# COPY FROM files, server side, of the rows of the last reset.
 datadir=$(sql "$DATABASE_URL" "SHOW data_directory" 2>/dev/null || true)
 if [ "$(sql "$DATABASE_URL" "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")" != t ] || [ ! -d "$datadir" ]; then
     echo "COPY FREEZE: n/a (needs a local server and a superuser)"
@@ -97,12 +107,17 @@ chown "$(stat -c %U "$datadir")" "$files"
 trap 'rm -rf "$work" "$files"; [ -z "${DBTOOL_SANDBOX:-}" ] || scripts/sandbox.sh stop' EXIT
 tables=$(sql "$url" "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                      WHERE nspname = 'public' AND relkind = 'r' AND relname <> 'refinery_schema_history' ORDER BY 1")
-for t in $tables; do sql "$url" "COPY public.$t TO '$files/$t.bin' (FORMAT binary)"; done
-load_sql() { # $1: "" or ", FREEZE"
+for t in $tables; do
+    sql "$url" "COPY public.$t TO '$files/$t.text'"
+    sql "$url" "COPY public.$t TO '$files/$t.binary' (FORMAT binary)"
+done
+load_sql() { # $1: text | binary | freeze
+    local format=$1 options="FORMAT $1"
+    [ "$1" = freeze ] && { format=binary; options="FORMAT binary, FREEZE"; }
     echo "BEGIN;"
     for t in $tables; do
         echo "CREATE TABLE scratch.$t (LIKE public.$t);"
-        echo "COPY scratch.$t FROM '$files/$t.bin' (FORMAT binary$1);"
+        echo "COPY scratch.$t FROM '$files/$t.$format' ($options);"
     done
     echo "COMMIT;"
 }
@@ -114,20 +129,19 @@ timed_psql() {
     t1=$(date +%s.%N)
     echo "$t1 - $t0" | bc -l
 }
-for v in plain freeze; do : > "$work/$v.load"; : > "$work/$v.scan"; done
+variants="text binary freeze"
+for v in $variants; do : > "$work/$v.load"; : > "$work/$v.scan"; done
 for _ in $(seq "$RUNS"); do
-    for v in plain freeze; do
+    for v in $variants; do
         sql "$url" "DROP SCHEMA IF EXISTS scratch CASCADE; CREATE SCHEMA scratch; CHECKPOINT"
-        opt=""; [ "$v" = freeze ] && opt=", FREEZE"
-        load_sql "$opt" | timed_psql >> "$work/$v.load"
+        load_sql "$v" | timed_psql >> "$work/$v.load"
         scan_sql | timed_psql >> "$work/$v.scan"
     done
 done
 sql "$url" "DROP SCHEMA IF EXISTS scratch CASCADE"
-echo "COPY FREEZE (median of $RUNS; server-side COPY FROM binary files, tables created in the transaction):"
-for v in plain freeze; do
-    printf '  %-8s load %6.3fs  first full scan %6.3fs\n' "$v" "$(median < "$work/$v.load")" "$(median < "$work/$v.scan")"
+echo "server-side COPY FROM files (median of $RUNS; tables created in the transaction, no indexes):"
+for v in $variants; do
+    printf '  %-8s load %6.3fs (%s of text)  first full scan %6.3fs (%s of text)\n' "$v" \
+        "$(median < "$work/$v.load")" "$(ratio "$(median < "$work/$v.load")" "$(median < "$work/text.load")")" \
+        "$(median < "$work/$v.scan")" "$(ratio "$(median < "$work/$v.scan")" "$(median < "$work/text.scan")")"
 done
-printf '  freeze/plain: load %s, first scan %s\n' \
-    "$(ratio "$(median < "$work/freeze.load")" "$(median < "$work/plain.load")")" \
-    "$(ratio "$(median < "$work/freeze.scan")" "$(median < "$work/plain.scan")")"
