@@ -548,6 +548,8 @@ pub struct RowEncoder {
     /// Per column, when the table goes binary.
     binary: Option<Vec<ColumnType>>,
     columns: usize,
+    /// The spec's column names, for errors.
+    names: Vec<String>,
     statement: String,
 }
 
@@ -557,6 +559,7 @@ impl RowEncoder {
         RowEncoder {
             binary: None,
             columns,
+            names: Vec::new(),
             statement: String::new(),
         }
     }
@@ -576,7 +579,7 @@ impl RowEncoder {
         let spec = &data.spec.tables[table];
         let columns = spec.columns.len();
         let binary = parses_on_client(data, table, &types).then_some(types);
-        let names: Vec<String> = spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let quoted: Vec<String> = spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
         let mut options = Vec::new();
         if binary.is_some() {
             options.push("FORMAT binary");
@@ -592,11 +595,12 @@ impl RowEncoder {
         RowEncoder {
             binary,
             columns,
+            names: spec.columns.iter().map(|c| c.name.clone()).collect(),
             statement: format!(
                 "COPY {}.{} ({}) FROM STDIN{with}",
                 quote_ident(schema),
                 quote_ident(&spec.name),
-                names.join(", ")
+                quoted.join(", ")
             ),
         }
     }
@@ -617,7 +621,7 @@ impl RowEncoder {
         }
     }
 
-    /// Appends one row. An error names the column (by position) and the value.
+    /// Appends one row. An error names the column and the value.
     pub fn row(&self, values: &mut RowValues, out: &mut Vec<u8>) -> crate::error::Result<()> {
         match &self.binary {
             None => {
@@ -638,7 +642,9 @@ impl RowEncoder {
                     match values.get(c)? {
                         None => out.extend_from_slice(&(-1i32).to_be_bytes()),
                         Some(text) => parse(ty, text)
-                            .map_err(|e| crate::error::Error::Work(format!("column {c}: {e}")))?
+                            .map_err(|e| {
+                                crate::error::Error::Work(format!("column {}: {e}", self.names[c]))
+                            })?
                             .write_binary(ty, out),
                     }
                 }
