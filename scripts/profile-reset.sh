@@ -20,6 +20,8 @@ sql "$DATABASE_URL" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 sql "$DATABASE_URL" "CREATE DATABASE $db"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# PERF_DATA=FILE keeps the recording for perf report.
+[ -z "${PERF_DATA:-}" ] || trap 'mv "$work/perf.data" "$PERF_DATA"; rm -rf "$work"' EXIT
 dbtool=./target/release/dbtool
 "$dbtool" --database-url "$url" reset --yes --profile "$profile" "$@" >/dev/null 2>&1
 
@@ -35,7 +37,7 @@ done
 wait "$recorder"
 wal=$(sql "$DATABASE_URL" "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn'))")
 pids=$(sort -u "$work/pids" | paste -sd, -)
-report() { perf report -i "$work/perf.data" --no-children --stdio --percent-limit 1.5 -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 25; }
+report() { perf report -i "$work/perf.data" --no-children --stdio --percentage relative --percent-limit 1 -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 25; }
 echo "== dbtool (client), by symbol"
 report --comm dbtool --sort sym
 echo "== the reset's backends ($pids), by symbol"
