@@ -21,6 +21,9 @@ use crate::stop::Stop;
 
 /// Rows between two progress updates.
 const PROGRESS_EVERY: u64 = 2_000;
+/// Bytes of COPY data the row producer hands to the connection's thread at a time.
+const COPY_BUFFER: usize = 64 * 1024;
+const BUFFERS_IN_FLIGHT: usize = 4;
 
 /// Per seeded table, its digest (src/digest.rs) computed from the rows as they were sent, where
 /// the client could know the server's text of every row.
@@ -172,42 +175,65 @@ fn copy_chunk(
     let mut writer = client.copy_in(encoder.statement()).map_err(fail)?;
     let write_failed =
         |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", load.table));
-    let mut line = Vec::with_capacity(512);
-    encoder.begin(&mut line);
-    writer.write_all(&line).map_err(write_failed)?;
-    let mut index = chunk.first_index;
-    let mut unreported = 0;
-    let generated = data.for_each_row(load.index, chunk.roots.clone(), &mut |mut row| {
-        row.index = Some(index);
-        index += 1;
-        let mut values = RowValues::new(data, load.index, row);
-        if let Some(rt) = row_text
-            && !rt.add(&mut values, &mut text, &mut sum)?
-        {
-            row_text = None;
-        }
-        line.clear();
-        encoder.row(&mut values, &mut line).map_err(|e| match e {
-            Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
-            e => e,
-        })?;
-        writer.write_all(&line).map_err(write_failed)?;
-        unreported += 1;
-        if unreported == PROGRESS_EVERY {
+    // Rows are generated and encoded on a thread of their own while this one writes the COPY
+    // stream, so the client's CPU overlaps its socket writes (and the server's work, where cores
+    // allow). Buffers of about COPY_BUFFER bytes; a few in flight bound the memory.
+    let (full, receive) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS_IN_FLIGHT);
+    let (produced, written) = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> Result<(Option<&RowText>, Sum)> {
+            let mut buffer = Vec::with_capacity(COPY_BUFFER + 512);
+            encoder.begin(&mut buffer);
+            let mut index = chunk.first_index;
+            let mut unreported = 0;
+            data.for_each_row(load.index, chunk.roots.clone(), &mut |mut row| {
+                row.index = Some(index);
+                index += 1;
+                let mut values = RowValues::new(data, load.index, row);
+                if let Some(rt) = row_text
+                    && !rt.add(&mut values, &mut text, &mut sum)?
+                {
+                    row_text = None;
+                }
+                encoder.row(&mut values, &mut buffer).map_err(|e| match e {
+                    Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
+                    e => e,
+                })?;
+                if buffer.len() >= COPY_BUFFER {
+                    let next = Vec::with_capacity(COPY_BUFFER + 512);
+                    // The writer has gone: it failed, and says why.
+                    full.send(std::mem::replace(&mut buffer, next))
+                        .map_err(|_| Error::Work(format!("seeding {} failed", load.table)))?;
+                }
+                unreported += 1;
+                if unreported == PROGRESS_EVERY {
+                    progress.inc(unreported);
+                    unreported = 0;
+                    // Stop generating as soon as the lock is lost or a signal comes.
+                    stop.check()?;
+                }
+                Ok(())
+            })?;
+            encoder.end(&mut buffer);
+            full.send(buffer)
+                .map_err(|_| Error::Work(format!("seeding {} failed", load.table)))?;
             progress.inc(unreported);
-            unreported = 0;
-            // Stop generating as soon as the lock is lost or a signal comes.
-            stop.check()?;
-        }
-        Ok(())
+            Ok((row_text, sum))
+        });
+        let written: Result<()> = receive
+            .iter()
+            .try_for_each(|buffer| writer.write_all(&buffer).map_err(write_failed));
+        // Unblocks a producer waiting to send after a failed write.
+        drop(receive);
+        (
+            producer.join().expect("the row producer does not panic"),
+            written,
+        )
     });
-    // On an error the writer drops unfinished, which aborts the COPY.
-    generated?;
-    line.clear();
-    encoder.end(&mut line);
-    writer.write_all(&line).map_err(write_failed)?;
+    // On an error the writer drops unfinished, which aborts the COPY. A write error explains a
+    // producer's failed send, so it comes first.
+    written?;
+    let (row_text, sum) = produced?;
     writer.finish().map_err(fail)?;
-    progress.inc(unreported);
     let mut table_sum = table.sum.lock().expect("no chunk panicked");
     match (row_text, table_sum.as_mut()) {
         (Some(_), Some(total)) => total.merge(sum),
