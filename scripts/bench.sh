@@ -1,25 +1,39 @@
 #!/usr/bin/env bash
-# Benchmarks, run by hand (not by CI). Each figure is measured beside its reference in the same
-# run, the two alternating, RUNS times each (default 5); the table shows medians.
+# Benchmarks, run by hand (not by CI): the table of issue 12. Each figure is measured beside its
+# reference in the same run, the two alternating, RUNS times each (default 5); the table shows
+# medians and the ratio dbtool / reference.
 #
-#   dev reset (whole process)      vs  pg_restore --clean of a pg_dump -Fc of the same data
-#   bench reset (~1.2M rows) rows/s vs pgbench -i of about as many rows
-#   bench reset time               vs  pg_restore -j 2 of a dump of the same data
-#   peak RSS of the dev and the bench reset
+#   dev reset (whole process)     vs  pg_restore --single-transaction --clean of a dump of the same data
+#   bench reset (atomic)          vs  pg_restore --single-transaction into an empty schema
+#   bench reset --parallel N      vs  pg_restore -j N --clean   (N = cores, at least 2; n/a until
+#                                     `dbtool reset --parallel` exists)
+#   load reset (5.8M rows)        vs  pg_restore --single-transaction into an empty schema
+#                                     (LOAD_RUNS times, default 3; BENCH_SKIP_LOAD=1 skips it)
+#   server floor                  bench reset vs one transaction of server-side COPY ... FROM the
+#                                     binary files of the same rows (written once with COPY ... TO)
+#                                     plus the same index and key builds (superuser, local server)
+#   peak RSS                      dev and load reset
+#   generation alone              rows/s of the bench profile on one core, no database
+#                                     (cargo run --release --example generate)
+# Then, for one bench reset: client CPU, server CPU and WAL by phase.
 #
 # Uses DATABASE_URL's server when set (it creates and drops databases bench_*), else a sandbox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
+LOAD_RUNS=${LOAD_RUNS:-3}
+BENCH_SKIP_LOAD=${BENCH_SKIP_LOAD:-0}
 
 need=()
 [ -x /usr/bin/time ] || need+=(time)
 command -v bc >/dev/null 2>&1 || need+=(bc)
-command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || need+=(postgresql-contrib)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+ls /usr/lib/postgresql/*/bin/pg_restore >/dev/null 2>&1 || need+=(postgresql-client)
 scripts/install-packages.sh "${need[@]}"
 cargo build --release --locked -q
+cargo build --release --locked -q --example generate
 
 if [ -z "${DATABASE_URL:-}" ]; then
     export DBTOOL_SANDBOX=bench
@@ -31,15 +45,29 @@ bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 pg() { "$bindir/$1" "${@:2}"; }
 base=${DATABASE_URL%/*}
 url() { echo "$base/$1"; }
-for db in bench_dbtool bench_restore bench_pgbench; do
-    pg psql -q -X "$DATABASE_URL" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+sql() { pg psql -q -X -At -v ON_ERROR_STOP=1 "$(url "$1")" -c "SET client_min_messages = warning" -c "$2"; }
+for db in bench_dbtool bench_restore bench_floor; do
+    sql postgres "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+    sql postgres "CREATE DATABASE $db"
 done
 work=$(mktemp -d)
-trap 'rm -rf "$work"; [ -n "${DBTOOL_SANDBOX:-}" ] && scripts/sandbox.sh stop' EXIT
+floor_dir=""
+cleanup() {
+    rm -rf "$work"
+    [ -z "$floor_dir" ] || rm -rf "$floor_dir"
+    [ -z "${DBTOOL_SANDBOX:-}" ] || scripts/sandbox.sh stop
+}
+trap cleanup EXIT
 
-dbtool=./target/release/dbtool
+# DBTOOL_BIN compares another build (e.g. a copy of an older one) against the same references.
+dbtool=${DBTOOL_BIN:-./target/release/dbtool}
+cores=$(nproc)
+jobs=$((cores < 2 ? 2 : cores))
+has_parallel=0
+"$dbtool" reset --help | grep -q -- --parallel && has_parallel=1
+
 now() { date +%s.%N; }
-# seconds of a command; its peak RSS (KB) goes to $work/rss
+# Seconds of a command; its peak RSS (KB) goes to $work/rss.
 timed() {
     local t0 t1
     t0=$(now)
@@ -49,61 +77,173 @@ timed() {
 }
 median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
 median_int() { median | xargs printf "%.0f"; }
-
-reset() { timed "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile "$1"; }
-
-dump() { # the data of the last reset, as pg_restore sees it
-    pg pg_dump -Fc -n public -f "$work/$1.dump" "$(url bench_dbtool)"
-    pg pg_restore --no-owner -d "$(url bench_restore)" "$work/$1.dump" 2>/dev/null || true
-}
-
-declare -A t
-for profile in dev bench; do
-    reset "$profile" >/dev/null
-    dump "$profile"
-    rows=$("$dbtool" profiles | sed -n "s/^$profile (seed [0-9]*, \([0-9]*\) rows).*/\1/p")
-    echo "$rows" > "$work/$profile.rows"
-    : > "$work/$profile.dbtool"; : > "$work/$profile.restore"; : > "$work/$profile.rss"
-    for _ in $(seq "$RUNS"); do
-        reset "$profile" >> "$work/$profile.dbtool"
-        cat "$work/rss" >> "$work/$profile.rss"
-        if [ "$profile" = dev ]; then
-            timed "$bindir/pg_restore" --clean --if-exists --no-owner -d "$(url bench_restore)" "$work/dev.dump" >> "$work/$profile.restore"
-        else
-            timed "$bindir/pg_restore" -j 2 --clean --if-exists --no-owner -d "$(url bench_restore)" "$work/bench.dump" >> "$work/$profile.restore"
-        fi
-    done
-done
-scale=$(( ( $(cat "$work/bench.rows") + 50000 ) / 100000 ))
-: > "$work/pgbench"
-for _ in $(seq "$RUNS"); do
-    timed "$bindir/pgbench" -i -q -s "$scale" -I dtgp "$(url bench_pgbench)" >> "$work/pgbench"
-done
-
-dev_t=$(median < "$work/dev.dbtool"); dev_r=$(median < "$work/dev.restore")
-big_t=$(median < "$work/bench.dbtool"); big_r=$(median < "$work/bench.restore")
-pgb_t=$(median < "$work/pgbench")
-big_rows=$(cat "$work/bench.rows"); pgb_rows=$((scale * 100000 + scale * 10 + scale))
-dev_rss=$(median_int < "$work/dev.rss"); big_rss=$(median_int < "$work/bench.rss")
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
 rate() { echo "$1 / $2" | bc -l | xargs printf '%.0f'; }
 
-printf '\n%-44s %14s %14s %7s %s\n' "measure (median of $RUNS)" dbtool reference ratio goal
-printf '%-44s %13ss %13ss %7s %s\n' "dev reset vs pg_restore --clean (same data)" "$dev_t" "$dev_r" "$(ratio "$dev_t" "$dev_r")" "<= 1.0"
-printf '%-44s %14s %14s %7s %s\n' "bench rows/s vs pgbench -i -s $scale" "$(rate "$big_rows" "$big_t")" "$(rate "$pgb_rows" "$pgb_t")" "$(ratio "$(rate "$big_rows" "$big_t")" "$(rate "$pgb_rows" "$pgb_t")")" ">= 0.75"
-printf '%-44s %13ss %13ss %7s %s\n' "bench reset vs pg_restore -j 2 (same data)" "$big_t" "$big_r" "$(ratio "$big_t" "$big_r")" "<= 1.0"
-printf '%-44s %12sKB %14s %7s %s\n' "peak RSS, dev reset" "$dev_rss" "64 MB" "" "<= 64 MB"
-printf '%-44s %12sKB %12sKB %7s %s\n' "peak RSS, bench reset vs dev reset" "$big_rss" "$dev_rss" "$(ratio "$big_rss" "$dev_rss")" "<= 2.0"
-printf '(bench profile: %s rows; pgbench: %s rows)\n' "$big_rows" "$pgb_rows"
+reset() { "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile "$@"; }
+rows_of() { "$dbtool" profiles | sed -n "s/^$1 (seed [0-9]*, \([0-9]*\) rows).*/\1/p"; }
+# The dump (pg_dump -n public) creates the schema itself.
+empty_schema() { sql "$1" "DROP SCHEMA IF EXISTS public CASCADE"; }
+restore_into_empty() { # pg_restore --single-transaction of $1's dump into an empty public schema
+    empty_schema bench_restore
+    timed "$bindir/pg_restore" --single-transaction --no-owner -d "$(url bench_restore)" "$work/$1.dump"
+}
+dump() { # the data of the last reset, as pg_restore sees it
+    pg pg_dump -Fc -n public -f "$work/$1.dump" "$(url bench_dbtool)"
+}
 
-# Where the bench reset's time goes: its own phase timings, and the client's CPU.
-/usr/bin/time -f '%U %S' -o "$work/cpu" "$dbtool" --database-url "$(url bench_dbtool)" reset --yes \
-    --profile bench --log-format json 2>"$work/phases.json" >/dev/null
-printf '\nbench reset, one run, by phase (ms):'
-grep '"event":"phase-finished"' "$work/phases.json" \
-    | sed -n 's/.*"ms":\([0-9]*\),"phase":"\([a-z]*\)".*/ \2 \1/p' | tr '\n' ';'
-phase_ms() { sed -n "s/.*\"ms\":\([0-9]*\),\"phase\":\"$1\".*/\1/p" "$work/phases.json" | tail -n 1; }
-printf '\n  seed = loading (COPY) %s ms + rebuilding keys, indexes, foreign keys %s ms; record = fingerprint + dbtool.meta\n' \
-    "$(( $(phase_ms seed) - $(phase_ms rebuild) ))" "$(phase_ms rebuild)"
-printf '  client CPU (user + sys): %s s; the rest of 2 cores x wall time is the server'"'"'s\n' \
-    "$(awk '{print $1 + $2}' "$work/cpu")"
+# ---- dev: whole process vs pg_restore --single-transaction --clean
+reset dev >/dev/null 2>&1
+dump dev
+empty_schema bench_restore
+pg pg_restore --single-transaction --no-owner -d "$(url bench_restore)" "$work/dev.dump"
+for _ in $(seq "$RUNS"); do
+    timed "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile dev >> "$work/dev.dbtool"
+    cat "$work/rss" >> "$work/dev.rss"
+    timed "$bindir/pg_restore" --single-transaction --clean --if-exists --no-owner \
+        -d "$(url bench_restore)" "$work/dev.dump" >> "$work/dev.restore"
+done
+
+# ---- bench: atomic reset vs pg_restore --single-transaction; parallel vs pg_restore -j
+reset bench >/dev/null 2>&1
+dump bench
+for _ in $(seq "$RUNS"); do
+    timed "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile bench >> "$work/bench.dbtool"
+    cat "$work/rss" >> "$work/bench.rss"
+    restore_into_empty bench >> "$work/bench.restore"
+done
+: > "$work/bench.par"; : > "$work/bench.parref"
+if [ "$has_parallel" = 1 ]; then
+    for _ in $(seq "$RUNS"); do
+        timed "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile bench --parallel "$jobs" >> "$work/bench.par"
+        timed "$bindir/pg_restore" -j "$jobs" --clean --if-exists --no-owner \
+            -d "$(url bench_restore)" "$work/bench.dump" >> "$work/bench.parref"
+    done
+fi
+
+# ---- server floor: COPY FROM binary files written once by the server, plus the same builds
+floor_ok=0
+: > "$work/floor"
+datadir=$(sql postgres "SHOW data_directory" 2>/dev/null || true)
+if [ "$(sql postgres "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")" = t ] && [ -d "$datadir" ]; then
+    floor_dir=$(mktemp -d /tmp/dbtool-bench-floor-XXXXXX)
+    chown "$(stat -c %U "$datadir")" "$floor_dir"
+    reset bench >/dev/null 2>&1
+    {
+        echo "SET client_min_messages = warning;"
+        echo "BEGIN;"
+        pg pg_restore --section=pre-data --no-owner -f - "$work/bench.dump"
+        for t in $(sql bench_dbtool "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                     WHERE nspname = 'public' AND relkind = 'r' ORDER BY 1"); do
+            sql bench_dbtool "COPY public.$t TO '$floor_dir/$t.bin' (FORMAT binary)"
+            echo "COPY public.$t FROM '$floor_dir/$t.bin' (FORMAT binary, FREEZE);"
+        done
+        # The dump's post-data: primary keys, unique constraints, indexes, foreign keys.
+        pg pg_restore --section=post-data --no-owner -f - "$work/bench.dump"
+        echo "COMMIT;"
+    } | grep -v '^SELECT pg_catalog.set_config' > "$work/floor.sql"
+    for _ in $(seq "$RUNS"); do
+        empty_schema bench_floor
+        timed "$bindir/psql" -q -X -v ON_ERROR_STOP=1 "$(url bench_floor)" -f "$work/floor.sql" >> "$work/floor"
+    done
+    floor_ok=1
+fi
+
+# ---- load profile: atomic reset vs pg_restore --single-transaction
+: > "$work/load.dbtool"; : > "$work/load.restore"; : > "$work/load.rss"
+if [ "$BENCH_SKIP_LOAD" != 1 ]; then
+    reset load >/dev/null 2>&1
+    dump load
+    for _ in $(seq "$LOAD_RUNS"); do
+        timed "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile load >> "$work/load.dbtool"
+        cat "$work/rss" >> "$work/load.rss"
+        restore_into_empty load >> "$work/load.restore"
+    done
+fi
+
+# ---- generation alone, one core, no database
+gen_line=$(taskset -c 0 ./target/release/examples/generate --profile bench)
+gen_rate=$(echo "$gen_line" | sed -n 's/.* \([0-9]*\) rows\/s.*/\1/p')
+
+# ---- the table
+dev_t=$(median < "$work/dev.dbtool"); dev_r=$(median < "$work/dev.restore")
+big_t=$(median < "$work/bench.dbtool"); big_r=$(median < "$work/bench.restore")
+dev_rss=$(median_int < "$work/dev.rss")
+row() { # measure dbtool reference goal
+    if [ "$2" = n/a ] || [ "$3" = n/a ]; then
+        printf '%-58s %9s %9s %7s %s\n' "$1" "$2" "$3" n/a "$4"
+    else
+        printf '%-58s %8ss %8ss %7s %s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")" "$4"
+    fi
+}
+printf '\n%-58s %9s %9s %7s %s\n' "measure (median of $RUNS, alternating)" dbtool reference ratio goal
+row "dev reset vs pg_restore -1 --clean" "$dev_t" "$dev_r" "<= 0.7"
+row "bench atomic reset vs pg_restore -1 into empty schema" "$big_t" "$big_r" "<= 0.9"
+if [ "$has_parallel" = 1 ]; then
+    row "bench reset --parallel $jobs vs pg_restore -j $jobs --clean" "$(median < "$work/bench.par")" "$(median < "$work/bench.parref")" "<= 0.9"
+else
+    row "bench reset --parallel vs pg_restore -j $jobs (no --parallel)" n/a n/a "<= 0.9"
+fi
+if [ "$BENCH_SKIP_LOAD" != 1 ]; then
+    row "load reset vs pg_restore -1 (median of $LOAD_RUNS)" "$(median < "$work/load.dbtool")" "$(median < "$work/load.restore")" "<= 0.9"
+else
+    row "load reset (skipped: BENCH_SKIP_LOAD=1)" n/a n/a "<= 0.9"
+fi
+if [ "$floor_ok" = 1 ]; then
+    row "bench reset vs server floor (COPY FROM binary + builds)" "$big_t" "$(median < "$work/floor")" "report; aim <= 1.3"
+else
+    row "server floor (needs a local server and a superuser)" n/a n/a "report; aim <= 1.3"
+fi
+printf '%-58s %8sKB %9s %7s %s\n' "peak RSS, dev reset" "$dev_rss" "64 MB" "" "<= 64 MB"
+if [ "$BENCH_SKIP_LOAD" != 1 ]; then
+    load_rss=$(median_int < "$work/load.rss")
+    printf '%-58s %8sKB %7sKB %7s %s\n' "peak RSS, load reset vs dev reset" "$load_rss" "$dev_rss" "$(ratio "$load_rss" "$dev_rss")" "<= 64 MB and <= 2.0"
+fi
+printf '%-58s %9s %9s %7s %s\n' "generation alone, bench profile, one core (rows/s)" "$gen_rate" "" "" "report"
+printf '%-58s %9s\n' "bench reset rows/s" "$(rate "$(rows_of bench)" "$big_t")"
+printf '(rows: dev %s, bench %s, load %s; %s cores)\n' "$(rows_of dev)" "$(rows_of bench)" "$(rows_of load)" "$cores"
+
+# ---- where one bench reset's time goes: CPU of dbtool and of the server, and WAL, by phase
+# Samples /proc every 0.1 s: dbtool's own CPU ticks, and the server's (every process of the
+# postmaster, plus the children it has reaped). Needs a local server; else only the client.
+postmaster=""
+[ -r "$datadir/postmaster.pid" ] && postmaster=$(head -n 1 "$datadir/postmaster.pid")
+server_ticks() {
+    [ -n "$postmaster" ] || { echo 0; return; }
+    local total pid
+    total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat")
+    for pid in $(pgrep -P "$postmaster"); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+wal_lsn() { sql postgres "SELECT pg_current_wal_lsn()"; }
+lsn0=$(wal_lsn)
+"$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile bench --log-format json \
+    2>"$work/phases.json" >/dev/null &
+client=$!
+while kill -0 "$client" 2>/dev/null; do
+    c=$(awk '{print $14 + $15}' "/proc/$client/stat" 2>/dev/null || echo "")
+    [ -n "$c" ] && echo "$(now) $c $(server_ticks)"
+    sleep 0.1
+done > "$work/samples"
+wait "$client"
+wal=$(sql postgres "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0'))")
+hz=$(getconf CLK_TCK)
+printf '\nbench reset, one run, by phase: wall, dbtool CPU, server CPU (s; %s cores)\n' "$cores"
+grep -E '"event":"phase-(started|finished)"' "$work/phases.json" \
+    | sed -n 's/.*"phase":"\([a-z]*\)".*"ts":"\([^"]*\)".*/\1 \2/p; s/.*"ts":"\([^"]*\)".*"phase":"\([a-z]*\)".*/\2 \1/p' \
+    | while read -r phase ts; do echo "$phase $(date -d "$ts" +%s.%N)"; done > "$work/phase_times"
+awk -v hz="$hz" '
+    NR == FNR { if (!($1 in start)) start[$1] = $2; else end[$1] = $2; if (!($1 in seen)) { order[++n] = $1; seen[$1] = 1 } next }
+    { t[++m] = $1; c[m] = $2; s[m] = $3 }
+    function at(x, arr,   i) { for (i = 1; i <= m; i++) if (t[i] >= x) return arr[i]; return arr[m] }
+    END {
+        for (i = 1; i <= n; i++) {
+            p = order[i]; if (!(p in end)) continue
+            printf "  %-10s %6.2f %6.2f %6.2f\n", p, end[p] - start[p],
+                (at(end[p], c) - at(start[p], c)) / hz, (at(end[p], s) - at(start[p], s)) / hz
+        }
+        printf "  %-10s %6.2f %6.2f %6.2f\n", "total", t[m] - t[1], (c[m] - c[1]) / hz, (s[m] - s[1]) / hz
+    }' "$work/phase_times" "$work/samples"
+printf '  WAL written: %s\n' "$wal"

@@ -2,14 +2,18 @@
 //! because rows are generated as they are sent. Atomic loads run on the unit's one connection,
 //! inside its transaction; `--parallel` loads spread the COPYs over several work connections.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use postgres::Client;
 
 use crate::constraints::{self, Deferred};
-use crate::db::{Database, describe_sql_error, quote_ident};
+use crate::copy::{self, RowEncoder};
+use crate::db::{Database, describe_sql_error};
+use crate::digest::{RowText, Sum};
 use crate::error::{Error, Result};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
 use crate::progress::{Reporter, TableProgress};
@@ -18,6 +22,13 @@ use crate::stop::Stop;
 
 /// Rows between two progress updates.
 const PROGRESS_EVERY: u64 = 2_000;
+/// Bytes of COPY data the row producer hands to the connection's thread at a time.
+const COPY_BUFFER: usize = 64 * 1024;
+const BUFFERS_IN_FLIGHT: usize = 4;
+
+/// Per seeded table, its digest (src/digest.rs) computed from the rows as they were sent, where
+/// the client could know the server's text of every row.
+pub type ClientDigests = BTreeMap<String, Sum>;
 
 /// Where the COPYs run.
 pub enum Connections<'a> {
@@ -25,6 +36,8 @@ pub enum Connections<'a> {
     One {
         client: &'a mut Client,
         stop: &'a Stop,
+        /// Every seeded table was created or truncated in this transaction.
+        freeze: bool,
     },
     /// Work connections of the pool, each COPY committed on its own.
     Pool { db: &'a Database, workers: usize },
@@ -38,7 +51,7 @@ impl Connections<'_> {
         f: impl Fn(&mut Client, &T) -> Result<R> + Sync,
     ) -> Result<Vec<R>> {
         match self {
-            Connections::One { client, stop } => items
+            Connections::One { client, stop, .. } => items
                 .iter()
                 .map(|item| f(client, item).map_err(|e| stop.explain(e)))
                 .collect(),
@@ -51,6 +64,24 @@ impl Connections<'_> {
             Connections::One { stop, .. } => stop,
             Connections::Pool { db, .. } => &db.stop,
         }
+    }
+
+    /// A connection to read the catalog on: the unit's own (only it sees the new tables).
+    fn catalog<R>(&mut self, f: impl FnOnce(&mut Client) -> Result<R>) -> Result<R> {
+        match self {
+            Connections::One { client, .. } => f(client),
+            Connections::Pool { db, .. } => {
+                let mut client = db.work()?;
+                f(&mut client)
+            }
+        }
+    }
+
+    /// COPY FREEZE (no hint-bit writes afterwards, so the application's first reads after a
+    /// reset are not slower) needs a table created or truncated in the current transaction:
+    /// the atomic load's, unless something committed in between.
+    fn can_freeze(&self) -> bool {
+        matches!(self, Connections::One { freeze: true, .. })
     }
 }
 
@@ -78,25 +109,32 @@ pub fn set_aside(
 
 /// Inside the unit's transaction: sets keys and indexes aside, loads every table, rebuilds
 /// them, and moves the sequences past the seeded values. Nobody outside sees any of it until
-/// the unit commits.
+/// the unit commits. `freeze`: every seeded table was created or truncated in this same
+/// transaction. Returns the digests of the tables whose rows the client could digest as sent.
 pub fn load_atomic(
     client: &mut Client,
     stop: &Stop,
+    freeze: bool,
     data: &Dataset,
     plan: &SeedPlan,
     schema: &str,
     reporter: &Reporter,
-) -> Result<()> {
+) -> Result<ClientDigests> {
     let deferred = set_aside(client, data, plan, schema)?;
-    load_levels(
-        &mut Connections::One { client, stop },
+    let digests = load_levels(
+        &mut Connections::One {
+            client,
+            stop,
+            freeze,
+        },
         data,
         plan,
         schema,
         reporter,
     )?;
     rebuild(reporter, || constraints::restore(client, &deferred))?;
-    advance_sequences(client, schema, &tables(plan)).map_err(sequence_error)
+    advance_sequences(client, schema, &tables(plan)).map_err(sequence_error)?;
+    Ok(digests)
 }
 
 fn sequence_error(e: postgres::Error) -> Error {
@@ -117,7 +155,7 @@ pub fn load_parallel(
     plan: &SeedPlan,
     schema: &str,
     reporter: &Reporter,
-) -> Result<()> {
+) -> Result<ClientDigests> {
     let loaded = load_levels(
         &mut Connections::Pool { db, workers },
         data,
@@ -125,15 +163,14 @@ pub fn load_parallel(
         schema,
         reporter,
     )
-    .and_then(|()| {
+    .and_then(|digests| {
         rebuild(reporter, || {
             constraints::restore_parallel(db, deferred, workers)
-        })
-    })
-    .and_then(|()| {
-        advance_sequences(&mut *db.work()?, schema, &tables(plan)).map_err(sequence_error)
+        })?;
+        advance_sequences(&mut *db.work()?, schema, &tables(plan)).map_err(sequence_error)?;
+        Ok(digests)
     });
-    if let Err(e) = loaded {
+    if loaded.is_err() {
         // Not after a lost lock: without the lock, dbtool changes nothing more. The next
         // migrate or seed repairs from the unfinished mark instead.
         if !matches!(db.stop.reason(), Some(crate::stop::StopReason::LockLost(_))) {
@@ -149,9 +186,8 @@ pub fn load_parallel(
             constraints::repair(&mut tx, deferred)?;
             tx.commit().map_err(fail)?;
         }
-        return Err(e);
     }
-    Ok(())
+    loaded
 }
 
 fn rebuild(reporter: &Reporter, f: impl FnOnce() -> Result<()>) -> Result<()> {
@@ -169,17 +205,31 @@ fn load_levels(
     plan: &SeedPlan,
     schema: &str,
     reporter: &Reporter,
-) -> Result<()> {
+) -> Result<ClientDigests> {
     let levels = plan
         .tables
         .iter()
         .map(|t| t.level)
         .max()
         .map_or(0, |l| l + 1);
-    (0..levels).try_for_each(|level| {
+    let mut digests = ClientDigests::new();
+    for level in 0..levels {
         let loads: Vec<&TableLoad> = plan.tables.iter().filter(|t| t.level == level).collect();
-        load_level(connections, data, &loads, schema, reporter)
-    })
+        digests.extend(load_level(connections, data, &loads, schema, reporter)?);
+    }
+    Ok(digests)
+}
+
+/// One table of a level, as its chunks load.
+struct Table<'a> {
+    load: &'a TableLoad,
+    encoder: RowEncoder,
+    /// `None` when the client cannot know the server's text of its rows.
+    row_text: Option<RowText>,
+    /// The chunks' digests so far; `None` once a value did not parse on the client.
+    sum: Mutex<Option<Sum>>,
+    progress: TableProgress,
+    chunks_left: AtomicUsize,
 }
 
 /// The tables of one level (none refers to another) load together, their chunks spread over
@@ -190,32 +240,38 @@ fn load_level(
     loads: &[&TableLoad],
     schema: &str,
     reporter: &Reporter,
-) -> Result<()> {
-    struct Table<'a> {
-        load: &'a TableLoad,
-        copy: String,
-        progress: TableProgress,
-        chunks_left: AtomicUsize,
-    }
+) -> Result<Vec<(String, Sum)>> {
     let started = Instant::now();
-    let tables: Vec<Table> = loads
-        .iter()
-        .map(|load| {
-            let spec = &data.spec.tables[load.index];
-            let columns: Vec<String> = spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
-            Table {
-                load,
-                copy: format!(
-                    "COPY {}.{} ({}) FROM STDIN",
-                    quote_ident(schema),
-                    quote_ident(&spec.name),
-                    columns.join(", ")
-                ),
-                progress: reporter.table(&load.table, load.rows),
-                chunks_left: AtomicUsize::new(load.chunks.len()),
-            }
-        })
-        .collect();
+    let freeze = connections.can_freeze();
+    let tables: Vec<Table> = connections.catalog(|catalog| {
+        loads
+            .iter()
+            .map(|load| {
+                let failed = |e: postgres::Error| {
+                    Error::Work(format!(
+                        "seeding {} failed: {}",
+                        load.table,
+                        describe_sql_error(&e, None)
+                    ))
+                };
+                let columns = copy::table_columns(catalog, schema, &load.table).map_err(failed)?;
+                let types = copy::spec_column_types(data, load.index, &columns);
+                let row_text =
+                    RowText::for_loaded_table(catalog, schema, data, load.index, &columns)
+                        .map_err(failed)?;
+                let freeze =
+                    freeze && copy::is_plain_table(catalog, schema, &load.table).map_err(failed)?;
+                Ok(Table {
+                    load,
+                    encoder: RowEncoder::for_table(data, load.index, types, schema, freeze),
+                    sum: Mutex::new(row_text.is_some().then(Sum::default)),
+                    row_text,
+                    progress: reporter.table(&load.table, load.rows),
+                    chunks_left: AtomicUsize::new(load.chunks.len()),
+                })
+            })
+            .collect::<Result<_>>()
+    })?;
     let finished = |table: &Table| {
         table.progress.finish();
         reporter.table_seeded(&table.load.table, table.load.rows, started.elapsed());
@@ -229,71 +285,103 @@ fn load_level(
         .collect();
     let stop = connections.stop().clone();
     connections.run(&jobs, |client, (table, chunk)| {
-        copy_chunk(
-            client,
-            data,
-            table.load,
-            chunk,
-            &table.copy,
-            &stop,
-            &table.progress,
-        )?;
+        copy_chunk(client, data, table, chunk, &stop)?;
         if table.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             finished(table);
         }
         Ok(())
     })?;
-    Ok(())
+    Ok(tables
+        .into_iter()
+        .filter_map(|t| {
+            let sum = t.sum.into_inner().expect("no chunk panicked")?;
+            Some((t.load.table.clone(), sum))
+        })
+        .collect())
 }
 
 /// Streams one chunk's rows through one COPY. Without `finish` the server aborts the COPY.
 fn copy_chunk(
     client: &mut Client,
     data: &Dataset,
-    load: &TableLoad,
+    table: &Table,
     chunk: &Chunk,
-    copy: &str,
     stop: &Stop,
-    progress: &TableProgress,
 ) -> Result<()> {
+    let (load, encoder, progress) = (table.load, &table.encoder, &table.progress);
+    // The chunk's own digest, merged into the table's at the end: chunks finish in any order.
+    let mut row_text = table.row_text.as_ref();
+    let mut sum = Sum::default();
+    let mut text = Vec::new();
     stop.check()?;
     let fail = |e: postgres::Error| rejected(data, load, chunk, &e);
-    let mut writer = client.copy_in(copy).map_err(fail)?;
-    let columns = data.spec.tables[load.index].columns.len();
-    let mut line = String::with_capacity(512);
-    let mut index = chunk.first_index;
-    let mut unreported = 0;
-    let generated = data.for_each_row(load.index, chunk.roots.clone(), &mut |mut row| {
-        row.index = Some(index);
-        index += 1;
-        let mut values = RowValues::new(data, load.index, row);
-        line.clear();
-        for c in 0..columns {
-            if c > 0 {
-                line.push('\t');
-            }
-            match values.get(c)? {
-                None => line.push_str("\\N"),
-                Some(text) => escape_copy_text(&mut line, text),
-            }
-        }
-        line.push('\n');
-        writer
-            .write_all(line.as_bytes())
-            .map_err(|e| Error::Work(format!("seeding {} failed: {e}", load.table)))?;
-        unreported += 1;
-        if unreported == PROGRESS_EVERY {
+    let mut writer = client.copy_in(encoder.statement()).map_err(fail)?;
+    let write_failed =
+        |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", load.table));
+    // Rows are generated and encoded on a thread of their own while this one writes the COPY
+    // stream, so the client's CPU overlaps its socket writes (and the server's work, where cores
+    // allow). Buffers of about COPY_BUFFER bytes; a few in flight bound the memory.
+    let (full, receive) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS_IN_FLIGHT);
+    let (produced, written) = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> Result<(Option<&RowText>, Sum)> {
+            let mut buffer = Vec::with_capacity(COPY_BUFFER + 512);
+            encoder.begin(&mut buffer);
+            let mut index = chunk.first_index;
+            let mut unreported = 0;
+            data.for_each_row(load.index, chunk.roots.clone(), &mut |mut row| {
+                row.index = Some(index);
+                index += 1;
+                let mut values = RowValues::new(data, load.index, row);
+                if let Some(rt) = row_text
+                    && !rt.add(&mut values, &mut text, &mut sum)?
+                {
+                    row_text = None;
+                }
+                encoder.row(&mut values, &mut buffer).map_err(|e| match e {
+                    Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
+                    e => e,
+                })?;
+                if buffer.len() >= COPY_BUFFER {
+                    let next = Vec::with_capacity(COPY_BUFFER + 512);
+                    // The writer has gone: it failed, and says why.
+                    full.send(std::mem::replace(&mut buffer, next))
+                        .map_err(|_| Error::Work(format!("seeding {} failed", load.table)))?;
+                }
+                unreported += 1;
+                if unreported == PROGRESS_EVERY {
+                    progress.inc(unreported);
+                    unreported = 0;
+                    // Stop generating as soon as the lock is lost or a signal comes.
+                    stop.check()?;
+                }
+                Ok(())
+            })?;
+            encoder.end(&mut buffer);
+            full.send(buffer)
+                .map_err(|_| Error::Work(format!("seeding {} failed", load.table)))?;
             progress.inc(unreported);
-            unreported = 0;
-            // Stop generating as soon as the lock is lost or a signal comes.
-            stop.check()?;
-        }
-        Ok(())
+            Ok((row_text, sum))
+        });
+        let written: Result<()> = receive
+            .iter()
+            .try_for_each(|buffer| writer.write_all(&buffer).map_err(write_failed));
+        // Unblocks a producer waiting to send after a failed write.
+        drop(receive);
+        (
+            producer.join().expect("the row producer does not panic"),
+            written,
+        )
     });
-    // On an error the writer drops unfinished, which aborts the COPY.
-    generated?;
+    // On an error the writer drops unfinished, which aborts the COPY. A write error explains a
+    // producer's failed send, so it comes first.
+    written?;
+    let (row_text, sum) = produced?;
     writer.finish().map_err(fail)?;
-    progress.inc(unreported);
+    let mut table_sum = table.sum.lock().expect("no chunk panicked");
+    match (row_text, table_sum.as_mut()) {
+        (Some(_), Some(total)) => total.merge(sum),
+        _ => *table_sum = None,
+    }
     Ok(())
 }
 
@@ -333,23 +421,6 @@ fn rejected(data: &Dataset, load: &TableLoad, chunk: &Chunk, e: &postgres::Error
     ))
 }
 
-/// COPY text format: backslash, tab, newline and carriage return are escaped.
-fn escape_copy_text(out: &mut String, text: &str) {
-    if !text.contains(['\\', '\t', '\n', '\r']) {
-        out.push_str(text);
-        return;
-    }
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-}
-
 /// Moves every sequence behind a serial or identity column of `tables` past the column's
 /// largest value, so that the application's own inserts do not collide with seeded rows.
 pub fn advance_sequences(
@@ -379,16 +450,4 @@ pub fn advance_sequences(
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_copy_text;
-
-    #[test]
-    fn copy_text_escapes_its_delimiters() {
-        let mut out = String::new();
-        escape_copy_text(&mut out, "a\tb\\c\nd\re");
-        assert_eq!(out, "a\\tb\\\\c\\nd\\re");
-    }
 }

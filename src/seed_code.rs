@@ -26,6 +26,11 @@ pub struct SeedCode {
 }
 
 impl SeedCode {
+    /// No SQL files and no command: nothing changes rows after the generated ones.
+    pub fn is_empty(&self) -> bool {
+        self.sql.is_empty() && self.command.is_none()
+    }
+
     /// `command`: `--seed-command`, else the profile's `seed_command`.
     pub fn load(seeds_dir: &Path, schema: &str, command: Option<&str>) -> Result<Self> {
         Ok(SeedCode {

@@ -144,25 +144,26 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             inputs
                 .seeding
                 .check_against(unit.client(), &config.schema, &inputs.plan)?;
-            match parallel {
-                None => {
-                    phase(reporter, "seed", || {
-                        seed::load_atomic(
-                            unit.client(),
-                            &db.stop,
-                            &inputs.data,
-                            &inputs.plan,
-                            &config.schema,
-                            reporter,
-                        )
-                    })?;
-                }
+            let sent = match parallel {
+                None => phase(reporter, "seed", || {
+                    seed::load_atomic(
+                        unit.client(),
+                        &db.stop,
+                        // The tables were created in this very transaction, unless a
+                        // -- no-transaction migration committed in between.
+                        migrations.outside_transaction().is_empty(),
+                        &inputs.data,
+                        &inputs.plan,
+                        &config.schema,
+                        reporter,
+                    )
+                })?,
                 Some(workers) => {
                     let deferred =
                         seed::set_aside(unit.client(), &inputs.data, &inputs.plan, &config.schema)?;
                     mark_unfinished(unit.client(), config, started_at, Some(deferred.clone()))?;
                     unit.commit()?;
-                    phase(reporter, "seed", || {
+                    let sent = phase(reporter, "seed", || {
                         seed::load_parallel(
                             &db,
                             workers,
@@ -174,8 +175,9 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                         )
                     })?;
                     unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+                    sent
                 }
-            }
+            };
             let mut unit = run_seed_code(
                 unit,
                 &db,
@@ -185,12 +187,18 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 started_at,
                 reporter,
             )?;
+            // The digests of the rows as sent hold unless the seed code changed rows after.
+            let known = if inputs.code.is_empty() {
+                sent
+            } else {
+                seed::ClientDigests::new()
+            };
             let fingerprint = phase(reporter, "fingerprint", || {
                 if parallel.is_some() || inputs.code.command.is_some() {
                     // Committed already: every work connection sees it.
-                    fingerprint::compute(&db, &config.schema, workers(config))
+                    fingerprint::compute_knowing(&db, &config.schema, workers(config), &known)
                 } else {
-                    fingerprint::compute_in(unit.client(), &config.schema)
+                    fingerprint::compute_in(unit.client(), &config.schema, &known)
                 }
             })?;
             phase(reporter, "record", || {

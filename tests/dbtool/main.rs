@@ -4,6 +4,7 @@
 
 mod atomic;
 mod connect;
+mod digest;
 mod faults;
 mod lock;
 mod migrate;

@@ -1,0 +1,91 @@
+//! Generation alone, no database: every row of a profile through `RowValues` and the COPY
+//! encoding into a buffer that is thrown away, as `seed::copy_chunk` would send it. For
+//! `scripts/bench.sh` ("generation alone"):
+//!
+//!     cargo run --release --example generate -- --profile bench [--project DIR]
+//!         [--types-from DATABASE_URL [--binary] [--digest]]
+//!
+//! prints `<profile>: <rows> rows, <bytes> bytes of COPY in <s> s: <n> rows/s`. With
+//! `--types-from` (a database the project's migrations ran in) it reads the columns' types
+//! from there, once, to measure binary COPY encoding (`--binary`) and the client's digest
+//! (`--digest`) too.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use dbtool::copy::{RowEncoder, spec_column_types, table_columns};
+use dbtool::digest::{RowText, Sum};
+use dbtool::profile::Profile;
+use dbtool::spec::{Dataset, RowValues, Spec};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut profile_name = "bench".to_string();
+    let mut project = PathBuf::from(".");
+    let (mut types_from, mut binary, mut digest) = (None, false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--profile" => profile_name = args.next().ok_or("--profile needs a name")?,
+            "--project" => project = args.next().ok_or("--project needs a directory")?.into(),
+            "--types-from" => types_from = Some(args.next().ok_or("--types-from needs a URL")?),
+            "--binary" => binary = true,
+            "--digest" => digest = true,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let spec = Spec::load(&project.join("seeds"))?;
+    let profile = Profile::load(&project.join("profiles"), &profile_name)?;
+    let data = Dataset::new(&spec, &profile, profile.seed)?;
+    let mut catalog = vec![Vec::new(); spec.tables.len()];
+    if let Some(url) = &types_from {
+        let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+        for (table, columns) in spec.tables.iter().zip(&mut catalog) {
+            *columns = table_columns(&mut client, "public", &table.name)?;
+        }
+    } else if binary || digest {
+        return Err("--binary and --digest need --types-from".into());
+    }
+    let started = Instant::now();
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    let mut buffer = Vec::with_capacity(1 << 16);
+    let mut text = Vec::new();
+    for (table, columns) in catalog.iter().enumerate() {
+        let encoder = if binary {
+            let types = spec_column_types(&data, table, columns);
+            RowEncoder::for_table(&data, table, types, "public", false)
+        } else {
+            RowEncoder::text(spec.tables[table].columns.len())
+        };
+        let row_text = if digest {
+            Some(RowText::new(&data, table, columns).ok_or("the client cannot digest")?)
+        } else {
+            None
+        };
+        let mut sum = Sum::default();
+        let mut index = 0;
+        encoder.begin(&mut buffer);
+        data.for_each_row(table, 0..data.root_count(table), &mut |mut row| {
+            row.index = Some(index);
+            index += 1;
+            let mut values = RowValues::new(&data, table, row);
+            if let Some(rt) = &row_text {
+                rt.add(&mut values, &mut text, &mut sum)?;
+            }
+            encoder.row(&mut values, &mut buffer)?;
+            rows += 1;
+            if buffer.len() > 1 << 16 {
+                bytes += buffer.len() as u64;
+                buffer.clear();
+            }
+            Ok(())
+        })?;
+        encoder.end(&mut buffer);
+    }
+    bytes += buffer.len() as u64;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{profile_name}: {rows} rows, {bytes} bytes of COPY in {seconds:.3} s: {:.0} rows/s",
+        rows as f64 / seconds
+    );
+    Ok(())
+}

@@ -1,0 +1,757 @@
+//! How a generated row travels in a COPY stream: binary where every column of the table has a
+//! cheap binary form and every value the spec can produce for it parses on the client, text COPY
+//! otherwise (decided once per table). Binary COPY spares the server its per-value input parsing,
+//! which is most of its work in a load. The same typed parse gives each value's canonical text,
+//! as the server would print it, for the digest (src/digest.rs).
+//!
+//! Values arrive as text (`RowValues::get`); each is parsed here into the binary form of the
+//! column's type, with the server's own rules: numeric as base-10000 digits with the typmod's
+//! scale, timestamps as microseconds from 2000-01-01 (timestamptz read in UTC, the work
+//! connections' time zone; a zone given to a `timestamp` is ignored, as the server ignores it).
+
+use postgres::Client;
+
+use crate::db::quote_ident;
+use crate::spec::{Dataset, Gen, RowValues};
+
+/// Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch for dates and timestamps.
+const PG_EPOCH_DAYS: i64 = 10_957;
+const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// A column's type as far as COPY and the digest care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Int2,
+    Int4,
+    Int8,
+    Bool,
+    /// text, varchar: the bytes themselves.
+    Text,
+    Uuid,
+    Date,
+    Timestamp,
+    Timestamptz,
+    /// `scale` from the typmod, when the column has one.
+    Numeric {
+        scale: Option<u16>,
+    },
+    Float4,
+    Float8,
+    /// Binary form: the label's bytes.
+    Enum,
+    Json,
+    /// Binary form: version byte 1, then the text.
+    Jsonb,
+    /// Anything else (domains, arrays, bpchar, ...): text COPY only.
+    Other,
+}
+
+impl ColumnType {
+    /// From pg_type's name (of a pg_catalog type), typtype and the column's atttypmod.
+    pub fn from_catalog(name: &str, typtype: &str, builtin: bool, typmod: i32) -> Self {
+        if typtype == "e" {
+            return ColumnType::Enum;
+        }
+        if !builtin || typtype != "b" {
+            return ColumnType::Other;
+        }
+        match name {
+            "int2" => ColumnType::Int2,
+            "int4" => ColumnType::Int4,
+            "int8" => ColumnType::Int8,
+            "bool" => ColumnType::Bool,
+            "text" | "varchar" => ColumnType::Text,
+            "uuid" => ColumnType::Uuid,
+            "date" => ColumnType::Date,
+            "timestamp" => ColumnType::Timestamp,
+            "timestamptz" => ColumnType::Timestamptz,
+            "numeric" => ColumnType::Numeric {
+                scale: (typmod >= 4).then(|| ((typmod - 4) & 0xffff) as u16),
+            },
+            "float4" => ColumnType::Float4,
+            "float8" => ColumnType::Float8,
+            "json" => ColumnType::Json,
+            "jsonb" => ColumnType::Jsonb,
+            _ => ColumnType::Other,
+        }
+    }
+
+    fn has_binary_form(self) -> bool {
+        self != ColumnType::Other
+    }
+}
+
+/// Every column of a table, in attnum order, with its type.
+pub fn table_columns(
+    client: &mut Client,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<(String, ColumnType)>, postgres::Error> {
+    let rows = client.query(
+        "SELECT a.attname::text, t.typname::text, t.typtype::text,
+                t.typnamespace = 'pg_catalog'::regnamespace, a.atttypmod
+           FROM pg_attribute a
+           JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_type t ON t.oid = a.atttypid
+          WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+          ORDER BY a.attnum",
+        &[&schema, &table],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let name: String = r.get(0);
+            let (typname, typtype): (String, String) = (r.get(1), r.get(2));
+            (
+                name,
+                ColumnType::from_catalog(&typname, &typtype, r.get(3), r.get(4)),
+            )
+        })
+        .collect())
+}
+
+/// A plain table (not partitioned, not foreign): the kind COPY FREEZE accepts.
+pub fn is_plain_table(
+    client: &mut Client,
+    schema: &str,
+    table: &str,
+) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r')",
+            &[&schema, &table],
+        )?
+        .get(0))
+}
+
+/// The types of the spec's columns of `table` (in the spec's column order), from the table's
+/// catalog columns (`table_columns`).
+pub fn spec_column_types(
+    data: &Dataset,
+    table: usize,
+    catalog: &[(String, ColumnType)],
+) -> Vec<ColumnType> {
+    data.spec.tables[table]
+        .columns
+        .iter()
+        .map(|c| {
+            catalog
+                .iter()
+                .find(|(name, _)| *name == c.name)
+                .map_or(ColumnType::Other, |(_, t)| *t)
+        })
+        .collect()
+}
+
+/// Whether every value the spec can put in each column of `table` parses on the client as the
+/// column's type: generators of typed values by their kind, listed values one by one. A table
+/// that fails this loads with text COPY, so the server keeps the last word on odd input.
+pub fn parses_on_client(data: &Dataset, table: usize, types: &[ColumnType]) -> bool {
+    let spec = &data.spec.tables[table];
+    let fixed_ok = |column: usize, ty: ColumnType| match &spec.fixed {
+        None => true,
+        Some(fixed) => match fixed.columns.get(column).copied().flatten() {
+            None => true,
+            Some(position) => fixed.rows.iter().all(|row| match row.get(position) {
+                Some(Some(v)) => parse(ty, v).is_ok(),
+                _ => true,
+            }),
+        },
+    };
+    types.len() == spec.columns.len()
+        && types.iter().enumerate().all(|(c, &ty)| {
+            ty.has_binary_form() && fixed_ok(c, ty) && generator_parses(data, table, c, ty, 0)
+        })
+}
+
+fn generator_parses(
+    data: &Dataset,
+    table: usize,
+    column: usize,
+    ty: ColumnType,
+    depth: u32,
+) -> bool {
+    if depth > 16 {
+        return false;
+    }
+    let textual = matches!(
+        ty,
+        ColumnType::Text | ColumnType::Enum | ColumnType::Json | ColumnType::Jsonb
+    );
+    let all = |values: &[String]| values.iter().all(|v| parse(ty, v).is_ok());
+    let spec = &data.spec.tables[table];
+    match &spec.columns[column].generator {
+        // Enum labels and JSON are checked by the server in either format.
+        _ if textual => true,
+        Gen::Serial { .. } | Gen::Ordinal { .. } | Gen::Int { .. } => matches!(
+            ty,
+            ColumnType::Int2
+                | ColumnType::Int4
+                | ColumnType::Int8
+                | ColumnType::Numeric { .. }
+                | ColumnType::Float4
+                | ColumnType::Float8
+        ),
+        Gen::Decimal { .. } => matches!(
+            ty,
+            ColumnType::Numeric { .. } | ColumnType::Float4 | ColumnType::Float8
+        ),
+        Gen::Uuid => ty == ColumnType::Uuid,
+        Gen::Bool { .. } => ty == ColumnType::Bool,
+        Gen::Date { .. } => matches!(
+            ty,
+            ColumnType::Date | ColumnType::Timestamp | ColumnType::Timestamptz
+        ),
+        Gen::Timestamp { .. } => matches!(ty, ColumnType::Timestamp | ColumnType::Timestamptz),
+        Gen::Choice { values, .. } | Gen::Cycle { values } | Gen::Pick { values } => all(values),
+        Gen::Constant { value } => value.as_deref().is_none_or(|v| parse(ty, v).is_ok()),
+        // Computed values: their text is only known as they are generated.
+        Gen::Format { .. } | Gen::Expr { .. } | Gen::When { .. } | Gen::Csv { .. } => false,
+        Gen::Ref {
+            table: target,
+            column: target_column,
+            ..
+        } => {
+            // A referenced row may be one of the target's fixed rows.
+            parses_fixed(data, *target, *target_column, ty)
+                && generator_parses(data, *target, *target_column, ty, depth + 1)
+        }
+        Gen::Parent {
+            column: parent_column,
+        } => {
+            let crate::spec::Source::PerParent { parent, .. } = spec.source else {
+                return false;
+            };
+            parses_fixed(data, parent, *parent_column, ty)
+                && generator_parses(data, parent, *parent_column, ty, depth + 1)
+        }
+    }
+}
+
+fn parses_fixed(data: &Dataset, table: usize, column: usize, ty: ColumnType) -> bool {
+    let Some(fixed) = &data.spec.tables[table].fixed else {
+        return true;
+    };
+    let Some(Some(position)) = fixed.columns.get(column) else {
+        return true;
+    };
+    fixed.rows.iter().all(|row| match row.get(*position) {
+        Some(Some(v)) => parse(ty, v).is_ok(),
+        _ => true,
+    })
+}
+
+/// A value parsed as its column's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    Int(i64),
+    Bool(bool),
+    Text(&'a str),
+    Uuid(u128),
+    /// Days from 1970-01-01.
+    Date(i64),
+    /// Microseconds from 1970-01-01 (UTC for timestamptz).
+    Timestamp(i64),
+    Numeric(Numeric),
+    Float(f64),
+}
+
+/// A decimal: sign, its digits (no leading zeros; empty for zero) and how many of them are
+/// after the point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Numeric {
+    negative: bool,
+    digits: Vec<u8>,
+    scale: usize,
+}
+
+pub fn parse(ty: ColumnType, text: &str) -> Result<Value<'_>, String> {
+    let bad = || format!("{text:?} is not a valid {ty:?} value for binary COPY");
+    match ty {
+        ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => {
+            let (min, max) = match ty {
+                ColumnType::Int2 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+                ColumnType::Int4 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+                _ => (i64::MIN, i64::MAX),
+            };
+            let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            match text.parse::<i64>() {
+                Ok(v) if (min..=max).contains(&v) => Ok(Value::Int(v)),
+                _ => Err(bad()),
+            }
+        }
+        ColumnType::Bool => match text.to_ascii_lowercase().as_str() {
+            "t" | "true" => Ok(Value::Bool(true)),
+            "f" | "false" => Ok(Value::Bool(false)),
+            _ => Err(bad()),
+        },
+        ColumnType::Text | ColumnType::Enum | ColumnType::Json | ColumnType::Jsonb => {
+            Ok(Value::Text(text))
+        }
+        ColumnType::Uuid => parse_uuid(text).map(Value::Uuid).ok_or_else(bad),
+        ColumnType::Date => parse_date(text.as_bytes())
+            .filter(|(_, rest)| rest.is_empty())
+            .map(|(d, _)| Value::Date(d))
+            .ok_or_else(bad),
+        ColumnType::Timestamp => parse_timestamp(text, false)
+            .map(Value::Timestamp)
+            .ok_or_else(bad),
+        ColumnType::Timestamptz => parse_timestamp(text, true)
+            .map(Value::Timestamp)
+            .ok_or_else(bad),
+        ColumnType::Numeric { scale } => parse_numeric(text, scale)
+            .map(Value::Numeric)
+            .ok_or_else(bad),
+        ColumnType::Float4 | ColumnType::Float8 => {
+            let plain = text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+            match text.parse::<f64>() {
+                Ok(v) if plain && v.is_finite() => Ok(Value::Float(v)),
+                _ => Err(bad()),
+            }
+        }
+        ColumnType::Other => Err(bad()),
+    }
+}
+
+fn parse_uuid(text: &str) -> Option<u128> {
+    let b = text.as_bytes();
+    let hex: Vec<u8> = if b.len() == 36 {
+        if [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+            return None;
+        }
+        b.iter().copied().filter(|&c| c != b'-').collect()
+    } else if b.len() == 32 {
+        b.to_vec()
+    } else {
+        return None;
+    };
+    if hex.len() != 32 || !hex.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u128::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()
+}
+
+fn digits(b: &[u8], n: usize) -> Option<i64> {
+    if b.len() < n || !b[..n].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b[..n].iter().fold(0, |v, d| v * 10 + i64::from(d - b'0')))
+}
+
+/// `YYYY-MM-DD` at the start of `b`: days from 1970-01-01 and what follows.
+fn parse_date(b: &[u8]) -> Option<(i64, &[u8])> {
+    let year = digits(b, 4)?;
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    let month = digits(&b[5..], 2)?;
+    let day = digits(&b[8..], 2)?;
+    if !(1..=12).contains(&month) || day < 1 || year < 1 {
+        return None;
+    }
+    let days = crate::calendar::days_from_civil(year, month as u32, day as u32);
+    // Reject 2025-02-30 and friends, as the server does.
+    if crate::calendar::civil_from_days(days) != (year, month as u32, day as u32) {
+        return None;
+    }
+    Some((days, &b[10..]))
+}
+
+/// `YYYY-MM-DD[( |T)HH:MM[:SS[.ffffff]]][Z|±HH[[:]MM]]`: microseconds from 1970-01-01 UTC. A
+/// zone counts only for timestamptz; `timestamp` ignores it, as the server does.
+fn parse_timestamp(text: &str, with_zone: bool) -> Option<i64> {
+    let (days, mut rest) = parse_date(text.as_bytes())?;
+    let mut micros: i64 = 0;
+    if let Some((&sep, after)) = rest.split_first()
+        && (sep == b' ' || sep == b'T')
+    {
+        let hour = digits(after, 2)?;
+        if after.get(2) != Some(&b':') {
+            return None;
+        }
+        let minute = digits(&after[3..], 2)?;
+        rest = &after[5..];
+        let mut second = 0;
+        if rest.first() == Some(&b':') {
+            second = digits(&rest[1..], 2)?;
+            rest = &rest[3..];
+            if rest.first() == Some(&b'.') {
+                let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                if n == 0 || n > 6 {
+                    return None;
+                }
+                micros = digits(&rest[1..], n)? * 10i64.pow(6 - n as u32);
+                rest = &rest[1 + n..];
+            }
+        }
+        if hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        micros += (hour * 3600 + minute * 60 + second) * 1_000_000;
+    }
+    let offset_seconds = match rest {
+        [] => 0,
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), zone @ ..] => {
+            let hours = digits(zone, 2)?;
+            let minutes = match &zone[2..] {
+                [] => 0,
+                [b':', m @ ..] if m.len() == 2 => digits(m, 2)?,
+                m if m.len() == 2 => digits(m, 2)?,
+                _ => return None,
+            };
+            let s = hours * 3600 + minutes * 60;
+            if *sign == b'-' { -s } else { s }
+        }
+        _ => return None,
+    };
+    let offset = if with_zone { offset_seconds } else { 0 };
+    Some(days * 86_400_000_000 + micros - offset * 1_000_000)
+}
+
+/// `[+-]digits[.digits]`, rounded half away from zero to the typmod's scale when there is one.
+fn parse_numeric(text: &str, typmod_scale: Option<u16>) -> Option<Numeric> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (whole, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if whole.is_empty() && frac.is_empty()
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let mut digits: Vec<u8> = whole
+        .bytes()
+        .chain(frac.bytes())
+        .map(|b| b - b'0')
+        .collect();
+    let mut scale = frac.len();
+    if let Some(target) = typmod_scale.map(usize::from) {
+        if target < scale {
+            let round_up = digits[digits.len() - (scale - target)] >= 5;
+            digits.truncate(digits.len() - (scale - target));
+            scale = target;
+            if round_up {
+                let mut i = digits.len();
+                loop {
+                    if i == 0 {
+                        digits.insert(0, 1);
+                        break;
+                    }
+                    i -= 1;
+                    if digits[i] == 9 {
+                        digits[i] = 0;
+                    } else {
+                        digits[i] += 1;
+                        break;
+                    }
+                }
+            }
+        } else {
+            digits.resize(digits.len() + target - scale, 0);
+            scale = target;
+        }
+    }
+    let leading = digits.iter().take_while(|&&d| d == 0).count();
+    digits.drain(..leading.min(digits.len()));
+    let zero = digits.is_empty();
+    Some(Numeric {
+        negative: negative && !zero,
+        digits,
+        scale,
+    })
+}
+
+impl Numeric {
+    /// The server's text: at least one digit before the point, exactly `scale` after it.
+    pub fn write_text(&self, out: &mut Vec<u8>) {
+        if self.negative {
+            out.push(b'-');
+        }
+        let whole = self.digits.len().saturating_sub(self.scale);
+        if whole == 0 {
+            out.push(b'0');
+        }
+        out.extend(self.digits[..whole].iter().map(|d| d + b'0'));
+        if self.scale > 0 {
+            out.push(b'.');
+            out.extend((self.digits.len()..self.scale).map(|_| b'0'));
+            out.extend(self.digits[whole..].iter().map(|d| d + b'0'));
+        }
+    }
+
+    /// numeric_send's form: ndigits, weight, sign, dscale, then base-10000 digits.
+    fn write_binary(&self, out: &mut Vec<u8>) {
+        // Decimal digits aligned so that the point falls on a base-10000 boundary.
+        let whole = self.digits.len() as isize - self.scale as isize;
+        let pad_front = (4 - whole.rem_euclid(4)) % 4;
+        let pad_back = (4 - (self.scale % 4)) % 4;
+        let mut aligned = vec![0u8; pad_front as usize];
+        aligned.extend(&self.digits);
+        aligned.extend(std::iter::repeat_n(0, pad_back));
+        let mut groups: Vec<i16> = aligned
+            .chunks(4)
+            .map(|c| c.iter().fold(0i16, |v, &d| v * 10 + i16::from(d)))
+            .collect();
+        let mut weight = ((whole + pad_front) / 4 - 1) as i16;
+        let leading = groups.iter().take_while(|&&g| g == 0).count();
+        groups.drain(..leading);
+        weight -= leading as i16;
+        while groups.last() == Some(&0) {
+            groups.pop();
+        }
+        if groups.is_empty() {
+            weight = 0;
+        }
+        let sign: u16 = if self.negative { 0x4000 } else { 0 };
+        out.extend_from_slice(&(8 + 2 * groups.len() as i32).to_be_bytes());
+        out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+        out.extend_from_slice(&weight.to_be_bytes());
+        out.extend_from_slice(&sign.to_be_bytes());
+        out.extend_from_slice(&(self.scale as u16).to_be_bytes());
+        for g in groups {
+            out.extend_from_slice(&g.to_be_bytes());
+        }
+    }
+}
+
+impl Value<'_> {
+    /// The value's binary COPY field: length, then bytes.
+    fn write_binary(&self, ty: ColumnType, out: &mut Vec<u8>) {
+        let mut field = |bytes: &[u8]| {
+            out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+            out.extend_from_slice(bytes);
+        };
+        match (self, ty) {
+            (Value::Int(v), ColumnType::Int2) => field(&(*v as i16).to_be_bytes()),
+            (Value::Int(v), ColumnType::Int4) => field(&(*v as i32).to_be_bytes()),
+            (Value::Int(v), ColumnType::Int8) => field(&v.to_be_bytes()),
+            (Value::Float(v), ColumnType::Float4) => field(&(*v as f32).to_be_bytes()),
+            (Value::Float(v), _) => field(&v.to_be_bytes()),
+            (Value::Bool(b), _) => field(&[u8::from(*b)]),
+            (Value::Text(t), ColumnType::Jsonb) => {
+                out.extend_from_slice(&(t.len() as i32 + 1).to_be_bytes());
+                out.push(1);
+                out.extend_from_slice(t.as_bytes());
+            }
+            (Value::Text(t), _) => field(t.as_bytes()),
+            (Value::Uuid(u), _) => field(&u.to_be_bytes()),
+            (Value::Date(d), ColumnType::Date) => {
+                field(&((d - PG_EPOCH_DAYS) as i32).to_be_bytes())
+            }
+            (Value::Date(d), _) => field(&((d - PG_EPOCH_DAYS) * 86_400_000_000).to_be_bytes()),
+            (Value::Timestamp(t), _) => field(&(t - PG_EPOCH_DAYS * 86_400_000_000).to_be_bytes()),
+            (Value::Numeric(n), _) => n.write_binary(out),
+            (Value::Int(v), _) => field(&v.to_be_bytes()),
+        }
+    }
+}
+
+/// One table's COPY: the statement and how each row is written.
+pub struct RowEncoder {
+    /// Per column, when the table goes binary.
+    binary: Option<Vec<ColumnType>>,
+    columns: usize,
+    /// The spec's column names, for errors.
+    names: Vec<String>,
+    statement: String,
+}
+
+impl RowEncoder {
+    /// Text COPY of `columns` columns.
+    pub fn text(columns: usize) -> Self {
+        RowEncoder {
+            binary: None,
+            columns,
+            names: Vec::new(),
+            statement: String::new(),
+        }
+    }
+
+    /// The COPY of the spec's columns of `table` into `schema`: binary when every column has a
+    /// binary form and every value the spec can produce parses on the client; text otherwise.
+    /// `freeze` only where the table was created or truncated in the same (sub)transaction,
+    /// else the server refuses: the rows are then written frozen, so the first reads after the
+    /// load set no hint bits.
+    pub fn for_table(
+        data: &Dataset,
+        table: usize,
+        types: Vec<ColumnType>,
+        schema: &str,
+        freeze: bool,
+    ) -> Self {
+        let spec = &data.spec.tables[table];
+        let columns = spec.columns.len();
+        let binary = parses_on_client(data, table, &types).then_some(types);
+        let quoted: Vec<String> = spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let mut options = Vec::new();
+        if binary.is_some() {
+            options.push("FORMAT binary");
+        }
+        if freeze {
+            options.push("FREEZE");
+        }
+        let with = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" WITH ({})", options.join(", "))
+        };
+        RowEncoder {
+            binary,
+            columns,
+            names: spec.columns.iter().map(|c| c.name.clone()).collect(),
+            statement: format!(
+                "COPY {}.{} ({}) FROM STDIN{with}",
+                quote_ident(schema),
+                quote_ident(&spec.name),
+                quoted.join(", ")
+            ),
+        }
+    }
+
+    pub fn is_binary(&self) -> bool {
+        self.binary.is_some()
+    }
+
+    /// The `COPY ... FROM STDIN` statement.
+    pub fn statement(&self) -> &str {
+        &self.statement
+    }
+
+    /// What the stream starts with.
+    pub fn begin(&self, out: &mut Vec<u8>) {
+        if self.is_binary() {
+            out.extend_from_slice(BINARY_HEADER);
+        }
+    }
+
+    /// Appends one row. An error names the column and the value.
+    pub fn row(&self, values: &mut RowValues, out: &mut Vec<u8>) -> crate::error::Result<()> {
+        match &self.binary {
+            None => {
+                for c in 0..self.columns {
+                    if c > 0 {
+                        out.push(b'\t');
+                    }
+                    match values.get(c)? {
+                        None => out.extend_from_slice(b"\\N"),
+                        Some(text) => escape_copy_text(out, text),
+                    }
+                }
+                out.push(b'\n');
+            }
+            Some(types) => {
+                out.extend_from_slice(&(self.columns as i16).to_be_bytes());
+                for (c, &ty) in types.iter().enumerate() {
+                    match values.get(c)? {
+                        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+                        Some(text) => parse(ty, text)
+                            .map_err(|e| {
+                                crate::error::Error::Work(format!("column {}: {e}", self.names[c]))
+                            })?
+                            .write_binary(ty, out),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What the stream ends with.
+    pub fn end(&self, out: &mut Vec<u8>) {
+        if self.is_binary() {
+            out.extend_from_slice(&(-1i16).to_be_bytes());
+        }
+    }
+}
+
+/// COPY text format: backslash, tab, newline and carriage return are escaped.
+pub fn escape_copy_text(out: &mut Vec<u8>, text: &str) {
+    if !text.contains(['\\', '\t', '\n', '\r']) {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    for b in text.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric_text(text: &str, scale: Option<u16>) -> String {
+        let mut out = Vec::new();
+        parse_numeric(text, scale).unwrap().write_text(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn numerics_round_and_pad_to_the_typmod_scale_as_the_server_does() {
+        assert_eq!(numeric_text("15", Some(2)), "15.00");
+        assert_eq!(numeric_text("1.005", Some(2)), "1.01");
+        assert_eq!(numeric_text("-9.995", Some(2)), "-10.00");
+        assert_eq!(numeric_text("-0.001", Some(2)), "0.00");
+        assert_eq!(numeric_text("007.50", None), "7.50");
+        assert_eq!(numeric_text(".5", None), "0.5");
+        assert!(parse_numeric("1e5", None).is_none());
+    }
+
+    #[test]
+    fn numeric_binary_uses_base_10000_groups_aligned_on_the_point() {
+        let mut out = Vec::new();
+        parse_numeric("12345.67", Some(2))
+            .unwrap()
+            .write_binary(&mut out);
+        // len 14: ndigits 3, weight 1, sign 0, dscale 2, digits 1 2345 6700
+        let expected: Vec<u8> = [14i32.to_be_bytes().to_vec()]
+            .into_iter()
+            .chain(
+                [3i16, 1, 0, 2, 1, 2345, 6700]
+                    .iter()
+                    .map(|v| v.to_be_bytes().to_vec()),
+            )
+            .flatten()
+            .collect();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn timestamps_read_zones_only_when_the_column_has_one() {
+        let t = parse_timestamp("2025-01-01 01:02:03+00", true).unwrap();
+        assert_eq!(t, (1_735_689_600 + 3723) * 1_000_000);
+        assert_eq!(parse_timestamp("2025-01-01T03:02:03+02:00", true), Some(t));
+        assert_eq!(parse_timestamp("2025-01-01 01:02:03+05", false), Some(t));
+        assert_eq!(
+            parse_timestamp("2025-01-01 01:02:03.5Z", true),
+            Some(t + 500_000)
+        );
+        assert!(parse_timestamp("2025-02-30 00:00:00", true).is_none());
+        assert!(parse_timestamp("yesterday", true).is_none());
+    }
+
+    #[test]
+    fn copy_text_escapes_its_delimiters() {
+        let mut out = Vec::new();
+        escape_copy_text(&mut out, "a\tb\\c\nd\re");
+        assert_eq!(out, b"a\\tb\\\\c\\nd\\re");
+    }
+}

@@ -1,0 +1,402 @@
+//! Table digest, version 2: computed by the client while it generates the rows, and by the
+//! server in `dbtool fingerprint`, with the same result, so a reset needs no second scan.
+//!
+//! A table's digest is its row count and the sum, modulo 2^64, of every row's hash, where a
+//! row's hash is the first 8 bytes (big-endian) of md5 of the row's text as the server prints
+//! it (`t::text`: record_out of its columns in attnum order, with the work connections'
+//! settings: TimeZone UTC, DateStyle ISO). A sum does not depend on the order of the rows, so
+//! chunks loaded on any connection in any order combine, and nothing is sorted.
+//!
+//! Version 1 (an md5 of the rows' text joined in primary-key order) needs the rows in key
+//! order, which a uuid key or parallel chunks do not give without sorting them all.
+
+use md5::{Digest, Md5};
+use postgres::Client;
+
+use crate::copy::{ColumnType, Value, parse};
+use crate::db::quote_ident;
+use crate::error::Result;
+use crate::spec::{Dataset, RowValues};
+
+pub const VERSION: u32 = 2;
+
+/// The server's side: `SELECT rows, digest` of one table, as `rows` (bigint) and 16 hex digits.
+pub fn server_query(schema: &str, table: &str) -> String {
+    format!(
+        "SELECT n, lpad(to_hex((CASE WHEN u >= 9223372036854775808 THEN u - 18446744073709551616 \
+                                     ELSE u END)::bigint), 16, '0')
+           FROM (SELECT count(*) AS n,
+                        mod(mod(coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0),
+                                18446744073709551616) + 18446744073709551616,
+                            18446744073709551616) AS u
+                   FROM {}.{} AS t) d",
+        quote_ident(schema),
+        quote_ident(table)
+    )
+}
+
+/// A partial digest: some rows of a table. Two partial digests of disjoint rows merge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sum {
+    pub rows: u64,
+    pub sum: u64,
+}
+
+impl Sum {
+    pub fn merge(&mut self, other: Sum) {
+        self.rows += other.rows;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+
+    /// 16 hex digits, as `server_query` prints them.
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.sum)
+    }
+}
+
+/// How to print one table's rows as the server does: for each column in attnum order, which of
+/// the spec's columns fills it and its type.
+#[derive(Debug, Clone)]
+pub struct RowText {
+    columns: Vec<(usize, ColumnType)>,
+}
+
+impl RowText {
+    /// `None` when the client cannot know a row's text: a column the spec does not fill (a
+    /// default, a generated column) or a type whose text the client does not reproduce (jsonb,
+    /// floats, domains, arrays, ...). Such a table is digested by the server.
+    pub fn new(data: &Dataset, table: usize, catalog: &[(String, ColumnType)]) -> Option<Self> {
+        let spec = &data.spec.tables[table];
+        let columns = catalog
+            .iter()
+            .map(|(name, ty)| {
+                let position = spec.columns.iter().position(|c| c.name == *name)?;
+                has_canonical_text(*ty).then_some((position, *ty))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(RowText { columns })
+    }
+
+    /// `RowText::new`, unless a trigger or rule of the table may change the rows on their way
+    /// in, which only the server's digest would see.
+    pub fn for_loaded_table(
+        client: &mut Client,
+        schema: &str,
+        data: &Dataset,
+        table: usize,
+        catalog: &[(String, ColumnType)],
+    ) -> Result<Option<Self>, postgres::Error> {
+        let rewritten: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = c.oid AND NOT tgisinternal
+                                    AND tgenabled <> 'D')
+                     OR EXISTS (SELECT FROM pg_rewrite WHERE ev_class = c.oid)
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = $1 AND c.relname = $2",
+                &[&schema, &data.spec.tables[table].name],
+            )?
+            .get(0);
+        Ok(if rewritten {
+            None
+        } else {
+            RowText::new(data, table, catalog)
+        })
+    }
+
+    /// Adds one row to `sum`. `Ok(false)` when a value does not parse as its column's type:
+    /// the client cannot be sure of the server's text, and the caller falls back to the server.
+    pub fn add(&self, values: &mut RowValues, buffer: &mut Vec<u8>, sum: &mut Sum) -> Result<bool> {
+        buffer.clear();
+        buffer.push(b'(');
+        for (i, &(column, ty)) in self.columns.iter().enumerate() {
+            if i > 0 {
+                buffer.push(b',');
+            }
+            let Some(text) = values.get(column)? else {
+                continue;
+            };
+            if is_canonical(ty, text) {
+                let start = buffer.len();
+                buffer.extend_from_slice(text.as_bytes());
+                quote_if_needed(buffer, start);
+                continue;
+            }
+            let Ok(value) = parse(ty, text) else {
+                return Ok(false);
+            };
+            write_record_field(buffer, &value, ty);
+        }
+        buffer.push(b')');
+        let hash = Md5::digest(&buffer[..]);
+        let first: [u8; 8] = hash[..8].try_into().expect("md5 has 16 bytes");
+        sum.rows += 1;
+        sum.sum = sum.sum.wrapping_add(u64::from_be_bytes(first));
+        Ok(true)
+    }
+}
+
+/// Every row of `table` generated in one pass and digested, as a reset that loads the table on
+/// one connection would: `None` when the client cannot know the rows' text.
+pub fn generate(data: &Dataset, table: usize, row_text: &RowText) -> Result<Option<Sum>> {
+    let mut sum = Sum::default();
+    let mut buffer = Vec::with_capacity(256);
+    let mut index = 0;
+    let mut known = true;
+    data.for_each_row(table, 0..data.root_count(table), &mut |mut row| {
+        row.index = Some(index);
+        index += 1;
+        if known {
+            let mut values = RowValues::new(data, table, row);
+            known = row_text.add(&mut values, &mut buffer, &mut sum)?;
+        }
+        Ok(())
+    })?;
+    Ok(known.then_some(sum))
+}
+
+fn has_canonical_text(ty: ColumnType) -> bool {
+    !matches!(
+        ty,
+        ColumnType::Jsonb | ColumnType::Float4 | ColumnType::Float8 | ColumnType::Other
+    )
+}
+
+/// Whether `text` is already what the server prints for it, checked by its shape alone (most
+/// generators write canonical text): parsing and printing it again is most of the digest's cost.
+/// A value of that shape that the server would refuse fails the load, so its digest never counts.
+fn is_canonical(ty: ColumnType, text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let date =
+        |b: &[u8]| b[4] == b'-' && b[7] == b'-' && digits(0..4) && digits(5..7) && digits(8..10);
+    let time = |b: &[u8]| {
+        b[10] == b' '
+            && b[13] == b':'
+            && b[16] == b':'
+            && digits(11..13)
+            && digits(14..16)
+            && digits(17..19)
+    };
+    // `-?(0|[1-9][0-9]*)`, not `-0`.
+    let integer = |b: &[u8]| {
+        let unsigned = b.strip_prefix(b"-").unwrap_or(b);
+        !unsigned.is_empty()
+            && unsigned.iter().all(u8::is_ascii_digit)
+            && (unsigned[0] != b'0' || unsigned.len() == 1)
+            && unsigned.len() < 19
+            && !(b[0] == b'-' && unsigned == b"0")
+    };
+    match ty {
+        ColumnType::Text | ColumnType::Enum | ColumnType::Json => true,
+        ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => integer(b),
+        ColumnType::Bool => text == "t" || text == "f",
+        ColumnType::Uuid => {
+            b.len() == 36
+                && b.iter().enumerate().all(|(i, &c)| match i {
+                    8 | 13 | 18 | 23 => c == b'-',
+                    _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+                })
+        }
+        ColumnType::Date => b.len() == 10 && date(b),
+        ColumnType::Timestamp => b.len() == 19 && date(b) && time(b),
+        ColumnType::Timestamptz => b.len() == 22 && date(b) && time(b) && &b[19..] == b"+00",
+        ColumnType::Numeric { scale } => {
+            let (whole, fraction) = match text.split_once('.') {
+                Some((w, f)) => (w.as_bytes(), Some(f.as_bytes())),
+                None => (b, None),
+            };
+            let fraction_ok = match (fraction, scale) {
+                (None, None | Some(0)) => true,
+                (Some(f), None) => !f.is_empty() && f.iter().all(u8::is_ascii_digit),
+                (Some(f), Some(s)) => f.len() == usize::from(s) && f.iter().all(u8::is_ascii_digit),
+                _ => false,
+            };
+            // `-0.00` prints as `0.00`; `-0.50` is canonical.
+            let zero = b.iter().all(|&c| matches!(c, b'0' | b'.' | b'-'));
+            fraction_ok && (integer(whole) || (whole == b"-0" && !zero))
+        }
+        _ => false,
+    }
+}
+
+/// One field of record_out: quoted when empty or holding `"`, `\`, `(`, `)`, `,` or white
+/// space, with `"` and `\` doubled inside the quotes.
+fn write_record_field(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
+    let start = out.len();
+    write_text(out, value, ty);
+    quote_if_needed(out, start);
+}
+
+fn quote_if_needed(out: &mut Vec<u8>, start: usize) {
+    let needs_quotes = out.len() == start
+        || out[start..].iter().any(|&b| {
+            matches!(
+                b,
+                b'"' | b'\\' | b'(' | b')' | b',' | b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c
+            )
+        });
+    if needs_quotes {
+        // In place, from the end: no allocation per quoted value.
+        let doubled = out[start..]
+            .iter()
+            .filter(|&&b| b == b'"' || b == b'\\')
+            .count();
+        let old_end = out.len();
+        out.resize(old_end + doubled + 2, 0);
+        let mut to = out.len() - 1;
+        out[to] = b'"';
+        for from in (start..old_end).rev() {
+            let b = out[from];
+            to -= 1;
+            out[to] = b;
+            if b == b'"' || b == b'\\' {
+                to -= 1;
+                out[to] = b;
+            }
+        }
+        out[to - 1] = b'"';
+    }
+}
+
+/// A value's text as the server's output function prints it.
+fn write_text(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
+    use std::io::Write;
+    match value {
+        Value::Int(v) => write!(out, "{v}").expect("writes to a Vec"),
+        Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
+        Value::Text(t) => out.extend_from_slice(t.as_bytes()),
+        Value::Uuid(u) => {
+            let hex = format!("{u:032x}");
+            write!(
+                out,
+                "{}-{}-{}-{}-{}",
+                &hex[0..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..32]
+            )
+            .expect("writes to a Vec");
+        }
+        Value::Date(days) => out.extend_from_slice(crate::calendar::format_date(*days).as_bytes()),
+        Value::Timestamp(micros) => {
+            let seconds = micros.div_euclid(1_000_000);
+            let fraction = micros.rem_euclid(1_000_000);
+            let days = seconds.div_euclid(86_400);
+            let s = seconds.rem_euclid(86_400);
+            write!(
+                out,
+                "{} {:02}:{:02}:{:02}",
+                crate::calendar::format_date(days),
+                s / 3600,
+                s / 60 % 60,
+                s % 60
+            )
+            .expect("writes to a Vec");
+            if fraction > 0 {
+                let digits = format!("{fraction:06}");
+                out.push(b'.');
+                out.extend_from_slice(digits.trim_end_matches('0').as_bytes());
+            }
+            if ty == ColumnType::Timestamptz {
+                out.extend_from_slice(b"+00");
+            }
+        }
+        Value::Numeric(n) => n.write_text(out),
+        Value::Float(_) => unreachable!("floats have no canonical text here"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(text: &str, ty: ColumnType) -> String {
+        let mut out = Vec::new();
+        write_record_field(&mut out, &parse(ty, text).unwrap(), ty);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fields_print_and_quote_as_record_out_does() {
+        assert_eq!(field("a b", ColumnType::Text), "\"a b\"");
+        assert_eq!(field("", ColumnType::Text), "\"\"");
+        assert_eq!(
+            field("say \"hi\\\"", ColumnType::Text),
+            "\"say \"\"hi\\\\\"\"\""
+        );
+        assert_eq!(field("plain", ColumnType::Text), "plain");
+        assert_eq!(field("TRUE", ColumnType::Bool), "t");
+        assert_eq!(
+            field("2025-01-01T03:02:03.250+02:00", ColumnType::Timestamptz),
+            "\"2025-01-01 01:02:03.25+00\""
+        );
+        assert_eq!(
+            field("2025-01-01 01:02:03+05", ColumnType::Timestamp),
+            "\"2025-01-01 01:02:03\""
+        );
+        assert_eq!(field("15", ColumnType::Numeric { scale: Some(2) }), "15.00");
+        assert_eq!(
+            field("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", ColumnType::Uuid),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        );
+    }
+
+    #[test]
+    fn canonical_text_is_recognized_by_its_shape_and_odd_text_is_not() {
+        let numeric = ColumnType::Numeric { scale: Some(2) };
+        for (ty, text, canonical) in [
+            (ColumnType::Int4, "-42", true),
+            (ColumnType::Int4, "042", false),
+            (ColumnType::Int4, "-0", false),
+            (numeric, "12.50", true),
+            (numeric, "-0.50", true),
+            (numeric, "-0.00", false),
+            (numeric, "12.5", false),
+            (numeric, "012.50", false),
+            (ColumnType::Timestamptz, "2025-01-01 01:02:03+00", true),
+            (ColumnType::Timestamp, "2025-01-01 01:02:03+00", false),
+            (
+                ColumnType::Uuid,
+                "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                true,
+            ),
+            (
+                ColumnType::Uuid,
+                "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+                false,
+            ),
+            (ColumnType::Bool, "true", false),
+        ] {
+            assert_eq!(is_canonical(ty, text), canonical, "{ty:?} {text}");
+            if canonical {
+                // Printing it again changes nothing.
+                let mut out = Vec::new();
+                write_text(&mut out, &parse(ty, text).unwrap(), ty);
+                assert_eq!(String::from_utf8(out).unwrap(), text);
+            }
+        }
+    }
+
+    #[test]
+    fn sums_merge_in_any_order() {
+        let parts = [
+            Sum {
+                rows: 1,
+                sum: u64::MAX,
+            },
+            Sum { rows: 2, sum: 5 },
+            Sum {
+                rows: 3,
+                sum: 1 << 63,
+            },
+        ];
+        let mut forward = Sum::default();
+        parts.iter().for_each(|p| forward.merge(*p));
+        let mut backward = Sum::default();
+        parts.iter().rev().for_each(|p| backward.merge(*p));
+        assert_eq!(forward, backward);
+        assert_eq!(forward.rows, 6);
+        assert_eq!(forward.hex(), "8000000000000004");
+    }
+}
