@@ -265,19 +265,7 @@ fn write_text(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
         Value::Int(v) => write!(out, "{v}").expect("writes to a Vec"),
         Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
         Value::Text(t) => out.extend_from_slice(t.as_bytes()),
-        Value::Uuid(u) => {
-            let hex = format!("{u:032x}");
-            write!(
-                out,
-                "{}-{}-{}-{}-{}",
-                &hex[0..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..32]
-            )
-            .expect("writes to a Vec");
-        }
+        Value::Uuid(u) => out.extend_from_slice(crate::spec::uuid_text(*u).as_bytes()),
         Value::Date(days) => out.extend_from_slice(crate::calendar::format_date(*days).as_bytes()),
         Value::Timestamp(micros) => {
             let seconds = micros.div_euclid(1_000_000);

@@ -821,18 +821,8 @@ impl Scope<'_> {
             let [Expr::Lit(Value::Text(file))] = args.as_slice() else {
                 return Err("pick('data/file.txt') takes one file name".into());
             };
-            let path = self.seeds_dir.join(file);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read the data file {}: {e}", path.display()))?;
-            let values: Vec<String> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from)
-                .collect();
-            if values.is_empty() {
-                return Err(format!("the data file {} is empty", path.display()));
-            }
+            // Inside the seeds directory, like every data file the spec names.
+            let (path, values) = super::values_file(self.seeds_dir, file)?;
             self.files.push(path);
             return Ok(Expr::Pick(values));
         }

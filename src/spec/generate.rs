@@ -820,15 +820,7 @@ impl<'d> RowValues<'d> {
                     let bits = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
                     // Version 4, RFC 4122 variant.
                     let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-                    let hex = format!("{bits:032x}");
-                    Value::Text(format!(
-                        "{}-{}-{}-{}-{}",
-                        &hex[0..8],
-                        &hex[8..12],
-                        &hex[12..16],
-                        &hex[16..20],
-                        &hex[20..32]
-                    ))
+                    Value::Text(super::uuid_text(bits))
                 }
                 Gen::Int { min, max } => Value::Int(between(rng, *min, *max)),
                 Gen::Decimal { min, max, scale } => {

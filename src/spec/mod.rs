@@ -371,6 +371,67 @@ impl Spec {
     }
 }
 
+/// A `pick` data file: one value a line, blank lines and `#` comments skipped; never empty.
+pub(super) fn values_file(
+    seeds_dir: &Path,
+    name: &str,
+) -> std::result::Result<(PathBuf, Vec<String>), String> {
+    let path = data_file(seeds_dir, name)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read the data file {}: {e}", path.display()))?;
+    let values: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    if values.is_empty() {
+        return Err(format!("the data file {} is empty", path.display()));
+    }
+    Ok((path, values))
+}
+
+/// A data file named by the spec (`pick`, `fixed`), which must lie inside the seeds directory:
+/// a spec is data, and must not read (and load into tables) whatever file its author names.
+pub(super) fn data_file(seeds_dir: &Path, name: &str) -> std::result::Result<PathBuf, String> {
+    use std::path::Component;
+    let relative = Path::new(name);
+    let escapes = relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    if name.trim().is_empty() || escapes {
+        return Err(format!(
+            "file {name:?} must be a path inside the seeds directory {} (no absolute path, no ..)",
+            seeds_dir.display()
+        ));
+    }
+    let path = seeds_dir.join(relative);
+    // A symbolic link inside the directory may still lead out of it.
+    if let (Ok(real), Ok(root)) = (path.canonicalize(), seeds_dir.canonicalize())
+        && !real.starts_with(&root)
+    {
+        return Err(format!(
+            "file {name:?} leads outside the seeds directory {} (to {})",
+            seeds_dir.display(),
+            real.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// A UUID's canonical text, as PostgreSQL prints it: lower-case hex in 8-4-4-4-12 groups.
+pub fn uuid_text(bits: u128) -> String {
+    let hex = format!("{bits:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 /// FNV-1a over the names and contents of `files`.
 pub fn files_digest(files: &[PathBuf]) -> Result<u64> {
     let mut all = Vec::new();

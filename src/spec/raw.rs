@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::expr::{self, Expr, Scope};
 use super::{
-    At, Case, Children, ColumnSpec, FixedRows, Gen, Part, Source, Spec, TableSpec, load_order,
+    At, Case, Children, ColumnSpec, FixedRows, Gen, Part, Source, Spec, TableSpec, data_file,
+    load_order, values_file,
 };
 use crate::config::fnv1a64;
 use crate::error::{Error, Result};
@@ -381,19 +382,7 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
             Gen::Cycle { values }
         }
         RawGen::Pick { file: name } => {
-            let path = data_file(ctx.seeds_dir, &name).map_err(|e| at.error(e))?;
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                at.error(format!("cannot read the data file {}: {e}", path.display()))
-            })?;
-            let values: Vec<String> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from)
-                .collect();
-            if values.is_empty() {
-                return Err(at.error(format!("the data file {} is empty", path.display())));
-            }
+            let (path, values) = values_file(ctx.seeds_dir, &name).map_err(|e| at.error(e))?;
             ctx.files.push(path);
             Gen::Pick { values }
         }
@@ -555,34 +544,6 @@ fn read_csv(path: &Path) -> std::result::Result<(Vec<String>, Vec<Vec<String>>),
         rows.push(record.iter().map(String::from).collect());
     }
     Ok((headers, rows))
-}
-
-/// A data file named by the spec (`pick`, `fixed`), which must lie inside the seeds directory:
-/// a spec is data, and must not read (and load into tables) whatever file its author names.
-fn data_file(seeds_dir: &Path, name: &str) -> std::result::Result<PathBuf, String> {
-    use std::path::Component;
-    let relative = Path::new(name);
-    let escapes = relative
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
-    if name.trim().is_empty() || escapes {
-        return Err(format!(
-            "file {name:?} must be a path inside the seeds directory {} (no absolute path, no ..)",
-            seeds_dir.display()
-        ));
-    }
-    let path = seeds_dir.join(relative);
-    // A symbolic link inside the directory may still lead out of it.
-    if let (Ok(real), Ok(root)) = (path.canonicalize(), seeds_dir.canonicalize())
-        && !real.starts_with(&root)
-    {
-        return Err(format!(
-            "file {name:?} leads outside the seeds directory {} (to {})",
-            seeds_dir.display(),
-            real.display()
-        ));
-    }
-    Ok(path)
 }
 
 /// A constant is one scalar: a table or an array has no single text for a column to take.

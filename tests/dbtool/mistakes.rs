@@ -238,8 +238,11 @@ fn huge_counts_and_serials_past_bigint_are_refused_at_once_before_connecting() {
         let run = offline(&project, &["profiles"]);
         run.code(2).stderr_has("dev");
         assert!(run.stdout.contains("ci (seed"), "{}", run.stdout);
+        // Not a speed target: planning 10^12 rows would take hours, so finishing at all within
+        // a bound that a busy 2-core machine meets (listing the load profile's 5.8M rows
+        // included) shows the count was refused before it was planned.
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(60),
             "took {:?}",
             started.elapsed()
         );
