@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -24,7 +25,6 @@ use crate::stop::Stop;
 const PROGRESS_EVERY: u64 = 2_000;
 /// Bytes of COPY data the row producer hands to the connection's thread at a time.
 const COPY_BUFFER: usize = 64 * 1024;
-const BUFFERS_IN_FLIGHT: usize = 4;
 
 /// Per seeded table, its digest (src/digest.rs) computed from the rows as they were sent, where
 /// the client could know the server's text of every row.
@@ -74,6 +74,15 @@ impl Connections<'_> {
                 let mut client = db.work()?;
                 f(&mut client)
             }
+        }
+    }
+
+    /// Threads that generate one chunk's rows at once: on the one connection, as many as there
+    /// are cores (the server's backend takes its share); over the pool, one per connection.
+    fn generators(&self) -> usize {
+        match self {
+            Connections::One { .. } => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Connections::Pool { .. } => 1,
         }
     }
 
@@ -284,8 +293,9 @@ fn load_level(
         .flat_map(|t| t.load.chunks.iter().map(move |c| (t, c)))
         .collect();
     let stop = connections.stop().clone();
+    let generators = connections.generators();
     connections.run(&jobs, |client, (table, chunk)| {
-        copy_chunk(client, data, table, chunk, &stop)?;
+        copy_chunk(client, data, table, chunk, &stop, generators)?;
         if table.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             finished(table);
         }
@@ -301,88 +311,159 @@ fn load_level(
 }
 
 /// Streams one chunk's rows through one COPY. Without `finish` the server aborts the COPY.
+///
+/// Rows are generated and encoded on threads of their own while this one writes the COPY stream,
+/// so the client's CPU overlaps its socket writes and the server's work. With `generators` > 1
+/// (the atomic load, where one connection carries every row) the chunk's roots are split into
+/// that many consecutive parts generated at once; their buffers are written in order, so the
+/// rows and their keys are exactly those of one generator. Memory is bounded by the chunk.
 fn copy_chunk(
     client: &mut Client,
     data: &Dataset,
     table: &Table,
     chunk: &Chunk,
     stop: &Stop,
+    generators: usize,
 ) -> Result<()> {
-    let (load, encoder, progress) = (table.load, &table.encoder, &table.progress);
-    // The chunk's own digest, merged into the table's at the end: chunks finish in any order.
-    let mut row_text = table.row_text.as_ref();
-    let mut sum = Sum::default();
-    let mut text = Vec::new();
+    let (load, encoder) = (table.load, &table.encoder);
     stop.check()?;
     let fail = |e: postgres::Error| rejected(data, load, chunk, &e);
+    let parts = split(data, load.index, chunk, generators);
     let mut writer = client.copy_in(encoder.statement()).map_err(fail)?;
     let write_failed =
         |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", load.table));
-    // Rows are generated and encoded on a thread of their own while this one writes the COPY
-    // stream, so the client's CPU overlaps its socket writes (and the server's work, where cores
-    // allow). Buffers of about COPY_BUFFER bytes; a few in flight bound the memory.
-    let (full, receive) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS_IN_FLIGHT);
     let (produced, written) = std::thread::scope(|scope| {
-        let producer = scope.spawn(move || -> Result<(Option<&RowText>, Sum)> {
-            let mut buffer = Vec::with_capacity(COPY_BUFFER + 512);
-            encoder.begin(&mut buffer);
-            let mut index = chunk.first_index;
-            let mut unreported = 0;
-            data.for_each_row(load.index, chunk.roots.clone(), &mut |mut row| {
-                row.index = Some(index);
-                index += 1;
-                let mut values = RowValues::new(data, load.index, row);
-                if let Some(rt) = row_text
-                    && !rt.add(&mut values, &mut text, &mut sum)?
-                {
-                    row_text = None;
-                }
-                encoder.row(&mut values, &mut buffer).map_err(|e| match e {
-                    Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
-                    e => e,
-                })?;
-                if buffer.len() >= COPY_BUFFER {
-                    let next = Vec::with_capacity(COPY_BUFFER + 512);
-                    // The writer has gone: it failed, and says why.
-                    full.send(std::mem::replace(&mut buffer, next))
-                        .map_err(|_| Error::Work(format!("seeding {} failed", load.table)))?;
-                }
-                unreported += 1;
-                if unreported == PROGRESS_EVERY {
-                    progress.inc(unreported);
-                    unreported = 0;
-                    // Stop generating as soon as the lock is lost or a signal comes.
-                    stop.check()?;
-                }
-                Ok(())
-            })?;
-            encoder.end(&mut buffer);
-            full.send(buffer)
-                .map_err(|_| Error::Work(format!("seeding {} failed", load.table)))?;
-            progress.inc(unreported);
-            Ok((row_text, sum))
-        });
-        let written: Result<()> = receive
+        let last = parts.len() - 1;
+        let (producers, receivers): (Vec<_>, Vec<_>) = parts
             .iter()
-            .try_for_each(|buffer| writer.write_all(&buffer).map_err(write_failed));
-        // Unblocks a producer waiting to send after a failed write.
-        drop(receive);
-        (
-            producer.join().expect("the row producer does not panic"),
-            written,
-        )
+            .enumerate()
+            .map(|(k, (roots, first_index))| {
+                let (full, receive) = std::sync::mpsc::channel::<Vec<u8>>();
+                let producer = scope.spawn(move || {
+                    generate(
+                        data,
+                        table,
+                        roots.clone(),
+                        *first_index,
+                        (k == 0, k == last),
+                        stop,
+                        &full,
+                    )
+                });
+                (producer, receive)
+            })
+            .unzip();
+        let written: Result<()> = receivers.iter().try_for_each(|receive| {
+            receive
+                .iter()
+                .try_for_each(|buffer| writer.write_all(&buffer).map_err(write_failed))
+        });
+        // Unblocks producers whose sends would now fail.
+        drop(receivers);
+        let produced: Vec<_> = producers
+            .into_iter()
+            .map(|p| p.join().expect("the row producer does not panic"))
+            .collect();
+        (produced, written)
     });
     // On an error the writer drops unfinished, which aborts the COPY. A write error explains a
     // producer's failed send, so it comes first.
     written?;
-    let (row_text, sum) = produced?;
+    let mut digest: Option<Sum> = Some(Sum::default());
+    for part in produced {
+        match (part?, digest.as_mut()) {
+            (Some(sum), Some(total)) => total.merge(sum),
+            _ => digest = None,
+        }
+    }
     writer.finish().map_err(fail)?;
     let mut table_sum = table.sum.lock().expect("no chunk panicked");
-    match (row_text, table_sum.as_mut()) {
-        (Some(_), Some(total)) => total.merge(sum),
+    match (digest, table_sum.as_mut()) {
+        (Some(sum), Some(total)) => total.merge(sum),
         _ => *table_sum = None,
     }
     Ok(())
+}
+
+/// A chunk's roots in up to `parts` consecutive ranges, each with its first row's index.
+fn split(data: &Dataset, table: usize, chunk: &Chunk, parts: usize) -> Vec<(Range<u64>, u64)> {
+    let roots = chunk.roots.clone();
+    let step = (roots.end - roots.start)
+        .div_ceil(parts.max(1) as u64)
+        .max(1);
+    let mut out = Vec::new();
+    let (mut start, mut first_index) = (roots.start, chunk.first_index);
+    while start < roots.end || out.is_empty() {
+        let end = (start + step).min(roots.end);
+        out.push((start..end, first_index));
+        if out.len() < parts {
+            first_index += data.count_rows(table, start..end);
+        }
+        start = end;
+        if start >= roots.end {
+            break;
+        }
+    }
+    out
+}
+
+/// Generates and encodes the rows of `roots`, sending buffers of about COPY_BUFFER bytes; the
+/// first part starts the COPY stream and the last ends it. Returns the part's digest, or `None`
+/// when the client could not know the server's text of a row.
+fn generate(
+    data: &Dataset,
+    table: &Table,
+    roots: Range<u64>,
+    first_index: u64,
+    (first, last): (bool, bool),
+    stop: &Stop,
+    full: &std::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<Option<Sum>> {
+    let (load, encoder, progress) = (table.load, &table.encoder, &table.progress);
+    let mut row_text = table.row_text.as_ref();
+    let mut sum = Sum::default();
+    let mut text = Vec::new();
+    let mut buffer = Vec::with_capacity(COPY_BUFFER + 512);
+    // The writer has gone: it failed, and says why.
+    let gone = || Error::Work(format!("seeding {} failed", load.table));
+    if first {
+        encoder.begin(&mut buffer);
+    }
+    let mut index = first_index;
+    let mut unreported = 0;
+    data.for_each_row(load.index, roots, &mut |mut row| {
+        row.index = Some(index);
+        index += 1;
+        let mut values = RowValues::new(data, load.index, row);
+        if let Some(rt) = row_text
+            && !rt.add(&mut values, &mut text, &mut sum)?
+        {
+            row_text = None;
+        }
+        encoder.row(&mut values, &mut buffer).map_err(|e| match e {
+            Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
+            e => e,
+        })?;
+        if buffer.len() >= COPY_BUFFER {
+            let next = Vec::with_capacity(COPY_BUFFER + 512);
+            full.send(std::mem::replace(&mut buffer, next))
+                .map_err(|_| gone())?;
+        }
+        unreported += 1;
+        if unreported == PROGRESS_EVERY {
+            progress.inc(unreported);
+            unreported = 0;
+            // Stop generating as soon as the lock is lost or a signal comes.
+            stop.check()?;
+        }
+        Ok(())
+    })?;
+    if last {
+        encoder.end(&mut buffer);
+    }
+    full.send(buffer).map_err(|_| gone())?;
+    progress.inc(unreported);
+    Ok(row_text.map(|_| sum))
 }
 
 /// A row the server rejected, named by table, column, row key and (for a fixed row) its CSV
