@@ -343,8 +343,7 @@ fn create_index_concurrently_is_refused_before_anything_changes_unless_marked() 
         ),
         1
     );
-    let status: serde_json::Value =
-        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    let status = db.status();
     assert!(status["unfinished"].is_null(), "{status}");
     assert_eq!(status["last_reset"]["profile"], "dev");
 }
@@ -389,8 +388,7 @@ fn a_parallel_reset_loads_the_same_data_and_a_failure_leaves_the_schema_whole() 
         .stderr_has("small_orders");
     assert_eq!(keys_and_indexes(&db), whole);
     assert_eq!(db.scalar("SELECT count(*) FROM invoice_line_items"), 0);
-    let status: serde_json::Value =
-        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    let status = db.status();
     assert!(status["unfinished"].is_object(), "{status}");
     assert!(status["last_reset"].is_null(), "{status}");
     db.run(&[

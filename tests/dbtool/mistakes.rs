@@ -558,13 +558,11 @@ fn fingerprint_and_status_say_when_the_lock_is_held() {
         "{}",
         status.stdout
     );
-    let status: serde_json::Value =
-        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    let status = db.status();
     assert!(status["in_progress"].is_string(), "{status}");
     drop(holder);
     assert!(db.eventually(Duration::from_secs(5), |db| db.advisory_locks() == 0));
-    let status: serde_json::Value =
-        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    let status = db.status();
     assert!(status.get("in_progress").is_none(), "{status}");
 }
 

@@ -28,8 +28,7 @@ fn a_protected_database_refuses_reset_and_seed_until_unprotected() {
         .stderr_has("protected");
     db.run(&["seed", "--profile", "ci", "--yes"]).code(4);
     assert_eq!(db.overall_fingerprint(), before);
-    let status: serde_json::Value =
-        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    let status = db.status();
     assert!(status["protected"].is_object());
     db.run(&["unprotect"]).success();
     db.run(&["reset", "--profile", "dev", "--yes"]).success();
@@ -125,8 +124,7 @@ fn json_logs_are_one_object_a_line_with_the_documented_events() {
 fn status_and_lock_status_name_the_last_reset_and_the_holder() {
     let db = TestDb::new("status");
     db.run(&["reset", "--profile", "ci", "--yes"]).success();
-    let status: serde_json::Value =
-        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    let status = db.status();
     assert_eq!(status["last_reset"]["profile"], "ci");
     assert_eq!(status["last_reset"]["seed"], 7);
     assert_eq!(status["lock"]["held"], false);
@@ -404,8 +402,7 @@ fn dotenv_fills_in_what_the_environment_does_not_say() {
 fn a_reset_that_fails_midway_leaves_the_last_reset_and_its_data_as_they_were() {
     let db = TestDb::new("unfinished");
     db.run(&["reset", "--profile", "ci", "--yes"]).success();
-    let before: serde_json::Value =
-        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    let before = db.status();
     let fingerprint = db.overall_fingerprint();
     let project = crate::support::ProjectCopy::new();
     // A check that the seeded data breaks: the load fails after the drop and the migrations.
@@ -416,8 +413,7 @@ fn a_reset_that_fails_midway_leaves_the_last_reset_and_its_data_as_they_were() {
     db.run_in(&project, &["reset", "--profile", "dev", "--yes"])
         .code(7)
         .stderr_has("small_orders");
-    let after: serde_json::Value =
-        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    let after = db.status();
     assert!(after["unfinished"].is_null(), "{after}");
     assert_eq!(after["last_reset"], before["last_reset"]);
     assert_eq!(db.overall_fingerprint(), fingerprint);

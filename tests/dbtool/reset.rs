@@ -236,7 +236,6 @@ fn skip_seed_drops_and_migrates_only() {
     run.success().stderr_has("nothing seeded");
     assert_eq!(db.scalar("SELECT count(*) FROM clients"), 0);
     assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 5);
-    let status: serde_json::Value =
-        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    let status = db.status();
     assert!(status["unfinished"].is_null(), "{status}");
 }

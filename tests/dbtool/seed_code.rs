@@ -8,10 +8,6 @@ use crate::support::{ProjectCopy, TestDb, binary, changes_nothing};
 const EXTRA_SERVICE: &str =
     "INSERT INTO services (name, duration_minutes, price) VALUES ('Teeth brushing', 15, 12.00);";
 
-fn status(db: &TestDb) -> serde_json::Value {
-    serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap()
-}
-
 #[test]
 fn sql_seed_files_run_inside_the_resets_transaction() {
     let db = TestDb::new("seed_sql");
@@ -62,7 +58,7 @@ fn a_seed_command_runs_under_the_lock_with_the_database_in_its_environment() {
     .stderr_has("seed command: locked by 1")
     .stderr_has("seed command: seeded dev 42");
     assert_eq!(db.scalar("SELECT count(*) FROM services"), 11);
-    let status = status(&db);
+    let status = db.status();
     assert!(status["unfinished"].is_null(), "{status}");
     assert_eq!(status["last_reset"]["profile"], "dev");
     assert_eq!(db.advisory_locks(), 0);
@@ -84,7 +80,7 @@ fn a_failing_seed_command_exits_7_and_leaves_the_reset_unfinished() {
         .stderr_has("seed command: loading")
         .stderr_has("seed command: no such table")
         .stderr_has("exit status: 3");
-    let status = status(&db);
+    let status = db.status();
     assert!(status["unfinished"].is_object(), "{status}");
     assert!(status["last_reset"].is_null(), "{status}");
     // Never skipped over.
@@ -101,7 +97,7 @@ fn a_failing_seed_command_exits_7_and_leaves_the_reset_unfinished() {
 }
 
 fn status_is_finished(db: &TestDb) -> bool {
-    let status = status(db);
+    let status = db.status();
     status["unfinished"].is_null() && status["last_reset"].is_object()
 }
 

@@ -89,8 +89,7 @@ fn another_seed_gives_other_data_and_is_recorded() {
     let first = db.overall_fingerprint();
     reset_with(&db, None, &["--profile", "ci", "--seed", "43"]);
     assert_ne!(db.overall_fingerprint(), first);
-    let status: serde_json::Value =
-        serde_json::from_str(&db.run(&["status", "--json"]).success().stdout).unwrap();
+    let status = db.status();
     assert_eq!(status["last_reset"]["seed"], 43);
     assert_eq!(status["last_reset"]["profile"], "ci");
 }

@@ -120,6 +120,13 @@ impl TestDb {
         self.client().query_one(sql, &[]).expect(sql).get(0)
     }
 
+    /// `dbtool status --json`, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        let run = self.run(&["status", "--json"]);
+        run.success();
+        serde_json::from_str(&run.stdout).expect("status --json prints JSON")
+    }
+
     /// `dbtool fingerprint --json`, parsed.
     pub fn fingerprint(&self) -> serde_json::Value {
         let run = self.run(&["fingerprint", "--json"]);
