@@ -27,21 +27,50 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// `YYYY-MM-DD`
 pub fn format_date(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
+    let mut out = Vec::with_capacity(10);
+    push_date(&mut out, days);
+    String::from_utf8(out).expect("a date is ASCII")
 }
 
 /// `YYYY-MM-DD HH:MM:SS+00`, which PostgreSQL reads as timestamptz and as timestamp.
 pub fn format_timestamp(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let s = seconds.rem_euclid(86_400);
-    format!(
-        "{} {:02}:{:02}:{:02}+00",
-        format_date(days),
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    let mut out = Vec::with_capacity(22);
+    push_date(&mut out, seconds.div_euclid(86_400));
+    out.push(b' ');
+    push_time(&mut out, seconds.rem_euclid(86_400));
+    out.extend_from_slice(b"+00");
+    String::from_utf8(out).expect("a timestamp is ASCII")
+}
+
+// Digit by digit rather than through `format!`: a large reset prints millions of these.
+
+/// Appends `YYYY-MM-DD` (years outside 0..=9999 as `{:04}` prints them).
+pub fn push_date(out: &mut Vec<u8>, days: i64) {
+    let (y, m, d) = civil_from_days(days);
+    if (0..10_000).contains(&y) {
+        push_two_digits(out, y / 100);
+        push_two_digits(out, y % 100);
+    } else {
+        out.extend_from_slice(format!("{y:04}").as_bytes());
+    }
+    out.push(b'-');
+    push_two_digits(out, i64::from(m));
+    out.push(b'-');
+    push_two_digits(out, i64::from(d));
+}
+
+/// Appends `HH:MM:SS` of a second of the day.
+pub fn push_time(out: &mut Vec<u8>, second_of_day: i64) {
+    push_two_digits(out, second_of_day / 3600);
+    out.push(b':');
+    push_two_digits(out, second_of_day / 60 % 60);
+    out.push(b':');
+    push_two_digits(out, second_of_day % 60);
+}
+
+fn push_two_digits(out: &mut Vec<u8>, n: i64) {
+    out.push(b'0' + (n / 10) as u8);
+    out.push(b'0' + (n % 10) as u8);
 }
 
 #[cfg(test)]
@@ -62,5 +91,9 @@ mod tests {
             "2025-01-01 01:02:03+00"
         );
         assert_eq!(format_timestamp(-1), "1969-12-31 23:59:59+00");
+        // Years outside 0..=9999 as `format!("{y:04}")` prints them.
+        let far = days_from_civil(12_345, 6, 7);
+        assert_eq!(format_date(far), "12345-06-07");
+        assert_eq!(format_date(days_from_civil(-44, 3, 15)), "-044-03-15");
     }
 }
