@@ -12,7 +12,9 @@
 use postgres::Client;
 
 use crate::db::quote_ident;
-use crate::spec::{Dataset, Gen, RowValues};
+use crate::spec::expr::Func;
+use crate::spec::kinds::{self, Kinds};
+use crate::spec::{Dataset, Expr, Gen, RowValues};
 
 /// Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch for dates and timestamps.
 const PG_EPOCH_DAYS: i64 = 10_957;
@@ -173,6 +175,16 @@ fn generator_parses(
     ty: ColumnType,
     depth: u32,
 ) -> bool {
+    gen_parses(
+        data,
+        table,
+        &data.spec.tables[table].columns[column].generator,
+        ty,
+        depth,
+    )
+}
+
+fn gen_parses(data: &Dataset, table: usize, generator: &Gen, ty: ColumnType, depth: u32) -> bool {
     if depth > 16 {
         return false;
     }
@@ -181,8 +193,12 @@ fn generator_parses(
         ColumnType::Text | ColumnType::Enum | ColumnType::Json | ColumnType::Jsonb
     );
     let all = |values: &[String]| values.iter().all(|v| parse(ty, v).is_ok());
-    let spec = &data.spec.tables[table];
-    match &spec.columns[column].generator {
+    // Another column's values, here or in a related row: its fixed rows and its generator.
+    let column_parses = |table: usize, column: usize| {
+        parses_fixed(data, table, column, ty)
+            && generator_parses(data, table, column, ty, depth + 1)
+    };
+    match generator {
         // Enum labels and JSON are checked by the server in either format.
         _ if textual => true,
         Gen::Serial { .. } | Gen::Ordinal { .. } | Gen::Int { .. } => matches!(
@@ -207,27 +223,86 @@ fn generator_parses(
         Gen::Timestamp { .. } => matches!(ty, ColumnType::Timestamp | ColumnType::Timestamptz),
         Gen::Choice { values, .. } | Gen::Cycle { values } | Gen::Pick { values } => all(values),
         Gen::Constant { value } => value.as_deref().is_none_or(|v| parse(ty, v).is_ok()),
-        // Computed values: their text is only known as they are generated.
-        Gen::Format { .. } | Gen::Expr { .. } | Gen::When { .. } | Gen::Csv { .. } => false,
+        Gen::Csv { rows, field, .. } => rows.iter().all(|row| match row.get(*field) {
+            Some(text) if !text.is_empty() => parse(ty, text).is_ok(),
+            _ => true,
+        }),
+        // Text made from other values: only the server reads it as a non-text type.
+        Gen::Format { .. } => false,
+        Gen::When {
+            then, otherwise, ..
+        } => {
+            gen_parses(data, table, then, ty, depth + 1)
+                && gen_parses(data, table, otherwise, ty, depth + 1)
+        }
+        Gen::Expr { expr } => expr_parses(data, table, expr, ty, depth + 1),
         Gen::Ref {
             table: target,
             column: target_column,
             ..
-        } => {
-            // A referenced row may be one of the target's fixed rows.
-            parses_fixed(data, *target, *target_column, ty)
-                && generator_parses(data, *target, *target_column, ty, depth + 1)
-        }
+        } => column_parses(*target, *target_column),
         Gen::Parent {
             column: parent_column,
         } => {
-            let crate::spec::Source::PerParent { parent, .. } = spec.source else {
+            let crate::spec::Source::PerParent { parent, .. } = data.spec.tables[table].source
+            else {
                 return false;
             };
-            parses_fixed(data, parent, *parent_column, ty)
-                && generator_parses(data, parent, *parent_column, ty, depth + 1)
+            column_parses(parent, *parent_column)
         }
     }
+}
+
+/// Whether every value of `expr` (in a row of `table`) is a value of a non-text column type
+/// `ty` as the client encodes it: a reference to a column whose values are, a literal that
+/// parses, or an expression whose every kind of result has a typed form (a number for a
+/// numeric column, a timestamp or a date for a timestamp column, ...).
+fn expr_parses(data: &Dataset, table: usize, expr: &Expr, ty: ColumnType, depth: u32) -> bool {
+    if depth > 16 {
+        return false;
+    }
+    match expr {
+        Expr::Column(c) => {
+            parses_fixed(data, table, *c, ty) && generator_parses(data, table, *c, ty, depth + 1)
+        }
+        Expr::Path {
+            start,
+            tables,
+            column,
+            ..
+        } => match kinds::path_target(data.spec, table, *start, tables, *column) {
+            Some((target, c)) => {
+                parses_fixed(data, target, c, ty)
+                    && generator_parses(data, target, c, ty, depth + 1)
+            }
+            None => false,
+        },
+        Expr::Lit(crate::spec::Value::Text(text)) => parse(ty, text).is_ok(),
+        Expr::Func(Func::If, args) => args
+            .get(1..)
+            .unwrap_or_default()
+            .iter()
+            .all(|a| expr_parses(data, table, a, ty, depth + 1)),
+        Expr::Func(Func::Coalesce | Func::RandChoice, args) => args
+            .iter()
+            .all(|a| expr_parses(data, table, a, ty, depth + 1)),
+        _ => kinds::expression(data.spec, table, expr, depth).within(typed_kinds(ty)),
+    }
+}
+
+/// The kinds of generated value that `from_generated` writes as a column of type `ty`.
+fn typed_kinds(ty: ColumnType) -> Kinds {
+    Kinds::NULL
+        | match ty {
+            ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => Kinds::INT,
+            ColumnType::Numeric { .. } | ColumnType::Float4 | ColumnType::Float8 => {
+                Kinds::INT | Kinds::DEC
+            }
+            ColumnType::Bool => Kinds::BOOL,
+            ColumnType::Date => Kinds::DATE,
+            ColumnType::Timestamp | ColumnType::Timestamptz => Kinds::TIMESTAMP | Kinds::DATE,
+            _ => Kinds::default(),
+        }
 }
 
 fn parses_fixed(data: &Dataset, table: usize, column: usize, ty: ColumnType) -> bool {
@@ -432,12 +507,22 @@ fn parse_numeric(text: &str, typmod_scale: Option<u16>) -> Option<Numeric> {
     {
         return None;
     }
-    let mut digits: Vec<u8> = whole
+    let digits: Vec<u8> = whole
         .bytes()
         .chain(frac.bytes())
         .map(|b| b - b'0')
         .collect();
-    let mut scale = frac.len();
+    Some(numeric(negative, digits, frac.len(), typmod_scale))
+}
+
+/// A decimal from its digits, rounded (half away from zero) or padded to the column's scale as
+/// numeric_in does.
+fn numeric(
+    negative: bool,
+    mut digits: Vec<u8>,
+    mut scale: usize,
+    typmod_scale: Option<u16>,
+) -> Numeric {
     if let Some(target) = typmod_scale.map(usize::from) {
         if target < scale {
             let round_up = digits[digits.len() - (scale - target)] >= 5;
@@ -467,11 +552,26 @@ fn parse_numeric(text: &str, typmod_scale: Option<u16>) -> Option<Numeric> {
     let leading = digits.iter().take_while(|&&d| d == 0).count();
     digits.drain(..leading.min(digits.len()));
     let zero = digits.is_empty();
-    Some(Numeric {
+    Numeric {
         negative: negative && !zero,
         digits,
         scale,
-    })
+    }
+}
+
+/// A generated decimal, as `parse_numeric` reads its text.
+fn decimal_numeric(d: &rust_decimal::Decimal, typmod_scale: Option<u16>) -> Numeric {
+    let mut rest = d.mantissa().unsigned_abs();
+    let mut digits = Vec::with_capacity(20);
+    while rest > 0 {
+        digits.push((rest % 10) as u8);
+        rest /= 10;
+    }
+    let scale = d.scale() as usize;
+    // At least every digit after the point, as the text `0.05` has them.
+    digits.resize(digits.len().max(scale + 1), 0);
+    digits.reverse();
+    numeric(d.is_sign_negative(), digits, scale, typmod_scale)
 }
 
 impl Numeric {
@@ -557,6 +657,48 @@ impl Value<'_> {
             (Value::Int(v), _) => field(&v.to_be_bytes()),
         }
     }
+}
+
+/// A generated value as its column's type, straight from its typed form (no text in between),
+/// where that form says exactly what the server would make of it. `None`: go through the
+/// value's text, as for text COPY. An error: the value cannot be a value of the column.
+pub fn from_generated(
+    value: &crate::spec::Value,
+    ty: ColumnType,
+) -> Option<Result<Value<'_>, String>> {
+    use crate::spec::Value as Generated;
+    let out_of_range = |v: &dyn std::fmt::Display| format!("{v} is out of range for {ty:?}");
+    Some(match (value, ty) {
+        (Generated::Text(t) | Generated::Json(t), _) => parse(ty, t),
+        (Generated::Int(i), ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8) => {
+            let fits = match ty {
+                ColumnType::Int2 => i16::try_from(*i).is_ok(),
+                ColumnType::Int4 => i32::try_from(*i).is_ok(),
+                _ => true,
+            };
+            if fits {
+                Ok(Value::Int(*i))
+            } else {
+                Err(out_of_range(i))
+            }
+        }
+        (Generated::Int(i), ColumnType::Numeric { scale }) => parse_numeric(&i.to_string(), scale)
+            .map(Value::Numeric)
+            .ok_or_else(|| out_of_range(i)),
+        (Generated::Dec(d), ColumnType::Numeric { scale }) => {
+            Ok(Value::Numeric(decimal_numeric(d, scale)))
+        }
+        (Generated::Bool(b), ColumnType::Bool) => Ok(Value::Bool(*b)),
+        (
+            Generated::Date(d),
+            ColumnType::Date | ColumnType::Timestamp | ColumnType::Timestamptz,
+        ) => Ok(Value::Date(*d)),
+        (Generated::Timestamp(t), ColumnType::Timestamp | ColumnType::Timestamptz) => t
+            .checked_mul(1_000_000)
+            .map(Value::Timestamp)
+            .ok_or_else(|| out_of_range(t)),
+        _ => return None,
+    })
 }
 
 /// One table's COPY: the statement and how each row is written.
@@ -655,14 +797,20 @@ impl RowEncoder {
             Some(types) => {
                 out.extend_from_slice(&(self.columns as i16).to_be_bytes());
                 for (c, &ty) in types.iter().enumerate() {
-                    match values.get(c)? {
-                        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
-                        Some(text) => parse(ty, text)
-                            .map_err(|e| {
-                                crate::error::Error::Work(format!("column {}: {e}", self.names[c]))
-                            })?
-                            .write_binary(ty, out),
+                    let bad = |e: String| {
+                        crate::error::Error::Work(format!("column {}: {e}", self.names[c]))
+                    };
+                    let value = values.value_ref(c)?;
+                    if *value == crate::spec::Value::Null {
+                        out.extend_from_slice(&(-1i32).to_be_bytes());
+                        continue;
                     }
+                    if let Some(typed) = from_generated(value, ty) {
+                        typed.map_err(bad)?.write_binary(ty, out);
+                        continue;
+                    }
+                    let text = values.get(c)?.expect("not null");
+                    parse(ty, text).map_err(bad)?.write_binary(ty, out);
                 }
             }
         }
@@ -702,6 +850,22 @@ mod tests {
         let mut out = Vec::new();
         parse_numeric(text, scale).unwrap().write_text(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn generated_decimals_are_the_numerics_their_text_is() {
+        for text in [
+            "0", "0.05", "-0.50", "12.345", "99.995", "-1.005", "100", "0.000",
+        ] {
+            let d: rust_decimal::Decimal = text.parse().unwrap();
+            for scale in [None, Some(0), Some(2), Some(4)] {
+                assert_eq!(
+                    decimal_numeric(&d, scale),
+                    parse_numeric(&d.to_string(), scale).unwrap(),
+                    "{text} at {scale:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use md5::{Digest, Md5};
 use postgres::Client;
 
-use crate::copy::{ColumnType, Value, parse};
+use crate::copy::{ColumnType, Value, from_generated, parse};
 use crate::db::quote_ident;
 use crate::error::Result;
 use crate::spec::{Dataset, RowValues};
@@ -112,9 +112,20 @@ impl RowText {
             if i > 0 {
                 buffer.push(b',');
             }
-            let Some(text) = values.get(column)? else {
+            let value = values.value_ref(column)?;
+            if *value == crate::spec::Value::Null {
                 continue;
-            };
+            }
+            match (value, from_generated(value, ty)) {
+                // Text is often already canonical; checking its shape is cheaper than parsing.
+                (crate::spec::Value::Text(_), _) | (_, None) => {}
+                (_, Some(Ok(typed))) => {
+                    write_record_field(buffer, &typed, ty);
+                    continue;
+                }
+                (_, Some(Err(_))) => return Ok(false),
+            }
+            let text = values.get(column)?.expect("not null");
             if is_canonical(ty, text) {
                 let start = buffer.len();
                 buffer.extend_from_slice(text.as_bytes());
@@ -266,21 +277,13 @@ fn write_text(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
         Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
         Value::Text(t) => out.extend_from_slice(t.as_bytes()),
         Value::Uuid(u) => out.extend_from_slice(crate::spec::uuid_text(*u).as_bytes()),
-        Value::Date(days) => out.extend_from_slice(crate::calendar::format_date(*days).as_bytes()),
+        Value::Date(days) => crate::calendar::push_date(out, *days),
         Value::Timestamp(micros) => {
             let seconds = micros.div_euclid(1_000_000);
             let fraction = micros.rem_euclid(1_000_000);
-            let days = seconds.div_euclid(86_400);
-            let s = seconds.rem_euclid(86_400);
-            write!(
-                out,
-                "{} {:02}:{:02}:{:02}",
-                crate::calendar::format_date(days),
-                s / 3600,
-                s / 60 % 60,
-                s % 60
-            )
-            .expect("writes to a Vec");
+            crate::calendar::push_date(out, seconds.div_euclid(86_400));
+            out.push(b' ');
+            crate::calendar::push_time(out, seconds.rem_euclid(86_400));
             if fraction > 0 {
                 let digits = format!("{fraction:06}");
                 out.push(b'.');

@@ -67,8 +67,16 @@ pub fn splitmix64(mut z: u64) -> u64 {
 
 /// The PCG stream of one cell.
 fn cell_stream(seed: u64, table: u64, column: u64, key: u64) -> Pcg64Mcg {
-    let a = splitmix64(splitmix64(seed) ^ table);
-    let b = splitmix64(a ^ column);
+    cell_stream_at(column_stream(seed, table, column), key)
+}
+
+/// The part of a cell's stream that only (seed, table, column) decide: computed once per column.
+fn column_stream(seed: u64, table: u64, column: u64) -> u64 {
+    splitmix64(splitmix64(splitmix64(seed) ^ table) ^ column)
+}
+
+/// `cell_stream` from its column's part (`column_stream`).
+fn cell_stream_at(b: u64, key: u64) -> Pcg64Mcg {
     let c = splitmix64(b ^ key);
     let d = splitmix64(c ^ 0x5851_f42d_4c95_7f2d);
     Pcg64Mcg::new((u128::from(c) << 64) | u128::from(d))
@@ -122,6 +130,27 @@ pub struct Dataset<'s> {
     /// The (table, column) pairs that a path or a `within` follows to another row: only these
     /// keep the row they point to.
     followed: Vec<Vec<bool>>,
+    /// Per table, the `column_stream` of each column and of its children's decisions.
+    streams: Vec<TableStreams>,
+}
+
+struct TableStreams {
+    columns: Vec<u64>,
+    child_when: u64,
+    child_presence: u64,
+    child_count: u64,
+}
+
+impl TableStreams {
+    fn new(seed: u64, table: &super::TableSpec) -> Self {
+        let stream = |column| column_stream(seed, table.hash, column);
+        TableStreams {
+            columns: table.columns.iter().map(|c| stream(c.hash)).collect(),
+            child_when: stream(CHILD_WHEN_STREAM),
+            child_presence: stream(CHILD_PRESENCE_STREAM),
+            child_count: stream(CHILD_COUNT_STREAM),
+        }
+    }
 }
 
 /// A kept row: each cell's value and, when the value is not text, its text.
@@ -190,6 +219,11 @@ impl<'s> Dataset<'s> {
             candidates: HashMap::new(),
             retries: HashMap::new(),
             small: Vec::new(),
+            streams: spec
+                .tables
+                .iter()
+                .map(|t| TableStreams::new(seed, t))
+                .collect(),
             followed: {
                 let set = super::followed_columns(spec);
                 spec.tables
@@ -455,7 +489,7 @@ impl<'s> Dataset<'s> {
         };
         let t = &self.spec.tables[table];
         if let Some(when) = &t.children.when {
-            let mut rng = cell_stream(self.seed, t.hash, CHILD_WHEN_STREAM, parent_row.key);
+            let mut rng = cell_stream_at(self.streams[table].child_when, parent_row.key);
             let mut row = RowValues::new(self, *parent, parent_row.clone());
             let holds = row
                 .eval(when, &mut rng)
@@ -478,13 +512,13 @@ impl<'s> Dataset<'s> {
         };
         let t = &self.spec.tables[table];
         if t.children.p < 1.0 {
-            let mut rng = cell_stream(self.seed, t.hash, CHILD_PRESENCE_STREAM, parent_row.key);
+            let mut rng = cell_stream_at(self.streams[table].child_presence, parent_row.key);
             if unit(&mut rng) >= t.children.p {
                 return 0;
             }
         }
         if let Some(weights) = weights {
-            let mut rng = cell_stream(self.seed, t.hash, CHILD_COUNT_STREAM, parent_row.key);
+            let mut rng = cell_stream_at(self.streams[table].child_count, parent_row.key);
             let total = weights.last().expect("validated non-empty").1;
             let r = below(&mut rng, total);
             return weights[weights.partition_point(|&(_, c)| c <= r)].0;
@@ -492,7 +526,7 @@ impl<'s> Dataset<'s> {
         if min == max {
             return *min;
         }
-        let mut rng = cell_stream(self.seed, t.hash, CHILD_COUNT_STREAM, parent_row.key);
+        let mut rng = cell_stream_at(self.streams[table].child_count, parent_row.key);
         min + below(&mut rng, max - min + 1)
     }
 
@@ -634,7 +668,7 @@ pub struct RowValues<'d> {
     table: usize,
     row: RowId,
     /// Each cell's value once computed, and its text once asked for when the value is not text.
-    values: Vec<(Option<Value>, Option<String>)>,
+    values: Vec<Cell>,
     /// For ref/parent columns (and paths to them): (column, table, row) pointed to.
     pointers: Vec<(usize, usize, RowId)>,
     /// Related rows already reached from this one, by the column that points to them (or
@@ -644,6 +678,40 @@ pub struct RowValues<'d> {
     attempt: Option<(usize, u32)>,
     /// The row's cells when its table is kept whole (`Dataset::small`).
     kept: Option<&'d [(Value, Option<String>)]>,
+}
+
+/// A row's cells: its value and, once asked for, its text.
+type Cell = (Option<Value>, Option<String>);
+
+thread_local! {
+    /// Cell vectors of dropped rows, reused: a reset makes several rows (the row itself and
+    /// the rows it reaches) for every row it sends, and allocating each was a tenth of the
+    /// generation time.
+    static SPARE_CELLS: std::cell::RefCell<Vec<Vec<Cell>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many cell vectors a thread keeps for reuse: more than rows reach each other at once.
+const SPARE_CELLS_KEPT: usize = 64;
+
+fn spare_cells(columns: usize) -> Vec<Cell> {
+    let mut cells = SPARE_CELLS.with_borrow_mut(Vec::pop).unwrap_or_default();
+    cells.resize_with(columns, Default::default);
+    cells
+}
+
+impl Drop for RowValues<'_> {
+    fn drop(&mut self) {
+        let mut cells = std::mem::take(&mut self.values);
+        if cells.capacity() > 0 {
+            cells.clear();
+            SPARE_CELLS.with_borrow_mut(|spare| {
+                if spare.len() < SPARE_CELLS_KEPT {
+                    spare.push(cells);
+                }
+            });
+        }
+    }
 }
 
 impl<'d> RowValues<'d> {
@@ -661,7 +729,7 @@ impl<'d> RowValues<'d> {
             data,
             table,
             row,
-            values: vec![(None, None); columns],
+            values: spare_cells(columns),
             pointers: Vec::new(),
             links: Vec::new(),
             attempt: None,
@@ -689,6 +757,15 @@ impl<'d> RowValues<'d> {
             Value::Text(s) => Some(s.as_str()),
             _ => text.as_deref(),
         })
+    }
+
+    /// The typed value of a cell, borrowed.
+    pub fn value_ref(&mut self, column: usize) -> Result<&Value> {
+        if let Some(kept) = self.kept {
+            return Ok(&kept[column].0);
+        }
+        self.ensure(column)?;
+        Ok(self.values[column].0.as_ref().expect("computed"))
     }
 
     /// The typed value of a cell.
@@ -740,10 +817,10 @@ impl<'d> RowValues<'d> {
         }
     }
 
-    fn take_back(&mut self, lent: RowValues<'d>) {
-        self.values = lent.values;
-        self.pointers = lent.pointers;
-        self.links = lent.links;
+    fn take_back(&mut self, mut lent: RowValues<'d>) {
+        self.values = std::mem::take(&mut lent.values);
+        self.pointers = std::mem::take(&mut lent.pointers);
+        self.links = std::mem::take(&mut lent.links);
     }
 
     /// The related row that `column` (or `PARENT_LINK`) points to, computed once per row.
@@ -783,12 +860,16 @@ impl<'d> RowValues<'d> {
             _ if spec.unique => data.attempt(self.table, column, self.row.key),
             _ => 0,
         };
-        let column_stream = if attempt == 0 {
-            spec.hash
+        let stream = if attempt == 0 {
+            data.streams[self.table].columns[column]
         } else {
-            splitmix64(spec.hash ^ u64::from(attempt))
+            column_stream(
+                data.seed,
+                table.hash,
+                splitmix64(spec.hash ^ u64::from(attempt)),
+            )
         };
-        let mut rng = cell_stream(data.seed, table.hash, column_stream, self.row.key);
+        let mut rng = cell_stream_at(stream, self.row.key);
         if spec.null > 0.0 && unit(&mut rng) < spec.null {
             return Ok((Value::Null, None));
         }
@@ -961,7 +1042,7 @@ impl<'d> RowValues<'d> {
         let data = self.data;
         let t = &data.spec.tables[table];
         if let Some(when) = &t.children.when {
-            let mut rng = cell_stream(data.seed, t.hash, CHILD_WHEN_STREAM, self.row.key);
+            let mut rng = cell_stream_at(data.streams[table].child_when, self.row.key);
             if !self.eval(when, &mut rng)?.truthy()? {
                 return Ok(0);
             }

@@ -1,8 +1,9 @@
 //! The seed spec: `seeds/seed.toml` (plus its CSV and data files) -> a validated table graph in
 //! load order. Every error names the file, the table and the column.
 
-mod expr;
+pub mod expr;
 mod generate;
+pub mod kinds;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
