@@ -3,12 +3,12 @@
 //! `scripts/bench.sh` ("generation alone"):
 //!
 //!     cargo run --release --example generate -- --profile bench [--project DIR]
-//!         [--types-from DATABASE_URL [--binary] [--digest]] [--by-table]
+//!         [--types-from DATABASE_URL [--binary] [--digest]] [--by-table] [--table NAME]
 //!
 //! prints `<profile>: <rows> rows, <bytes> bytes of COPY in <s> s: <n> rows/s`. With
 //! `--types-from` (a database the project's migrations ran in) it reads the columns' types
 //! from there, once, to measure binary COPY encoding (`--binary`) and the client's digest
-//! (`--digest`) too. `--by-table` prints each table's rows and seconds to stderr.
+//! (`--digest`) too. `--by-table` prints each table's rows and seconds to stderr; `--table` generates one table only.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut profile_name = "bench".to_string();
     let mut project = PathBuf::from(".");
     let (mut types_from, mut binary, mut digest, mut by_table) = (None, false, false, false);
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -31,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--binary" => binary = true,
             "--digest" => digest = true,
             "--by-table" => by_table = true,
+            "--table" => only = Some(args.next().ok_or("--table needs a name")?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -51,6 +53,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut buffer = Vec::with_capacity(1 << 16);
     let mut text = Vec::new();
     for (table, columns) in catalog.iter().enumerate() {
+        if only
+            .as_ref()
+            .is_some_and(|name| *name != spec.tables[table].name)
+        {
+            continue;
+        }
         let encoder = if binary {
             let types = spec_column_types(&data, table, columns);
             RowEncoder::for_table(&data, table, types, "public", false)
