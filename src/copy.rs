@@ -689,10 +689,12 @@ pub fn from_generated(
             Ok(Value::Numeric(decimal_numeric(d, scale)))
         }
         (Generated::Bool(b), ColumnType::Bool) => Ok(Value::Bool(*b)),
-        (
-            Generated::Date(d),
-            ColumnType::Date | ColumnType::Timestamp | ColumnType::Timestamptz,
-        ) => Ok(Value::Date(*d)),
+        (Generated::Date(d), ColumnType::Date) => Ok(Value::Date(*d)),
+        // Midnight: the server prints it as a timestamp, with its time.
+        (Generated::Date(d), ColumnType::Timestamp | ColumnType::Timestamptz) => d
+            .checked_mul(86_400_000_000)
+            .map(Value::Timestamp)
+            .ok_or_else(|| out_of_range(d)),
         (Generated::Timestamp(t), ColumnType::Timestamp | ColumnType::Timestamptz) => t
             .checked_mul(1_000_000)
             .map(Value::Timestamp)

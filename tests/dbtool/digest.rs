@@ -9,7 +9,7 @@ use dbtool::digest::{RowText, generate, server_query};
 use dbtool::profile::Profile;
 use dbtool::spec::{Dataset, Spec};
 
-use crate::support::{ProjectCopy, TestDb, project_dir};
+use crate::support::{ProjectCopy, TestDb, changes_nothing, project_dir};
 
 type Digests = BTreeMap<String, (u64, String)>;
 
@@ -241,4 +241,80 @@ fn client_digests_except(
     }
     assert!(out.contains_key("pets"), "the client digests pets");
     out
+}
+
+#[test]
+fn computed_values_reach_typed_columns_exactly_and_one_out_of_range_fails_naming_its_column() {
+    let db = TestDb::new("computed_binary");
+    let project = ProjectCopy::new();
+    let spec = std::fs::read_to_string(project.path("seeds/seed.toml")).unwrap();
+    project.write(
+        "migrations/V90__computed.sql",
+        "ALTER TABLE pets ADD COLUMN third numeric(8, 2), ADD COLUMN next_day timestamp,
+                         ADD COLUMN tomorrow timestamptz, ADD COLUMN two_days_ago date,
+                         ADD COLUMN ordinal_kg numeric;
+         ALTER TABLE services ADD COLUMN from_text integer, ADD COLUMN big smallint;\n",
+    );
+    let pets = r#"weight_kg  = { gen = "decimal", min = 1.5, max = 45, scale = 2, null = 0.05 }"#;
+    let services = r#"price            = { gen = "decimal", min = 15, max = 120, scale = 2 }"#;
+    let with = |big: &str| {
+        spec.replacen(
+            pets,
+            &format!(
+                "{pets}
+third        = {{ expr = \"weight_kg / 3\" }}
+next_day     = {{ expr = \"birth_date + days(1)\" }}
+tomorrow     = {{ expr = \"now + days(1)\" }}
+two_days_ago = {{ expr = \"date(now) - days(2)\" }}
+ordinal_kg   = {{ expr = \"weight_kg * 2 + 1\" }}"
+            ),
+            1,
+        )
+        .replacen(
+            services,
+            &format!(
+                "{services}
+from_text        = {{ expr = \"'4' + id\" }}
+big              = {{ expr = \"id * {big}\" }}"
+            ),
+            1,
+        )
+    };
+    project.write("seeds/seed.toml", &with("1000"));
+    db.run_in(&project, &["reset", "--yes", "--profile", "ci"])
+        .success();
+    let wrong = |sql: &str| db.scalar(sql);
+    // Decimals rounded to the column's scale as the server rounds text; dates and timestamps
+    // from the profile's epoch; numeric text beside a number is a number.
+    assert_eq!(
+        wrong(
+            "SELECT count(*) FROM pets WHERE third IS DISTINCT FROM round(weight_kg / 3, 2)
+                OR next_day IS DISTINCT FROM (birth_date + 1)::timestamp
+                OR tomorrow <> timestamptz '2025-01-02 00:00:00+00'
+                OR two_days_ago <> date '2024-12-30'
+                OR ordinal_kg IS DISTINCT FROM weight_kg * 2 + 1
+                OR ordinal_kg::text IS DISTINCT FROM (weight_kg * 2 + 1)::text"
+        ),
+        0
+    );
+    assert!(wrong("SELECT count(*) FROM pets WHERE third IS NOT NULL") > 0);
+    assert_eq!(
+        wrong("SELECT count(*) FROM services WHERE from_text <> 4 + id OR big <> id * 1000"),
+        0
+    );
+    // The digest the reset recorded, computed from the typed values, is the server's.
+    let recorded =
+        db.text("SELECT value->>'fingerprint' FROM dbtool.meta WHERE key = 'last_reset:public'");
+    assert_eq!(recorded, db.overall_fingerprint());
+
+    // 10 * 10000 does not fit a smallint: the load fails naming the column, and nothing changes.
+    project.write("seeds/seed.toml", &with("10000"));
+    let stderr = changes_nothing(&db, 7, || {
+        db.run_in(&project, &["reset", "--yes", "--profile", "ci"])
+    });
+    assert!(stderr.contains("big"), "{stderr}");
+    assert!(
+        stderr.contains("100000") || stderr.contains("out of range"),
+        "{stderr}"
+    );
 }
