@@ -592,37 +592,37 @@ impl Numeric {
         }
     }
 
-    /// numeric_send's form: ndigits, weight, sign, dscale, then base-10000 digits.
+    /// numeric_send's form: ndigits, weight, sign, dscale, then base-10000 digits. Computed
+    /// in place: a large reset sends millions of these.
     fn write_binary(&self, out: &mut Vec<u8>) {
         // Decimal digits aligned so that the point falls on a base-10000 boundary.
         let whole = self.digits.len() as isize - self.scale as isize;
-        let pad_front = (4 - whole.rem_euclid(4)) % 4;
+        let pad_front = ((4 - whole.rem_euclid(4)) % 4) as usize;
         let pad_back = (4 - (self.scale % 4)) % 4;
-        let mut aligned = vec![0u8; pad_front as usize];
-        aligned.extend(&self.digits);
-        aligned.extend(std::iter::repeat_n(0, pad_back));
-        let mut groups: Vec<i16> = aligned
-            .chunks(4)
-            .map(|c| c.iter().fold(0i16, |v, &d| v * 10 + i16::from(d)))
-            .collect();
-        let mut weight = ((whole + pad_front) / 4 - 1) as i16;
-        let leading = groups.iter().take_while(|&&g| g == 0).count();
-        groups.drain(..leading);
-        weight -= leading as i16;
-        while groups.last() == Some(&0) {
-            groups.pop();
-        }
-        if groups.is_empty() {
-            weight = 0;
-        }
+        let groups = (pad_front + self.digits.len() + pad_back) / 4;
+        let digit = |i: usize| {
+            i.checked_sub(pad_front)
+                .and_then(|i| self.digits.get(i))
+                .map_or(0, |&d| i16::from(d))
+        };
+        let group = |g: usize| (0..4).fold(0i16, |v, k| v * 10 + digit(4 * g + k));
+        let first = (0..groups).find(|&g| group(g) != 0);
+        let last = (0..groups).rev().find(|&g| group(g) != 0);
+        let (used, weight) = match (first, last) {
+            (Some(first), Some(last)) => (
+                first..last + 1,
+                ((whole + pad_front as isize) / 4 - 1 - first as isize) as i16,
+            ),
+            _ => (0..0, 0),
+        };
         let sign: u16 = if self.negative { 0x4000 } else { 0 };
-        out.extend_from_slice(&(8 + 2 * groups.len() as i32).to_be_bytes());
-        out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+        out.extend_from_slice(&(8 + 2 * used.len() as i32).to_be_bytes());
+        out.extend_from_slice(&(used.len() as i16).to_be_bytes());
         out.extend_from_slice(&weight.to_be_bytes());
         out.extend_from_slice(&sign.to_be_bytes());
         out.extend_from_slice(&(self.scale as u16).to_be_bytes());
-        for g in groups {
-            out.extend_from_slice(&g.to_be_bytes());
+        for g in used {
+            out.extend_from_slice(&group(g).to_be_bytes());
         }
     }
 }

@@ -235,7 +235,10 @@ fn is_canonical(ty: ColumnType, text: &str) -> bool {
 fn write_record_field(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
     let start = out.len();
     write_text(out, value, ty);
-    quote_if_needed(out, start);
+    // Digits, signs, points and dashes never need quotes; a timestamp's space and text may.
+    if matches!(value, Value::Text(_) | Value::Timestamp(_)) {
+        quote_if_needed(out, start);
+    }
 }
 
 fn quote_if_needed(out: &mut Vec<u8>, start: usize) {

@@ -164,6 +164,15 @@ pub enum BinOp {
     Or,
 }
 
+impl BinOp {
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Case {
     Keep,
@@ -952,23 +961,32 @@ impl Expr {
 // ---------------------------------------------------------------------------------------------
 // Operators
 
-pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
-    use Value::*;
-    match op {
-        BinOp::Eq => return Ok(Bool(equal(&a, &b))),
-        BinOp::Ne => return Ok(Bool(!equal(&a, &b))),
+/// `a op b` for a comparison operator, over borrowed values; `None` for other operators.
+pub fn comparison(op: BinOp, a: &Value, b: &Value) -> Option<Result<bool, String>> {
+    Some(match op {
+        BinOp::Eq => Ok(equal(a, b)),
+        BinOp::Ne => Ok(!equal(a, b)),
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            if a == Null || b == Null {
-                return Ok(Bool(false));
+            if *a == Value::Null || *b == Value::Null {
+                return Some(Ok(false));
             }
-            let ordering = compare(&a, &b)?;
-            return Ok(Bool(match op {
+            compare(a, b).map(|ordering| match op {
                 BinOp::Lt => ordering == Ordering::Less,
                 BinOp::Le => ordering != Ordering::Greater,
                 BinOp::Gt => ordering == Ordering::Greater,
                 _ => ordering != Ordering::Less,
-            }));
+            })
         }
+        _ => return None,
+    })
+}
+
+pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
+    use Value::*;
+    if let Some(holds) = comparison(op, &a, &b) {
+        return holds.map(Bool);
+    }
+    match op {
         BinOp::And => return Ok(Bool(a.truthy()? && b.truthy()?)),
         BinOp::Or => return Ok(Bool(a.truthy()? || b.truthy()?)),
         _ => {}
@@ -1063,7 +1081,12 @@ fn equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Null, Value::Null) => true,
         (Value::Null, _) | (_, Value::Null) => false,
-        _ => compare(a, b) == Ok(Ordering::Equal) || a.text() == b.text(),
+        // Values that compare (numbers beside numeric text, text, times) are equal when they
+        // compare equal; others when their texts are.
+        _ => match compare(a, b) {
+            Ok(ordering) => ordering == Ordering::Equal,
+            Err(_) => a.text() == b.text(),
+        },
     }
 }
 

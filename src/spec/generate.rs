@@ -673,7 +673,7 @@ pub struct RowValues<'d> {
     pointers: Vec<(usize, usize, RowId)>,
     /// Related rows already reached from this one, by the column that points to them (or
     /// `PARENT_LINK`), so that several paths through one ref compute its row once.
-    links: Vec<(usize, Box<RowValues<'d>>)>,
+    links: Vec<(usize, RowValues<'d>)>,
     /// While a unique column looks for a free value: (column, draw).
     attempt: Option<(usize, u32)>,
     /// The row's cells when its table is kept whole (`Dataset::small`).
@@ -837,7 +837,7 @@ impl<'d> RowValues<'d> {
             }
         };
         self.links
-            .push((column, Box::new(RowValues::new(self.data, table, row))));
+            .push((column, RowValues::new(self.data, table, row)));
         Ok(Some(&mut self.links.last_mut().expect("pushed").1))
     }
 
@@ -971,7 +971,7 @@ impl<'d> RowValues<'d> {
                     let mut other = RowValues::new(data, *target, row.clone());
                     let value = other.value(*target_column)?;
                     if data.followed[self.table][column] {
-                        self.links.push((column, Box::new(other)));
+                        self.links.push((column, other));
                     }
                     return Ok((value, Some((*target, row))));
                 }
@@ -1104,6 +1104,19 @@ impl<'d> RowValues<'d> {
                     _ => a || self.eval(b, rng)?.truthy()?,
                 })
             }
+            // A column beside a literal, the common condition (`status == 'paid'`), compares
+            // in place rather than on a copy of the column's value.
+            Expr::Binary(op, a, b)
+                if op.is_comparison()
+                    && matches!((&**a, &**b), (Expr::Column(_), Expr::Lit(_))) =>
+            {
+                let (Expr::Column(c), Expr::Lit(literal)) = (&**a, &**b) else {
+                    unreachable!("matched above")
+                };
+                Value::Bool(
+                    expr::comparison(*op, self.value_ref(*c)?, literal).expect("a comparison")?,
+                )
+            }
             Expr::Binary(op, a, b) => {
                 let a = self.eval(a, rng)?;
                 let b = self.eval(b, rng)?;
@@ -1185,14 +1198,14 @@ impl<'d> RowValues<'d> {
                     // The child reaches its parent, this row, through its link: lend it this
                     // row's computed cells rather than computing them again, and take them back
                     // (with whatever the child computed in them).
-                    child.links.push((PARENT_LINK, Box::new(self.lend())));
+                    child.links.push((PARENT_LINK, self.lend()));
                     let v = child.eval(of, rng);
                     let lent = child
                         .links
                         .iter()
                         .position(|(c, _)| *c == PARENT_LINK)
                         .expect("the lent parent");
-                    self.take_back(*child.links.swap_remove(lent).1);
+                    self.take_back(child.links.swap_remove(lent).1);
                     let v = v?;
                     if v == Value::Null {
                         continue;
