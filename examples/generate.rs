@@ -16,7 +16,7 @@ use std::time::Instant;
 use dbtool::copy::{RowEncoder, spec_column_types, table_columns};
 use dbtool::digest::{RowText, Sum};
 use dbtool::profile::Profile;
-use dbtool::spec::{Dataset, RowValues, Spec};
+use dbtool::spec::{Dataset, Spec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut profile_name = "bench".to_string();
@@ -75,14 +75,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut index = 0;
         let table_started = Instant::now();
         encoder.begin(&mut buffer);
-        data.for_each_row(table, 0..data.root_count(table), &mut |mut row| {
-            row.index = Some(index);
+        data.for_each_row_values(table, 0..data.root_count(table), 0, &mut |values| {
             index += 1;
-            let mut values = RowValues::new(&data, table, row);
             if let Some(rt) = &row_text {
-                rt.add(&mut values, &mut text, &mut sum)?;
+                rt.add(values, &mut text, &mut sum)?;
             }
-            encoder.row(&mut values, &mut buffer)?;
+            encoder.row(values, &mut buffer)?;
             rows += 1;
             if buffer.len() > 1 << 16 {
                 bytes += buffer.len() as u64;

@@ -151,14 +151,10 @@ impl RowText {
 pub fn generate(data: &Dataset, table: usize, row_text: &RowText) -> Result<Option<Sum>> {
     let mut sum = Sum::default();
     let mut buffer = Vec::with_capacity(256);
-    let mut index = 0;
     let mut known = true;
-    data.for_each_row(table, 0..data.root_count(table), &mut |mut row| {
-        row.index = Some(index);
-        index += 1;
+    data.for_each_row_values(table, 0..data.root_count(table), 0, &mut |values| {
         if known {
-            let mut values = RowValues::new(data, table, row);
-            known = row_text.add(&mut values, &mut buffer, &mut sum)?;
+            known = row_text.add(values, &mut buffer, &mut sum)?;
         }
         Ok(())
     })?;

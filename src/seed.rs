@@ -18,7 +18,7 @@ use crate::digest::{RowText, Sum};
 use crate::error::{Error, Result};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
 use crate::progress::{Reporter, TableProgress};
-use crate::spec::{Dataset, RowValues};
+use crate::spec::Dataset;
 use crate::stop::Stop;
 
 /// Rows between two progress updates.
@@ -429,18 +429,14 @@ fn generate(
     if first {
         encoder.begin(&mut buffer);
     }
-    let mut index = first_index;
     let mut unreported = 0;
-    data.for_each_row(load.index, roots, &mut |mut row| {
-        row.index = Some(index);
-        index += 1;
-        let mut values = RowValues::new(data, load.index, row);
+    data.for_each_row_values(load.index, roots, first_index, &mut |values| {
         if let Some(rt) = row_text
-            && !rt.add(&mut values, &mut text, &mut sum)?
+            && !rt.add(values, &mut text, &mut sum)?
         {
             row_text = None;
         }
-        encoder.row(&mut values, &mut buffer).map_err(|e| match e {
+        encoder.row(values, &mut buffer).map_err(|e| match e {
             Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
             e => e,
         })?;
