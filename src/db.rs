@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 use postgres::error::SqlState;
-use postgres_openssl::MakeTlsConnector;
 use r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection};
 use serde_json::json;
 
 use crate::config::{Config, Target};
-use crate::conninfo::{Endpoint, RootCert, SslMode, Tls};
+use crate::conninfo::{Endpoint, SslMode};
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::stop::{Registration, Stop};
+use crate::tls::LazyTls;
 use postgres::config::Host;
 
 pub type PooledClient = PooledConnection<Connector>;
@@ -241,14 +241,14 @@ impl std::error::Error for ConnectError {
 #[derive(Clone)]
 pub struct Connector {
     pub target: Target,
-    pub tls: MakeTlsConnector,
+    pub tls: LazyTls,
     application_name: String,
 }
 
 impl Connector {
     pub fn new(config: &Config) -> Result<Self> {
         let target = config.target().clone();
-        let tls = tls_connector(&target.tls)?;
+        let tls = LazyTls::new(&target.tls)?;
         Ok(Connector {
             target,
             tls,
@@ -321,7 +321,7 @@ impl ManageConnection for Connector {
 /// thread that we stop waiting for when the time is up; its socket closes when the process ends.
 fn bounded(
     pg: &postgres::Config,
-    tls: &MakeTlsConnector,
+    tls: &LazyTls,
     timeout: Option<Duration>,
 ) -> Result<Client, ConnectError> {
     let Some(timeout) = timeout else {
@@ -342,54 +342,6 @@ fn bounded(
         Ok(result) => result.map_err(ConnectError::Driver),
         Err(_) => Err(ConnectError::TimedOut(timeout)),
     }
-}
-
-/// OpenSSL, as libpq uses: `require` encrypts without checking the certificate (unless a root
-/// certificate is given, then as verify-ca); `verify-ca` checks the chain against sslrootcert;
-/// `verify-full` also checks that the certificate names the host connected to.
-pub fn tls_connector(tls: &Tls) -> Result<MakeTlsConnector> {
-    use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
-    let internal = |e: openssl::error::ErrorStack| Error::Internal(anyhow::anyhow!("OpenSSL: {e}"));
-    let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(internal)?;
-    let unusable = |what: &str, path: &std::path::Path, e: openssl::error::ErrorStack| {
-        Error::usage(format!("{what} {} cannot be used: {e}", path.display()))
-    };
-    if tls.mode != SslMode::Disable {
-        match &tls.root_cert {
-            Some(RootCert::File(path)) if tls.verifies_chain() => builder
-                .set_ca_file(path)
-                .map_err(|e| unusable("sslrootcert", path, e))?,
-            Some(RootCert::System) => builder.set_default_verify_paths().map_err(internal)?,
-            _ => {}
-        }
-        // As in libpq, a client certificate that is not there is simply not sent.
-        if let Some(cert) = tls.cert.as_deref().filter(|c| c.exists()) {
-            builder
-                .set_certificate_chain_file(cert)
-                .map_err(|e| unusable("sslcert", cert, e))?;
-            let key = tls.key.as_deref().ok_or_else(|| {
-                Error::usage(format!(
-                    "sslcert {} is given but no sslkey for it",
-                    cert.display()
-                ))
-            })?;
-            builder
-                .set_private_key_file(key, SslFiletype::PEM)
-                .map_err(|e| unusable("sslkey", key, e))?;
-        }
-    }
-    builder.set_verify(if tls.verifies_chain() {
-        SslVerifyMode::PEER
-    } else {
-        SslVerifyMode::NONE
-    });
-    let mut connector = MakeTlsConnector::new(builder.build());
-    let check_host_name = tls.verifies_host_name();
-    connector.set_callback(move |configuration, _domain| {
-        configuration.set_verify_hostname(check_host_name);
-        Ok(())
-    });
-    Ok(connector)
 }
 
 /// Connects once, retrying with exponential backoff while the failure can heal (connection

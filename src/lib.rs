@@ -30,6 +30,7 @@ pub mod spec;
 pub mod statements;
 pub mod status;
 pub mod stop;
+pub mod tls;
 pub mod unit;
 
 use cli::{Cli, Command, LockCommand};
