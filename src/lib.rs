@@ -17,6 +17,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod fit;
 pub mod holder;
+pub mod load_catalog;
 pub mod lock;
 pub mod meta;
 pub mod migrate;

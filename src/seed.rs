@@ -2,7 +2,7 @@
 //! because rows are generated as they are sent. Atomic loads run on the unit's one connection,
 //! inside its transaction; `--parallel` loads spread the COPYs over several work connections.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -16,6 +16,7 @@ use crate::copy::{self, RowEncoder};
 use crate::db::{Database, describe_sql_error};
 use crate::digest::{RowText, Sum};
 use crate::error::{Error, Result};
+use crate::load_catalog::{self, LoadedTable};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
 use crate::progress::{Reporter, TableProgress};
 use crate::spec::{Dataset, RowValues};
@@ -221,10 +222,26 @@ fn load_levels(
         .map(|t| t.level)
         .max()
         .map_or(0, |l| l + 1);
+    // One catalog query for every table (nothing a level loads changes what the next reads).
+    let catalog = connections.catalog(|client| {
+        load_catalog::read(client, schema, &tables(plan)).map_err(|e| {
+            Error::Work(format!(
+                "seeding failed: reading the seeded tables' columns: {}",
+                describe_sql_error(&e, None)
+            ))
+        })
+    })?;
     let mut digests = ClientDigests::new();
     for level in 0..levels {
         let loads: Vec<&TableLoad> = plan.tables.iter().filter(|t| t.level == level).collect();
-        digests.extend(load_level(connections, data, &loads, schema, reporter)?);
+        digests.extend(load_level(
+            connections,
+            data,
+            &loads,
+            &catalog,
+            schema,
+            reporter,
+        )?);
     }
     Ok(digests)
 }
@@ -247,40 +264,38 @@ fn load_level(
     connections: &mut Connections,
     data: &Dataset,
     loads: &[&TableLoad],
+    catalog: &HashMap<String, LoadedTable>,
     schema: &str,
     reporter: &Reporter,
 ) -> Result<Vec<(String, Sum)>> {
     let started = Instant::now();
     let freeze = connections.can_freeze();
-    let tables: Vec<Table> = connections.catalog(|catalog| {
-        loads
-            .iter()
-            .map(|load| {
-                let failed = |e: postgres::Error| {
-                    Error::Work(format!(
-                        "seeding {} failed: {}",
-                        load.table,
-                        describe_sql_error(&e, None)
-                    ))
-                };
-                let columns = copy::table_columns(catalog, schema, &load.table).map_err(failed)?;
-                let types = copy::spec_column_types(data, load.index, &columns);
-                let row_text =
-                    RowText::for_loaded_table(catalog, schema, data, load.index, &columns)
-                        .map_err(failed)?;
-                let freeze =
-                    freeze && copy::is_plain_table(catalog, schema, &load.table).map_err(failed)?;
-                Ok(Table {
-                    load,
-                    encoder: RowEncoder::for_table(data, load.index, types, schema, freeze),
-                    sum: Mutex::new(row_text.is_some().then(Sum::default)),
-                    row_text,
-                    progress: reporter.table(&load.table, load.rows),
-                    chunks_left: AtomicUsize::new(load.chunks.len()),
-                })
+    let tables: Vec<Table> = loads
+        .iter()
+        .map(|load| {
+            let found = catalog.get(&load.table).ok_or_else(|| {
+                Error::Work(format!(
+                    "seeding {} failed: the table is not in schema {schema}",
+                    load.table
+                ))
+            })?;
+            let types = copy::spec_column_types(data, load.index, &found.columns);
+            let row_text = if found.rewritten {
+                None
+            } else {
+                RowText::new(data, load.index, &found.columns)
+            };
+            let freeze = freeze && found.plain;
+            Ok(Table {
+                load,
+                encoder: RowEncoder::for_table(data, load.index, types, schema, freeze),
+                sum: Mutex::new(row_text.is_some().then(Sum::default)),
+                row_text,
+                progress: reporter.table(&load.table, load.rows),
+                chunks_left: AtomicUsize::new(load.chunks.len()),
             })
-            .collect::<Result<_>>()
-    })?;
+        })
+        .collect::<Result<_>>()?;
     let finished = |table: &Table| {
         table.progress.finish();
         reporter.table_seeded(&table.load.table, table.load.rows, started.elapsed());
