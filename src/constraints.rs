@@ -89,7 +89,7 @@ impl Deferred {
 // would fail, and the load works with them.
 const CONSTRAINTS_SQL: &str = "
     SELECT c.contype::text, format('%I.%I', n.nspname, t.relname), format('%I', c.conname),
-           pg_get_constraintdef(c.oid)
+           pg_get_constraintdef(c.oid), n.nspname::text, t.relname::text
       FROM pg_constraint c
       JOIN pg_class t ON t.oid = c.conrelid
       JOIN pg_namespace n ON n.oid = t.relnamespace
@@ -106,7 +106,7 @@ const CONSTRAINTS_SQL: &str = "
 
 const INDEXES_SQL: &str = "
     SELECT format('%I.%I', n.nspname, t.relname), format('%I.%I', n.nspname, ic.relname),
-           pg_get_indexdef(i.indexrelid)
+           pg_get_indexdef(i.indexrelid), t.relname::text
       FROM pg_index i
       JOIN pg_class ic ON ic.oid = i.indexrelid
       JOIN pg_class t ON t.oid = i.indrelid
@@ -124,11 +124,13 @@ fn failed(what: &str) -> impl Fn(postgres::Error) -> Error + '_ {
 
 /// Drops the keys, indexes and foreign keys of `tables` inside the caller's transaction, turns
 /// off the application's own triggers of `triggers_off` (audit or notify triggers that must not
-/// fire for seed data), and returns what puts all of it back.
+/// fire for seed data), and returns what puts all of it back. The keys and indexes of
+/// `keys_in_place` (a subset of `tables`) stay: only the foreign keys touching them go.
 pub fn defer(
     client: &mut Client,
     schema: &str,
     tables: &[String],
+    keys_in_place: &[String],
     triggers_off: &[String],
 ) -> Result<Deferred> {
     let fail = failed("setting keys and indexes aside for the load");
@@ -144,6 +146,7 @@ pub fn defer(
         tables: tables.iter().map(qualified).collect(),
         triggers_off: triggers_off.iter().map(qualified).collect(),
     };
+    let stays = |table: String| keys_in_place.contains(&table);
     let mut foreign_keys = Vec::new();
     for row in client
         .query(CONSTRAINTS_SQL, &[&schema, &tables])
@@ -162,7 +165,7 @@ pub fn defer(
         };
         if entry.kind == Kind::ForeignKey {
             foreign_keys.push(entry);
-        } else {
+        } else if !(row.get::<_, String>(4) == schema && stays(row.get(5))) {
             deferred.entries.push(entry);
         }
     }
@@ -170,12 +173,14 @@ pub fn defer(
         .query(INDEXES_SQL, &[&schema, &tables])
         .map_err(&fail)?
     {
-        deferred.entries.push(SetAside {
-            kind: Kind::Index,
-            table: row.get(0),
-            name: row.get(1),
-            definition: row.get(2),
-        });
+        if !stays(row.get(3)) {
+            deferred.entries.push(SetAside {
+                kind: Kind::Index,
+                table: row.get(0),
+                name: row.get(1),
+                definition: row.get(2),
+            });
+        }
     }
     deferred.entries.extend(foreign_keys);
     // Foreign keys first: they depend on the keys they reference.

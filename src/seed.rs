@@ -108,14 +108,42 @@ pub fn set_aside(
     plan: &SeedPlan,
     schema: &str,
 ) -> Result<Deferred> {
+    set_aside_keeping(client, data, plan, schema, &[])
+}
+
+/// `set_aside`, but the keys and indexes of `keys_in_place` stay.
+fn set_aside_keeping(
+    client: &mut Client,
+    data: &Dataset,
+    plan: &SeedPlan,
+    schema: &str,
+    keys_in_place: &[String],
+) -> Result<Deferred> {
     let triggers_off: Vec<String> = plan
         .tables
         .iter()
         .filter(|t| data.spec.tables[t.index].disable_triggers)
         .map(|t| t.table.clone())
         .collect();
-    constraints::defer(client, schema, &tables(plan), &triggers_off)
+    constraints::defer(client, schema, &tables(plan), keys_in_place, &triggers_off)
 }
+
+/// The tables whose keys and indexes an atomic load leaves in place: below
+/// KEYS_IN_PLACE_BELOW rows, keeping a table's indexes up to date row by row costs less than
+/// dropping and rebuilding them. Foreign keys are set aside whatever the size: checking them
+/// row by row costs far more than one validating pass.
+fn small_tables(plan: &SeedPlan) -> Vec<String> {
+    plan.tables
+        .iter()
+        .filter(|t| t.rows < KEYS_IN_PLACE_BELOW)
+        .map(|t| t.table.clone())
+        .collect()
+}
+
+/// Measured (median of 15 dev resets, 7 demo resets): the dev profile (no table above 2,454
+/// rows) ~140 -> ~126 ms with every table's keys in place; the demo profile loses ~70 ms when
+/// its 11k- and 20k-row tables keep theirs, and neither gains nor loses with a 10,000 limit.
+const KEYS_IN_PLACE_BELOW: u64 = 5_000;
 
 /// Inside the unit's transaction: sets keys and indexes aside, loads every table, rebuilds
 /// them, and moves the sequences past the seeded values. Nobody outside sees any of it until
@@ -130,7 +158,7 @@ pub fn load_atomic(
     schema: &str,
     reporter: &Reporter,
 ) -> Result<ClientDigests> {
-    let deferred = set_aside(client, data, plan, schema)?;
+    let deferred = set_aside_keeping(client, data, plan, schema, &small_tables(plan))?;
     let digests = load_levels(
         &mut Connections::One {
             client,
