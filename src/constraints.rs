@@ -9,6 +9,7 @@
 //! aside is recorded with the unfinished mark (dbtool.meta), and a failed load is repaired
 //! (`repair`) right away, or by the next migrate or seed when dbtool could not do it (kill -9).
 
+use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 use serde::{Deserialize, Serialize};
 
@@ -169,10 +170,15 @@ pub fn defer(
             deferred.entries.push(entry);
         }
     }
-    for row in client
-        .query(INDEXES_SQL, &[&schema, &tables])
-        .map_err(&fail)?
-    {
+    // When every table keeps its keys and indexes, only foreign keys are set aside.
+    let indexes = if tables.iter().all(|t| keys_in_place.contains(t)) {
+        Vec::new()
+    } else {
+        client
+            .query(INDEXES_SQL, &[&schema, &tables])
+            .map_err(&fail)?
+    };
+    for row in indexes {
         if !stays(row.get(3)) {
             deferred.entries.push(SetAside {
                 kind: Kind::Index,
@@ -223,18 +229,45 @@ fn triggers_on(deferred: &Deferred) -> Vec<String> {
 
 /// Rebuilds what `defer` set aside on one connection, inside the caller's transaction: a foreign
 /// key added there is validated at once, in one pass.
+///
+/// Every statement goes in one round trip, inside a savepoint. When that fails, the savepoint
+/// is rolled back and the statements run again one by one, so that the error names the one
+/// that failed.
 pub fn restore(client: &mut Client, deferred: &Deferred) -> Result<()> {
-    let statements = deferred
+    let statements: Vec<String> = deferred
         .entries
         .iter()
         .map(|e| e.create_sql(true))
-        .chain(triggers_on(deferred));
-    for sql in statements {
-        client
-            .batch_execute(&sql)
-            .map_err(|e| rebuild_error(&sql, &e))?;
+        .chain(triggers_on(deferred))
+        .collect();
+    if statements.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let batch = format!(
+        "SAVEPOINT dbtool_rebuild;\n{};\nRELEASE SAVEPOINT dbtool_rebuild",
+        statements.join(";\n")
+    );
+    let Err(e) = client.batch_execute(&batch) else {
+        return Ok(());
+    };
+    // A cancel (lost lock, signal) or a lost connection is not the statement's fault.
+    let retry = e.code().is_some_and(|c| *c != SqlState::QUERY_CANCELED)
+        && !client.is_closed()
+        && client
+            .batch_execute("ROLLBACK TO SAVEPOINT dbtool_rebuild")
+            .is_ok();
+    if !retry {
+        return Err(rebuild_error("keys, indexes and foreign keys", &e));
+    }
+    for sql in &statements {
+        client
+            .batch_execute(sql)
+            .map_err(|e| rebuild_error(sql, &e))?;
+    }
+    // Unreachable unless the batch failed for a reason that is gone now: done either way.
+    client
+        .batch_execute("RELEASE SAVEPOINT dbtool_rebuild")
+        .map_err(|e| rebuild_error("RELEASE SAVEPOINT dbtool_rebuild", &e))
 }
 
 /// `--parallel`: keys and indexes in one parallel pass; foreign keys added without validation
