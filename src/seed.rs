@@ -562,16 +562,21 @@ pub fn advance_sequences(
             AND pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL",
         &[&schema, &tables],
     )?;
-    for row in rows {
-        let (table, column, sequence): (String, String, String) =
-            (row.get(0), row.get(1), row.get(2));
-        client.execute(
-            &format!(
-                "SELECT setval($1::text::regclass, m) FROM (SELECT max({column})::bigint AS m FROM {table}) x \
-                 WHERE m IS NOT NULL"
-            ),
-            &[&sequence],
-        )?;
+    // Every setval in one round trip.
+    let setvals: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let (table, column, sequence): (String, String, String) =
+                (row.get(0), row.get(1), row.get(2));
+            format!(
+                "SELECT setval('{}'::text::regclass, m) FROM (SELECT max({column})::bigint AS m FROM {table}) x \
+                 WHERE m IS NOT NULL",
+                sequence.replace('\'', "''")
+            )
+        })
+        .collect();
+    if !setvals.is_empty() {
+        client.batch_execute(&setvals.join(";\n"))?;
     }
     Ok(())
 }
