@@ -2,13 +2,16 @@
 //! foreign keys touching the seeded tables are set aside before the COPYs and rebuilt after
 //! them, each in one pass instead of row by row. The definitions come from the catalog
 //! (pg_get_constraintdef, pg_get_indexdef), so the schema afterwards is exactly the one before;
-//! every constraint is validated and every index built again.
+//! every constraint is validated and every index built again. The atomic load leaves the keys
+//! and indexes of small tables in place (seed.rs, KEYS_IN_PLACE_BELOW), where updating them
+//! row by row costs less than dropping and rebuilding them; foreign keys always go and come back.
 //!
 //! In the atomic reset and seed, setting aside and rebuilding happen inside the one transaction,
 //! so nobody ever sees a table without its keys. With `--parallel` they cannot: what was set
 //! aside is recorded with the unfinished mark (dbtool.meta), and a failed load is repaired
 //! (`repair`) right away, or by the next migrate or seed when dbtool could not do it (kill -9).
 
+use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +92,7 @@ impl Deferred {
 // would fail, and the load works with them.
 const CONSTRAINTS_SQL: &str = "
     SELECT c.contype::text, format('%I.%I', n.nspname, t.relname), format('%I', c.conname),
-           pg_get_constraintdef(c.oid)
+           pg_get_constraintdef(c.oid), n.nspname::text, t.relname::text
       FROM pg_constraint c
       JOIN pg_class t ON t.oid = c.conrelid
       JOIN pg_namespace n ON n.oid = t.relnamespace
@@ -106,7 +109,7 @@ const CONSTRAINTS_SQL: &str = "
 
 const INDEXES_SQL: &str = "
     SELECT format('%I.%I', n.nspname, t.relname), format('%I.%I', n.nspname, ic.relname),
-           pg_get_indexdef(i.indexrelid)
+           pg_get_indexdef(i.indexrelid), t.relname::text
       FROM pg_index i
       JOIN pg_class ic ON ic.oid = i.indexrelid
       JOIN pg_class t ON t.oid = i.indrelid
@@ -124,11 +127,13 @@ fn failed(what: &str) -> impl Fn(postgres::Error) -> Error + '_ {
 
 /// Drops the keys, indexes and foreign keys of `tables` inside the caller's transaction, turns
 /// off the application's own triggers of `triggers_off` (audit or notify triggers that must not
-/// fire for seed data), and returns what puts all of it back.
+/// fire for seed data), and returns what puts all of it back. The keys and indexes of
+/// `keys_in_place` (a subset of `tables`) stay: only the foreign keys touching them go.
 pub fn defer(
     client: &mut Client,
     schema: &str,
     tables: &[String],
+    keys_in_place: &[String],
     triggers_off: &[String],
 ) -> Result<Deferred> {
     let fail = failed("setting keys and indexes aside for the load");
@@ -144,6 +149,7 @@ pub fn defer(
         tables: tables.iter().map(qualified).collect(),
         triggers_off: triggers_off.iter().map(qualified).collect(),
     };
+    let stays = |table: String| keys_in_place.contains(&table);
     let mut foreign_keys = Vec::new();
     for row in client
         .query(CONSTRAINTS_SQL, &[&schema, &tables])
@@ -162,20 +168,27 @@ pub fn defer(
         };
         if entry.kind == Kind::ForeignKey {
             foreign_keys.push(entry);
-        } else {
+        } else if !(row.get::<_, String>(4) == schema && stays(row.get(5))) {
             deferred.entries.push(entry);
         }
     }
-    for row in client
-        .query(INDEXES_SQL, &[&schema, &tables])
-        .map_err(&fail)?
-    {
-        deferred.entries.push(SetAside {
-            kind: Kind::Index,
-            table: row.get(0),
-            name: row.get(1),
-            definition: row.get(2),
-        });
+    // When every table keeps its keys and indexes, only foreign keys are set aside.
+    let indexes = if tables.iter().all(|t| keys_in_place.contains(t)) {
+        Vec::new()
+    } else {
+        client
+            .query(INDEXES_SQL, &[&schema, &tables])
+            .map_err(&fail)?
+    };
+    for row in indexes {
+        if !stays(row.get(3)) {
+            deferred.entries.push(SetAside {
+                kind: Kind::Index,
+                table: row.get(0),
+                name: row.get(1),
+                definition: row.get(2),
+            });
+        }
     }
     deferred.entries.extend(foreign_keys);
     // Foreign keys first: they depend on the keys they reference.
@@ -218,18 +231,45 @@ fn triggers_on(deferred: &Deferred) -> Vec<String> {
 
 /// Rebuilds what `defer` set aside on one connection, inside the caller's transaction: a foreign
 /// key added there is validated at once, in one pass.
+///
+/// Every statement goes in one round trip, inside a savepoint. When that fails, the savepoint
+/// is rolled back and the statements run again one by one, so that the error names the one
+/// that failed.
 pub fn restore(client: &mut Client, deferred: &Deferred) -> Result<()> {
-    let statements = deferred
+    let statements: Vec<String> = deferred
         .entries
         .iter()
         .map(|e| e.create_sql(true))
-        .chain(triggers_on(deferred));
-    for sql in statements {
-        client
-            .batch_execute(&sql)
-            .map_err(|e| rebuild_error(&sql, &e))?;
+        .chain(triggers_on(deferred))
+        .collect();
+    if statements.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let batch = format!(
+        "SAVEPOINT dbtool_rebuild;\n{};\nRELEASE SAVEPOINT dbtool_rebuild",
+        statements.join(";\n")
+    );
+    let Err(e) = client.batch_execute(&batch) else {
+        return Ok(());
+    };
+    // A cancel (lost lock, signal) or a lost connection is not the statement's fault.
+    let retry = e.code().is_some_and(|c| *c != SqlState::QUERY_CANCELED)
+        && !client.is_closed()
+        && client
+            .batch_execute("ROLLBACK TO SAVEPOINT dbtool_rebuild")
+            .is_ok();
+    if !retry {
+        return Err(rebuild_error("keys, indexes and foreign keys", &e));
+    }
+    for sql in &statements {
+        client
+            .batch_execute(sql)
+            .map_err(|e| rebuild_error(sql, &e))?;
+    }
+    // Unreachable unless the batch failed for a reason that is gone now: done either way.
+    client
+        .batch_execute("RELEASE SAVEPOINT dbtool_rebuild")
+        .map_err(|e| rebuild_error("RELEASE SAVEPOINT dbtool_rebuild", &e))
 }
 
 /// `--parallel`: keys and indexes in one parallel pass; foreign keys added without validation

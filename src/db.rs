@@ -1,22 +1,24 @@
 //! Connections: the first connection with retry and backoff, the r2d2 pool, session settings and
 //! application_name, and work connections whose statements can be cancelled from another thread.
 
+use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::Client;
 use postgres::error::SqlState;
-use postgres_openssl::MakeTlsConnector;
 use r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection};
 use serde_json::json;
 
 use crate::config::{Config, Target};
-use crate::conninfo::{Endpoint, RootCert, SslMode, Tls};
+use crate::conninfo::{Endpoint, SslMode};
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::stop::{Registration, Stop};
+use crate::tls::LazyTls;
 use postgres::config::Host;
 
 pub type PooledClient = PooledConnection<Connector>;
@@ -46,7 +48,18 @@ pub struct Database {
 impl Database {
     /// Waits for the server (up to `--wait-for-db`), then builds the pool. Nothing is changed.
     pub fn connect(config: &Config, stop: &Stop, reporter: &Reporter) -> Result<Self> {
-        let connector = wait_until_ready(config, reporter)?;
+        Self::connect_early(config, stop, reporter, Early::none())
+    }
+
+    /// `connect`, taking the connections `early` started as the first attempt and the pool's
+    /// first connections.
+    pub fn connect_early(
+        config: &Config,
+        stop: &Stop,
+        reporter: &Reporter,
+        early: Early,
+    ) -> Result<Self> {
+        let connector = wait_until(config, reporter, early)?;
         stop.use_tls(connector.tls.clone());
         let target = connector.target.clone();
 
@@ -241,19 +254,98 @@ impl std::error::Error for ConnectError {
 #[derive(Clone)]
 pub struct Connector {
     pub target: Target,
-    pub tls: MakeTlsConnector,
+    pub tls: LazyTls,
     application_name: String,
+    /// Connections opened before the pool asked for them, handed out first, in order: the one
+    /// that found the server ready, then any `Database::open_ahead` started.
+    ahead: Arc<Mutex<VecDeque<Ahead>>>,
+}
+
+/// A connection opened ahead of the pool.
+enum Ahead {
+    Open(Box<Client>),
+    Opening(Receiver<Result<Client, ConnectError>>),
+}
+
+/// Connections a command starts opening before it needs them, while it reads its files: the
+/// server's fork and the authentication overlap the client's work instead of following it.
+/// Only to a single endpoint (with several, which one answers is not known yet). An attempt's
+/// failure is the first attempt's failure of `wait_until_ready`; a later one's is forgotten, and
+/// the pool connects again when it needs that connection.
+pub struct Early {
+    connector: Option<Connector>,
+    attempts: VecDeque<Receiver<Result<Client, ConnectError>>>,
+}
+
+impl Early {
+    pub fn none() -> Self {
+        Early {
+            connector: None,
+            attempts: VecDeque::new(),
+        }
+    }
+
+    /// Starts `connections` attempts at once, each on a thread of its own. Settings that do not
+    /// resolve start nothing: their error comes when the command connects, as without this.
+    pub fn start(config: &Config, connections: usize) -> Self {
+        let Ok(connector) = Connector::new(config) else {
+            return Self::none();
+        };
+        if connector.target.endpoints.len() != 1 {
+            return Self::none();
+        }
+        let attempts = (0..connections)
+            .map_while(|_| {
+                let (sender, receiver) = std::sync::mpsc::channel();
+                let attempt = connector.clone();
+                std::thread::Builder::new()
+                    .name("connect-early".into())
+                    .spawn(move || {
+                        let _ = sender.send(attempt.connect_endpoint(0));
+                    })
+                    .ok()?;
+                Some(receiver)
+            })
+            .collect();
+        Early {
+            connector: Some(connector),
+            attempts,
+        }
+    }
 }
 
 impl Connector {
     pub fn new(config: &Config) -> Result<Self> {
         let target = config.target().clone();
-        let tls = tls_connector(&target.tls)?;
+        let tls = LazyTls::new(&target.tls)?;
         Ok(Connector {
             target,
             tls,
             application_name: config.application_name(),
+            ahead: Arc::default(),
         })
+    }
+
+    fn ahead(&self, connection: Ahead) {
+        self.ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(connection);
+    }
+
+    /// The next connection opened ahead, if one is there and it opened; else the caller connects.
+    fn take_ahead(&self) -> Option<Client> {
+        let next = self
+            .ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()?;
+        let client = match next {
+            Ahead::Open(client) => *client,
+            // A failed attempt is made again by the caller, which reports its own failure.
+            Ahead::Opening(receiver) => receiver.recv().ok()?.ok()?,
+        };
+        (!client.is_closed()).then_some(client)
     }
 
     /// Connects to the endpoint `index`, the whole start-up bounded by connect_timeout.
@@ -301,7 +393,10 @@ impl ManageConnection for Connector {
     type Error = ConnectError;
 
     fn connect(&self) -> Result<Client, ConnectError> {
-        self.connect_endpoint(0)
+        match self.take_ahead() {
+            Some(client) => Ok(client),
+            None => self.connect_endpoint(0),
+        }
     }
 
     fn is_valid(&self, client: &mut Client) -> Result<(), ConnectError> {
@@ -321,7 +416,7 @@ impl ManageConnection for Connector {
 /// thread that we stop waiting for when the time is up; its socket closes when the process ends.
 fn bounded(
     pg: &postgres::Config,
-    tls: &MakeTlsConnector,
+    tls: &LazyTls,
     timeout: Option<Duration>,
 ) -> Result<Client, ConnectError> {
     let Some(timeout) = timeout else {
@@ -344,59 +439,18 @@ fn bounded(
     }
 }
 
-/// OpenSSL, as libpq uses: `require` encrypts without checking the certificate (unless a root
-/// certificate is given, then as verify-ca); `verify-ca` checks the chain against sslrootcert;
-/// `verify-full` also checks that the certificate names the host connected to.
-pub fn tls_connector(tls: &Tls) -> Result<MakeTlsConnector> {
-    use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
-    let internal = |e: openssl::error::ErrorStack| Error::Internal(anyhow::anyhow!("OpenSSL: {e}"));
-    let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(internal)?;
-    let unusable = |what: &str, path: &std::path::Path, e: openssl::error::ErrorStack| {
-        Error::usage(format!("{what} {} cannot be used: {e}", path.display()))
-    };
-    if tls.mode != SslMode::Disable {
-        match &tls.root_cert {
-            Some(RootCert::File(path)) if tls.verifies_chain() => builder
-                .set_ca_file(path)
-                .map_err(|e| unusable("sslrootcert", path, e))?,
-            Some(RootCert::System) => builder.set_default_verify_paths().map_err(internal)?,
-            _ => {}
-        }
-        // As in libpq, a client certificate that is not there is simply not sent.
-        if let Some(cert) = tls.cert.as_deref().filter(|c| c.exists()) {
-            builder
-                .set_certificate_chain_file(cert)
-                .map_err(|e| unusable("sslcert", cert, e))?;
-            let key = tls.key.as_deref().ok_or_else(|| {
-                Error::usage(format!(
-                    "sslcert {} is given but no sslkey for it",
-                    cert.display()
-                ))
-            })?;
-            builder
-                .set_private_key_file(key, SslFiletype::PEM)
-                .map_err(|e| unusable("sslkey", key, e))?;
-        }
-    }
-    builder.set_verify(if tls.verifies_chain() {
-        SslVerifyMode::PEER
-    } else {
-        SslVerifyMode::NONE
-    });
-    let mut connector = MakeTlsConnector::new(builder.build());
-    let check_host_name = tls.verifies_host_name();
-    connector.set_callback(move |configuration, _domain| {
-        configuration.set_verify_hostname(check_host_name);
-        Ok(())
-    });
-    Ok(connector)
-}
-
 /// Connects once, retrying with exponential backoff while the failure can heal (connection
 /// refused, server starting up or shutting down, no answer in time) and `--wait-for-db` has not
 /// run out. Returns the connector pinned to the server that answered.
 pub fn wait_until_ready(config: &Config, reporter: &Reporter) -> Result<Connector> {
-    let connector = Connector::new(config)?;
+    wait_until(config, reporter, Early::none())
+}
+
+fn wait_until(config: &Config, reporter: &Reporter, mut early: Early) -> Result<Connector> {
+    let connector = match early.connector.take() {
+        Some(connector) => connector,
+        None => Connector::new(config)?,
+    };
     let target = &connector.target;
     for warning in &target.warnings {
         reporter.warn("connection-warning", warning.clone(), json!({}));
@@ -408,9 +462,26 @@ pub fn wait_until_ready(config: &Config, reporter: &Reporter) -> Result<Connecto
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let failures = match connector.connect_any() {
-            Ok((index, _client)) => {
+        let attempt = match early.attempts.pop_front() {
+            Some(started) => match started.recv() {
+                Ok(Ok(client)) => Ok((0, client)),
+                Ok(Err(e)) => {
+                    // The others failed alike, or will: a retry is a new attempt.
+                    early.attempts.clear();
+                    Err(vec![e])
+                }
+                Err(_) => connector.connect_any(),
+            },
+            None => connector.connect_any(),
+        };
+        let failures = match attempt {
+            Ok((index, client)) => {
                 let pinned = connector.pinned(index);
+                // The pool's first connections: not opened a second time.
+                pinned.ahead(Ahead::Open(Box::new(client)));
+                for started in early.attempts.drain(..) {
+                    pinned.ahead(Ahead::Opening(started));
+                }
                 if attempts > 1 {
                     reporter.info(
                         "database-ready",

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod fit;
 pub mod holder;
+pub mod load_catalog;
 pub mod lock;
 pub mod meta;
 pub mod migrate;
@@ -30,6 +31,7 @@ pub mod spec;
 pub mod statements;
 pub mod status;
 pub mod stop;
+pub mod tls;
 pub mod unit;
 
 use cli::{Cli, Command, LockCommand};

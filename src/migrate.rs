@@ -293,11 +293,15 @@ enum StepError {
 impl InUnit<'_> {
     /// After a migration: the session settings back, and the history table still there.
     fn after_migration(&mut self) -> Result<(), StepError> {
-        let client = self.unit.client();
-        client.batch_execute(self.session)?;
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.history])?
-            .get(0);
+        // One round trip for both.
+        let messages = self.unit.client().simple_query(&format!(
+            "{}\nSELECT to_regclass('{}') IS NOT NULL",
+            self.session,
+            self.history.replace('\'', "''")
+        ))?;
+        let exists = messages.iter().any(
+            |m| matches!(m, postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("t")),
+        );
         if !exists {
             return Err(StepError::HistoryDropped(self.history.clone()));
         }

@@ -56,6 +56,17 @@ pub fn missing_for_reset(
     client: &mut impl GenericClient,
     schema: &str,
 ) -> Result<Vec<Missing>, postgres::Error> {
+    let row = client.query_one(
+        "SELECT current_setting('is_superuser') = 'on', c, u FROM (
+             SELECT has_schema_privilege(n.oid, 'CREATE') c, has_schema_privilege(n.oid, 'USAGE') u
+               FROM pg_namespace n WHERE n.nspname = $1
+             UNION ALL SELECT true, true LIMIT 1) p",
+        &[&schema],
+    )?;
+    // A superuser lacks nothing here; the ownership query is a costly plan (~3 ms) to find that.
+    if row.get::<_, bool>(0) {
+        return Ok(Vec::new());
+    }
     let mut missing: Vec<Missing> = client
         .query(NOT_DROPPABLE_SQL, &[&schema])?
         .iter()
@@ -64,13 +75,7 @@ pub fn missing_for_reset(
             privilege: r.get(1),
         })
         .collect();
-    let row = client.query_one(
-        "SELECT has_schema_privilege(n.oid, 'CREATE'), has_schema_privilege(n.oid, 'USAGE')
-           FROM pg_namespace n WHERE n.nspname = $1
-         UNION ALL SELECT true, true LIMIT 1",
-        &[&schema],
-    )?;
-    for (allowed, privilege) in [(row.get::<_, bool>(0), "CREATE"), (row.get(1), "USAGE")] {
+    for (allowed, privilege) in [(row.get::<_, bool>(1), "CREATE"), (row.get(2), "USAGE")] {
         if !allowed {
             missing.push(Missing {
                 object: format!("schema {schema}"),

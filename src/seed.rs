@@ -2,7 +2,7 @@
 //! because rows are generated as they are sent. Atomic loads run on the unit's one connection,
 //! inside its transaction; `--parallel` loads spread the COPYs over several work connections.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -16,6 +16,7 @@ use crate::copy::{self, RowEncoder};
 use crate::db::{Database, describe_sql_error};
 use crate::digest::{RowText, Sum};
 use crate::error::{Error, Result};
+use crate::load_catalog::{self, LoadedTable};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
 use crate::progress::{Reporter, TableProgress};
 use crate::spec::Dataset;
@@ -107,14 +108,42 @@ pub fn set_aside(
     plan: &SeedPlan,
     schema: &str,
 ) -> Result<Deferred> {
+    set_aside_keeping(client, data, plan, schema, &[])
+}
+
+/// `set_aside`, but the keys and indexes of `keys_in_place` stay.
+fn set_aside_keeping(
+    client: &mut Client,
+    data: &Dataset,
+    plan: &SeedPlan,
+    schema: &str,
+    keys_in_place: &[String],
+) -> Result<Deferred> {
     let triggers_off: Vec<String> = plan
         .tables
         .iter()
         .filter(|t| data.spec.tables[t.index].disable_triggers)
         .map(|t| t.table.clone())
         .collect();
-    constraints::defer(client, schema, &tables(plan), &triggers_off)
+    constraints::defer(client, schema, &tables(plan), keys_in_place, &triggers_off)
 }
+
+/// The tables whose keys and indexes an atomic load leaves in place: below
+/// KEYS_IN_PLACE_BELOW rows, keeping a table's indexes up to date row by row costs less than
+/// dropping and rebuilding them. Foreign keys are set aside whatever the size: checking them
+/// row by row costs far more than one validating pass.
+fn small_tables(plan: &SeedPlan) -> Vec<String> {
+    plan.tables
+        .iter()
+        .filter(|t| t.rows < KEYS_IN_PLACE_BELOW)
+        .map(|t| t.table.clone())
+        .collect()
+}
+
+/// Measured (median of 15 dev resets, 7 demo resets): the dev profile (no table above 2,454
+/// rows) ~140 -> ~126 ms with every table's keys in place; the demo profile loses ~70 ms when
+/// its 11k- and 20k-row tables keep theirs, and neither gains nor loses with a 10,000 limit.
+const KEYS_IN_PLACE_BELOW: u64 = 5_000;
 
 /// Inside the unit's transaction: sets keys and indexes aside, loads every table, rebuilds
 /// them, and moves the sequences past the seeded values. Nobody outside sees any of it until
@@ -129,7 +158,7 @@ pub fn load_atomic(
     schema: &str,
     reporter: &Reporter,
 ) -> Result<ClientDigests> {
-    let deferred = set_aside(client, data, plan, schema)?;
+    let deferred = set_aside_keeping(client, data, plan, schema, &small_tables(plan))?;
     let digests = load_levels(
         &mut Connections::One {
             client,
@@ -221,10 +250,26 @@ fn load_levels(
         .map(|t| t.level)
         .max()
         .map_or(0, |l| l + 1);
+    // One catalog query for every table (nothing a level loads changes what the next reads).
+    let catalog = connections.catalog(|client| {
+        load_catalog::read(client, schema, &tables(plan)).map_err(|e| {
+            Error::Work(format!(
+                "seeding failed: reading the seeded tables' columns: {}",
+                describe_sql_error(&e, None)
+            ))
+        })
+    })?;
     let mut digests = ClientDigests::new();
     for level in 0..levels {
         let loads: Vec<&TableLoad> = plan.tables.iter().filter(|t| t.level == level).collect();
-        digests.extend(load_level(connections, data, &loads, schema, reporter)?);
+        digests.extend(load_level(
+            connections,
+            data,
+            &loads,
+            &catalog,
+            schema,
+            reporter,
+        )?);
     }
     Ok(digests)
 }
@@ -247,40 +292,38 @@ fn load_level(
     connections: &mut Connections,
     data: &Dataset,
     loads: &[&TableLoad],
+    catalog: &HashMap<String, LoadedTable>,
     schema: &str,
     reporter: &Reporter,
 ) -> Result<Vec<(String, Sum)>> {
     let started = Instant::now();
     let freeze = connections.can_freeze();
-    let tables: Vec<Table> = connections.catalog(|catalog| {
-        loads
-            .iter()
-            .map(|load| {
-                let failed = |e: postgres::Error| {
-                    Error::Work(format!(
-                        "seeding {} failed: {}",
-                        load.table,
-                        describe_sql_error(&e, None)
-                    ))
-                };
-                let columns = copy::table_columns(catalog, schema, &load.table).map_err(failed)?;
-                let types = copy::spec_column_types(data, load.index, &columns);
-                let row_text =
-                    RowText::for_loaded_table(catalog, schema, data, load.index, &columns)
-                        .map_err(failed)?;
-                let freeze =
-                    freeze && copy::is_plain_table(catalog, schema, &load.table).map_err(failed)?;
-                Ok(Table {
-                    load,
-                    encoder: RowEncoder::for_table(data, load.index, types, schema, freeze),
-                    sum: Mutex::new(row_text.is_some().then(Sum::default)),
-                    row_text,
-                    progress: reporter.table(&load.table, load.rows),
-                    chunks_left: AtomicUsize::new(load.chunks.len()),
-                })
+    let tables: Vec<Table> = loads
+        .iter()
+        .map(|load| {
+            let found = catalog.get(&load.table).ok_or_else(|| {
+                Error::Work(format!(
+                    "seeding {} failed: the table is not in schema {schema}",
+                    load.table
+                ))
+            })?;
+            let types = copy::spec_column_types(data, load.index, &found.columns);
+            let row_text = if found.rewritten {
+                None
+            } else {
+                RowText::new(data, load.index, &found.columns)
+            };
+            let freeze = freeze && found.plain;
+            Ok(Table {
+                load,
+                encoder: RowEncoder::for_table(data, load.index, types, schema, freeze),
+                sum: Mutex::new(row_text.is_some().then(Sum::default)),
+                row_text,
+                progress: reporter.table(&load.table, load.rows),
+                chunks_left: AtomicUsize::new(load.chunks.len()),
             })
-            .collect::<Result<_>>()
-    })?;
+        })
+        .collect::<Result<_>>()?;
     let finished = |table: &Table| {
         table.progress.finish();
         reporter.table_seeded(&table.load.table, table.load.rows, started.elapsed());
@@ -515,16 +558,21 @@ pub fn advance_sequences(
             AND pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL",
         &[&schema, &tables],
     )?;
-    for row in rows {
-        let (table, column, sequence): (String, String, String) =
-            (row.get(0), row.get(1), row.get(2));
-        client.execute(
-            &format!(
-                "SELECT setval($1::text::regclass, m) FROM (SELECT max({column})::bigint AS m FROM {table}) x \
-                 WHERE m IS NOT NULL"
-            ),
-            &[&sequence],
-        )?;
+    // Every setval in one round trip.
+    let setvals: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let (table, column, sequence): (String, String, String) =
+                (row.get(0), row.get(1), row.get(2));
+            format!(
+                "SELECT setval('{}'::text::regclass, m) FROM (SELECT max({column})::bigint AS m FROM {table}) x \
+                 WHERE m IS NOT NULL",
+                sequence.replace('\'', "''")
+            )
+        })
+        .collect();
+    if !setvals.is_empty() {
+        client.batch_execute(&setvals.join(";\n"))?;
     }
     Ok(())
 }

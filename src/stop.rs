@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::tls::LazyTls;
 use postgres::{CancelToken, NoTls};
-use postgres_openssl::MakeTlsConnector;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::error::{Error, Result};
@@ -42,7 +42,7 @@ struct Inner {
     /// Set while the lock is held: a signal then unwinds gracefully instead of exiting at once.
     armed: AtomicBool,
     /// The connections' own TLS settings: a server that takes only TLS takes cancels only so.
-    tls: OnceLock<MakeTlsConnector>,
+    tls: OnceLock<LazyTls>,
 }
 
 /// Shared by the work connections, the lock watchdog and the signal thread.
@@ -68,7 +68,7 @@ impl Stop {
     }
 
     /// The TLS connector the work connections were opened with, for cancel requests.
-    pub fn use_tls(&self, tls: MakeTlsConnector) {
+    pub fn use_tls(&self, tls: LazyTls) {
         let _ = self.inner.tls.set(tls);
     }
 

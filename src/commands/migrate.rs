@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{locked, phase, print_plan, read_error, repair_if_needed};
 use crate::config::Config;
-use crate::db::{self, Database};
+use crate::db::{self, Database, Early};
 use crate::error::Result;
 use crate::migrate::{self, Migrations};
 use crate::progress::Reporter;
@@ -16,8 +16,11 @@ use crate::unit::Unit;
 
 pub fn run(config: &Config, dry_run: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let started = Instant::now();
+    // The lock's and the work's connections open while the files are read (a dry run takes
+    // no lock).
+    let early = Early::start(config, if dry_run { 1 } else { 2 });
     let migrations = Migrations::load(&config.paths.migrations)?;
-    let db = Database::connect(config, stop, reporter)?;
+    let db = Database::connect_early(config, stop, reporter, early)?;
     if dry_run {
         let applied = migrate::applied(&mut *db.work()?, &config.schema).map_err(read_error)?;
         let pending = migrate::compare(&migrations, &applied).pending;

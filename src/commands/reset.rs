@@ -13,7 +13,7 @@ use super::{
 };
 use crate::cli::ResetArgs;
 use crate::config::Config;
-use crate::db::{self, Database};
+use crate::db::{self, Database, Early};
 use crate::error::{Error, Result};
 use crate::migrate::{self, Migrations};
 use crate::plan::SeedPlan;
@@ -48,6 +48,15 @@ struct Inputs<'a> {
 pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let started = Instant::now();
     let started_at = SystemTime::now();
+    // The lock's and the work's connections open while the files are read (a dry run takes
+    // no lock); not while a person is asked to confirm.
+    let early = if args.dry_run.dry_run {
+        Early::start(config, 1)
+    } else if args.confirm.yes {
+        Early::start(config, 2)
+    } else {
+        Early::none()
+    };
     let migrations = Migrations::load(&config.paths.migrations)?;
     migrations.check_all(&config.schema)?;
     let parallel = parallel_workers(config, args)?;
@@ -93,7 +102,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             seeding.as_ref().map(|s| s.profile.name.as_str()),
         )?;
     }
-    let db = Database::connect(config, stop, reporter)?;
+    let db = Database::connect_early(config, stop, reporter, early)?;
     if args.dry_run.dry_run {
         let objects = drop::inventory(&mut *db.work()?, &config.schema).map_err(read_error)?;
         print_plan(

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::cli::SeedArgs;
 use crate::config::Config;
-use crate::db::{Database, describe_sql_error, quote_ident};
+use crate::db::{Database, Early, describe_sql_error, quote_ident};
 use crate::error::{Error, Result};
 use crate::migrate::Migrations;
 use crate::plan::SeedPlan;
@@ -25,6 +25,15 @@ use crate::{fingerprint, privileges, seed, spec};
 pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let started = Instant::now();
     let started_at = SystemTime::now();
+    // The lock's and the work's connections open while the files are read (a dry run takes
+    // no lock); not while a person is asked to confirm.
+    let early = if args.dry_run.dry_run {
+        Early::start(config, 1)
+    } else if args.confirm.yes {
+        Early::start(config, 2)
+    } else {
+        Early::none()
+    };
     let seeding = Seeding::load(config, &args.profile)?;
     let data = seeding.dataset()?;
     let plan = SeedPlan::new(&data, &seeding.profile.name);
@@ -41,7 +50,7 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
             Some(&seeding.profile.name),
         )?;
     }
-    let db = Database::connect(config, stop, reporter)?;
+    let db = Database::connect_early(config, stop, reporter, early)?;
     if args.dry_run.dry_run {
         print_plan(config, None, Vec::new(), Some(plan));
         return Ok(());

@@ -1,0 +1,154 @@
+//! The TLS side of every connection, built only when a server accepts TLS. OpenSSL's
+//! `SslConnector::builder` always parses the system's CA bundle (about 10 ms, a large share of a
+//! small reset's client time), which a connection to a server without TLS (sslmode=prefer, the
+//! default, against a local server) never uses. So the settings are checked up front, where a
+//! bad sslrootcert, sslcert or sslkey is a usage error before anything connects, and the
+//! connector itself is built on the first TLS handshake and shared by every later one.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+
+use openssl::error::ErrorStack;
+use openssl::ssl::{SslConnector, SslContextBuilder, SslFiletype, SslMethod, SslVerifyMode};
+use postgres::Socket;
+use postgres::tls::{MakeTlsConnect, TlsConnect};
+use postgres_openssl::{TlsConnector, TlsStream};
+
+use crate::conninfo::{RootCert, SslMode, Tls};
+use crate::error::{Error, Result};
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// OpenSSL, as libpq uses: `require` encrypts without checking the certificate (unless a root
+/// certificate is given, then as verify-ca); `verify-ca` checks the chain against sslrootcert;
+/// `verify-full` also checks that the certificate names the host connected to.
+#[derive(Clone)]
+pub struct LazyTls {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tls: Tls,
+    connector: OnceLock<std::result::Result<SslConnector, String>>,
+}
+
+impl LazyTls {
+    /// Checks that the files the settings name can be used; builds nothing yet.
+    pub fn new(tls: &Tls) -> Result<Self> {
+        if tls.mode != SslMode::Disable && (tls.root_cert.is_some() || tls.cert.is_some()) {
+            // A bare context: the same checks as the real connector's, without the CA bundle.
+            let mut context = SslContextBuilder::new(SslMethod::tls_client()).map_err(internal)?;
+            configure_files(&mut context, tls, false)?;
+        }
+        Ok(LazyTls {
+            inner: Arc::new(Inner {
+                tls: tls.clone(),
+                connector: OnceLock::new(),
+            }),
+        })
+    }
+
+    fn connector(&self) -> std::result::Result<&SslConnector, BoxError> {
+        self.inner
+            .connector
+            .get_or_init(|| build(&self.inner.tls).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| e.clone().into())
+    }
+}
+
+fn internal(e: ErrorStack) -> Error {
+    Error::Internal(anyhow::anyhow!("OpenSSL: {e}"))
+}
+
+fn unusable(what: &str, path: &Path, e: ErrorStack) -> Error {
+    Error::usage(format!("{what} {} cannot be used: {e}", path.display()))
+}
+
+/// The root certificate (when the chain is verified) and the client certificate and key.
+/// `system_roots`: load the platform's trusted roots for `sslrootcert=system`.
+fn configure_files(context: &mut SslContextBuilder, tls: &Tls, system_roots: bool) -> Result<()> {
+    if tls.mode == SslMode::Disable {
+        return Ok(());
+    }
+    match &tls.root_cert {
+        Some(RootCert::File(path)) if tls.verifies_chain() => context
+            .set_ca_file(path)
+            .map_err(|e| unusable("sslrootcert", path, e))?,
+        Some(RootCert::System) if system_roots => {
+            context.set_default_verify_paths().map_err(internal)?
+        }
+        _ => {}
+    }
+    // As in libpq, a client certificate that is not there is simply not sent.
+    if let Some(cert) = tls.cert.as_deref().filter(|c| c.exists()) {
+        context
+            .set_certificate_chain_file(cert)
+            .map_err(|e| unusable("sslcert", cert, e))?;
+        let key = tls.key.as_deref().ok_or_else(|| {
+            Error::usage(format!(
+                "sslcert {} is given but no sslkey for it",
+                cert.display()
+            ))
+        })?;
+        context
+            .set_private_key_file(key, SslFiletype::PEM)
+            .map_err(|e| unusable("sslkey", key, e))?;
+    }
+    Ok(())
+}
+
+fn build(tls: &Tls) -> Result<SslConnector> {
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(internal)?;
+    configure_files(&mut builder, tls, true)?;
+    builder.set_verify(if tls.verifies_chain() {
+        SslVerifyMode::PEER
+    } else {
+        SslVerifyMode::NONE
+    });
+    Ok(builder.build())
+}
+
+impl MakeTlsConnect<Socket> for LazyTls {
+    type Stream = TlsStream<Socket>;
+    type TlsConnect = LazyTlsConnect;
+    type Error = std::convert::Infallible;
+
+    fn make_tls_connect(
+        &mut self,
+        domain: &str,
+    ) -> std::result::Result<LazyTlsConnect, Self::Error> {
+        Ok(LazyTlsConnect {
+            tls: self.clone(),
+            domain: domain.to_string(),
+        })
+    }
+}
+
+/// One connection's TLS: the driver calls `connect` only once the server has accepted TLS.
+pub struct LazyTlsConnect {
+    tls: LazyTls,
+    domain: String,
+}
+
+impl TlsConnect<Socket> for LazyTlsConnect {
+    type Stream = TlsStream<Socket>;
+    type Error = BoxError;
+    type Future =
+        Pin<Box<dyn Future<Output = std::result::Result<TlsStream<Socket>, BoxError>> + Send>>;
+
+    fn connect(self, stream: Socket) -> Self::Future {
+        let configured = self.tls.connector().and_then(|connector| {
+            let mut configuration = connector.configure()?;
+            configuration.set_verify_hostname(self.tls.inner.tls.verifies_host_name());
+            Ok(TlsConnector::new(configuration, &self.domain))
+        });
+        match configured {
+            Ok(connector) => connector.connect(stream),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+}
