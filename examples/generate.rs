@@ -13,8 +13,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use dbtool::copy::{RowEncoder, spec_column_types, table_columns};
+use dbtool::copy::{RowEncoder, spec_column_types};
 use dbtool::digest::{RowText, Sum};
+use dbtool::load_catalog::table_columns;
 use dbtool::profile::Profile;
 use dbtool::spec::{Dataset, Spec};
 

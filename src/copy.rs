@@ -9,8 +9,6 @@
 //! scale, timestamps as microseconds from 2000-01-01 (timestamptz read in UTC, the work
 //! connections' time zone; a zone given to a `timestamp` is ignored, as the server ignores it).
 
-use postgres::Client;
-
 use crate::db::quote_ident;
 use crate::spec::expr::Func;
 use crate::spec::kinds::{self, Kinds};
@@ -83,53 +81,8 @@ impl ColumnType {
     }
 }
 
-/// Every column of a table, in attnum order, with its type.
-pub fn table_columns(
-    client: &mut Client,
-    schema: &str,
-    table: &str,
-) -> Result<Vec<(String, ColumnType)>, postgres::Error> {
-    let rows = client.query(
-        "SELECT a.attname::text, t.typname::text, t.typtype::text,
-                t.typnamespace = 'pg_catalog'::regnamespace, a.atttypmod
-           FROM pg_attribute a
-           JOIN pg_class c ON c.oid = a.attrelid
-           JOIN pg_namespace n ON n.oid = c.relnamespace
-           JOIN pg_type t ON t.oid = a.atttypid
-          WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
-          ORDER BY a.attnum",
-        &[&schema, &table],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let name: String = r.get(0);
-            let (typname, typtype): (String, String) = (r.get(1), r.get(2));
-            (
-                name,
-                ColumnType::from_catalog(&typname, &typtype, r.get(3), r.get(4)),
-            )
-        })
-        .collect())
-}
-
-/// A plain table (not partitioned, not foreign): the kind COPY FREEZE accepts.
-pub fn is_plain_table(
-    client: &mut Client,
-    schema: &str,
-    table: &str,
-) -> Result<bool, postgres::Error> {
-    Ok(client
-        .query_one(
-            "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'r')",
-            &[&schema, &table],
-        )?
-        .get(0))
-}
-
 /// The types of the spec's columns of `table` (in the spec's column order), from the table's
-/// catalog columns (`table_columns`).
+/// catalog columns (`load_catalog::LoadedTable::columns`).
 pub fn spec_column_types(
     data: &Dataset,
     table: usize,

@@ -11,7 +11,6 @@
 //! order, which a uuid key or parallel chunks do not give without sorting them all.
 
 use md5::{Digest, Md5};
-use postgres::Client;
 
 use crate::copy::{ColumnType, Value, from_generated, parse};
 use crate::db::quote_ident;
@@ -75,32 +74,6 @@ impl RowText {
             })
             .collect::<Option<Vec<_>>>()?;
         Some(RowText { columns })
-    }
-
-    /// `RowText::new`, unless a trigger or rule of the table may change the rows on their way
-    /// in, which only the server's digest would see.
-    pub fn for_loaded_table(
-        client: &mut Client,
-        schema: &str,
-        data: &Dataset,
-        table: usize,
-        catalog: &[(String, ColumnType)],
-    ) -> Result<Option<Self>, postgres::Error> {
-        let rewritten: bool = client
-            .query_one(
-                "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = c.oid AND NOT tgisinternal
-                                    AND tgenabled <> 'D')
-                     OR EXISTS (SELECT FROM pg_rewrite WHERE ev_class = c.oid)
-                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                  WHERE n.nspname = $1 AND c.relname = $2",
-                &[&schema, &data.spec.tables[table].name],
-            )?
-            .get(0);
-        Ok(if rewritten {
-            None
-        } else {
-            RowText::new(data, table, catalog)
-        })
     }
 
     /// Adds one row to `sum`. `Ok(false)` when a value does not parse as its column's type:

@@ -1,6 +1,6 @@
 //! What a load reads from the catalog about the tables it seeds, in one query for all of them:
-//! the same answers as `copy::table_columns`, `copy::is_plain_table` and the trigger and rule
-//! test of `RowText::for_loaded_table`, which asked three queries per table.
+//! each table's columns and their types, whether COPY FREEZE may load it, and whether a trigger
+//! or rule may change its rows on their way in (then only the server can digest them).
 
 use std::collections::HashMap;
 
@@ -11,9 +11,9 @@ use crate::copy::ColumnType;
 /// One seeded table, as the catalog describes it now.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedTable {
-    /// Every column, in attnum order, with its type (`copy::table_columns`).
+    /// Every column, in attnum order, with its type.
     pub columns: Vec<(String, ColumnType)>,
-    /// Not partitioned, not foreign: the kind COPY FREEZE accepts (`copy::is_plain_table`).
+    /// Not partitioned, not foreign: the kind COPY FREEZE accepts.
     pub plain: bool,
     /// A trigger that is on, or a rule, may change the rows on their way in.
     pub rewritten: bool,
@@ -54,4 +54,16 @@ pub fn read(
         ));
     }
     Ok(found)
+}
+
+/// The columns of one table, in attnum order, with their types (none if there is no such table).
+pub fn table_columns(
+    client: &mut Client,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<(String, ColumnType)>, postgres::Error> {
+    Ok(read(client, schema, &[table.to_string()])?
+        .remove(table)
+        .map(|t| t.columns)
+        .unwrap_or_default())
 }

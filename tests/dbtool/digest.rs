@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use dbtool::copy::table_columns;
 use dbtool::digest::{RowText, generate, server_query};
+use dbtool::load_catalog::table_columns;
 use dbtool::profile::Profile;
 use dbtool::spec::{Dataset, Spec};
 
