@@ -350,20 +350,19 @@ pub fn parse(ty: ColumnType, text: &str) -> Result<Value<'_>, String> {
 
 fn parse_uuid(text: &str) -> Option<u128> {
     let b = text.as_bytes();
-    let hex: Vec<u8> = if b.len() == 36 {
-        if [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
-            return None;
-        }
-        b.iter().copied().filter(|&c| c != b'-').collect()
-    } else if b.len() == 32 {
-        b.to_vec()
-    } else {
-        return None;
+    let dashed = match b.len() {
+        36 if [8, 13, 18, 23].iter().all(|&i| b[i] == b'-') => true,
+        32 => false,
+        _ => return None,
     };
-    if hex.len() != 32 || !hex.iter().all(u8::is_ascii_hexdigit) {
-        return None;
+    let mut bits = 0u128;
+    for (i, &c) in b.iter().enumerate() {
+        if dashed && matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        bits = bits << 4 | u128::from(char::from(c).to_digit(16)?);
     }
-    u128::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()
+    Some(bits)
 }
 
 fn digits(b: &[u8], n: usize) -> Option<i64> {
@@ -805,6 +804,28 @@ mod tests {
         let mut out = Vec::new();
         parse_numeric(text, scale).unwrap().write_text(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn uuids_print_and_parse_back() {
+        let bits = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        let text = crate::spec::uuid_text(bits);
+        assert_eq!(text, "01234567-89ab-cdef-fedc-ba9876543210");
+        assert_eq!(parse_uuid(&text), Some(bits));
+        assert_eq!(parse_uuid(&text.replace('-', "")), Some(bits));
+        assert_eq!(parse_uuid(&text.to_uppercase()), Some(bits));
+        assert_eq!(
+            crate::spec::uuid_text(0),
+            "00000000-0000-0000-0000-000000000000"
+        );
+        for bad in [
+            "01234567-89ab-cdef-fedc-ba987654321",
+            "0123456789ab-cdef-fedc-ba98-76543210",
+            "g1234567-89ab-cdef-fedc-ba9876543210",
+            "",
+        ] {
+            assert_eq!(parse_uuid(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -243,9 +243,8 @@ fn quote_if_needed(out: &mut Vec<u8>, start: usize) {
 
 /// A value's text as the server's output function prints it.
 fn write_text(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
-    use std::io::Write;
     match value {
-        Value::Int(v) => write!(out, "{v}").expect("writes to a Vec"),
+        Value::Int(v) => push_integer(out, *v),
         Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
         Value::Text(t) => out.extend_from_slice(t.as_bytes()),
         Value::Uuid(u) => out.extend_from_slice(crate::spec::uuid_text(*u).as_bytes()),
@@ -270,6 +269,25 @@ fn write_text(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
     }
 }
 
+/// `{v}` without the formatting machinery: most of a row's fields are keys.
+fn push_integer(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    let mut rest = v.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +296,15 @@ mod tests {
         let mut out = Vec::new();
         write_record_field(&mut out, &parse(ty, text).unwrap(), ty);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn integers_print_as_format_prints_them() {
+        for v in [0, 7, -7, 10, 1_000_000, i64::MAX, i64::MIN, -1] {
+            let mut out = Vec::new();
+            push_integer(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
+        }
     }
 
     #[test]

@@ -422,15 +422,15 @@ pub(super) fn data_file(seeds_dir: &Path, name: &str) -> std::result::Result<Pat
 
 /// A UUID's canonical text, as PostgreSQL prints it: lower-case hex in 8-4-4-4-12 groups.
 pub fn uuid_text(bits: u128) -> String {
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(36);
+    for nibble in 0..32 {
+        if matches!(nibble, 8 | 12 | 16 | 20) {
+            text.push('-');
+        }
+        text.push(char::from(HEX[(bits >> (124 - 4 * nibble) & 0xf) as usize]));
+    }
+    text
 }
 
 /// FNV-1a over the names and contents of `files`.
