@@ -14,7 +14,8 @@
 #                                     plus the same index and key builds (superuser, local server)
 #   peak RSS                      dev and load reset
 #   generation alone              rows/s of the bench profile on one core, no database
-#                                     (cargo run --release --example generate)
+#                                     (cargo run --release --example generate): text COPY, and
+#                                     binary COPY with the client's digest as a reset sends it
 # Then, for one bench reset: client CPU, server CPU and WAL by phase.
 #
 # Uses DATABASE_URL's server when set (it creates and drops databases bench_*), else a sandbox.
@@ -162,8 +163,10 @@ if [ "$BENCH_SKIP_LOAD" != 1 ]; then
 fi
 
 # ---- generation alone, one core, no database
-gen_line=$(taskset -c 0 ./target/release/examples/generate --profile bench)
-gen_rate=$(echo "$gen_line" | sed -n 's/.* \([0-9]*\) rows\/s.*/\1/p')
+gen_rate() { taskset -c 0 ./target/release/examples/generate --profile bench "$@" | sed -n 's/.* \([0-9]*\) rows\/s.*/\1/p'; }
+gen_text=$(gen_rate)
+# As a reset sends them: binary COPY typed from the catalog, and the client's digest.
+gen_reset=$(gen_rate --types-from "$(url bench_dbtool)" --binary --digest)
 
 # ---- the table
 dev_t=$(median < "$work/dev.dbtool"); dev_r=$(median < "$work/dev.restore")
@@ -199,7 +202,8 @@ if [ "$BENCH_SKIP_LOAD" != 1 ]; then
     load_rss=$(median_int < "$work/load.rss")
     printf '%-58s %8sKB %7sKB %7s %s\n' "peak RSS, load reset vs dev reset" "$load_rss" "$dev_rss" "$(ratio "$load_rss" "$dev_rss")" "<= 64 MB and <= 2.0"
 fi
-printf '%-58s %9s %9s %7s %s\n' "generation alone, bench profile, one core (rows/s)" "$gen_rate" "" "" "report"
+printf '%-58s %9s %9s %7s %s\n' "generation alone, bench profile, one core (rows/s): text" "$gen_text" "" "" "report"
+printf '%-58s %9s %9s %7s %s\n' "  ... binary COPY and digest, as a reset sends rows" "$gen_reset" "" "" "report"
 printf '%-58s %9s\n' "bench reset rows/s" "$(rate "$(rows_of bench)" "$big_t")"
 printf '(rows: dev %s, bench %s, load %s; %s cores)\n' "$(rows_of dev)" "$(rows_of bench)" "$(rows_of load)" "$cores"
 
