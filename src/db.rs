@@ -285,6 +285,16 @@ impl Early {
         }
     }
 
+    /// For a command that changes data: the lock's and the work's connections (a dry run takes
+    /// no lock: one), but none before a person has confirmed.
+    pub fn for_change(config: &Config, dry_run: bool, confirmed: bool) -> Self {
+        match (dry_run, confirmed) {
+            (true, _) => Self::start(config, 1),
+            (false, true) => Self::start(config, 2),
+            (false, false) => Self::none(),
+        }
+    }
+
     /// Starts `connections` attempts at once, each on a thread of its own. Settings that do not
     /// resolve start nothing: their error comes when the command connects, as without this.
     pub fn start(config: &Config, connections: usize) -> Self {

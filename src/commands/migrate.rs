@@ -16,9 +16,8 @@ use crate::unit::Unit;
 
 pub fn run(config: &Config, dry_run: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let started = Instant::now();
-    // The lock's and the work's connections open while the files are read (a dry run takes
-    // no lock).
-    let early = Early::start(config, if dry_run { 1 } else { 2 });
+    // The connections open while the files are read; migrate asks no one to confirm.
+    let early = Early::for_change(config, dry_run, true);
     let migrations = Migrations::load(&config.paths.migrations)?;
     let db = Database::connect_early(config, stop, reporter, early)?;
     if dry_run {

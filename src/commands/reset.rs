@@ -48,15 +48,8 @@ struct Inputs<'a> {
 pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let started = Instant::now();
     let started_at = SystemTime::now();
-    // The lock's and the work's connections open while the files are read (a dry run takes
-    // no lock); not while a person is asked to confirm.
-    let early = if args.dry_run.dry_run {
-        Early::start(config, 1)
-    } else if args.confirm.yes {
-        Early::start(config, 2)
-    } else {
-        Early::none()
-    };
+    // The connections open while the files are read.
+    let early = Early::for_change(config, args.dry_run.dry_run, args.confirm.yes);
     let migrations = Migrations::load(&config.paths.migrations)?;
     migrations.check_all(&config.schema)?;
     let parallel = parallel_workers(config, args)?;

@@ -634,15 +634,7 @@ impl<'s> Dataset<'s> {
                         let mut row = RowId::child(&parent_row, ordinal);
                         position(&mut row);
                         let mut child = RowValues::new(self, table, row);
-                        child.links.push((PARENT_LINK, p.lend()));
-                        let done = f(&mut child);
-                        let lent = child
-                            .links
-                            .iter()
-                            .position(|(c, _)| *c == PARENT_LINK)
-                            .expect("the lent parent");
-                        p.take_back(child.links.swap_remove(lent).1);
-                        done?;
+                        p.lend_to(&mut child, |child| f(child))?;
                     }
                     Ok(())
                 })
@@ -917,6 +909,25 @@ impl<'d> RowValues<'d> {
             attempt: self.attempt,
             kept: self.kept,
         }
+    }
+
+    /// Runs `f` on `child` with this row lent to it as its parent (the child reaches it through
+    /// its parent link), then takes the row back with whatever the child computed in it: what
+    /// children read of their parent is computed once, not once each.
+    fn lend_to<R>(
+        &mut self,
+        child: &mut RowValues<'d>,
+        f: impl FnOnce(&mut RowValues<'d>) -> R,
+    ) -> R {
+        child.links.push((PARENT_LINK, self.lend()));
+        let result = f(child);
+        let lent = child
+            .links
+            .iter()
+            .position(|(c, _)| *c == PARENT_LINK)
+            .expect("the lent parent");
+        self.take_back(child.links.swap_remove(lent).1);
+        result
     }
 
     fn take_back(&mut self, mut lent: RowValues<'d>) {
@@ -1297,18 +1308,7 @@ impl<'d> RowValues<'d> {
                 };
                 for ordinal in 0..n {
                     let mut child = RowValues::new(data, *table, RowId::child(&parent, ordinal));
-                    // The child reaches its parent, this row, through its link: lend it this
-                    // row's computed cells rather than computing them again, and take them back
-                    // (with whatever the child computed in them).
-                    child.links.push((PARENT_LINK, self.lend()));
-                    let v = child.eval(of, rng);
-                    let lent = child
-                        .links
-                        .iter()
-                        .position(|(c, _)| *c == PARENT_LINK)
-                        .expect("the lent parent");
-                    self.take_back(child.links.swap_remove(lent).1);
-                    let v = v?;
+                    let v = self.lend_to(&mut child, |child| child.eval(of, rng))?;
                     if v == Value::Null {
                         continue;
                     }
