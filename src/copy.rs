@@ -641,7 +641,10 @@ pub fn from_generated(
             Ok(Value::Numeric(decimal_numeric(d, scale)))
         }
         (Generated::Bool(b), ColumnType::Bool) => Ok(Value::Bool(*b)),
-        (Generated::Date(d), ColumnType::Date) => Ok(Value::Date(*d)),
+        // date_recv takes an i32 of days: a date beyond it would wrap, not fail.
+        (Generated::Date(d), ColumnType::Date) => i32::try_from(d - PG_EPOCH_DAYS)
+            .map(|_| Value::Date(*d))
+            .map_err(|_| out_of_range(d)),
         // Midnight: the server prints it as a timestamp, with its time.
         (Generated::Date(d), ColumnType::Timestamp | ColumnType::Timestamptz) => d
             .checked_mul(86_400_000_000)
@@ -804,6 +807,31 @@ mod tests {
         let mut out = Vec::new();
         parse_numeric(text, scale).unwrap().write_text(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn generated_values_out_of_their_columns_range_are_refused_not_wrapped() {
+        use crate::spec::Value as Generated;
+        let refused = |v: Generated, ty| matches!(from_generated(&v, ty), Some(Err(_)));
+        assert!(refused(Generated::Int(40_000), ColumnType::Int2));
+        assert!(refused(
+            Generated::Int(i64::from(i32::MAX) + 1),
+            ColumnType::Int4
+        ));
+        assert!(refused(
+            Generated::Date(i64::from(i32::MAX) + PG_EPOCH_DAYS + 1),
+            ColumnType::Date
+        ));
+        assert!(refused(
+            Generated::Timestamp(i64::MAX / 10),
+            ColumnType::Timestamptz
+        ));
+        assert_eq!(
+            from_generated(&Generated::Date(0), ColumnType::Timestamp),
+            Some(Ok(Value::Timestamp(0)))
+        );
+        // A value with no typed form for the column goes through its text.
+        assert!(from_generated(&Generated::Duration(60), ColumnType::Int4).is_none());
     }
 
     #[test]
