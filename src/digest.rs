@@ -202,11 +202,20 @@ fn is_canonical(ty: ColumnType, text: &str) -> bool {
 /// One field of record_out: quoted when empty or holding `"`, `\`, `(`, `)`, `,` or white
 /// space, with `"` and `\` doubled inside the quotes.
 fn write_record_field(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
-    let start = out.len();
-    write_text(out, value, ty);
-    // Digits, signs, points and dashes never need quotes; a timestamp's space and text may.
-    if matches!(value, Value::Text(_) | Value::Timestamp(_)) {
-        quote_if_needed(out, start);
+    match value {
+        // A timestamp always has a space, and never a quote or a backslash.
+        Value::Timestamp(_) => {
+            out.push(b'"');
+            write_text(out, value, ty);
+            out.push(b'"');
+        }
+        Value::Text(_) => {
+            let start = out.len();
+            write_text(out, value, ty);
+            quote_if_needed(out, start);
+        }
+        // Digits, signs, points and dashes never need quotes.
+        _ => write_text(out, value, ty),
     }
 }
 
@@ -218,27 +227,33 @@ fn quote_if_needed(out: &mut Vec<u8>, start: usize) {
                 b'"' | b'\\' | b'(' | b')' | b',' | b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c
             )
         });
-    if needs_quotes {
-        // In place, from the end: no allocation per quoted value.
-        let doubled = out[start..]
-            .iter()
-            .filter(|&&b| b == b'"' || b == b'\\')
-            .count();
-        let old_end = out.len();
-        out.resize(old_end + doubled + 2, 0);
-        let mut to = out.len() - 1;
-        out[to] = b'"';
-        for from in (start..old_end).rev() {
-            let b = out[from];
+    if !needs_quotes {
+        return;
+    }
+    let doubled = out[start..]
+        .iter()
+        .filter(|&&b| b == b'"' || b == b'\\')
+        .count();
+    if doubled == 0 {
+        out.insert(start, b'"');
+        out.push(b'"');
+        return;
+    }
+    // In place, from the end: no allocation per quoted value.
+    let old_end = out.len();
+    out.resize(old_end + doubled + 2, 0);
+    let mut to = out.len() - 1;
+    out[to] = b'"';
+    for from in (start..old_end).rev() {
+        let b = out[from];
+        to -= 1;
+        out[to] = b;
+        if b == b'"' || b == b'\\' {
             to -= 1;
             out[to] = b;
-            if b == b'"' || b == b'\\' {
-                to -= 1;
-                out[to] = b;
-            }
         }
-        out[to - 1] = b'"';
     }
+    out[to - 1] = b'"';
 }
 
 /// A value's text as the server's output function prints it.
