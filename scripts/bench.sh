@@ -240,7 +240,9 @@ grep -E '"event":"phase-(started|finished)"' "$work/phases.json" \
     | while read -r phase ts; do echo "$phase $(date -d "$ts" +%s.%N)"; done > "$work/phase_times"
 awk -v hz="$hz" '
     NR == FNR { if (!($1 in start)) start[$1] = $2; else end[$1] = $2; if (!($1 in seen)) { order[++n] = $1; seen[$1] = 1 } next }
-    { t[++m] = $1; c[m] = $2; s[m] = $3 }
+    # CPU time only grows: a backend that has exited but is not yet reaped drops out of the
+    # sum for a moment, so each sample keeps at least the one before it.
+    { t[++m] = $1; c[m] = $2; s[m] = (m > 1 && s[m - 1] > $3) ? s[m - 1] : $3 }
     function at(x, arr,   i) { for (i = 1; i <= m; i++) if (t[i] >= x) return arr[i]; return arr[m] }
     END {
         for (i = 1; i <= n; i++) {
