@@ -104,37 +104,23 @@ pub fn spec_column_types(
 /// column's type: generators of typed values by their kind, listed values one by one. A table
 /// that fails this loads with text COPY, so the server keeps the last word on odd input.
 pub fn parses_on_client(data: &Dataset, table: usize, types: &[ColumnType]) -> bool {
-    let spec = &data.spec.tables[table];
-    let fixed_ok = |column: usize, ty: ColumnType| match &spec.fixed {
-        None => true,
-        Some(fixed) => match fixed.columns.get(column).copied().flatten() {
-            None => true,
-            Some(position) => fixed.rows.iter().all(|row| match row.get(position) {
-                Some(Some(v)) => parse(ty, v).is_ok(),
-                _ => true,
-            }),
-        },
-    };
-    types.len() == spec.columns.len()
-        && types.iter().enumerate().all(|(c, &ty)| {
-            ty.has_binary_form() && fixed_ok(c, ty) && generator_parses(data, table, c, ty, 0)
-        })
+    types.len() == data.spec.tables[table].columns.len()
+        && types
+            .iter()
+            .enumerate()
+            .all(|(c, &ty)| ty.has_binary_form() && column_parses(data, table, c, ty, 0))
 }
 
-fn generator_parses(
-    data: &Dataset,
-    table: usize,
-    column: usize,
-    ty: ColumnType,
-    depth: u32,
-) -> bool {
-    gen_parses(
-        data,
-        table,
-        &data.spec.tables[table].columns[column].generator,
-        ty,
-        depth,
-    )
+/// Whether every value of `column` of `table`, its fixed rows' and its generator's, parses.
+fn column_parses(data: &Dataset, table: usize, column: usize, ty: ColumnType, depth: u32) -> bool {
+    parses_fixed(data, table, column, ty)
+        && gen_parses(
+            data,
+            table,
+            &data.spec.tables[table].columns[column].generator,
+            ty,
+            depth,
+        )
 }
 
 fn gen_parses(data: &Dataset, table: usize, generator: &Gen, ty: ColumnType, depth: u32) -> bool {
@@ -146,11 +132,8 @@ fn gen_parses(data: &Dataset, table: usize, generator: &Gen, ty: ColumnType, dep
         ColumnType::Text | ColumnType::Enum | ColumnType::Json | ColumnType::Jsonb
     );
     let all = |values: &[String]| values.iter().all(|v| parse(ty, v).is_ok());
-    // Another column's values, here or in a related row: its fixed rows and its generator.
-    let column_parses = |table: usize, column: usize| {
-        parses_fixed(data, table, column, ty)
-            && generator_parses(data, table, column, ty, depth + 1)
-    };
+    // Another column's values, here or in a related row.
+    let column_parses = |table, column| column_parses(data, table, column, ty, depth + 1);
     match generator {
         // Enum labels and JSON are checked by the server in either format.
         _ if textual => true,
@@ -215,21 +198,14 @@ fn expr_parses(data: &Dataset, table: usize, expr: &Expr, ty: ColumnType, depth:
         return false;
     }
     match expr {
-        Expr::Column(c) => {
-            parses_fixed(data, table, *c, ty) && generator_parses(data, table, *c, ty, depth + 1)
-        }
+        Expr::Column(c) => column_parses(data, table, *c, ty, depth + 1),
         Expr::Path {
             start,
             tables,
             column,
             ..
-        } => match kinds::path_target(data.spec, table, *start, tables, *column) {
-            Some((target, c)) => {
-                parses_fixed(data, target, c, ty)
-                    && generator_parses(data, target, c, ty, depth + 1)
-            }
-            None => false,
-        },
+        } => kinds::path_target(data.spec, table, *start, tables, *column)
+            .is_some_and(|(target, c)| column_parses(data, target, c, ty, depth + 1)),
         Expr::Lit(crate::spec::Value::Text(text)) => parse(ty, text).is_ok(),
         Expr::Func(Func::If, args) => args
             .get(1..)

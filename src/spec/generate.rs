@@ -864,11 +864,7 @@ impl<'d> RowValues<'d> {
 
     /// The typed value of a cell.
     pub fn value(&mut self, column: usize) -> Result<Value> {
-        if let Some(kept) = self.kept {
-            return Ok(kept[column].0.clone());
-        }
-        self.ensure(column)?;
-        Ok(self.values[column].0.clone().expect("computed"))
+        self.value_ref(column).cloned()
     }
 
     fn ensure(&mut self, column: usize) -> Result<()> {
