@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{locked, phase, print_plan, read_error, repair_if_needed};
+use super::{locked, migrate_phase, print_plan, read_error, repair_if_needed};
 use crate::config::Config;
-use crate::db::{self, Database, Early};
+use crate::db::{Database, Early};
 use crate::error::Result;
 use crate::migrate::{self, Migrations};
 use crate::progress::Reporter;
@@ -29,14 +29,7 @@ pub fn run(config: &Config, dry_run: bool, stop: &Stop, reporter: &Reporter) -> 
     let applied = locked(config, &db, reporter, || {
         let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
         repair_if_needed(unit.client(), config, reporter)?;
-        let applied = phase(reporter, "migrate", || {
-            migrate::run(
-                &mut unit,
-                &migrations,
-                &config.schema,
-                &db::session_settings(config),
-            )
-        })?;
+        let applied = migrate_phase(&mut unit, &migrations, config, reporter)?;
         unit.commit()?;
         Ok(applied)
     })?;

@@ -230,6 +230,24 @@ fn phase<T>(reporter: &Reporter, name: &str, f: impl FnOnce() -> Result<T>) -> R
     Ok(value)
 }
 
+/// The migrate phase inside `unit`: every pending migration, the session's settings restored
+/// after each file.
+fn migrate_phase(
+    unit: &mut Unit,
+    migrations: &crate::migrate::Migrations,
+    config: &Config,
+    reporter: &Reporter,
+) -> Result<Vec<String>> {
+    phase(reporter, "migrate", || {
+        crate::migrate::run(
+            unit,
+            migrations,
+            &config.schema,
+            &crate::db::session_settings(config),
+        )
+    })
+}
+
 fn refuse_if_protected(client: &mut Client, action: &str) -> Result<()> {
     if let Some(p) = meta::protection(client).map_err(read_error)? {
         return Err(Error::Refused(format!(

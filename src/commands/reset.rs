@@ -8,14 +8,14 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::json;
 
 use super::{
-    Finished, Seeding, all_or_nothing, confirm, locked, mark_unfinished, meta_error, phase,
-    print_plan, read_error, refuse_if_protected, run_seed_code, unix_now, workers,
+    Finished, Seeding, all_or_nothing, confirm, locked, mark_unfinished, meta_error, migrate_phase,
+    phase, print_plan, read_error, refuse_if_protected, run_seed_code, unix_now, workers,
 };
 use crate::cli::ResetArgs;
 use crate::config::Config;
-use crate::db::{self, Database, Early};
+use crate::db::{Database, Early};
 use crate::error::{Error, Result};
-use crate::migrate::{self, Migrations};
+use crate::migrate::Migrations;
 use crate::plan::SeedPlan;
 use crate::progress::Reporter;
 use crate::seed_code::{SeedCode, SeedCommand};
@@ -129,14 +129,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             phase(reporter, "drop", || {
                 drop::drop_all(&db, unit.client(), &config.schema, config.ddl_lock_timeout)
             })?;
-            phase(reporter, "migrate", || {
-                migrate::run(
-                    &mut unit,
-                    &migrations,
-                    &config.schema,
-                    &db::session_settings(config),
-                )
-            })?;
+            migrate_phase(&mut unit, &migrations, config, reporter)?;
             let Some(inputs) = &inputs else {
                 // The data is gone: no last reset describes it any more.
                 meta::forget_reset(unit.client(), &config.schema).map_err(meta_error)?;
