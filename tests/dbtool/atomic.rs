@@ -388,18 +388,7 @@ fn a_parallel_reset_loads_the_same_data_and_a_failure_leaves_the_schema_whole() 
         .stderr_has("small_orders");
     assert_eq!(keys_and_indexes(&db), whole);
     assert_eq!(db.scalar("SELECT count(*) FROM invoice_line_items"), 0);
-    let status = db.status();
-    assert!(status["unfinished"].is_object(), "{status}");
-    assert!(status["last_reset"].is_null(), "{status}");
-    db.run(&[
-        "reset",
-        "--profile",
-        "dev",
-        "--yes",
-        "--skip-if-reset-within",
-        "1h",
-    ])
-    .success();
+    db.assert_unfinished_and_never_skipped();
     assert_eq!(db.overall_fingerprint(), golden);
 }
 

@@ -80,19 +80,7 @@ fn a_failing_seed_command_exits_7_and_leaves_the_reset_unfinished() {
         .stderr_has("seed command: loading")
         .stderr_has("seed command: no such table")
         .stderr_has("exit status: 3");
-    let status = db.status();
-    assert!(status["unfinished"].is_object(), "{status}");
-    assert!(status["last_reset"].is_null(), "{status}");
-    // Never skipped over.
-    db.run(&[
-        "reset",
-        "--profile",
-        "dev",
-        "--yes",
-        "--skip-if-reset-within",
-        "1h",
-    ])
-    .success();
+    db.assert_unfinished_and_never_skipped();
     assert!(status_is_finished(&db));
 }
 

@@ -172,6 +172,24 @@ impl TestDb {
     }
 
     /// Takes dbtool's default lock in a session of our own: the client and its backend pid.
+    /// After a reset that gave atomicity up and failed: `status` shows it unfinished, with no
+    /// last reset, and a rerun with `--skip-if-reset-within` resets rather than skips.
+    #[track_caller]
+    pub fn assert_unfinished_and_never_skipped(&self) {
+        let status = self.status();
+        assert!(status["unfinished"].is_object(), "{status}");
+        assert!(status["last_reset"].is_null(), "{status}");
+        self.run(&[
+            "reset",
+            "--profile",
+            "dev",
+            "--yes",
+            "--skip-if-reset-within",
+            "1h",
+        ])
+        .success();
+    }
+
     pub fn hold_lock(&self) -> (Client, i32) {
         let mut holder = self.client();
         holder
