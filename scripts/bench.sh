@@ -92,6 +92,18 @@ restore_into_empty() { # pg_restore --single-transaction of $1's dump into an em
 dump() { # the data of the last reset, as pg_restore sees it
     pg pg_dump -Fc -n public -f "$work/$1.dump" "$(url bench_dbtool)"
 }
+# Profile $1's atomic reset beside pg_restore --single-transaction of its data into an empty
+# schema, $2 times each, alternating: seconds in $work/$1.dbtool and $work/$1.restore, the
+# reset's peak RSS in $work/$1.rss.
+reset_vs_restore() {
+    reset "$1" >/dev/null 2>&1
+    dump "$1"
+    for _ in $(seq "$2"); do
+        timed "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile "$1" >> "$work/$1.dbtool"
+        cat "$work/rss" >> "$work/$1.rss"
+        restore_into_empty "$1" >> "$work/$1.restore"
+    done
+}
 
 # ---- dev: whole process vs pg_restore --single-transaction --clean
 reset dev >/dev/null 2>&1
@@ -106,13 +118,7 @@ for _ in $(seq "$RUNS"); do
 done
 
 # ---- bench: atomic reset vs pg_restore --single-transaction; parallel vs pg_restore -j
-reset bench >/dev/null 2>&1
-dump bench
-for _ in $(seq "$RUNS"); do
-    timed "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile bench >> "$work/bench.dbtool"
-    cat "$work/rss" >> "$work/bench.rss"
-    restore_into_empty bench >> "$work/bench.restore"
-done
+reset_vs_restore bench "$RUNS"
 : > "$work/bench.par"; : > "$work/bench.parref"
 if [ "$has_parallel" = 1 ]; then
     for _ in $(seq "$RUNS"); do
@@ -153,13 +159,7 @@ fi
 # ---- load profile: atomic reset vs pg_restore --single-transaction
 : > "$work/load.dbtool"; : > "$work/load.restore"; : > "$work/load.rss"
 if [ "$BENCH_SKIP_LOAD" != 1 ]; then
-    reset load >/dev/null 2>&1
-    dump load
-    for _ in $(seq "$LOAD_RUNS"); do
-        timed "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile load >> "$work/load.dbtool"
-        cat "$work/rss" >> "$work/load.rss"
-        restore_into_empty load >> "$work/load.restore"
-    done
+    reset_vs_restore load "$LOAD_RUNS"
 fi
 
 # ---- generation alone, one core, no database
