@@ -530,19 +530,12 @@ impl<'s> Dataset<'s> {
         let Shape::PerParent { parent, .. } = &self.shapes[table] else {
             return Ok(0);
         };
-        let t = &self.spec.tables[table];
-        if let Some(when) = &t.children.when {
-            let mut rng = cell_stream_at(self.streams[table].child_when, parent_row.key);
-            let mut row = RowValues::new(self, *parent, parent_row.clone());
-            let holds = row
-                .eval(when, &mut rng)
-                .and_then(|v| Ok(v.truthy()?))
-                .map_err(|f| f.into_error(&self.spec.tables[table].name, "when"))?;
-            if !holds {
-                return Ok(0);
-            }
+        if self.spec.tables[table].children.when.is_none() {
+            return Ok(self.children_unconditional(table, parent_row));
         }
-        Ok(self.children_unconditional(table, parent_row))
+        RowValues::new(self, *parent, parent_row.clone())
+            .children_here(table)
+            .map_err(|f| f.into_error(&self.spec.tables[table].name, "when"))
     }
 
     /// `children` once the table's `when` holds for the parent: `p`, then the count.
@@ -1145,8 +1138,8 @@ impl<'d> RowValues<'d> {
         Ok((parent, parent_row))
     }
 
-    /// How many children this row has in the per-parent `table`: `Dataset::children`, with the
-    /// table's `when` evaluated in this row rather than in a fresh copy of it.
+    /// How many children this row has in the per-parent `table`: its `when` evaluated in this
+    /// row (with the cells it has computed already), then `p` and the count.
     fn children_here(&mut self, table: usize) -> Eval<u64> {
         let data = self.data;
         let t = &data.spec.tables[table];
