@@ -14,6 +14,7 @@ pub mod db;
 pub mod digest;
 pub mod drop;
 pub mod error;
+pub mod files;
 pub mod fingerprint;
 pub mod fit;
 pub mod holder;

@@ -10,6 +10,7 @@ use refinery::error::Kind;
 
 use crate::db::{describe_sql_error, quote_ident};
 use crate::error::{Error, Result};
+use crate::files::ReadFiles;
 use crate::spec::{SchemaColumn, group_columns};
 use crate::statements::{self, NO_TRANSACTION, Plan, Refusal};
 use crate::unit::Unit;
@@ -20,7 +21,7 @@ pub const HISTORY_TABLE: &str = "refinery_schema_history";
 pub struct Migrations {
     pub list: Vec<Migration>,
     /// Every file read, in name order (what the migrations digest covers).
-    pub files: Vec<PathBuf>,
+    pub files: ReadFiles,
     /// The file of each migration of `list`.
     paths: Vec<PathBuf>,
     /// The text of each migration of `list`.
@@ -37,16 +38,18 @@ impl Migrations {
                 dir.display()
             ))
         })?;
-        let mut files: Vec<PathBuf> = entries
+        let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
             .collect();
-        files.sort();
-        let mut loaded: Vec<(Migration, PathBuf, String)> = Vec::with_capacity(files.len());
-        for file in &files {
+        paths.sort();
+        let mut files = ReadFiles::default();
+        let mut loaded: Vec<(Migration, PathBuf, String)> = Vec::with_capacity(paths.len());
+        for file in &paths {
             let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
             check_name(stem).map_err(|why| Error::usage(format!("{}: {why}", file.display())))?;
-            let sql = std::fs::read_to_string(file)
+            let sql = files
+                .read_to_string(file)
                 .map_err(|e| Error::usage(format!("cannot read {}: {e}", file.display())))?;
             let migration = Migration::unapplied(stem, &sql)
                 .map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
@@ -459,7 +462,7 @@ fn history_table(schema: &str) -> String {
 
 fn migrations_dir_hint(migrations: &Migrations) -> String {
     migrations
-        .files
+        .paths
         .first()
         .and_then(|f| f.parent())
         .map_or_else(
@@ -552,7 +555,7 @@ mod tests {
                 .iter()
                 .map(|n| Migration::unapplied(n, "SELECT 1").unwrap())
                 .collect(),
-            files: Vec::new(),
+            files: ReadFiles::default(),
             paths: names.iter().map(|n| format!("{n}.sql").into()).collect(),
             sql: names.iter().map(|_| "SELECT 1".to_string()).collect(),
         }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::files::ReadFiles;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,7 +93,7 @@ pub struct Profile {
     /// Children per parent row, overriding the spec's.
     pub per: BTreeMap<String, PerCounts>,
     /// The files read, for the change digest of `--skip-if-reset-within`.
-    pub files: Vec<PathBuf>,
+    pub files: ReadFiles,
     /// A team's own seed program, run under the lock after the generated rows.
     pub seed_command: Option<String>,
 }
@@ -100,6 +101,7 @@ pub struct Profile {
 impl Profile {
     pub fn load(dir: &Path, name: &str) -> Result<Self> {
         let mut chain: Vec<(String, RawProfile)> = Vec::new();
+        let mut files = ReadFiles::default();
         let mut next = Some(name.to_string());
         while let Some(current) = next {
             if chain.iter().any(|(n, _)| *n == current) {
@@ -108,7 +110,7 @@ impl Profile {
                 )));
             }
             let raw = match chain.last() {
-                None => read_raw(dir, &current)?,
+                None => read_raw(dir, &current, &mut files)?,
                 Some((child, _)) if !profile_path(dir, &current).exists() => {
                     let known = names(dir).map(|n| n.join(", ")).unwrap_or_default();
                     return Err(Error::usage(format!(
@@ -117,7 +119,7 @@ impl Profile {
                         profile_path(dir, &current).display()
                     )));
                 }
-                Some(_) => read_raw(dir, &current)?,
+                Some(_) => read_raw(dir, &current, &mut files)?,
             };
             next = raw.extends.clone();
             chain.push((current, raw));
@@ -129,7 +131,7 @@ impl Profile {
             epoch: 0,
             counts: BTreeMap::new(),
             per: BTreeMap::new(),
-            files: Vec::new(),
+            files,
             seed_command: None,
         };
         let (mut seed, mut epoch, mut description) = (None, None, None);
@@ -176,7 +178,6 @@ impl Profile {
                 };
                 profile.per.insert(table, per);
             }
-            profile.files.push(file);
         }
         let file = profile_path(dir, name);
         profile.seed = seed
@@ -227,7 +228,7 @@ fn profile_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.toml"))
 }
 
-fn read_raw(dir: &Path, name: &str) -> Result<RawProfile> {
+fn read_raw(dir: &Path, name: &str, files: &mut ReadFiles) -> Result<RawProfile> {
     let valid = !name.is_empty()
         && name
             .chars()
@@ -246,7 +247,8 @@ fn read_raw(dir: &Path, name: &str) -> Result<RawProfile> {
             path.display()
         )));
     }
-    let text = std::fs::read_to_string(&path)
+    let text = files
+        .read_to_string(&path)
         .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| crate::error::toml_error(&path, &text, &e))
 }

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::conninfo::{RootCert, Tls};
 use crate::db::{Database, describe_sql_error};
 use crate::error::{Error, Result};
+use crate::files::ReadFiles;
 use crate::lock::LOCK_HELD_ENV;
 use crate::progress::Reporter;
 use crate::statements::{self, Plan};
@@ -47,6 +48,8 @@ impl SeedCode {
 /// The SQL seed files of the seeds directory.
 pub struct SeedSql {
     files: Vec<(PathBuf, String)>,
+    /// What was read, for the change digest.
+    pub read: ReadFiles,
 }
 
 impl SeedSql {
@@ -62,8 +65,10 @@ impl SeedSql {
         };
         paths.sort();
         let mut files = Vec::with_capacity(paths.len());
+        let mut read = ReadFiles::default();
         for path in paths {
-            let sql = std::fs::read_to_string(&path)
+            let sql = read
+                .read_to_string(&path)
                 .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
             let text = match statements::plan(&sql, schema) {
                 Ok(Plan::InTransaction(text)) => text,
@@ -86,15 +91,11 @@ impl SeedSql {
             };
             files.push((path, text));
         }
-        Ok(SeedSql { files })
+        Ok(SeedSql { files, read })
     }
 
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
-    }
-
-    pub fn paths(&self) -> impl Iterator<Item = &PathBuf> {
-        self.files.iter().map(|(p, _)| p)
     }
 
     /// Runs every file inside the caller's transaction, the session settings restored after

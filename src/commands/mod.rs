@@ -121,9 +121,9 @@ impl Seeding {
     /// change.
     fn digest(&self, code: &SeedCode) -> Result<String> {
         let mut files = self.spec.files.clone();
-        files.extend(self.profile.files.iter().cloned());
-        files.extend(code.sql.paths().cloned());
-        let digest = spec::files_digest(&files)?;
+        files.extend(&self.profile.files);
+        files.extend(&code.sql.read);
+        let digest = files.digest();
         Ok(match &code.command {
             None => format!("{digest:016x}"),
             Some(c) => format!(

@@ -19,7 +19,7 @@ use crate::migrate::Migrations;
 use crate::plan::SeedPlan;
 use crate::progress::Reporter;
 use crate::seed_code::{SeedCode, SeedCommand};
-use crate::spec::{self, Dataset};
+use crate::spec::Dataset;
 use crate::stop::Stop;
 use crate::unit::Unit;
 use crate::{drop, fingerprint, meta, privileges, seed};
@@ -74,7 +74,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 seeding,
                 started,
                 started_at,
-                migrations_digest: format!("{:016x}", spec::files_digest(&migrations.files)?),
+                migrations_digest: format!("{:016x}", migrations.files.digest()),
                 spec_digest: seeding.digest(&code)?,
             };
             Some(Inputs {

@@ -20,7 +20,7 @@ use crate::progress::Reporter;
 use crate::seed_code::SeedCode;
 use crate::stop::Stop;
 use crate::unit::Unit;
-use crate::{fingerprint, privileges, seed, spec};
+use crate::{fingerprint, privileges, seed};
 
 pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let started = Instant::now();
@@ -56,7 +56,7 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
         started,
         started_at,
         migrations_digest: Migrations::load(&config.paths.migrations)
-            .and_then(|m| spec::files_digest(&m.files))
+            .map(|m| m.files.digest())
             .map_or_else(|_| String::new(), |d| format!("{d:016x}")),
         spec_digest: seeding.digest(&code)?,
     };

@@ -14,7 +14,7 @@
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
@@ -613,7 +613,7 @@ fn string(parts: Vec<StrPart>) -> Result<Expr, String> {
 pub struct Scope<'a> {
     pub tables: &'a [TableSpec],
     pub seeds_dir: &'a Path,
-    pub files: &'a mut Vec<PathBuf>,
+    pub files: &'a mut crate::files::ReadFiles,
 }
 
 impl Scope<'_> {
@@ -831,8 +831,7 @@ impl Scope<'_> {
                 return Err("pick('data/file.txt') takes one file name".into());
             };
             // Inside the seeds directory, like every data file the spec names.
-            let (path, values) = super::values_file(self.seeds_dir, file)?;
-            self.files.push(path);
+            let values = super::values_file(self.seeds_dir, file, self.files)?;
             return Ok(Expr::Pick(values));
         }
         let (func, arity): (Func, &[usize]) = match name {
@@ -1214,7 +1213,7 @@ mod tests {
                 Expr::Binary(op, a, b) => binary(*op, go(a), go(b)).unwrap(),
                 Expr::Neg(e) => binary(BinOp::Sub, Value::Int(0), go(e)).unwrap(),
                 Expr::Call(name, args) => {
-                    let mut scope_files = Vec::new();
+                    let mut scope_files = crate::files::ReadFiles::default();
                     let mut scope = Scope {
                         tables: &[],
                         seeds_dir: Path::new("."),

@@ -1549,7 +1549,7 @@ ref_where     = { gen = "ref", table = "kinds", column = "serial", where = { cyc
             epoch: 1_735_689_600,
             counts: Default::default(),
             per: Default::default(),
-            files: Vec::new(),
+            files: Default::default(),
             seed_command: None,
         };
         let data = Dataset::new(&spec, &profile, 42).unwrap();
@@ -1618,7 +1618,7 @@ mod language {
             epoch: 1_735_689_600,
             counts: Default::default(),
             per: Default::default(),
-            files: Vec::new(),
+            files: Default::default(),
             seed_command: None,
         }
     }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 pub use expr::{Expr, Value};
 pub use generate::{Dataset, RowId, RowValues};
 
-use crate::config::fnv1a64;
 use crate::error::{Error, Result};
+use crate::files::ReadFiles;
 
 /// The versions of generator output this dbtool can produce. A change to any generator's output
 /// gets a new version; specs keep the version they were written for, and so their data.
@@ -25,7 +25,7 @@ pub struct Spec {
     /// In load order: every table after the tables it references.
     pub tables: Vec<TableSpec>,
     /// seed.toml and every file it reads, for the change digest.
-    pub files: Vec<PathBuf>,
+    pub files: ReadFiles,
 }
 
 #[derive(Debug)]
@@ -376,9 +376,11 @@ impl Spec {
 pub(super) fn values_file(
     seeds_dir: &Path,
     name: &str,
-) -> std::result::Result<(PathBuf, Vec<String>), String> {
+    files: &mut ReadFiles,
+) -> std::result::Result<Vec<String>, String> {
     let path = data_file(seeds_dir, name)?;
-    let text = std::fs::read_to_string(&path)
+    let text = files
+        .read_to_string(&path)
         .map_err(|e| format!("cannot read the data file {}: {e}", path.display()))?;
     let values: Vec<String> = text
         .lines()
@@ -389,7 +391,7 @@ pub(super) fn values_file(
     if values.is_empty() {
         return Err(format!("the data file {} is empty", path.display()));
     }
-    Ok((path, values))
+    Ok(values)
 }
 
 /// A data file named by the spec (`pick`, `fixed`), which must lie inside the seeds directory:
@@ -431,21 +433,6 @@ pub fn uuid_text(bits: u128) -> String {
         text.push(char::from(HEX[(bits >> (124 - 4 * nibble) & 0xf) as usize]));
     }
     text
-}
-
-/// FNV-1a over the names and contents of `files`.
-pub fn files_digest(files: &[PathBuf]) -> Result<u64> {
-    let mut all = Vec::new();
-    for file in files {
-        all.extend_from_slice(file.to_string_lossy().as_bytes());
-        all.push(0);
-        all.extend(
-            std::fs::read(file)
-                .map_err(|e| Error::usage(format!("cannot read {}: {e}", file.display())))?,
-        );
-        all.push(0);
-    }
-    Ok(fnv1a64(&all))
 }
 
 /// Where a spec error is.

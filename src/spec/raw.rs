@@ -1,7 +1,7 @@
 //! seed.toml as written, and its validation into a `Spec`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use super::{
 };
 use crate::config::fnv1a64;
 use crate::error::{Error, Result};
+use crate::files::ReadFiles;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,7 +122,9 @@ fn two() -> u32 {
 
 pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
     let file = seeds_dir.join("seed.toml");
-    let text = std::fs::read_to_string(&file)
+    let mut files = ReadFiles::default();
+    let text = files
+        .read_to_string(&file)
         .map_err(|e| Error::usage(format!("cannot read the seed spec {}: {e}", file.display())))?;
     let raw: RawSpec =
         toml::from_str(&text).map_err(|e| crate::error::toml_error(&file, &text, &e))?;
@@ -151,7 +154,6 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
         .map(|t| t.columns.keys().cloned().collect())
         .collect();
 
-    let mut files = vec![file.clone()];
     let mut tables = Vec::with_capacity(raw.tables.len());
     for (ti, table) in raw.tables.iter().enumerate() {
         let at = At {
@@ -233,9 +235,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
             None => None,
             Some(name) => {
                 let path = data_file(seeds_dir, name).map_err(|e| at.error(e))?;
-                let rows = read_fixed(&path, &columns, &at)?;
-                files.push(path);
-                Some(rows)
+                Some(read_fixed(&path, &columns, &at, &mut files)?)
             }
         };
         let children = children(table, source, &at)?;
@@ -284,7 +284,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
 
 struct Ctx<'a> {
     seeds_dir: &'a Path,
-    files: &'a mut Vec<PathBuf>,
+    files: &'a mut ReadFiles,
     names: &'a [String],
     column_names: &'a [Vec<String>],
     ti: usize,
@@ -382,8 +382,7 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
             Gen::Cycle { values }
         }
         RawGen::Pick { file: name } => {
-            let (path, values) = values_file(ctx.seeds_dir, &name).map_err(|e| at.error(e))?;
-            ctx.files.push(path);
+            let values = values_file(ctx.seeds_dir, &name, ctx.files).map_err(|e| at.error(e))?;
             Gen::Pick { values }
         }
         RawGen::Format { template } => Gen::Format {
@@ -475,7 +474,7 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
         },
         RawGen::Csv { file, field, group } => {
             let path = data_file(ctx.seeds_dir, &file).map_err(|e| at.error(e))?;
-            let (headers, rows) = read_csv(&path).map_err(|e| at.error(e))?;
+            let (headers, rows) = read_csv(&path, ctx.files).map_err(|e| at.error(e))?;
             let f = headers.iter().position(|h| *h == field).ok_or_else(|| {
                 at.error(format!(
                     "{} has no field {field} (it has: {})",
@@ -486,7 +485,6 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
             if rows.is_empty() {
                 return Err(at.error(format!("{} has no rows", path.display())));
             }
-            ctx.files.push(path);
             let stream = fnv1a64(format!("csv:{file}:{}", group.unwrap_or_default()).as_bytes());
             Gen::Csv {
                 rows,
@@ -529,9 +527,14 @@ fn parse_expr(text: &str, at: &At) -> Result<Expr> {
 }
 
 /// A CSV data file: its header and its rows (every field as text).
-fn read_csv(path: &Path) -> std::result::Result<(Vec<String>, Vec<Vec<String>>), String> {
-    let mut reader =
-        csv::Reader::from_path(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_csv(
+    path: &Path,
+    files: &mut ReadFiles,
+) -> std::result::Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let bytes = files
+        .read(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| format!("{}: {e}", path.display()))?
@@ -643,9 +646,16 @@ fn parse_template(
     Ok(parts)
 }
 
-fn read_fixed(path: &PathBuf, columns: &[ColumnSpec], at: &At) -> Result<FixedRows> {
-    let mut reader = csv::Reader::from_path(path)
+fn read_fixed(
+    path: &Path,
+    columns: &[ColumnSpec],
+    at: &At,
+    files: &mut ReadFiles,
+) -> Result<FixedRows> {
+    let bytes = files
+        .read(path)
         .map_err(|e| at.error(format!("cannot read {}: {e}", path.display())))?;
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| at.error(format!("{}: {e}", path.display())))?
@@ -680,7 +690,7 @@ fn read_fixed(path: &PathBuf, columns: &[ColumnSpec], at: &At) -> Result<FixedRo
     Ok(FixedRows {
         columns: positions,
         rows,
-        file: path.clone(),
+        file: path.to_path_buf(),
         lines,
     })
 }
@@ -914,7 +924,7 @@ fn check_cycles(tables: &[TableSpec], file: &Path) -> Result<()> {
 fn resolve_all(
     tables: &mut [TableSpec],
     seeds_dir: &Path,
-    files: &mut Vec<PathBuf>,
+    files: &mut ReadFiles,
     file: &Path,
 ) -> Result<()> {
     fn resolve_gen(
