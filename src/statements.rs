@@ -15,6 +15,9 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 /// The first-line marker of a migration that must run outside the reset's transaction.
 pub const NO_TRANSACTION: &str = "-- no-transaction";
 
+const FROM_STDIN: &str = "reads its rows from psql (COPY ... FROM stdin, as in a pg_dump with \
+     data), which dbtool does not send; load data with INSERT statements or the seed spec";
+
 /// One statement of a file: where it starts and the words that say what it is.
 #[derive(Debug, Clone)]
 pub struct Statement {
@@ -30,11 +33,21 @@ pub struct Statement {
     pub names: Vec<String>,
     /// A psql meta-command (`\restrict ...`): its text.
     pub meta_command: Option<String>,
+    /// `COPY ... FROM STDIN`: its rows would follow it in the file, for psql to send.
+    pub from_stdin: bool,
 }
 
 impl Statement {
     fn starts_with(&self, words: &[&str]) -> bool {
         self.words.len() >= words.len() && self.words.iter().zip(words).all(|(a, b)| a == b)
+    }
+
+    /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`
+    fn is_routine(&self) -> bool {
+        ["FUNCTION", "PROCEDURE"].iter().any(|kind| {
+            self.starts_with(&["CREATE", kind])
+                || self.starts_with(&["CREATE", "OR", "REPLACE", kind])
+        })
     }
 
     fn has(&self, word: &str) -> bool {
@@ -50,6 +63,26 @@ impl Statement {
     fn commits(&self) -> bool {
         (self.starts_with(&["COMMIT"]) && !self.starts_with(&["COMMIT", "PREPARED"]))
             || self.starts_with(&["END"])
+    }
+
+    /// Why this statement cannot run as dbtool runs a file (inside a transaction or not), if it
+    /// cannot.
+    fn unrunnable(&self, schema: &str) -> Option<&'static str> {
+        if self.starts_with(&["DROP", "SCHEMA"])
+            && self.names[2..]
+                .iter()
+                .take_while(|n| !matches!(n.as_str(), "cascade" | "restrict"))
+                .any(|n| n == schema)
+        {
+            return Some(
+                "drops the schema that dbtool resets, and the migration history table in it; a \
+                 reset already empties that schema, so leave the statement out",
+            );
+        }
+        if self.from_stdin {
+            return Some(FROM_STDIN);
+        }
+        None
     }
 
     /// Why this statement cannot run inside the reset's transaction, if it cannot.
@@ -133,9 +166,15 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
     let offsets = LineOffsets::new(sql);
     let mut statements = Vec::new();
     let mut current: Option<Statement> = None;
-    // psql's rule: inside CREATE FUNCTION/PROCEDURE ... BEGIN ATOMIC, semicolons do not end the
-    // statement until the matching END (CASE ... END nests inside).
+    // Inside a SQL-standard routine body (CREATE [OR REPLACE] FUNCTION/PROCEDURE ... BEGIN
+    // ATOMIC ... END) semicolons do not end the statement; CASE ... END nests inside it. Only
+    // BEGIN directly followed by ATOMIC, outside parentheses, opens one: `begin` is also a legal
+    // column name, and a body opened by mistake would hide every later statement (a COMMIT
+    // among them) from the checks below.
     let mut body_depth = 0usize;
+    let mut paren_depth = 0usize;
+    let mut after_begin = false;
+    let mut after_from = false;
     let mut tokens = tokens.iter().peekable();
     while let Some(TokenWithSpan { token, span }) = tokens.next() {
         if matches!(token, Token::Whitespace(_) | Token::EOF) {
@@ -153,6 +192,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                 words: Vec::new(),
                 names: Vec::new(),
                 meta_command: Some(sql[start..line_end].trim_end().to_string()),
+                from_stdin: false,
             });
             while tokens
                 .peek()
@@ -169,12 +209,18 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
             words: Vec::new(),
             names: Vec::new(),
             meta_command: None,
+            from_stdin: false,
         });
         statement.end = end;
+        let follows_begin = std::mem::take(&mut after_begin);
+        let follows_from = std::mem::take(&mut after_from);
         match token {
             Token::SemiColon if body_depth == 0 => {
+                paren_depth = 0;
                 statements.push(current.take().expect("a statement is open"));
             }
+            Token::LParen => paren_depth += 1,
+            Token::RParen => paren_depth = paren_depth.saturating_sub(1),
             Token::Word(word) if word.quote_style.is_some() && statement.names.len() < 8 => {
                 statement.names.push(word.value.clone());
             }
@@ -184,13 +230,20 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                     statement.names.push(word.value.to_lowercase());
                 }
                 let upper = word.value.to_ascii_uppercase();
-                let routine = statement.starts_with(&["CREATE", "FUNCTION"])
-                    || statement.starts_with(&["CREATE", "PROCEDURE"])
-                    || statement.starts_with(&["CREATE", "OR", "REPLACE"]);
-                if routine && statement.words.len() >= 3 {
+                if statement.starts_with(&["COPY"]) {
+                    after_from = upper == "FROM";
+                    statement.from_stdin |= follows_from && upper == "STDIN";
+                }
+                if body_depth > 0 {
                     match upper.as_str() {
-                        "BEGIN" | "CASE" => body_depth += 1,
-                        "END" => body_depth = body_depth.saturating_sub(1),
+                        "CASE" => body_depth += 1,
+                        "END" => body_depth -= 1,
+                        _ => {}
+                    }
+                } else if statement.is_routine() && paren_depth == 0 {
+                    match upper.as_str() {
+                        "BEGIN" => after_begin = true,
+                        "ATOMIC" if follows_begin => body_depth = 1,
                         _ => {}
                     }
                 }
@@ -208,11 +261,31 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
 /// Decides how a migration file runs, or why it cannot run as written. `schema` is the schema
 /// the reset empties but keeps: a `CREATE SCHEMA` of it (pg_dump writes one) is blanked out.
 pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
-    let statements = split(sql)?;
+    // A UTF-8 byte-order mark (some Windows editors write one) is not SQL: one space keeps every
+    // character position.
+    let unmarked;
+    let sql = match sql.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            unmarked = format!(" {rest}");
+            unmarked.as_str()
+        }
+        None => sql,
+    };
+    let statements = split(sql).map_err(|r| rows_for_psql(sql, r.line).unwrap_or(r))?;
     let text_of = |s: &Statement| sql[s.start..s.end].trim().to_string();
+    let refusal = |s: &Statement, why: &str| Refusal {
+        line: s.line,
+        statement: text_of(s),
+        why: why.to_string(),
+    };
     if runs_outside(sql) {
-        if let Some(m) = statements.iter().find(|s| s.meta_command.is_some()) {
-            return Err(meta_refusal(m));
+        for s in &statements {
+            if s.meta_command.is_some() && !is_restrict(s) {
+                return Err(meta_refusal(s));
+            }
+            if let Some(why) = s.unrunnable(schema) {
+                return Err(refusal(s, why));
+            }
         }
         return Ok(Plan::Outside(
             statements
@@ -225,6 +298,9 @@ pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
     let mut blank: Vec<(usize, usize)> = Vec::new();
     let mut body: Vec<&Statement> = Vec::new();
     for s in &statements {
+        if s.from_stdin {
+            return Err(refusal(s, FROM_STDIN));
+        }
         if is_restrict(s) || creates_schema(s, schema) {
             blank.push((s.start, s.end));
         } else if s.meta_command.is_some() {
@@ -243,12 +319,12 @@ pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
         blank.push((last.start, last.end));
         body = body[1..body.len() - 1].to_vec();
     }
-    if let Some((s, why)) = body.iter().find_map(|s| s.outside_only().map(|w| (s, w))) {
-        return Err(Refusal {
-            line: s.line,
-            statement: text_of(s),
-            why: why.to_string(),
-        });
+    if let Some((s, why)) = body.iter().find_map(|s| {
+        s.outside_only()
+            .or_else(|| s.unrunnable(schema))
+            .map(|w| (s, w))
+    }) {
+        return Err(refusal(s, why));
     }
     let mut text = sql.to_string();
     for (start, end) in blank {
@@ -260,6 +336,23 @@ pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
         text.replace_range(start..end, &spaces);
     }
     Ok(Plan::InTransaction(text))
+}
+
+/// The rows of a `COPY ... FROM stdin` (tab-separated, `\.` at the end) are no SQL, and the
+/// lexer may stop in them: the COPY line at or before `line` is then what to name.
+fn rows_for_psql(sql: &str, line: u64) -> Option<Refusal> {
+    sql.lines()
+        .take(line as usize)
+        .enumerate()
+        .find(|(_, l)| {
+            let upper = l.trim().to_ascii_uppercase();
+            upper.starts_with("COPY ") && upper.contains(" FROM STDIN")
+        })
+        .map(|(i, l)| Refusal {
+            line: i as u64 + 1,
+            statement: l.trim().to_string(),
+            why: FROM_STDIN.into(),
+        })
 }
 
 /// `CREATE SCHEMA name [AUTHORIZATION role]`, nothing more.
@@ -341,6 +434,29 @@ mod tests {
     }
 
     #[test]
+    fn a_column_named_begin_opens_no_body_that_could_hide_a_commit() {
+        let refused = |sql: &str| plan(sql, "public").unwrap_err();
+        let r = refused(
+            "CREATE TABLE period (id int, begin date);\n\
+             CREATE OR REPLACE VIEW v_period AS SELECT id, begin FROM period;\n\
+             COMMIT;\nSELECT 1/0;",
+        );
+        assert_eq!((r.line, r.statement.as_str()), (3, "COMMIT;"));
+        let r = refused(
+            "CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS 'SELECT 1';\n\
+             CREATE OR REPLACE FUNCTION g() RETURNS TABLE (begin int) LANGUAGE sql AS 'SELECT 1';\n\
+             CREATE INDEX CONCURRENTLY a_id ON a (id);",
+        );
+        assert_eq!(r.line, 3);
+        // A body's CASE ... END nests; the body's own END closes it.
+        let sql = "CREATE OR REPLACE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC\n\
+                   INSERT INTO t SELECT CASE WHEN (SELECT CASE WHEN true THEN 1 END) = 1 THEN 1 END;\n\
+                   END;\nCOMMIT;";
+        assert_eq!(split(sql).unwrap().len(), 2);
+        assert_eq!(refused(sql).line, 4);
+    }
+
+    #[test]
     fn statements_that_end_or_cannot_run_in_a_transaction_are_refused_with_their_line() {
         let refused = |sql: &str| plan(sql, "public").unwrap_err();
         let r = refused("CREATE TABLE a (id int);\n\nCREATE INDEX CONCURRENTLY a_id ON a (id);");
@@ -380,6 +496,35 @@ mod tests {
         );
         assert_eq!(text.trim(), "CREATE SCHEMA audit;");
         assert!(in_tx("CREATE SCHEMA \"Public\";").contains("CREATE SCHEMA"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_a_space_and_the_wrapper_behind_it_is_still_seen() {
+        let text = in_tx("\u{feff}BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n");
+        assert_eq!(text.lines().next().map(str::trim), Some(""));
+        assert!(text.starts_with(' ') && !text.contains('\u{feff}') && !text.contains("BEGIN"));
+    }
+
+    #[test]
+    fn dropping_the_reset_schema_or_reading_rows_from_psql_is_refused_with_its_line() {
+        let refused = |sql: &str| plan(sql, "public").unwrap_err();
+        let r = refused("SELECT 1;\nDROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;");
+        assert_eq!(r.line, 2);
+        assert!(r.why.contains("history table"), "{}", r.why);
+        assert_eq!(
+            refused("-- no-transaction\nDROP SCHEMA \"public\";").line,
+            2
+        );
+        in_tx("DROP SCHEMA IF EXISTS audit CASCADE;\nDROP SCHEMA cascade_test RESTRICT;");
+        // pg_dump with data: the rows follow the COPY, and may not even lex as SQL.
+        let dump = "CREATE TABLE public.t (a int, b text, c text, d text, e text, f text, g text);\n\
+                    COPY public.t (a, b, c, d, e, f, g) FROM stdin;\n\
+                    1\tO'Brien\t\\N\tx\ty\tz\tw\n\\.\n";
+        let r = refused(dump);
+        assert_eq!(r.line, 2);
+        assert!(r.why.contains("psql"), "{}", r.why);
+        assert_eq!(refused(&dump.replace("O'Brien", "Obrien")).line, 2);
+        in_tx("COPY t FROM '/tmp/rows.csv';\nCOPY t TO STDOUT;");
     }
 
     #[test]

@@ -446,6 +446,18 @@ fn a_migration_that_changes_search_path_or_drops_its_schema_cannot_break_the_res
     );
     db.run(&["reset", "--profile", "ci", "--yes"]).success();
     let stderr = changes_nothing(&db, 6, || reset_with(&db, &project, &[]));
+    // Refused before it runs, by its line; were it hidden from the checks, the history
+    // check after the file would catch it.
+    assert!(
+        stderr.contains("V90__start_over.sql:1") && stderr.contains("history table"),
+        "{stderr}"
+    );
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__start_over.sql",
+        "DO $$ BEGIN EXECUTE 'DROP SCHEMA public CASCADE'; END $$;\nCREATE SCHEMA public;\n",
+    );
+    let stderr = changes_nothing(&db, 6, || reset_with(&db, &project, &[]));
     assert!(
         stderr.contains("dropped the migration history table"),
         "{stderr}"
