@@ -1,6 +1,7 @@
-//! Dropping the application's objects: every table, view, materialized view, sequence, type and
-//! function of the schema that no extension owns, inside the unit's transaction, whose lock
-//! waits `--ddl-lock-timeout` bounds. The schema, its owner, its grants and its extensions stay.
+//! Dropping the application's objects: every table, view, materialized view, sequence, type,
+//! function, collation and text search object of the schema that no extension owns, inside the
+//! unit's transaction, whose lock waits `--ddl-lock-timeout` bounds. The schema, its owner, its
+//! grants and its extensions stay.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,38 +20,73 @@ pub struct Object {
     pub name: String,
 }
 
-const INVENTORY_SQL: &str = "
+/// The application's objects of schema `$1` (kind, name, drop order, owner): every table, view,
+/// materialized view, foreign table, sequence, function, type (enum, domain, composite, range,
+/// shell), collation and text search configuration or dictionary that no extension owns, less
+/// what goes with something else (a serial column's sequence goes with its table; a range type's
+/// constructor functions go with the type). privileges.rs checks ownership of the same list.
+macro_rules! objects_sql {
+    () => {
+        "
 WITH ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
-SELECT kind, name FROM (
+SELECT kind, name, ord, owner FROM (
     SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
                           WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' ELSE 'table' END AS kind,
            format('%I.%I', n.nspname, c.relname) AS name,
-           CASE c.relkind WHEN 'v' THEN 1 WHEN 'm' THEN 2 WHEN 'f' THEN 3 WHEN 'S' THEN 5 ELSE 4 END AS ord
+           CASE c.relkind WHEN 'v' THEN 1 WHEN 'm' THEN 2 WHEN 'f' THEN 3 WHEN 'S' THEN 5 ELSE 4 END AS ord,
+           c.relowner AS owner
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND NOT c.relispartition
        AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
-       -- sequences behind serial and identity columns go with their tables
        AND NOT (c.relkind = 'S' AND EXISTS (
                 SELECT 1 FROM pg_depend d
                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i')))
     UNION ALL
     SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
            format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
-           6
+           6, p.proowner
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
      WHERE n.nspname = $1
        AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                        WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'i')
     UNION ALL
     SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END,
-           format('%I.%I', n.nspname, t.typname),
-           7
+           format('%I.%I', n.nspname, t.typname), 7, t.typowner
       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
      WHERE n.nspname = $1
        AND (t.typtype IN ('e', 'd', 'r')
-            OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+            OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
+            OR (t.typtype = 'p' AND NOT t.typisdefined))
        AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
-) objects
-ORDER BY ord, name";
+    UNION ALL
+    SELECT 'collation', format('%I.%I', n.nspname, c.collname), 8, c.collowner
+      FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+     WHERE n.nspname = $1
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_collation'::regclass AND ext.objid = c.oid)
+    UNION ALL
+    SELECT 'text search configuration', format('%I.%I', n.nspname, c.cfgname), 9, c.cfgowner
+      FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
+     WHERE n.nspname = $1
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_ts_config'::regclass AND ext.objid = c.oid)
+    UNION ALL
+    SELECT 'text search dictionary', format('%I.%I', n.nspname, d.dictname), 10, d.dictowner
+      FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace
+     WHERE n.nspname = $1
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_ts_dict'::regclass AND ext.objid = d.oid)
+) objects"
+    };
+}
+pub(crate) use objects_sql;
+
+const INVENTORY_SQL: &str = concat!(objects_sql!(), " ORDER BY ord, name");
+
+/// Kinds whose DROP takes one name at a time.
+const ONE_PER_DROP: &[&str] = &[
+    "collation",
+    "text search configuration",
+    "text search dictionary",
+];
 
 /// What a drop would remove, in drop order.
 pub fn inventory(
@@ -129,6 +165,11 @@ fn drop_objects(client: &mut Client, schema: &str) -> Result<usize, postgres::Er
         let names: Vec<&str> = objects[i..]
             .iter()
             .take_while(|o| &o.kind == kind)
+            .take(if ONE_PER_DROP.contains(&kind.as_str()) {
+                1
+            } else {
+                usize::MAX
+            })
             .map(|o| o.name.as_str())
             .collect();
         i += names.len();

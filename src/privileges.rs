@@ -20,35 +20,11 @@ pub struct Missing {
 
 /// Objects of `schema` a drop would remove (as drop.rs lists them) that the current role may not
 /// drop, because it is neither their owner nor a member of the owning role.
-const NOT_DROPPABLE_SQL: &str = "
-WITH ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
-objects AS (
-    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
-                          WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' ELSE 'table' END AS kind,
-           format('%I.%I', n.nspname, c.relname) AS name, c.relowner AS owner
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND NOT c.relispartition
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
-    UNION ALL
-    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
-           format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
-           p.proowner
-      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-     WHERE n.nspname = $1
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
-    UNION ALL
-    SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END,
-           format('%I.%I', n.nspname, t.typname), t.typowner
-      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-     WHERE n.nspname = $1
-       AND (t.typtype IN ('e', 'd', 'r')
-            OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
-)
-SELECT kind || ' ' || name, 'ownership (owned by ' || pg_get_userbyid(owner) || ')'
-  FROM objects
- WHERE NOT pg_has_role(current_user, owner, 'MEMBER')
- ORDER BY 1";
+const NOT_DROPPABLE_SQL: &str = concat!(
+    "SELECT kind || ' ' || name, 'ownership (owned by ' || pg_get_userbyid(owner) || ')' FROM (",
+    crate::drop::objects_sql!(),
+    ") listed WHERE NOT pg_has_role(current_user, owner, 'MEMBER') ORDER BY 1"
+);
 
 /// Everything the current role lacks to reset `schema`: dropping its objects, creating in it
 /// (migrations), and keeping dbtool's records (schema `dbtool`).
