@@ -182,8 +182,11 @@ pub fn session_settings(config: &Config) -> String {
     } else {
         format!("{}, public", quote_ident(&config.schema))
     };
+    // A migration's SET ROLE / SET SESSION AUTHORIZATION (pg_dump --use-set-session-authorization
+    // writes them) ends with its file too, as Flyway does it; on a new connection both are no-ops.
     let mut sql = format!(
-        "SET search_path TO {search_path}; SET TIME ZONE 'UTC'; SET datestyle TO 'ISO, MDY'; \
+        "RESET SESSION AUTHORIZATION; RESET ROLE; \
+         SET search_path TO {search_path}; SET TIME ZONE 'UTC'; SET datestyle TO 'ISO, MDY'; \
          SET intervalstyle TO 'postgres'; SET extra_float_digits TO 1; \
          SELECT set_config('client_connection_check_interval', '1000', false) \
           WHERE current_setting('server_version_num')::int >= 140000;"
