@@ -37,6 +37,11 @@ pub enum Error {
     #[error("{0}")]
     Migration(String),
 
+    /// A migration ended the transaction it ran in by a statement no check could see before it
+    /// ran: what ran before it may be committed, so nothing can claim the database is as it was.
+    #[error("{0}")]
+    TransactionEnded(String),
+
     /// The drop or the seeding failed (SQL error, DDL lock timeout).
     #[error("{0}")]
     Work(String),
@@ -65,7 +70,7 @@ impl Error {
             Error::LockBusy { .. } => 3,
             Error::Refused(_) => 4,
             Error::Unreachable(_) => 5,
-            Error::Migration(_) => 6,
+            Error::Migration(_) | Error::TransactionEnded(_) => 6,
             Error::Work(_) => 7,
             Error::LockLost(_) => 8,
             Error::Interrupted { signal, .. } => 128 + signal,

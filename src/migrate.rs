@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 use refinery::Migration;
 use refinery::error::Kind;
@@ -291,21 +292,52 @@ enum StepError {
          a reset empties the schema itself, so leave that out"
     )]
     HistoryDropped(String),
+    #[error(
+        "it ended the transaction it runs in (a COMMIT or ROLLBACK that dbtool did not recognise \
+         before running it), so what ran before that point, and part of the file, may be \
+         committed: the database is not as it was{}. Remove that statement and run the command \
+         again", .0.as_ref().map_or_else(String::new, |e| format!("; after it: {e}"))
+    )]
+    TransactionEnded(Option<String>),
 }
 
 impl InUnit<'_> {
-    /// After a migration: the session settings back, and the history table still there.
+    /// After a file failed: whether the unit's transaction is still the one open (failed, it
+    /// refuses this query), not ended by the file with its later statements run on their own.
+    fn in_transaction(&mut self) -> bool {
+        match self
+            .unit
+            .client()
+            .simple_query("SELECT now() < statement_timestamp()")
+        {
+            Err(_) => true,
+            Ok(messages) => messages.iter().any(|m| {
+                matches!(m, postgres::SimpleQueryMessage::Row(row)
+                    if row.try_get(0).ok().flatten() == Some("t"))
+            }),
+        }
+    }
+
+    /// After a migration: the session settings back, the history table still there and, for a
+    /// file that ran inside the transaction, the transaction still open (in it, `now()` is the
+    /// time of its BEGIN; outside one, the time of this very query).
     fn after_migration(&mut self) -> Result<(), StepError> {
-        // One round trip for both.
+        // One round trip for all three.
         let messages = self.unit.client().simple_query(&format!(
-            "{}\nSELECT to_regclass('{}') IS NOT NULL",
+            "{}\nSELECT to_regclass('{}') IS NOT NULL, now() < statement_timestamp()",
             self.session,
             self.history.replace('\'', "''")
         ))?;
-        let exists = messages.iter().any(
-            |m| matches!(m, postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("t")),
-        );
-        if !exists {
+        // The last row is this check's (the session settings may return one of their own).
+        let row = messages.iter().rev().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        });
+        let yes = |i: usize| row.and_then(|r| r.try_get(i).ok().flatten()) == Some("t");
+        if self.unit.is_open() && !yes(1) {
+            return Err(StepError::TransactionEnded(None));
+        }
+        if !yes(0) {
             return Err(StepError::HistoryDropped(self.history.clone()));
         }
         Ok(())
@@ -320,15 +352,30 @@ impl refinery_core::traits::sync::Transaction for InUnit<'_> {
         for query in queries {
             match self.plans.get(query) {
                 Some(Plan::InTransaction(text)) => {
-                    self.unit.client().batch_execute(text)?;
+                    if let Err(e) = self.unit.client().batch_execute(text) {
+                        return Err(match self.in_transaction() {
+                            true => e.into(),
+                            false => StepError::TransactionEnded(Some(describe_sql_error(
+                                &e,
+                                Some(query),
+                            ))),
+                        });
+                    }
                     self.after_migration()?;
                 }
                 Some(Plan::Outside(statements)) => {
                     self.unit.outside(statements)?;
                     self.after_migration()?;
                 }
-                // refinery's own statements: the history table and its rows.
-                None => self.unit.client().batch_execute(query)?,
+                // refinery's own statements: the history table and its rows. The row of a
+                // -- no-transaction migration commits on its own, as the migration did; the
+                // transaction reopens after it.
+                None => {
+                    self.unit.client().batch_execute(query)?;
+                    if !self.unit.is_open() {
+                        self.unit.reopen()?;
+                    }
+                }
             }
             count += 1;
         }
@@ -420,7 +467,11 @@ pub fn run(
             .collect()),
         Err(e) => {
             let done = e.report().map_or(0, |r| r.applied_migrations().len());
-            Err(Error::Migration(match e.kind() {
+            let step_error = match e.kind() {
+                Kind::Connection(_, source) => source.downcast_ref::<StepError>(),
+                _ => None,
+            };
+            let message = match e.kind() {
                 Kind::DivergentVersion(applied, file) => format!(
                     "migration {file} differs from the one applied on {}: applied migrations must not change; \
                      add a new migration instead (or reset the database)",
@@ -436,7 +487,9 @@ pub fn run(
                     let failing = pending.get(done).map(|&i| &migrations.list[i]);
                     let sql = failing.and_then(|m| m.sql());
                     let what = match source.downcast_ref::<StepError>() {
-                        Some(StepError::Sql(pg)) => describe_sql_error(pg, sql),
+                        Some(StepError::Sql(pg)) => {
+                            describe_sql_error(pg, sql) + &kept_across_resets(pg, schema)
+                        }
                         _ => source.to_string(),
                     };
                     match failing {
@@ -450,9 +503,50 @@ pub fn run(
                     }
                 }
                 other => other.to_string(),
+            };
+            if matches!(step_error, Some(StepError::TransactionEnded(_))) {
+                return Err(Error::TransactionEnded(message));
+            }
+            // A -- no-transaction migration committed itself and everything before it.
+            let last_outside = (0..done.min(planned.len()))
+                .rev()
+                .find(|&k| matches!(planned[k].1, Plan::Outside(_)));
+            Err(Error::Migration(match last_outside {
+                None => message,
+                Some(k) => format!(
+                    "{message}. Committed before it: {} ({} runs outside the transaction, \
+                     -- no-transaction, and commits what came before it)",
+                    planned[..=k]
+                        .iter()
+                        .map(|(i, _)| migrations.list[*i].to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    migrations.list[planned[k].0]
+                ),
             }))
         }
     }
+}
+
+/// A reset empties only its schema: an extension or another schema that a migration creates
+/// without IF NOT EXISTS is still there the next time, and says so.
+fn kept_across_resets(e: &postgres::Error, schema: &str) -> String {
+    let Some(db) = e.as_db_error() else {
+        return String::new();
+    };
+    let message = db.message();
+    let what = if *db.code() == SqlState::DUPLICATE_SCHEMA {
+        "schema"
+    } else if *db.code() == SqlState::DUPLICATE_OBJECT && message.starts_with("extension ") {
+        "extension"
+    } else {
+        return String::new();
+    };
+    format!(
+        ". A reset empties schema {schema} but keeps extensions and other schemas, so \
+         this {what} was already there: write CREATE {} IF NOT EXISTS",
+        what.to_uppercase()
+    )
 }
 
 /// refinery's history table, qualified with the application's schema.

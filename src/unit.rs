@@ -56,8 +56,9 @@ impl Unit {
         self.open_transaction()
     }
 
-    /// Commits, runs each statement on its own outside any transaction block, and opens a new
-    /// transaction: a `-- no-transaction` migration.
+    /// Commits, then runs each statement on its own outside any transaction block: a
+    /// `-- no-transaction` migration. The connection stays outside a transaction (so that the
+    /// migration's history row commits with it) until `reopen`.
     pub fn outside(&mut self, statements: &[String]) -> Result<(), postgres::Error> {
         if self.open {
             self.open = false;
@@ -65,8 +66,17 @@ impl Unit {
         }
         statements
             .iter()
-            .try_for_each(|s| self.client.batch_execute(s))?;
+            .try_for_each(|s| self.client.batch_execute(s))
+    }
+
+    /// Opens the next transaction after `outside`.
+    pub fn reopen(&mut self) -> Result<(), postgres::Error> {
         self.try_open()
+    }
+
+    /// Whether a transaction of this unit is open (not between `outside` and `reopen`).
+    pub fn is_open(&self) -> bool {
+        self.open
     }
 
     pub fn commit(mut self) -> Result<()> {

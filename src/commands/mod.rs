@@ -318,7 +318,8 @@ fn all_or_nothing<T>(
         );
     }
     let result = work();
-    if result.is_err() && not_atomic.is_none() {
+    let rolled_back = !matches!(result, Ok(_) | Err(Error::TransactionEnded(_)));
+    if rolled_back && not_atomic.is_none() {
         reporter.warn(
             "rolled-back",
             "the transaction was rolled back: the database, dbtool.meta included, is as it was",

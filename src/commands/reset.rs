@@ -129,7 +129,14 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             phase(reporter, "drop", || {
                 drop::drop_all(&db, unit.client(), &config.schema, config.ddl_lock_timeout)
             })?;
-            migrate_phase(&mut unit, &migrations, config, reporter)?;
+            if let Err(error) = migrate_phase(&mut unit, &migrations, config, reporter) {
+                if matches!(error, Error::TransactionEnded(_)) {
+                    // The drop may be committed and the session is in autocommit: best effort,
+                    // `status` says this reset did not finish.
+                    let _ = mark_unfinished(unit.client(), config, started_at, None);
+                }
+                return Err(error);
+            }
             let Some(inputs) = &inputs else {
                 // The data is gone: no last reset describes it any more.
                 meta::forget_reset(unit.client(), &config.schema).map_err(meta_error)?;
