@@ -11,6 +11,7 @@ mod lock;
 mod migrate;
 mod mistakes;
 mod operator;
+mod real_migrations;
 mod reset;
 mod roles;
 mod seed_code;
