@@ -2,7 +2,7 @@
 //! superuser, cannot create databases and cannot read pg_authid runs every command; where it
 //! lacks a privilege, dbtool names the object and the privilege before anything changes.
 
-use crate::support::{Run, TestDb, admin_url, dbtool_command};
+use crate::support::{ProjectCopy, Run, TestDb, admin_url, dbtool_command};
 
 /// A role that owns the test database and its public schema, and nothing else.
 struct OwnerRole {
@@ -81,6 +81,35 @@ fn a_non_superuser_owner_runs_every_command() {
     role.run(&["unprotect"]).success();
     assert_eq!(
         db.text("SELECT tableowner::text FROM pg_tables WHERE tablename = 'clients'"),
+        role.name
+    );
+}
+
+#[test]
+fn a_non_superuser_owner_resets_ranges_collations_and_text_search_objects_it_created() {
+    let db = TestDb::new("owner_kinds");
+    let role = OwnerRole::new(&db);
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__kinds.sql",
+        "CREATE TYPE floatrange AS RANGE (subtype = float8);\n\
+         CREATE COLLATION case_insensitive (provider = icu, locale = 'und-u-ks-level2', deterministic = false);\n\
+         CREATE TEXT SEARCH CONFIGURATION docs (COPY = pg_catalog.english);\n\
+         CREATE TABLE spans (id int PRIMARY KEY, span floatrange, name text COLLATE case_insensitive);\n",
+    );
+    let reset = || {
+        Run::of(
+            dbtool_command()
+                .env("DATABASE_URL", &role.url)
+                .args(["reset", "--profile", "ci", "--yes"])
+                .args(project.dirs()),
+        )
+    };
+    reset().success();
+    // The second reset drops them as their owner (a range's constructors go with the type).
+    reset().success();
+    assert_eq!(
+        db.text("SELECT typowner::regrole::text FROM pg_type WHERE typname = 'floatrange'"),
         role.name
     );
 }
