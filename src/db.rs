@@ -726,6 +726,15 @@ pub fn explain_privilege(error: &postgres::Error) -> Option<String> {
                 "the role lacks USAGE or CREATE on schema {schema}: GRANT USAGE, CREATE ON SCHEMA \
              {schema} TO the role, or run dbtool as the schema's owner"
             )
+        } else if let Some(role) = object("must be member of role") {
+            format!(
+                "a statement hands an object to role {role} (OWNER TO, as pg_dump writes it), which \
+             the role running dbtool is not a member of: leave the OWNER TO out (pg_dump \
+             --no-owner), or GRANT {role} TO the role"
+            )
+        } else if db.hint().is_some() {
+            // The server said what to do ("Must be superuser to create this extension.").
+            return None;
         } else if message.starts_with("must be owner of") {
             "only an object's owner may drop or alter it: run dbtool as the role that owns the \
          application's objects (the one the migrations ran as)"

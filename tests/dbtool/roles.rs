@@ -44,6 +44,15 @@ impl OwnerRole {
     fn run(&self, args: &[&str]) -> Run {
         Run::of(dbtool_command().env("DATABASE_URL", &self.url).args(args))
     }
+
+    fn reset_in(&self, project: &ProjectCopy) -> Run {
+        Run::of(
+            dbtool_command()
+                .env("DATABASE_URL", &self.url)
+                .args(["reset", "--profile", "ci", "--yes"])
+                .args(project.dirs()),
+        )
+    }
 }
 
 impl Drop for OwnerRole {
@@ -97,20 +106,42 @@ fn a_non_superuser_owner_resets_ranges_collations_and_text_search_objects_it_cre
          CREATE TEXT SEARCH CONFIGURATION docs (COPY = pg_catalog.english);\n\
          CREATE TABLE spans (id int PRIMARY KEY, span floatrange, name text COLLATE case_insensitive);\n",
     );
-    let reset = || {
-        Run::of(
-            dbtool_command()
-                .env("DATABASE_URL", &role.url)
-                .args(["reset", "--profile", "ci", "--yes"])
-                .args(project.dirs()),
-        )
-    };
-    reset().success();
+    role.reset_in(&project).success();
     // The second reset drops them as their owner (a range's constructors go with the type).
-    reset().success();
+    role.reset_in(&project).success();
     assert_eq!(
         db.text("SELECT typowner::regrole::text FROM pg_type WHERE typname = 'floatrange'"),
         role.name
+    );
+}
+
+#[test]
+fn what_only_a_superuser_may_do_is_explained_by_what_to_change_in_the_file() {
+    let db = TestDb::new("owner_dump_lines");
+    let role = OwnerRole::new(&db);
+    let superuser = db.text("SELECT current_user::text");
+    let project = ProjectCopy::new();
+    // pg_dump writes OWNER TO lines; the role running dbtool is not a member of that owner.
+    project.write(
+        "migrations/V90__dump.sql",
+        &format!("CREATE TABLE audit (id int);\nALTER TABLE audit OWNER TO \"{superuser}\";\n"),
+    );
+    role.reset_in(&project)
+        .code(6)
+        .stderr_has("V90__dump.sql")
+        .stderr_has("pg_dump --no-owner");
+    // An untrusted extension: the server's own hint says what to do, and nothing is added to it.
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__stats.sql",
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;\n",
+    );
+    let run = role.reset_in(&project);
+    run.code(6).stderr_has("hint: Must be superuser");
+    assert!(
+        !run.stderr.contains("run dbtool as the role"),
+        "{}",
+        run.stderr
     );
 }
 
