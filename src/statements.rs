@@ -69,8 +69,10 @@ impl Statement {
     /// cannot.
     fn unrunnable(&self, schema: &str) -> Option<&'static str> {
         if self.starts_with(&["DROP", "SCHEMA"])
-            && self.names[2..]
+            && self
+                .names
                 .iter()
+                .skip(2)
                 .take_while(|n| !matches!(n.as_str(), "cascade" | "restrict"))
                 .any(|n| n == schema)
         {
