@@ -676,12 +676,23 @@ pub fn quote_ident(name: &str) -> String {
 /// The server's message for a failed statement, with its position as line and column of `sql`
 /// when the server gives one.
 pub fn describe_sql_error(error: &postgres::Error, sql: Option<&str>) -> String {
+    describe_sql_error_in(error, sql, |offset| offset)
+}
+
+/// `describe_sql_error` for a statement the server ran as a changed copy of `sql`: `offset_in_sql`
+/// maps a 0-based character offset in what ran to one in `sql`.
+pub fn describe_sql_error_in(
+    error: &postgres::Error,
+    sql: Option<&str>,
+    offset_in_sql: impl Fn(usize) -> usize,
+) -> String {
     let Some(db) = error.as_db_error() else {
         return error.to_string();
     };
     let mut text = format!("{}: {}", db.severity(), db.message());
     if let (Some(postgres::error::ErrorPosition::Original(pos)), Some(sql)) = (db.position(), sql) {
-        let (line, column) = line_and_column(sql, *pos as usize);
+        let offset = offset_in_sql((*pos as usize).saturating_sub(1));
+        let (line, column) = line_and_column(sql, offset + 1);
         text.push_str(&format!(" (line: {line}, column: {column})"));
     }
     if let Some(detail) = db.detail() {

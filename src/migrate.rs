@@ -9,7 +9,7 @@ use postgres::{Client, GenericClient};
 use refinery::Migration;
 use refinery::error::Kind;
 
-use crate::db::{describe_sql_error, quote_ident};
+use crate::db::{describe_sql_error, describe_sql_error_in, quote_ident};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 use crate::spec::{SchemaColumn, group_columns};
@@ -351,13 +351,14 @@ impl refinery_core::traits::sync::Transaction for InUnit<'_> {
         let mut count = 0;
         for query in queries {
             match self.plans.get(query) {
-                Some(Plan::InTransaction(text)) => {
-                    if let Err(e) = self.unit.client().batch_execute(text) {
+                Some(Plan::InTransaction(batch)) => {
+                    if let Err(e) = self.unit.client().batch_execute(&batch.sql) {
                         return Err(match self.in_transaction() {
                             true => e.into(),
-                            false => StepError::TransactionEnded(Some(describe_sql_error(
+                            false => StepError::TransactionEnded(Some(describe_sql_error_in(
                                 &e,
                                 Some(query),
+                                |o| batch.file_offset(o),
                             ))),
                         });
                     }
@@ -488,7 +489,14 @@ pub fn run(
                     let sql = failing.and_then(|m| m.sql());
                     let what = match source.downcast_ref::<StepError>() {
                         Some(StepError::Sql(pg)) => {
-                            describe_sql_error(pg, sql) + &kept_across_resets(pg, schema)
+                            // The server's position is in the batch it ran; the file's is named.
+                            let described = match planned.get(done) {
+                                Some((_, Plan::InTransaction(batch))) => {
+                                    describe_sql_error_in(pg, sql, |o| batch.file_offset(o))
+                                }
+                                _ => describe_sql_error(pg, sql),
+                            };
+                            described + &kept_across_resets(pg, schema)
                         }
                         _ => source.to_string(),
                     };

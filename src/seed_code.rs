@@ -71,7 +71,7 @@ impl SeedSql {
                 .read_to_string(&path)
                 .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
             let text = match statements::plan(&sql, schema) {
-                Ok(Plan::InTransaction(text)) => text,
+                Ok(Plan::InTransaction(batch)) => batch.sql,
                 Ok(Plan::Outside(_)) => {
                     return Err(Error::usage(format!(
                         "{}: a seed file runs inside the reset's transaction; `{}` is for migrations only",

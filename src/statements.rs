@@ -15,6 +15,8 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 /// The first-line marker of a migration that must run outside the reset's transaction.
 pub const NO_TRANSACTION: &str = "-- no-transaction";
 
+const IF_NOT_EXISTS: &str = " IF NOT EXISTS";
+
 const FROM_STDIN: &str = "reads its rows from psql (COPY ... FROM stdin, as in a pg_dump with \
      data), which dbtool does not send; load data with INSERT statements or the seed spec";
 
@@ -35,6 +37,8 @@ pub struct Statement {
     pub meta_command: Option<String>,
     /// `COPY ... FROM STDIN`: its rows would follow it in the file, for psql to send.
     pub from_stdin: bool,
+    /// `CREATE EXTENSION ...`: the byte offset just after the word EXTENSION.
+    extension_end: Option<usize>,
 }
 
 impl Statement {
@@ -48,6 +52,14 @@ impl Statement {
             self.starts_with(&["CREATE", kind])
                 || self.starts_with(&["CREATE", "OR", "REPLACE", kind])
         })
+    }
+
+    /// `CREATE EXTENSION name` without `IF NOT EXISTS`: the byte offset just after the word
+    /// EXTENSION, where dbtool adds `IF NOT EXISTS`. A reset keeps extensions (their objects are
+    /// not the application's), so the migration that created one finds it there every time after.
+    fn creates_extension_at(&self) -> Option<usize> {
+        self.extension_end
+            .filter(|_| !self.starts_with(&["CREATE", "EXTENSION", "IF"]))
     }
 
     fn has(&self, word: &str) -> bool {
@@ -135,11 +147,39 @@ impl Statement {
 /// How a migration file will run.
 #[derive(Debug, Clone)]
 pub enum Plan {
-    /// Inside the reset's transaction, as this text (the file, with a wrapping BEGIN/COMMIT and
-    /// psql restrict lines blanked out).
-    InTransaction(String),
+    /// Inside the reset's transaction, as one batch.
+    InTransaction(Batch),
     /// Outside any transaction (`-- no-transaction`): each statement on its own.
     Outside(Vec<String>),
+}
+
+/// A file as it runs inside the transaction: its text, with a wrapping BEGIN/COMMIT and psql
+/// restrict lines blanked out (same length) and `IF NOT EXISTS` added to each CREATE EXTENSION.
+/// No newline is added or removed, so every line is where it was in the file.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub sql: String,
+    /// Where `IF NOT EXISTS` was added: character offsets in the file, ascending.
+    added: Vec<usize>,
+}
+
+impl Batch {
+    /// The character offset in the file of character `offset` of `sql` (both 0-based), so that
+    /// a server error position points into the file as written.
+    pub fn file_offset(&self, offset: usize) -> usize {
+        let n = IF_NOT_EXISTS.len();
+        let mut shift = 0;
+        for &at in &self.added {
+            if offset < at + shift {
+                break;
+            }
+            if offset < at + shift + n {
+                return at;
+            }
+            shift += n;
+        }
+        offset - shift
+    }
 }
 
 /// A statement that cannot run where the file asks it to.
@@ -195,6 +235,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                 names: Vec::new(),
                 meta_command: Some(sql[start..line_end].trim_end().to_string()),
                 from_stdin: false,
+                extension_end: None,
             });
             while tokens
                 .peek()
@@ -212,6 +253,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
             names: Vec::new(),
             meta_command: None,
             from_stdin: false,
+            extension_end: None,
         });
         statement.end = end;
         let follows_begin = std::mem::take(&mut after_begin);
@@ -249,6 +291,9 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                         _ => {}
                     }
                 }
+                if upper == "EXTENSION" && statement.words == ["CREATE"] {
+                    statement.extension_end = Some(end);
+                }
                 if statement.words.len() < 8 {
                     statement.words.push(upper);
                 }
@@ -261,7 +306,8 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
 }
 
 /// Decides how a migration file runs, or why it cannot run as written. `schema` is the schema
-/// the reset empties but keeps: a `CREATE SCHEMA` of it (pg_dump writes one) is blanked out.
+/// the reset empties but keeps: a `CREATE SCHEMA` of it (pg_dump writes one) is blanked out. A
+/// `CREATE EXTENSION` runs as `CREATE EXTENSION IF NOT EXISTS`, since a reset keeps extensions.
 pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
     // A UTF-8 byte-order mark (some Windows editors write one) is not SQL: one space keeps every
     // character position.
@@ -293,7 +339,13 @@ pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
             statements
                 .iter()
                 .filter(|s| !is_restrict(s))
-                .map(text_of)
+                .map(|s| {
+                    let mut text = sql[s.start..s.end].to_string();
+                    if let Some(at) = s.creates_extension_at() {
+                        text.insert_str(at - s.start, IF_NOT_EXISTS);
+                    }
+                    text.trim().to_string()
+                })
                 .collect(),
         ));
     }
@@ -337,7 +389,16 @@ pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
             .collect();
         text.replace_range(start..end, &spaces);
     }
-    Ok(Plan::InTransaction(text))
+    let at: Vec<usize> = body
+        .iter()
+        .filter_map(|s| s.creates_extension_at())
+        .collect();
+    // From the end, so that each byte offset still holds.
+    for &at in at.iter().rev() {
+        text.insert_str(at, IF_NOT_EXISTS);
+    }
+    let added = at.iter().map(|&at| sql[..at].chars().count()).collect();
+    Ok(Plan::InTransaction(Batch { sql: text, added }))
 }
 
 /// The rows of a `COPY ... FROM stdin` (tab-separated, `\.` at the end) are no SQL, and the
@@ -407,7 +468,7 @@ mod tests {
 
     fn in_tx(sql: &str) -> String {
         match plan(sql, "public").unwrap() {
-            Plan::InTransaction(text) => text,
+            Plan::InTransaction(batch) => batch.sql,
             Plan::Outside(_) => panic!("expected in-transaction"),
         }
     }
@@ -487,6 +548,41 @@ mod tests {
                 statements,
                 ["CREATE INDEX CONCURRENTLY a_id ON a (id);", "VACUUM a;"]
             ),
+            Plan::InTransaction(_) => panic!("expected outside"),
+        }
+    }
+
+    #[test]
+    fn create_extension_runs_as_if_not_exists_and_positions_still_point_into_the_file() {
+        let sql = "CREATE EXTENSION pgcrypto; SELECT nope;\n\
+                   create /* extension */ extension \"uuid-ossp\" with schema public;\n\
+                   CREATE EXTENSION IF NOT EXISTS citext;\nSELECT also_nope;";
+        let Plan::InTransaction(batch) = plan(sql, "public").unwrap() else {
+            panic!("expected in-transaction");
+        };
+        assert_eq!(
+            batch.sql.lines().collect::<Vec<_>>(),
+            [
+                "CREATE EXTENSION IF NOT EXISTS pgcrypto; SELECT nope;",
+                "create /* extension */ extension IF NOT EXISTS \"uuid-ossp\" with schema public;",
+                "CREATE EXTENSION IF NOT EXISTS citext;",
+                "SELECT also_nope;",
+            ]
+        );
+        let char_at = |text: &str, word: &str| text[..text.find(word).unwrap()].chars().count();
+        for word in ["nope", "also_nope", "pgcrypto", "citext"] {
+            assert_eq!(
+                batch.file_offset(char_at(&batch.sql, word)),
+                char_at(sql, word),
+                "{word}"
+            );
+        }
+        // Inside an added IF NOT EXISTS: where it was added.
+        assert_eq!(batch.file_offset(char_at(&batch.sql, "NOT")), 16);
+        match plan("-- no-transaction\nCREATE EXTENSION vector;", "public").unwrap() {
+            Plan::Outside(statements) => {
+                assert_eq!(statements, ["CREATE EXTENSION IF NOT EXISTS vector;"])
+            }
             Plan::InTransaction(_) => panic!("expected outside"),
         }
     }
