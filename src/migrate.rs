@@ -521,40 +521,35 @@ pub fn run(
                 .find(|&k| matches!(planned[k].1, Plan::Outside(_)));
             Err(Error::Migration(match last_outside {
                 None => message,
-                Some(k) => format!(
-                    "{message}. Committed before it: {} ({} runs outside the transaction, \
-                     -- no-transaction, and commits what came before it)",
-                    planned[..=k]
-                        .iter()
-                        .map(|(i, _)| migrations.list[*i].to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    migrations.list[planned[k].0]
-                ),
+                Some(k) => {
+                    let name = |k: usize| migrations.list[planned[k].0].to_string();
+                    let committed = match k {
+                        0..=3 => (0..=k).map(name).collect::<Vec<_>>().join(", "),
+                        _ => format!("{} migrations, {} to {}", k + 1, name(0), name(k)),
+                    };
+                    format!(
+                        "{}. Committed before it: {committed} ({} runs outside the transaction, \
+                         -- no-transaction, and commits what came before it)",
+                        message.trim_end_matches('.'),
+                        name(k)
+                    )
+                }
             }))
         }
     }
 }
 
-/// A reset empties only its schema: an extension or another schema that a migration creates
-/// without IF NOT EXISTS is still there the next time, and says so.
+/// A reset empties only its own schema: another schema that a migration creates is still there
+/// the next time, with what earlier runs put in it, and the error says so.
 fn kept_across_resets(e: &postgres::Error, schema: &str) -> String {
-    let Some(db) = e.as_db_error() else {
-        return String::new();
-    };
-    let message = db.message();
-    let what = if *db.code() == SqlState::DUPLICATE_SCHEMA {
-        "schema"
-    } else if *db.code() == SqlState::DUPLICATE_OBJECT && message.starts_with("extension ") {
-        "extension"
-    } else {
-        return String::new();
-    };
-    format!(
-        ". A reset empties schema {schema} but keeps extensions and other schemas, so \
-         this {what} was already there: write CREATE {} IF NOT EXISTS",
-        what.to_uppercase()
-    )
+    match e.as_db_error() {
+        Some(db) if *db.code() == SqlState::DUPLICATE_SCHEMA => format!(
+            ". A reset empties only schema {schema}: other schemas, and what earlier runs created \
+             in them, stay. Drop that schema (DROP SCHEMA ... CASCADE) before the reset, or keep \
+             the application's objects in {schema}"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// refinery's history table, qualified with the application's schema.

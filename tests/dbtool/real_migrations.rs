@@ -184,20 +184,35 @@ fn files_dbtool_cannot_run_as_written_are_refused_with_their_line_and_nothing_ch
 }
 
 #[test]
-fn a_byte_order_mark_is_ignored_and_a_kept_extension_or_schema_says_what_to_write() {
+fn a_byte_order_mark_is_ignored_and_a_kept_extension_is_no_error_but_a_kept_schema_is() {
     let db = TestDb::new("real_bom_kept");
     let project = ProjectCopy::new();
+    // bubunyo/kong-auth-service: CREATE EXTENSION without IF NOT EXISTS, which every reset
+    // after the first (the drop keeps extensions) would otherwise refuse.
     project.write(
         "migrations/V90__bom.sql",
-        "\u{feff}CREATE TABLE marked (id int);\n",
+        "\u{feff}CREATE TABLE marked (id int);\nCREATE EXTENSION pgcrypto;\n",
     );
     resets_twice_to_the_same_schema(&db, &project);
-    // lemmy's `utils` schema: created again by every reset, which keeps other schemas.
-    project.write("migrations/V91__utils.sql", "CREATE SCHEMA utils;\n");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'"),
+        1
+    );
+    // An error after it on the same line is placed in the file as written.
+    let line = "CREATE EXTENSION pgcrypto; SELECT nope;";
+    project.write("migrations/V91__after.sql", &format!("SELECT 1;\n{line}\n"));
+    let stderr = changes_nothing(&db, 6, || reset(&db, &project));
+    let column = line.find("nope").unwrap() + 1;
+    assert!(
+        stderr.contains(&format!("(line: 2, column: {column})")),
+        "{stderr}"
+    );
+    // lemmy's `utils` schema: a reset keeps other schemas, and says so.
+    project.write("migrations/V91__after.sql", "CREATE SCHEMA utils;\n");
     reset(&db, &project).success();
     let stderr = changes_nothing(&db, 6, || reset(&db, &project));
     assert!(
-        stderr.contains("V91__utils") && stderr.contains("CREATE SCHEMA IF NOT EXISTS"),
+        stderr.contains("V91__after") && stderr.contains("other schemas, and what earlier runs"),
         "{stderr}"
     );
 }
