@@ -22,9 +22,10 @@ pub struct Object {
 
 /// The application's objects of schema `$1` (kind, name, drop order, owner): every table, view,
 /// materialized view, foreign table, sequence, function, type (enum, domain, composite, range,
-/// shell), collation and text search configuration or dictionary that no extension owns, less
-/// what goes with something else (a serial column's sequence goes with its table; a range type's
-/// constructor functions go with the type). privileges.rs checks ownership of the same list.
+/// shell), collation and text search configuration, dictionary, parser or template that no
+/// extension owns, less what goes with something else (a serial column's sequence goes with its
+/// table; a range type's constructor functions go with the type). privileges.rs checks ownership
+/// of the same list.
 macro_rules! objects_sql {
     () => {
         "
@@ -74,6 +75,17 @@ SELECT kind, name, ord, owner FROM (
       FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace
      WHERE n.nspname = $1
        AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_ts_dict'::regclass AND ext.objid = d.oid)
+    UNION ALL
+    -- parsers and templates have no owner: only a superuser creates or drops them
+    SELECT 'text search parser', format('%I.%I', n.nspname, p.prsname), 11, 10::oid
+      FROM pg_ts_parser p JOIN pg_namespace n ON n.oid = p.prsnamespace
+     WHERE n.nspname = $1
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_ts_parser'::regclass AND ext.objid = p.oid)
+    UNION ALL
+    SELECT 'text search template', format('%I.%I', n.nspname, t.tmplname), 12, 10::oid
+      FROM pg_ts_template t JOIN pg_namespace n ON n.oid = t.tmplnamespace
+     WHERE n.nspname = $1
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_ts_template'::regclass AND ext.objid = t.oid)
 ) objects"
     };
 }
@@ -86,6 +98,8 @@ const ONE_PER_DROP: &[&str] = &[
     "collation",
     "text search configuration",
     "text search dictionary",
+    "text search parser",
+    "text search template",
 ];
 
 /// What a drop would remove, in drop order.

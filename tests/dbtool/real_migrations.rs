@@ -19,11 +19,12 @@ fn resets_twice_to_the_same_schema(db: &TestDb, project: &ProjectCopy) {
 }
 
 #[test]
-fn range_types_collations_text_search_and_shell_types_are_dropped_and_created_again() {
+fn range_types_collations_text_search_objects_and_shell_types_are_dropped_and_created_again() {
     let db = TestDb::new("real_objects");
     let project = ProjectCopy::new();
     // codenautas/type-store's time_range.sql, launchbadge/realworld-axum-sqlx's collation,
-    // golang/pkgsite's text search configuration; a shell type completed later.
+    // golang/pkgsite's text search configuration, pgadmin4's schema-diff fixture's parser and
+    // template; a shell type completed later.
     project.write(
         "migrations/V90__kinds.sql",
         "CREATE TYPE floatrange AS RANGE (subtype = float8);\n\
@@ -32,7 +33,10 @@ fn range_types_collations_text_search_and_shell_types_are_dropped_and_created_ag
          CREATE TEXT SEARCH DICTIONARY simple_english (TEMPLATE = pg_catalog.simple, STOPWORDS = english);\n\
          CREATE TEXT SEARCH CONFIGURATION docs (COPY = pg_catalog.english);\n\
          ALTER TEXT SEARCH CONFIGURATION docs ALTER MAPPING FOR asciiword WITH simple_english;\n\
-         CREATE TYPE later;\n",
+         CREATE TYPE later;\n\
+         CREATE TEXT SEARCH PARSER words (START = prsd_start, GETTOKEN = prsd_nexttoken, \
+           END = prsd_end, LEXTYPES = prsd_lextype);\n\
+         CREATE TEXT SEARCH TEMPLATE plain (LEXIZE = dsimple_lexize);\n",
     );
     resets_twice_to_the_same_schema(&db, &project);
     assert_eq!(
