@@ -696,7 +696,7 @@ pub fn describe_sql_error_in(
         text.push_str(&format!(" (line: {line}, column: {column})"));
     }
     if let Some(detail) = db.detail() {
-        text.push_str(&format!("; {detail}"));
+        text.push_str(&format!("; {}", detail.trim_end_matches('.')));
     }
     if let Some(hint) = db.hint() {
         text.push_str(&format!("; hint: {hint}"));
