@@ -61,31 +61,26 @@ SELECT kind, name, ord, owner FROM (
             OR (t.typtype = 'p' AND NOT t.typisdefined))
        AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
     UNION ALL
-    SELECT 'collation', format('%I.%I', n.nspname, c.collname), 8, c.collowner
-      FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+    SELECT o.kind, format('%I.%I', n.nspname, o.name), o.ord, o.owner
+      FROM (SELECT 'collation', collname, collnamespace, 8, collowner, 'pg_collation'::regclass, oid
+              FROM pg_collation
+            UNION ALL
+            SELECT 'text search configuration', cfgname, cfgnamespace, 9, cfgowner, 'pg_ts_config'::regclass, oid
+              FROM pg_ts_config
+            UNION ALL
+            SELECT 'text search dictionary', dictname, dictnamespace, 10, dictowner, 'pg_ts_dict'::regclass, oid
+              FROM pg_ts_dict
+            UNION ALL
+            -- parsers and templates have no owner: only a superuser creates or drops them
+            SELECT 'text search parser', prsname, prsnamespace, 11, 10::oid, 'pg_ts_parser'::regclass, oid
+              FROM pg_ts_parser
+            UNION ALL
+            SELECT 'text search template', tmplname, tmplnamespace, 12, 10::oid, 'pg_ts_template'::regclass, oid
+              FROM pg_ts_template
+           ) o (kind, name, namespace, ord, owner, catalog, oid)
+      JOIN pg_namespace n ON n.oid = o.namespace
      WHERE n.nspname = $1
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_collation'::regclass AND ext.objid = c.oid)
-    UNION ALL
-    SELECT 'text search configuration', format('%I.%I', n.nspname, c.cfgname), 9, c.cfgowner
-      FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace
-     WHERE n.nspname = $1
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_ts_config'::regclass AND ext.objid = c.oid)
-    UNION ALL
-    SELECT 'text search dictionary', format('%I.%I', n.nspname, d.dictname), 10, d.dictowner
-      FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace
-     WHERE n.nspname = $1
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_ts_dict'::regclass AND ext.objid = d.oid)
-    UNION ALL
-    -- parsers and templates have no owner: only a superuser creates or drops them
-    SELECT 'text search parser', format('%I.%I', n.nspname, p.prsname), 11, 10::oid
-      FROM pg_ts_parser p JOIN pg_namespace n ON n.oid = p.prsnamespace
-     WHERE n.nspname = $1
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_ts_parser'::regclass AND ext.objid = p.oid)
-    UNION ALL
-    SELECT 'text search template', format('%I.%I', n.nspname, t.tmplname), 12, 10::oid
-      FROM pg_ts_template t JOIN pg_namespace n ON n.oid = t.tmplnamespace
-     WHERE n.nspname = $1
-       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_ts_template'::regclass AND ext.objid = t.oid)
+       AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = o.catalog AND ext.objid = o.oid)
 ) objects"
     };
 }
