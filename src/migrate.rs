@@ -311,10 +311,7 @@ impl InUnit<'_> {
             .simple_query("SELECT now() < statement_timestamp()")
         {
             Err(_) => true,
-            Ok(messages) => messages.iter().any(|m| {
-                matches!(m, postgres::SimpleQueryMessage::Row(row)
-                    if row.try_get(0).ok().flatten() == Some("t"))
-            }),
+            Ok(messages) => last_row_says(&messages, 0),
         }
     }
 
@@ -329,19 +326,23 @@ impl InUnit<'_> {
             self.history.replace('\'', "''")
         ))?;
         // The last row is this check's (the session settings may return one of their own).
-        let row = messages.iter().rev().find_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(row) => Some(row),
-            _ => None,
-        });
-        let yes = |i: usize| row.and_then(|r| r.try_get(i).ok().flatten()) == Some("t");
-        if self.unit.is_open() && !yes(1) {
+        if self.unit.is_open() && !last_row_says(&messages, 1) {
             return Err(StepError::TransactionEnded(None));
         }
-        if !yes(0) {
+        if !last_row_says(&messages, 0) {
             return Err(StepError::HistoryDropped(self.history.clone()));
         }
         Ok(())
     }
+}
+
+/// Whether column `column` of the last row of a simple query's answer is `true`.
+fn last_row_says(messages: &[postgres::SimpleQueryMessage], column: usize) -> bool {
+    let row = messages.iter().rev().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    row.and_then(|r| r.try_get(column).ok().flatten()) == Some("t")
 }
 
 impl refinery_core::traits::sync::Transaction for InUnit<'_> {
