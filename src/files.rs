@@ -14,9 +14,8 @@ pub struct ReadFiles(Vec<(PathBuf, u64)>);
 impl ReadFiles {
     /// Reads `path` as text and remembers what was read.
     pub fn read_to_string(&mut self, path: &Path) -> std::io::Result<String> {
-        let text = std::fs::read_to_string(path)?;
-        self.0.push((path.to_path_buf(), fnv1a64(text.as_bytes())));
-        Ok(text)
+        String::from_utf8(self.read(path)?)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 
     /// Reads `path` as bytes and remembers what was read.
