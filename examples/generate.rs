@@ -13,10 +13,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use dbtool::copy::{RowEncoder, spec_column_types};
-use dbtool::digest::{RowText, Sum};
-use dbtool::load_catalog::table_columns;
-use dbtool::profile::Profile;
+use dbtool::load::catalog::table_columns;
+use dbtool::load::copy::{RowEncoder, spec_column_types};
+use dbtool::load::digest::{RowText, Sum};
+use dbtool::spec::profile::Profile;
 use dbtool::spec::{Dataset, Spec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::cli::{Cli, Command, GlobalArgs, IfLocked, LockCommand, LogFormat};
 use crate::error::{Error, Result};
 
-pub use crate::conninfo::Target;
-use crate::conninfo::{ProcessEnvironment, Source};
+pub use crate::connection::conninfo::Target;
+use crate::connection::conninfo::{ProcessEnvironment, Source};
 
 /// dbtool's own schema (`dbtool.meta`): never dropped, never a target.
 pub const DBTOOL_SCHEMA: &str = "dbtool";

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::holder::Holder;
+use crate::lock::holder::Holder;
 
 /// Every way a dbtool command can end without success, each mapped to DESIGN.md §2.
 #[derive(Debug, thiserror::Error)]

@@ -3,43 +3,27 @@
 //! each command's flow (cli -> config -> plan -> lock -> drop / migrate / seed -> report) is one
 //! file under `commands/`.
 
-pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod conninfo;
-pub mod constraints;
-pub mod copy;
-pub mod db;
-pub mod digest;
+pub mod connection;
 pub mod drop;
 pub mod error;
 pub mod files;
-pub mod fingerprint;
-pub mod fit;
-pub mod holder;
-pub mod load_catalog;
+pub mod load;
 pub mod lock;
-pub mod meta;
-pub mod migrate;
+pub mod migrations;
 pub mod plan;
-pub mod privileges;
-pub mod profile;
 pub mod progress;
-pub mod seed;
-pub mod seed_code;
+pub mod record;
 pub mod spec;
-pub mod statements;
-pub mod status;
-pub mod stop;
-pub mod tls;
 pub mod unit;
 
 use cli::{Cli, Command, LockCommand};
 use config::Config;
+use connection::stop::Stop;
 use error::Result;
 use progress::Reporter;
-use stop::Stop;
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn execute(cli: Cli) -> i32 {

@@ -9,7 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::config::{Output, Verbosity};
-use crate::holder::Holder;
+use crate::lock::holder::Holder;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use crate::db::{Database, WorkClient, describe_sql_error};
+use crate::connection::{Database, WorkClient, describe_sql_error};
 use crate::error::{Error, Result};
 
 pub struct Unit {

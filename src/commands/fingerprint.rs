@@ -4,11 +4,12 @@ use serde_json::json;
 
 use super::{print_result, read_error, workers};
 use crate::config::Config;
-use crate::db::Database;
+use crate::connection::Database;
+use crate::connection::stop::Stop;
 use crate::error::Result;
+use crate::lock;
 use crate::progress::Reporter;
-use crate::stop::Stop;
-use crate::{fingerprint, lock, status};
+use crate::record::{fingerprint, status};
 
 /// A digest taken while a reset holds the lock says so: it may be the old data, not the new.
 pub fn run(config: &Config, json: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {

@@ -2,11 +2,11 @@
 
 use super::{print_result, read_error};
 use crate::config::Config;
-use crate::db::Database;
+use crate::connection::Database;
+use crate::connection::stop::Stop;
 use crate::error::Result;
 use crate::progress::Reporter;
-use crate::status;
-use crate::stop::Stop;
+use crate::record::status;
 
 pub fn run(config: &Config, json: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let db = Database::connect(config, stop, reporter)?;

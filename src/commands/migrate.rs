@@ -7,11 +7,11 @@ use serde_json::json;
 
 use super::{locked, migrate_phase, print_plan, read_error, repair_if_needed};
 use crate::config::Config;
-use crate::db::{Database, Early};
+use crate::connection::stop::Stop;
+use crate::connection::{Database, Early};
 use crate::error::Result;
-use crate::migrate::{self, Migrations};
+use crate::migrations::{self, Migrations};
 use crate::progress::Reporter;
-use crate::stop::Stop;
 use crate::unit::Unit;
 
 pub fn run(config: &Config, dry_run: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
@@ -21,8 +21,8 @@ pub fn run(config: &Config, dry_run: bool, stop: &Stop, reporter: &Reporter) -> 
     let migrations = Migrations::load(&config.paths.migrations)?;
     let db = Database::connect_early(config, stop, reporter, early)?;
     if dry_run {
-        let applied = migrate::applied(&mut *db.work()?, &config.schema).map_err(read_error)?;
-        let pending = migrate::compare(&migrations, &applied).pending;
+        let applied = migrations::applied(&mut *db.work()?, &config.schema).map_err(read_error)?;
+        let pending = migrations::compare(&migrations, &applied).pending;
         print_plan(config, None, pending, None);
         return Ok(());
     }

@@ -20,14 +20,14 @@ use postgres::Client;
 
 use crate::cli::{IfLocked, ProfileArgs};
 use crate::config::Config;
-use crate::db::{Database, describe_sql_error};
+use crate::connection::{Database, describe_sql_error};
 use crate::error::{Error, Result};
+use crate::load::seed_code::SeedCode;
 use crate::lock::{Acquired, AdvisoryLock};
-use crate::meta;
 use crate::plan::{Plan, SeedPlan};
-use crate::profile::{self, Profile};
 use crate::progress::Reporter;
-use crate::seed_code::SeedCode;
+use crate::record::meta;
+use crate::spec::profile::{self, Profile};
 use crate::spec::{self, Dataset, Spec};
 use crate::unit::Unit;
 
@@ -37,7 +37,7 @@ fn read_error(e: postgres::Error) -> Error {
         describe_sql_error(&e, None)
     );
     // The server answered: a role that may not read is configuration, not an unreachable server.
-    if crate::db::explain_privilege(&e).is_some() {
+    if crate::connection::explain_privilege(&e).is_some() {
         return Error::Usage(message);
     }
     Error::Unreachable(message)
@@ -113,7 +113,7 @@ impl Seeding {
     }
 
     fn dataset(&self) -> Result<Dataset<'_>> {
-        crate::fit::check_counts(&self.spec, &self.profile)?;
+        crate::load::fit::check_counts(&self.spec, &self.profile)?;
         Dataset::new(&self.spec, &self.profile, self.seed)
     }
 
@@ -136,9 +136,9 @@ impl Seeding {
     /// The spec against the tables the migrations created, names and types (inside the unit's
     /// transaction, so a mismatch changes nothing).
     fn check_against(&self, client: &mut Client, schema: &str, plan: &SeedPlan) -> Result<()> {
-        let columns = crate::migrate::schema_columns(client, schema).map_err(read_error)?;
+        let columns = crate::migrations::schema_columns(client, schema).map_err(read_error)?;
         spec::check_against_schema(&self.spec, schema, &columns)?;
-        crate::fit::check_types(&self.spec, plan, &columns)
+        crate::load::fit::check_types(&self.spec, plan, &columns)
     }
 }
 
@@ -234,16 +234,16 @@ fn phase<T>(reporter: &Reporter, name: &str, f: impl FnOnce() -> Result<T>) -> R
 /// after each file.
 fn migrate_phase(
     unit: &mut Unit,
-    migrations: &crate::migrate::Migrations,
+    migrations: &crate::migrations::Migrations,
     config: &Config,
     reporter: &Reporter,
 ) -> Result<Vec<String>> {
     phase(reporter, "migrate", || {
-        crate::migrate::run(
+        crate::migrations::run(
             unit,
             migrations,
             &config.schema,
-            &crate::db::session_settings(config),
+            &crate::connection::session_settings(config),
         )
     })
 }
@@ -265,7 +265,7 @@ fn mark_unfinished(
     client: &mut Client,
     config: &Config,
     started_at: SystemTime,
-    set_aside: Option<crate::constraints::Deferred>,
+    set_aside: Option<crate::load::constraints::Deferred>,
 ) -> Result<()> {
     let unfinished = meta::Unfinished {
         command: config.command.to_string(),
@@ -294,7 +294,7 @@ fn repair_if_needed(client: &mut Client, config: &Config, reporter: &Reporter) -
         ),
         serde_json::json!({}),
     );
-    crate::constraints::repair(client, &set_aside)?;
+    crate::load::constraints::repair(client, &set_aside)?;
     meta::mark_unfinished(client, &config.schema, &unfinished).map_err(meta_error)
 }
 
@@ -344,7 +344,7 @@ fn run_seed_code(
     if !code.sql.is_empty() {
         phase(reporter, "seed-sql", || {
             code.sql
-                .run(unit.client(), &crate::db::session_settings(config))
+                .run(unit.client(), &crate::connection::session_settings(config))
         })?;
     }
     let Some(command) = &code.command else {

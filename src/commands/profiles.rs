@@ -5,10 +5,10 @@ use serde_json::json;
 use super::print_result;
 use crate::config::Config;
 use crate::error::{self, Error, Result};
-use crate::fit;
+use crate::load::fit;
 use crate::plan::SeedPlan;
-use crate::profile::Profile;
 use crate::progress::Reporter;
+use crate::spec::profile::Profile;
 use crate::spec::{Dataset, Spec};
 
 /// Lists every profile that loads; one that does not is named on stderr (exit 2 at the end)

@@ -6,11 +6,11 @@ use serde_json::json;
 
 use super::{locked, meta_error, rfc3339};
 use crate::config::Config;
-use crate::db::Database;
+use crate::connection::Database;
+use crate::connection::stop::Stop;
 use crate::error::Result;
-use crate::meta;
 use crate::progress::Reporter;
-use crate::stop::Stop;
+use crate::record::meta;
 
 pub fn run(config: &Config, on: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let db = Database::connect(config, stop, reporter)?;

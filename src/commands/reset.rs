@@ -13,16 +13,18 @@ use super::{
 };
 use crate::cli::ResetArgs;
 use crate::config::Config;
-use crate::db::{Database, Early};
+use crate::connection::stop::Stop;
+use crate::connection::{Database, Early};
+use crate::drop::{self, privileges};
 use crate::error::{Error, Result};
-use crate::migrate::Migrations;
+use crate::load as seed;
+use crate::load::seed_code::{SeedCode, SeedCommand};
+use crate::migrations::Migrations;
 use crate::plan::SeedPlan;
 use crate::progress::Reporter;
-use crate::seed_code::{SeedCode, SeedCommand};
+use crate::record::{fingerprint, meta};
 use crate::spec::Dataset;
-use crate::stop::Stop;
 use crate::unit::Unit;
-use crate::{drop, fingerprint, meta, privileges, seed};
 
 /// How a reset that held the lock ended.
 enum Outcome {

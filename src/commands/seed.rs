@@ -12,15 +12,17 @@ use super::{
 };
 use crate::cli::SeedArgs;
 use crate::config::Config;
-use crate::db::{Database, Early, describe_sql_error, quote_ident};
+use crate::connection::stop::Stop;
+use crate::connection::{Database, Early, describe_sql_error, quote_ident};
+use crate::drop::privileges;
 use crate::error::{Error, Result};
-use crate::migrate::Migrations;
+use crate::load as seed;
+use crate::load::seed_code::SeedCode;
+use crate::migrations::Migrations;
 use crate::plan::SeedPlan;
 use crate::progress::Reporter;
-use crate::seed_code::SeedCode;
-use crate::stop::Stop;
+use crate::record::fingerprint;
 use crate::unit::Unit;
-use crate::{fingerprint, privileges, seed};
 
 pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let started = Instant::now();

@@ -47,8 +47,8 @@ impl Value {
             Value::Int(i) => i.to_string(),
             Value::Dec(d) => d.to_string(),
             Value::Text(s) | Value::Json(s) => s.clone(),
-            Value::Timestamp(t) => crate::calendar::format_timestamp(*t),
-            Value::Date(d) => crate::calendar::format_date(*d),
+            Value::Timestamp(t) => crate::spec::calendar::format_timestamp(*t),
+            Value::Date(d) => crate::spec::calendar::format_date(*d),
             Value::Duration(s) => format!("{s} seconds"),
         })
     }

@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use super::expr::{self, Agg, BinOp, Expr, Func, Start, Value};
 use super::{Case, Gen, Part, Source, Spec};
 use crate::error::{Error, Result};
-use crate::profile::{PerCounts, Profile};
+use crate::spec::profile::{PerCounts, Profile};
 
 /// Stands in for a column name in the stream that decides how many children a parent row has.
 const CHILD_COUNT_STREAM: u64 = 0x6368_696c_6472_656e;

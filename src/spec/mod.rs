@@ -1,9 +1,11 @@
 //! The seed spec: `seeds/seed.toml` (plus its CSV and data files) -> a validated table graph in
 //! load order. Every error names the file, the table and the column.
 
+pub mod calendar;
 pub mod expr;
 mod generate;
 pub mod kinds;
+pub mod profile;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
@@ -564,7 +566,7 @@ pub fn group_columns(rows: Vec<(String, SchemaColumn)>) -> HashMap<String, Vec<S
 }
 
 /// Profile tables that the spec does not know are a mistake worth stopping for.
-pub fn check_profile_tables(spec: &Spec, profile: &crate::profile::Profile) -> Result<()> {
+pub fn check_profile_tables(spec: &Spec, profile: &crate::spec::profile::Profile) -> Result<()> {
     let unknown: BTreeMap<&str, ()> = profile
         .counts
         .keys()

@@ -185,8 +185,8 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                         return Err(at.error("give `counts` (weighted) or `min`/`max`, not both"));
                     }
                     Some(weights) => {
-                        let weights =
-                            crate::profile::weighted_counts(weights).map_err(|e| at.error(e))?;
+                        let weights = crate::spec::profile::weighted_counts(weights)
+                            .map_err(|e| at.error(e))?;
                         (weights[0].0, weights[weights.len() - 1].0)
                     }
                 };
@@ -512,7 +512,7 @@ fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
     Ok(Children {
         weights: match &table.counts {
             None => None,
-            Some(w) => Some(crate::profile::weighted_counts(w).map_err(|e| at.error(e))?),
+            Some(w) => Some(crate::spec::profile::weighted_counts(w).map_err(|e| at.error(e))?),
         },
         when: match &table.when {
             None => None,

@@ -1,12 +1,12 @@
-//! Digest version 2 (src/digest.rs): what the client computes from the rows it generates equals
+//! Digest version 2 (src/load/digest.rs): what the client computes from the rows it generates equals
 //! what the server computes from the rows it holds, so a reset can record it without a second
-//! scan. And binary COPY (src/copy.rs) stores exactly what text COPY would.
+//! scan. And binary COPY (src/load/copy.rs) stores exactly what text COPY would.
 
 use std::collections::BTreeMap;
 
-use dbtool::digest::{RowText, generate, server_query};
-use dbtool::load_catalog::table_columns;
-use dbtool::profile::Profile;
+use dbtool::load::catalog::table_columns;
+use dbtool::load::digest::{RowText, generate, server_query};
+use dbtool::spec::profile::Profile;
 use dbtool::spec::{Dataset, Spec};
 
 use crate::support::{ProjectCopy, TestDb, changes_nothing, project_dir};

@@ -165,12 +165,12 @@ fn a_table_another_role_owns_is_named_before_anything_changes() {
 
     // The same through the function the commands call.
     let mut client = postgres::Client::connect(&role.url, postgres::NoTls).unwrap();
-    let missing = dbtool::privileges::missing_for_reset(&mut client, "public").unwrap();
+    let missing = dbtool::drop::privileges::missing_for_reset(&mut client, "public").unwrap();
     assert_eq!(missing.len(), 1, "{missing:?}");
     assert_eq!(missing[0].object, "table public.audit_log");
     let mut admin = db.client();
     assert!(
-        dbtool::privileges::missing_for_reset(&mut admin, "public")
+        dbtool::drop::privileges::missing_for_reset(&mut admin, "public")
             .unwrap()
             .is_empty()
     );

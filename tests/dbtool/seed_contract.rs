@@ -6,7 +6,7 @@ use crate::support::{ProjectCopy, TestDb};
 
 /// The dev profile's data, pinned. If a change moves it, the change altered generated data:
 /// that needs a new spec `version`, never a silent update of this value.
-/// Digest version 2 (src/digest.rs) of the example as V5 extends it (issue 11). The example
+/// Digest version 2 (src/load/digest.rs) of the example as V5 extends it (issue 11). The example
 /// before V5 had 7acd3bd87e7ed1a424966f783b1d5f7c under version 2 and
 /// f26b8e14a9dcf916a8e9ac948452a245 under version 1 (md5 of the rows' text in primary-key order).
 const GOLDEN_DEV_FINGERPRINT: &str = "5e3a2e2a92b08420ca0dfb7fb1622225";

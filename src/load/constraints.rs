@@ -15,7 +15,7 @@ use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Database, describe_sql_error};
+use crate::connection::{Database, describe_sql_error};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,8 +140,8 @@ pub fn defer(
     let qualified = |t: &String| {
         format!(
             "{}.{}",
-            crate::db::quote_ident(schema),
-            crate::db::quote_ident(t)
+            crate::connection::quote_ident(schema),
+            crate::connection::quote_ident(t)
         )
     };
     let mut deferred = Deferred {

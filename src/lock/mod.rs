@@ -2,15 +2,17 @@
 //! the pool for the whole command. A keeper thread owns that connection, so no work statement can
 //! ever run on it; it watches the lock while work runs and performs the verified unlock.
 
+pub mod holder;
+
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::db::{Database, PooledClient};
+use crate::connection::stop::{Stop, StopReason};
+use crate::connection::{Database, PooledClient};
 use crate::error::{Error, Result};
-pub use crate::holder::Holder;
+pub use crate::lock::holder::Holder;
 use crate::progress::Reporter;
-use crate::stop::{Stop, StopReason};
 use postgres::Client;
 
 /// Set by dbtool in a seed command's environment to the key of the lock it holds meanwhile.
@@ -98,7 +100,7 @@ impl AdvisoryLock {
         let lock_error = |e: postgres::Error| {
             Error::Unreachable(format!(
                 "the lock connection failed: {}",
-                crate::db::describe_sql_error(&e, None)
+                crate::connection::describe_sql_error(&e, None)
             ))
         };
         // --statement-timeout is for work statements; the lock's own must never time out.
@@ -161,7 +163,7 @@ impl AdvisoryLock {
                        AND l.pid = $1 AND l.classid::bigint = $2 AND l.objid::bigint = $3)",
                 &[&self.backend_pid, &hi, &lo],
             )
-            .map_err(|e| Error::Work(crate::db::describe_sql_error(&e, None)))?;
+            .map_err(|e| Error::Work(crate::connection::describe_sql_error(&e, None)))?;
         let work_pid: i32 = row.get(0);
         let visible: bool = row.get(1);
         if work_pid == self.backend_pid {

@@ -259,7 +259,7 @@ fn datetime_epoch(datetime: &toml::value::Datetime) -> std::result::Result<i64, 
     let Some(date) = datetime.date else {
         return Err("a time of day without a date; write a date such as 2025-01-01".to_string());
     };
-    let mut seconds = crate::calendar::days_from_civil(
+    let mut seconds = crate::spec::calendar::days_from_civil(
         i64::from(date.year),
         u32::from(date.month),
         u32::from(date.day),
@@ -291,9 +291,9 @@ pub fn parse_epoch(text: &str) -> std::result::Result<i64, String> {
         m.parse().map_err(|_| bad())?,
         d.parse().map_err(|_| bad())?,
     );
-    let days = crate::calendar::days_from_civil(y, m, d);
+    let days = crate::spec::calendar::days_from_civil(y, m, d);
     // 2025-02-31 would silently become 2025-03-03: a date must name a day of its month.
-    if !(1..=12).contains(&m) || crate::calendar::civil_from_days(days) != (y, m, d) {
+    if !(1..=12).contains(&m) || crate::spec::calendar::civil_from_days(days) != (y, m, d) {
         return Err(format!("{date} is not a date of the calendar; {}", bad()));
     }
     let mut seconds = days * 86_400;

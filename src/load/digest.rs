@@ -12,9 +12,9 @@
 
 use md5::{Digest, Md5};
 
-use crate::copy::{ColumnType, Value, from_generated, parse};
-use crate::db::quote_ident;
+use crate::connection::quote_ident;
 use crate::error::Result;
+use crate::load::copy::{ColumnType, Value, from_generated, parse};
 use crate::spec::{Dataset, RowValues};
 
 pub const VERSION: u32 = 2;
@@ -263,13 +263,13 @@ fn write_text(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
         Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
         Value::Text(t) => out.extend_from_slice(t.as_bytes()),
         Value::Uuid(u) => out.extend_from_slice(crate::spec::uuid_text(*u).as_bytes()),
-        Value::Date(days) => crate::calendar::push_date(out, *days),
+        Value::Date(days) => crate::spec::calendar::push_date(out, *days),
         Value::Timestamp(micros) => {
             let seconds = micros.div_euclid(1_000_000);
             let fraction = micros.rem_euclid(1_000_000);
-            crate::calendar::push_date(out, seconds.div_euclid(86_400));
+            crate::spec::calendar::push_date(out, seconds.div_euclid(86_400));
             out.push(b' ');
-            crate::calendar::push_time(out, seconds.rem_euclid(86_400));
+            crate::spec::calendar::push_time(out, seconds.rem_euclid(86_400));
             if fraction > 0 {
                 let digits = format!("{fraction:06}");
                 out.push(b'.');

@@ -3,6 +3,8 @@
 //! unit's transaction, whose lock waits `--ddl-lock-timeout` bounds. The schema, its owner, its
 //! grants and its extensions stay.
 
+pub mod privileges;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 
-use crate::db::{Database, describe_sql_error};
+use crate::connection::{Database, describe_sql_error};
 use crate::error::{Error, Result};
 
 /// One object to drop.

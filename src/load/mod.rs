@@ -2,6 +2,13 @@
 //! because rows are generated as they are sent. Atomic loads run on the unit's one connection,
 //! inside its transaction; `--parallel` loads spread the COPYs over several work connections.
 
+pub mod catalog;
+pub mod constraints;
+pub mod copy;
+pub mod digest;
+pub mod fit;
+pub mod seed_code;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::ops::Range;
@@ -11,23 +18,23 @@ use std::time::Instant;
 
 use postgres::Client;
 
-use crate::constraints::{self, Deferred};
-use crate::copy::{self, RowEncoder};
-use crate::db::{Database, describe_sql_error};
-use crate::digest::{RowText, Sum};
+use crate::connection::stop::Stop;
+use crate::connection::{Database, describe_sql_error};
 use crate::error::{Error, Result};
-use crate::load_catalog::{self, LoadedTable};
+use crate::load::digest::{RowText, Sum};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
 use crate::progress::{Reporter, TableProgress};
 use crate::spec::Dataset;
-use crate::stop::Stop;
+use catalog::LoadedTable;
+use constraints::Deferred;
+use copy::RowEncoder;
 
 /// Rows between two progress updates.
 const PROGRESS_EVERY: u64 = 2_000;
 /// Bytes of COPY data the row producer hands to the connection's thread at a time.
 const COPY_BUFFER: usize = 64 * 1024;
 
-/// Per seeded table, its digest (src/digest.rs) computed from the rows as they were sent, where
+/// Per seeded table, its digest (src/load/digest.rs) computed from the rows as they were sent, where
 /// the client could know the server's text of every row.
 pub type ClientDigests = BTreeMap<String, Sum>;
 
@@ -211,7 +218,10 @@ pub fn load_parallel(
     if loaded.is_err() {
         // Not after a lost lock: without the lock, dbtool changes nothing more. The next
         // migrate or seed repairs from the unfinished mark instead.
-        if !matches!(db.stop.reason(), Some(crate::stop::StopReason::LockLost(_))) {
+        if !matches!(
+            db.stop.reason(),
+            Some(crate::connection::stop::StopReason::LockLost(_))
+        ) {
             reporter.warn(
                 "repair",
                 "the load failed: emptying the seeded tables and putting their keys, indexes and foreign keys back",
@@ -252,7 +262,7 @@ fn load_levels(
         .map_or(0, |l| l + 1);
     // One catalog query for every table (nothing a level loads changes what the next reads).
     let catalog = connections.catalog(|client| {
-        load_catalog::read(client, schema, &tables(plan)).map_err(|e| {
+        catalog::read(client, schema, &tables(plan)).map_err(|e| {
             Error::Work(format!(
                 "seeding failed: reading the seeded tables' columns: {}",
                 describe_sql_error(&e, None)

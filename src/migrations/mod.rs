@@ -1,6 +1,8 @@
 //! Migrations: `V{n}__{name}.sql` files read at run time and applied by refinery, history in
 //! refinery's default `refinery_schema_history` table of the application's schema.
 
+pub mod statements;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -9,12 +11,12 @@ use postgres::{Client, GenericClient};
 use refinery::Migration;
 use refinery::error::Kind;
 
-use crate::db::{describe_sql_error, describe_sql_error_in, quote_ident};
+use crate::connection::{describe_sql_error, describe_sql_error_in, quote_ident};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 use crate::spec::{SchemaColumn, group_columns};
-use crate::statements::{self, NO_TRANSACTION, Plan, Refusal};
 use crate::unit::Unit;
+use statements::{NO_TRANSACTION, Plan, Refusal};
 
 pub const HISTORY_TABLE: &str = "refinery_schema_history";
 

@@ -12,13 +12,13 @@ use postgres::Client;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::conninfo::{RootCert, Tls};
-use crate::db::{Database, describe_sql_error};
+use crate::connection::conninfo::{RootCert, Tls};
+use crate::connection::{Database, describe_sql_error};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 use crate::lock::LOCK_HELD_ENV;
+use crate::migrations::statements::{self, Plan};
 use crate::progress::Reporter;
-use crate::statements::{self, Plan};
 
 /// The seed code of a reset or seed: its SQL files and, optionally, its command.
 pub struct SeedCode {

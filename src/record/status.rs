@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::lock::{Holder, holders};
-use crate::meta::{self, LastReset, Protection, Unfinished};
-use crate::migrate::{self, Applied, Comparison, Migrations};
+use crate::migrations::{self, Applied, Comparison, Migrations};
+use crate::record::meta::{self, LastReset, Protection, Unfinished};
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -75,8 +75,8 @@ pub fn gather(
         "SELECT current_setting('server_version'), current_database()::text",
         &[],
     )?;
-    let applied = migrate::applied(client, &config.schema)?;
-    let comparison = migrations.map(|m| migrate::compare(m, &applied));
+    let applied = migrations::applied(client, &config.schema)?;
+    let comparison = migrations.map(|m| migrations::compare(m, &applied));
     let target = config.target();
     let lock = lock_status(client, config)?;
     Ok(Status {

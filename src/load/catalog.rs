@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use postgres::Client;
 
-use crate::copy::ColumnType;
+use crate::load::copy::ColumnType;
 
 /// One seeded table, as the catalog describes it now.
 #[derive(Debug, Clone, Default)]

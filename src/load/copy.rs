@@ -2,14 +2,14 @@
 //! cheap binary form and every value the spec can produce for it parses on the client, text COPY
 //! otherwise (decided once per table). Binary COPY spares the server its per-value input parsing,
 //! which is most of its work in a load. The same typed parse gives each value's canonical text,
-//! as the server would print it, for the digest (src/digest.rs).
+//! as the server would print it, for the digest (src/load/digest.rs).
 //!
 //! Values arrive as text (`RowValues::get`); each is parsed here into the binary form of the
 //! column's type, with the server's own rules: numeric as base-10000 digits with the typmod's
 //! scale, timestamps as microseconds from 2000-01-01 (timestamptz read in UTC, the work
 //! connections' time zone; a zone given to a `timestamp` is ignored, as the server ignores it).
 
-use crate::db::quote_ident;
+use crate::connection::quote_ident;
 use crate::spec::expr::Func;
 use crate::spec::kinds::{self, Kinds};
 use crate::spec::{Dataset, Expr, Gen, RowValues};
@@ -359,9 +359,9 @@ fn parse_date(b: &[u8]) -> Option<(i64, &[u8])> {
     if !(1..=12).contains(&month) || day < 1 || year < 1 {
         return None;
     }
-    let days = crate::calendar::days_from_civil(year, month as u32, day as u32);
+    let days = crate::spec::calendar::days_from_civil(year, month as u32, day as u32);
     // Reject 2025-02-30 and friends, as the server does.
-    if crate::calendar::civil_from_days(days) != (year, month as u32, day as u32) {
+    if crate::spec::calendar::civil_from_days(days) != (year, month as u32, day as u32) {
         return None;
     }
     Some((days, &b[10..]))

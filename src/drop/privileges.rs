@@ -6,7 +6,7 @@
 
 use postgres::GenericClient;
 
-use crate::db::describe_sql_error;
+use crate::connection::describe_sql_error;
 use crate::error::{Error, Result};
 
 /// A privilege the current role lacks, and on what.
@@ -108,8 +108,8 @@ pub fn missing_for_seed(
         .map(|t| {
             format!(
                 "{}.{}",
-                crate::db::quote_ident(schema),
-                crate::db::quote_ident(t)
+                crate::connection::quote_ident(schema),
+                crate::connection::quote_ident(t)
             )
         })
         .collect();

@@ -17,7 +17,7 @@ use postgres::Socket;
 use postgres::tls::{MakeTlsConnect, TlsConnect};
 use postgres_openssl::{TlsConnector, TlsStream};
 
-use crate::conninfo::{RootCert, SslMode, Tls};
+use crate::connection::conninfo::{RootCert, SslMode, Tls};
 use crate::error::{Error, Result};
 
 type BoxError = Box<dyn StdError + Send + Sync>;

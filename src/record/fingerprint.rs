@@ -1,4 +1,4 @@
-//! Per-table row count and digest of the rows (src/digest.rs, `version`), computed by the
+//! Per-table row count and digest of the rows (src/load/digest.rs, `version`), computed by the
 //! server, and one overall digest (DESIGN.md §5). A reset that knows a table's digest from the
 //! rows it sent passes it in and spares the server that table's scan.
 
@@ -8,10 +8,10 @@ use md5::{Digest, Md5};
 use postgres::Client;
 use serde::Serialize;
 
-use crate::db::{Database, describe_sql_error};
-use crate::digest::{self, Sum};
+use crate::connection::{Database, describe_sql_error};
 use crate::error::{Error, Result};
-use crate::migrate::HISTORY_TABLE;
+use crate::load::digest::{self, Sum};
+use crate::migrations::HISTORY_TABLE;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableDigest {
@@ -22,7 +22,7 @@ pub struct TableDigest {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Fingerprint {
-    /// The digest's definition (src/digest.rs): fingerprints of different versions differ for
+    /// The digest's definition (src/load/digest.rs): fingerprints of different versions differ for
     /// the same data.
     pub version: u32,
     pub schema: String,

@@ -1,6 +1,10 @@
 //! Connections: the first connection with retry and backoff, the r2d2 pool, session settings and
 //! application_name, and work connections whose statements can be cancelled from another thread.
 
+pub mod conninfo;
+pub mod stop;
+pub mod tls;
+
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,11 +18,11 @@ use r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection};
 use serde_json::json;
 
 use crate::config::{Config, Target};
-use crate::conninfo::{Endpoint, SslMode};
+use crate::connection::conninfo::{Endpoint, SslMode};
+use crate::connection::stop::{Registration, Stop};
+use crate::connection::tls::LazyTls;
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
-use crate::stop::{Registration, Stop};
-use crate::tls::LazyTls;
 use postgres::config::Host;
 
 pub type PooledClient = PooledConnection<Connector>;
@@ -665,7 +669,7 @@ fn describe_connect_error(error: &ConnectError, target: &Target) -> (bool, Strin
 
 /// An error and its causes in one line (OpenSSL's messages carry newlines).
 fn one_line(error: &postgres::Error) -> String {
-    crate::conninfo::with_causes(error)
+    crate::connection::conninfo::with_causes(error)
 }
 
 /// Quotes an SQL identifier.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::tls::LazyTls;
+use crate::connection::tls::LazyTls;
 use postgres::{CancelToken, NoTls};
 use signal_hook::consts::{SIGINT, SIGTERM};
 

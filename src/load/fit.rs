@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::plan::SeedPlan;
-use crate::profile::Profile;
+use crate::spec::profile::Profile;
 use crate::spec::{Gen, SchemaColumn, Source, Spec};
 
 /// The most rows dbtool plans for one table. Planning counts the rows of tables generated per
@@ -88,7 +88,7 @@ pub fn check_counts(spec: &Spec, profile: &Profile) -> Result<()> {
 /// Dates and timestamps are written as `YYYY-MM-DD`: years 1 to 9999, which PostgreSQL reads as
 /// written (a year 0 or below would need `BC`, and is read as a time zone instead).
 fn check_time_ranges(spec: &Spec, profile: &Profile) -> Result<()> {
-    use crate::calendar::days_from_civil;
+    use crate::spec::calendar::days_from_civil;
     let (first, last) = (days_from_civil(1, 1, 1), days_from_civil(9999, 12, 31));
     let epoch_day = profile.epoch.div_euclid(86_400);
     for table in &spec.tables {
@@ -110,7 +110,7 @@ fn check_time_ranges(spec: &Spec, profile: &Profile) -> Result<()> {
                     profile.name,
                     table.name,
                     column.name,
-                    crate::calendar::format_timestamp(profile.epoch)
+                    crate::spec::calendar::format_timestamp(profile.epoch)
                 )));
             }
         }

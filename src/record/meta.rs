@@ -49,7 +49,7 @@ pub struct Unfinished {
     pub started_at: String,
     /// Keys and indexes a `--parallel` load set aside: the next migrate or seed puts them back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub set_aside: Option<crate::constraints::Deferred>,
+    pub set_aside: Option<crate::load::constraints::Deferred>,
 }
 
 fn last_reset_key(schema: &str) -> String {

@@ -1,0 +1,5 @@
+//! What dbtool records and reports about a database: `dbtool.meta`, fingerprints, status.
+
+pub mod fingerprint;
+pub mod meta;
+pub mod status;
