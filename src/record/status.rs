@@ -146,7 +146,14 @@ impl Status {
             match &self.migrations.comparison {
                 None => format!("{applied} applied (migrations directory not readable)"),
                 Some(c) => {
-                    let mut text = format!("{applied} applied, {} pending", c.pending.len());
+                    let mut text = format!(
+                        "{applied} applied, {} pending ({} migrations)",
+                        c.pending.len(),
+                        c.format
+                    );
+                    if !c.pending.is_empty() {
+                        text.push_str(&format!(": {}", c.pending.join(", ")));
+                    }
                     if !c.divergent.is_empty() {
                         text.push_str(&format!(
                             ", changed since applied: {}",

@@ -435,7 +435,7 @@ fn a_migration_that_changes_search_path_or_drops_its_schema_cannot_break_the_res
     reset_with(&db, &project, &[]).success();
     assert_eq!(db.scalar("SELECT count(*) FROM reporting.daily"), 0);
     assert_eq!(
-        db.scalar("SELECT count(*) FROM public.refinery_schema_history"),
+        db.scalar("SELECT count(*) FROM dbtool.refinery_schema_history_public"),
         6
     );
 
