@@ -896,7 +896,7 @@ mod tests {
     fn history_tables_sit_in_schema_dbtool_one_per_schema() {
         assert_eq!(
             history_table("public"),
-            "dbtool.refinery_schema_history_public"
+            "dbtool.\"refinery_schema_history_public\""
         );
         assert_ne!(history_table("a"), history_table("b"));
         let long = "s".repeat(60);
