@@ -365,6 +365,14 @@ pub fn pending(client: &mut Client, migrations: &Migrations, schema: &str) -> Re
 /// A divergent or missing migration of a tool's folder, before anything runs: exit 6 naming it.
 fn refuse_divergent(migrations: &Migrations, applied: &[Applied]) -> Result<()> {
     let comparison = compare(migrations, applied);
+    // A removed or renamed file first: the files after it only moved because of it.
+    if let Some(name) = comparison.missing.first() {
+        return Err(Error::Migration(format!(
+            "migration {name} was applied but its file is missing from {} (removed or renamed); \
+             restore it, or reset the database",
+            migrations.dir()
+        )));
+    }
     if let Some(id) = comparison.divergent.first() {
         let path = migrations
             .all()
@@ -374,13 +382,6 @@ fn refuse_divergent(migrations: &Migrations, applied: &[Applied]) -> Result<()> 
             "migration {id}{path} differs from the one applied: it was edited, or a file before \
              it was added, removed or renamed since. Applied migrations must not change; add a new \
              migration instead (or reset the database)"
-        )));
-    }
-    if let Some(name) = comparison.missing.first() {
-        return Err(Error::Migration(format!(
-            "migration {name} was applied but its file is missing from {} (removed or renamed); \
-             restore it, or reset the database",
-            migrations.dir()
         )));
     }
     Ok(())

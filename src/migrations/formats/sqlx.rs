@@ -25,6 +25,10 @@ impl Tool for Sqlx {
     /// Timestamped `.sql` files that no other tool annotates or lists.
     fn evidence(&self, listing: &Listing) -> Vec<String> {
         let drizzle = super::drizzle::journal_tags(listing);
+        if drizzle.is_empty() && super::drizzle::Drizzle.evidence(listing).len() == 1 {
+            // drizzle's folder with a journal it cannot read: drizzle's reader says why.
+            return Vec::new();
+        }
         listing
             .sql
             .iter()
