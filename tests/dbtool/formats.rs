@@ -723,3 +723,78 @@ fn refinerys_history_moves_out_of_the_application_schema() {
         0
     );
 }
+
+/// A seed spec and profile for the fixtures' owners and pets.
+fn spec_dirs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("seeds")).unwrap();
+    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
+    std::fs::write(
+        dir.path().join("seeds/seed.toml"),
+        r#"version = 1
+
+[[tables]]
+name = "owners"
+[tables.columns]
+id         = { gen = "serial" }
+name       = { gen = "choice", values = ["Ann", "Bob", "Cy"] }
+created_at = { gen = "timestamp", from = "-30d", to = "-1d" }
+
+[[tables]]
+name = "pets"
+per = "owners"
+counts = { 1 = 50, 2 = 50 }
+[tables.columns]
+id       = { gen = "serial" }
+owner_id = { gen = "parent", column = "id" }
+name     = { gen = "choice", values = ["Rex", "Tom"] }
+species  = { gen = "choice", values = ["dog", "cat"], null = 0.1 }
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("profiles/small.toml"),
+        "description = \"a few owners\"\nseed = 3\nepoch = \"2025-01-01T00:00:00Z\"\n\n[counts]\nowners = 20\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_seeded_reset_of_every_format_is_deterministic_whatever_the_tools_history_holds() {
+    let spec = spec_dirs();
+    let seeds = spec.path().join("seeds").display().to_string();
+    let profiles = spec.path().join("profiles").display().to_string();
+    let mut fingerprints = Vec::new();
+    for tool in FORMATS {
+        let db = TestDb::new(&format!("fmt_seed_{tool}"));
+        let folder = Folder::of(tool);
+        let args = [
+            "reset",
+            "--profile",
+            "small",
+            "--yes",
+            "--seeds-dir",
+            &seeds,
+            "--profiles-dir",
+            &profiles,
+        ];
+        run(&db, &folder, &args).success();
+        assert_eq!(db.scalar("SELECT count(*) FROM owners"), 20, "{tool}");
+        let first = db.overall_fingerprint();
+        // The tool's history (timestamps, uuids) is not the application's data.
+        run(&db, &folder, &args).success();
+        assert_eq!(db.overall_fingerprint(), first, "{tool}");
+        assert_eq!(
+            history_rows(&db, tool),
+            if tool == "golang-migrate" { 1 } else { 2 }
+        );
+        fingerprints.push((tool, first));
+    }
+    // drizzle's bigserial and Prisma's BIGSERIAL make the same tables: the same data.
+    let drizzle = &fingerprints[0].1;
+    assert!(
+        fingerprints.iter().all(|(_, f)| f == drizzle),
+        "{fingerprints:?}"
+    );
+}
