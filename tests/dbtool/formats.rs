@@ -686,6 +686,40 @@ fn a_tool_directive_to_run_outside_the_transaction_is_dbtools_no_transaction() {
 }
 
 #[test]
+fn a_file_with_a_down_section_renamed_for_refinery_is_refused_not_run_both_ways() {
+    let db = TestDb::new("fmt_renamed");
+    let folder = Folder::of("dbmate");
+    std::fs::remove_dir_all(&folder.path).unwrap();
+    std::fs::create_dir_all(&folder.path).unwrap();
+    std::fs::copy(
+        fixtures().join("dbmate/20261207103335_init.sql"),
+        folder.file("V1__init.sql"),
+    )
+    .unwrap();
+    // Detected: the annotations say dbmate, the name says refinery.
+    run(&db, &folder, &["reset", "--skip-seed", "--yes"])
+        .code(2)
+        .stderr_has("mixes the layouts of");
+    run(
+        &db,
+        &folder,
+        &[
+            "reset",
+            "--skip-seed",
+            "--yes",
+            "--migrations-format",
+            "refinery",
+        ],
+    )
+    .code(2)
+    .stderr_has("V1__init.sql: a migration with up and down sections");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0
+    );
+}
+
+#[test]
 fn flyway_placeholders_are_refused_naming_the_line() {
     let db = TestDb::new("fmt_placeholder");
     let folder = Folder::of("flyway");

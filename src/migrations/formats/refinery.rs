@@ -40,6 +40,23 @@ impl Tool for Refinery {
                 )));
             }
             let text = listing.read_file(files, &path)?;
+            if let Some(tool) = [
+                (super::goose::is_goose(&text), "goose (-- +goose Up / Down)"),
+                (
+                    super::dbmate::is_dbmate(&text),
+                    "dbmate (-- migrate:up / down)",
+                ),
+            ]
+            .iter()
+            .find_map(|(is, tool)| is.then_some(tool))
+            {
+                return Err(Error::usage(format!(
+                    "{}: a migration with up and down sections, as {tool} writes them: read as a \
+                     refinery file it would run both, and the down section undoes the up. Keep \
+                     the tool's own file names and read the folder with its --migrations-format",
+                    path.display()
+                )));
+            }
             sources.push((
                 version,
                 Source {
