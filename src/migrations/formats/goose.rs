@@ -43,6 +43,18 @@ impl Tool for Goose {
     }
 
     fn read(&self, listing: &Listing, files: &mut ReadFiles) -> Result<Vec<Source>> {
+        if let Some(go) = listing
+            .others
+            .iter()
+            .find(|f| f.ends_with(".go") && numbered(f).is_some())
+        {
+            return Err(Error::usage(format!(
+                "{}: a goose migration written in Go; dbtool runs SQL migrations only, so it \
+                 cannot apply this folder as goose would. Write it as SQL, or keep migrating with \
+                 goose",
+                listing.path(go).display()
+            )));
+        }
         let mut sources: Vec<(i64, Source)> = Vec::new();
         for file in &listing.sql {
             let path = listing.path(file);
