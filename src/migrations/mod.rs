@@ -435,6 +435,8 @@ struct InUnit<'a> {
     /// they run (refinery runs them in that order, so the next one run is the next of these).
     tool: &'a dyn Tool,
     schema: &'a str,
+    /// The schema's oid before the migrations: a file that drops and recreates it changes it.
+    schema_oid: String,
     running: Vec<(usize, &'a Source)>,
     next: usize,
 }
@@ -449,6 +451,12 @@ enum StepError {
          a reset empties the schema itself, so leave that out"
     )]
     HistoryDropped(String),
+    #[error(
+        "it dropped schema {0}, the schema dbtool resets, and with it what the migrations before \
+         it made (does it drop and recreate its own schema?); a reset already empties that \
+         schema, so leave that out"
+    )]
+    SchemaDropped(String),
     #[error(
         "it ended the transaction it runs in (a COMMIT or ROLLBACK that dbtool did not recognise \
          before running it), so what ran before that point, and part of the file, may be \
@@ -496,11 +504,14 @@ impl InUnit<'_> {
     /// file that ran inside the transaction, the transaction still open (in it, `now()` is the
     /// time of its BEGIN; outside one, the time of this very query).
     fn after_migration(&mut self) -> Result<(), StepError> {
-        // One round trip for all three.
+        // One round trip for all four.
         let messages = self.unit.client().simple_query(&format!(
-            "{}\nSELECT to_regclass('{}') IS NOT NULL, now() < statement_timestamp()",
+            "{}\nSELECT to_regclass('{}') IS NOT NULL, now() < statement_timestamp(), \
+             coalesce((SELECT oid::text FROM pg_catalog.pg_namespace WHERE nspname = '{}'), '') = '{}'",
             self.session,
-            self.history.replace('\'', "''")
+            self.history.replace('\'', "''"),
+            self.schema.replace('\'', "''"),
+            self.schema_oid
         ))?;
         // The last row is this check's (the session settings may return one of their own).
         if self.unit.is_open() && !last_row_says(&messages, 1) {
@@ -508,6 +519,9 @@ impl InUnit<'_> {
         }
         if !last_row_says(&messages, 0) {
             return Err(StepError::HistoryDropped(self.history.clone()));
+        }
+        if !last_row_says(&messages, 2) {
+            return Err(StepError::SchemaDropped(self.schema.to_string()));
         }
         Ok(())
     }
@@ -639,7 +653,16 @@ pub fn run(
         .set_abort_divergent(true)
         .set_abort_missing(true);
     runner.set_migration_table_name(history_table(schema));
+    let schema_oid: String = unit
+        .client()
+        .query_one(
+            "SELECT oid::text FROM pg_catalog.pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
+        .map_err(sql_error)?
+        .get(0);
     let mut connection = InUnit {
+        schema_oid,
         unit,
         plans,
         session,

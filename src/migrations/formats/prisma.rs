@@ -83,35 +83,24 @@ impl Tool for Prisma {
     /// Prisma's rule: a row that finished and was not rolled back.
     fn tool_applied(&self, client: &mut Client, schema: &str, _: &[Source]) -> Result<Vec<String>> {
         let table = qualified(schema, TABLE);
-        let read = |client: &mut Client| -> Result<Vec<String>, postgres::Error> {
+        // The migrations that finished, and one that started and did not (a failed deploy).
+        let read = |client: &mut Client| -> Result<(Vec<String>, Option<String>), postgres::Error> {
             if !exists(client, &table)? {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), None));
             }
-            let failed = client.query(
+            let rows = client.query(
                 &format!(
-                    "SELECT migration_name FROM {table}
-                      WHERE finished_at IS NULL AND rolled_back_at IS NULL"
+                    "SELECT migration_name, finished_at IS NOT NULL FROM {table}
+                      WHERE rolled_back_at IS NULL ORDER BY started_at"
                 ),
                 &[],
             )?;
-            if let Some(row) = failed.first() {
-                let name: String = row.get(0);
-                return Ok(vec![format!("\u{0}{name}")]);
-            }
-            Ok(client
-                .query(
-                    &format!(
-                        "SELECT migration_name FROM {table}
-                          WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL"
-                    ),
-                    &[],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect())
+            let finished = rows.iter().filter(|r| r.get(1)).map(|r| r.get(0)).collect();
+            let failed = rows.iter().find(|r| !r.get::<_, bool>(1)).map(|r| r.get(0));
+            Ok((finished, failed))
         };
-        let applied = read(client).map_err(|e| history_error(&table, e))?;
-        if let Some(failed) = applied.first().and_then(|n| n.strip_prefix('\u{0}')) {
+        let (applied, failed) = read(client).map_err(|e| history_error(&table, e))?;
+        if let Some(failed) = failed {
             return Err(Error::Migration(format!(
                 "{table} records migration {failed} as started and not finished (a failed \
                  `prisma migrate deploy`); resolve it with `prisma migrate resolve`, or reset the \
