@@ -832,3 +832,68 @@ fn a_seeded_reset_of_every_format_is_deterministic_whatever_the_tools_history_ho
         "{fingerprints:?}"
     );
 }
+
+#[test]
+fn migrate_continues_from_the_history_the_teams_tool_wrote() {
+    // The first migration applied by the tool itself (its SQL and its history row), as Prisma
+    // and golang-migrate leave a database: dbtool applies only the second, and records both.
+    let db = TestDb::new("fmt_continue_prisma");
+    let folder = Folder::of("prisma");
+    let init = std::fs::read_to_string(folder.file("20261207103335_init/migration.sql")).unwrap();
+    let mut client = db.client();
+    client.batch_execute(&init).unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE _prisma_migrations (id VARCHAR(36) PRIMARY KEY NOT NULL, \
+             checksum VARCHAR(64) NOT NULL, finished_at TIMESTAMPTZ, migration_name VARCHAR(255) NOT NULL, \
+             logs TEXT, rolled_back_at TIMESTAMPTZ, started_at TIMESTAMPTZ NOT NULL DEFAULT now(), \
+             applied_steps_count INTEGER NOT NULL DEFAULT 0);
+             INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, applied_steps_count)
+             VALUES ('6d0e3c8e-0000-4000-8000-000000000001', 'x', now(), '20261207103335_init', 1)",
+        )
+        .unwrap();
+    let plan = run(&db, &folder, &["migrate", "--dry-run"]);
+    plan.success();
+    assert!(
+        plan.stdout
+            .contains("migrate: 1 to apply (prisma migrations)")
+            && plan.stdout.contains("20261207103337_add_species"),
+        "{}",
+        plan.stdout
+    );
+    run(&db, &folder, &["migrate"])
+        .success()
+        .stderr_has("migrate done: 1 applied");
+    assert_eq!(db.scalar("SELECT count(*) FROM _prisma_migrations"), 2);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM dbtool.refinery_schema_history_public"),
+        2
+    );
+
+    // golang-migrate: one row, the latest version; a dirty one stops dbtool as it stops migrate.
+    let db = TestDb::new("fmt_continue_golang");
+    let folder = Folder::of("golang-migrate");
+    let mut client = db.client();
+    client
+        .batch_execute(&std::fs::read_to_string(folder.file("000001_init.up.sql")).unwrap())
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version bigint not null primary key, dirty boolean not null);
+             INSERT INTO schema_migrations VALUES (1, true)",
+        )
+        .unwrap();
+    run(&db, &folder, &["migrate"])
+        .code(6)
+        .stderr_has("version 1 is dirty");
+    client
+        .batch_execute("UPDATE schema_migrations SET dirty = false")
+        .unwrap();
+    run(&db, &folder, &["migrate"])
+        .success()
+        .stderr_has("migrate done: 1 applied");
+    assert_eq!(
+        db.text("SELECT version || ' ' || dirty FROM schema_migrations"),
+        "2 false"
+    );
+}
