@@ -897,3 +897,44 @@ fn migrate_continues_from_the_history_the_teams_tool_wrote() {
         "2 false"
     );
 }
+
+fn sqlx(db: &TestDb, folder: &Folder, args: &[&str]) -> String {
+    let bin = std::env::var("DBTOOL_TEST_SQLX_BIN").expect(
+        "DBTOOL_TEST_SQLX_BIN must name the folder of sqlx-cli; scripts/test.sh installs it \
+         (scripts/test-tools.sh)",
+    );
+    tool_run(
+        std::process::Command::new(PathBuf::from(bin).join("sqlx"))
+            .args(["migrate"])
+            .args(args)
+            .args(["--source", &folder.arg(), "--database-url", &plain(&db.url)]),
+    )
+}
+
+#[test]
+fn sqlx_cli_itself_sees_nothing_pending_after_a_reset_and_applies_only_a_new_migration() {
+    let db = TestDb::new("fmt_sqlx_tool");
+    let folder = Folder::of("sqlx");
+    run(&db, &folder, &["reset", "--skip-seed", "--yes"]).success();
+    // sqlx-cli checks every applied migration's SHA-384 checksum against its file.
+    let info = sqlx(&db, &folder, &["info"]);
+    assert!(
+        !info.contains("pending") && info.matches("installed").count() == 2,
+        "{info}"
+    );
+    folder.add_next("sqlx");
+    let ran = sqlx(&db, &folder, &["run"]);
+    assert!(
+        ran.contains("Applied 20261207103338/") && ran.matches("Applied").count() == 1,
+        "{ran}"
+    );
+    run(&db, &folder, &["migrate"])
+        .success()
+        .stderr_has("migrate done: 0 applied");
+    let reference = TestDb::new("fmt_sqlx_ref");
+    sqlx(&reference, &folder, &["run"]);
+    assert_eq!(app_schema(&db), app_schema(&reference));
+    let history = "SELECT string_agg(version || ' ' || description || ' ' || success || ' ' \
+                   || encode(checksum, 'hex'), ', ' ORDER BY version) FROM _sqlx_migrations";
+    assert_eq!(db.text(history), reference.text(history));
+}
