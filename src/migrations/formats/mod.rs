@@ -326,6 +326,81 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    fn detected(files: &[(&str, &str)]) -> std::result::Result<Format, String> {
+        let dir = folder(files);
+        detect(&Listing::read(dir.path()).unwrap()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn each_layout_is_recognised_from_its_files() {
+        let goose = "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n";
+        let dbmate = "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 2;\n";
+        let journal = r#"{"entries":[{"idx":0,"when":1,"tag":"0000_a"}]}"#;
+        let cases: [(&[(&str, &str)], Format); 9] = [
+            (&[("V1__a.sql", "")], Format::Refinery),
+            (&[("V1__a.sql", ""), ("V1.1__b.sql", "")], Format::Flyway),
+            (&[("V1__a.sql", ""), ("R__v.sql", "")], Format::Flyway),
+            (
+                &[("0000_a.sql", ""), ("meta/_journal.json", journal)],
+                Format::Drizzle,
+            ),
+            (&[("20240101000000_a/migration.sql", "")], Format::Prisma),
+            (
+                &[("1_a.up.sql", ""), ("1_a.down.sql", "")],
+                Format::GolangMigrate,
+            ),
+            (&[("20240101000000_a.sql", goose)], Format::Goose),
+            (&[("20240101000000_a.sql", dbmate)], Format::Dbmate),
+            (&[("20240101000000_a.sql", "SELECT 1;")], Format::Sqlx),
+        ];
+        for (files, format) in cases {
+            assert_eq!(detected(files), Ok(format), "{files:?}");
+        }
+    }
+
+    #[test]
+    fn a_folder_of_none_or_several_layouts_names_what_it_found() {
+        let why = detected(&[]).unwrap_err();
+        assert!(why.contains("the folder is empty"), "{why}");
+        let why = detected(&[("notes.sql", "")]).unwrap_err();
+        assert!(why.contains("found notes.sql"), "{why}");
+        let why = detected(&[("V1__a.sql", ""), ("1_b.up.sql", "")]).unwrap_err();
+        assert!(
+            why.contains("refinery (V1__a.sql)") && why.contains("golang-migrate (1_b.up.sql)"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn goose_runs_up_sections_only_in_version_order_not_name_order() {
+        let dir = folder(&[
+            (
+                "10_b.sql",
+                "-- +goose NO TRANSACTION\n-- +goose Up\nSELECT 10;\n-- +goose Down\nDROP TABLE x;\n",
+            ),
+            ("9_a.sql", "-- +goose Up\nSELECT 9;\n"),
+        ]);
+        let listing = Listing::read(dir.path()).unwrap();
+        let read = tool(Format::Goose)
+            .read(&listing, &mut ReadFiles::default())
+            .unwrap();
+        let ids: Vec<&str> = read.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["9_a", "10_b"]);
+        assert!(read[1].up.starts_with(NO_TRANSACTION));
+        assert!(!read[1].up.contains("DROP"));
+        assert_eq!(read[1].up.lines().count(), read[1].text.lines().count());
+    }
+
     #[test]
     fn down_sections_are_blanked_keeping_lines() {
         let text = "-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n";
