@@ -99,6 +99,14 @@ impl Tool for Flyway {
         let mut repeatable: Vec<Source> = Vec::new();
         for file in &listing.sql {
             let path = listing.path(file);
+            let stem = file.trim_end_matches(".sql");
+            if ["before", "after"].iter().any(|p| stem.starts_with(p)) {
+                return Err(Error::usage(format!(
+                    "{}: a Flyway callback, which dbtool does not run (a reset runs the \
+                     migrations only); move it out of the migrations folder, or into a migration",
+                    path.display()
+                )));
+            }
             let Some(kind) = kind(file) else {
                 return Err(Error::usage(format!(
                     "{}: Flyway reads V{{version}}__{{description}}.sql and R__{{description}}.sql \
