@@ -37,6 +37,9 @@ fi
 "$venv/bin/python" scripts/k8s/validate.py --self-test
 "$venv/bin/python" scripts/k8s/validate.py scripts/k8s/cronjob.yaml
 
+# The migration tools the format tests drive (tests/dbtool/formats.rs): DBTOOL_TEST_NODE_BIN.
+. scripts/test-tools.sh
+
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
     export DBTOOL_SANDBOX=test
     trap 'scripts/sandbox.sh stop' EXIT

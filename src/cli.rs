@@ -130,6 +130,29 @@ pub enum IfLocked {
     Skip,
 }
 
+/// The layout of the migrations directory: which tool wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrationsFormat {
+    /// Recognise the layout from the directory's files
+    Auto,
+    /// V{n}__{name}.sql
+    Refinery,
+    /// drizzle-kit: {tag}.sql and meta/_journal.json
+    Drizzle,
+    /// {timestamp}_{name}/migration.sql and migration_lock.toml
+    Prisma,
+    /// {version}_{name}.up.sql / .down.sql
+    GolangMigrate,
+    /// {version}_{name}.sql with -- +goose Up / Down
+    Goose,
+    /// {timestamp}_{name}.sql with -- migrate:up / down
+    Dbmate,
+    /// {timestamp}_{name}.sql (or .up.sql / .down.sql)
+    Sqlx,
+    /// V{version}__{name}.sql (V1.1__, V1_1__), R__{name}.sql
+    Flyway,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// Progress bars on a terminal, text lines otherwise
@@ -183,6 +206,10 @@ pub struct GlobalArgs {
         default_value = "migrations"
     )]
     pub migrations_dir: PathBuf,
+
+    /// The tool that wrote the migrations directory; auto recognises it from its files
+    #[arg(long, env = "DBTOOL_MIGRATIONS_FORMAT", global = true, value_enum, default_value_t = MigrationsFormat::Auto)]
+    pub migrations_format: MigrationsFormat,
 
     #[arg(long, env = "DBTOOL_SEEDS_DIR", global = true, default_value = "seeds")]
     pub seeds_dir: PathBuf,

@@ -32,6 +32,8 @@ pub enum Verbosity {
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub migrations: PathBuf,
+    /// `--migrations-format`: who wrote the migrations directory (auto = recognise it).
+    pub migrations_format: crate::cli::MigrationsFormat,
     pub seeds: PathBuf,
     pub profiles: PathBuf,
 }
@@ -146,6 +148,7 @@ impl Config {
             schema: g.schema.clone(),
             paths: Paths {
                 migrations: g.migrations_dir.clone(),
+                migrations_format: g.migrations_format,
                 seeds: g.seeds_dir.clone(),
                 profiles: g.profiles_dir.clone(),
             },

@@ -104,6 +104,8 @@ pub struct Plan {
     pub schema: String,
     /// None: this command drops nothing.
     pub drop: Option<Vec<Object>>,
+    /// The tool that wrote the migrations directory (`--migrations-format`'s name).
+    pub migrations_format: String,
     pub migrations: Vec<String>,
     pub seed: Option<SeedPlan>,
 }
@@ -127,7 +129,11 @@ impl Plan {
                 out.push_str(&format!("  {kind:<18} {n}\n"));
             }
         }
-        out.push_str(&format!("migrate: {} to apply\n", self.migrations.len()));
+        out.push_str(&format!("migrate: {} to apply", self.migrations.len()));
+        if !self.migrations_format.is_empty() {
+            out.push_str(&format!(" ({} migrations)", self.migrations_format));
+        }
+        out.push('\n');
         for m in &self.migrations {
             out.push_str(&format!("  {m}\n"));
         }

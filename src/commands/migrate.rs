@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{locked, migrate_phase, print_plan, read_error, repair_if_needed};
+use super::{locked, migrate_phase, print_plan, repair_if_needed};
 use crate::config::Config;
 use crate::connection::stop::Stop;
 use crate::connection::{Database, Early};
@@ -18,12 +18,11 @@ pub fn run(config: &Config, dry_run: bool, stop: &Stop, reporter: &Reporter) -> 
     let started = Instant::now();
     // The connections open while the files are read; migrate asks no one to confirm.
     let early = Early::for_change(config, dry_run, true);
-    let migrations = Migrations::load(&config.paths.migrations)?;
+    let migrations = Migrations::load(&config.paths.migrations, config.paths.migrations_format)?;
     let db = Database::connect_early(config, stop, reporter, early)?;
     if dry_run {
-        let applied = migrations::applied(&mut *db.work()?, &config.schema).map_err(read_error)?;
-        let pending = migrations::compare(&migrations, &applied).pending;
-        print_plan(config, None, pending, None);
+        let pending = migrations::pending(&mut *db.work()?, &migrations, &config.schema)?;
+        print_plan(config, None, (migrations.format_name(), pending), None);
         return Ok(());
     }
     let applied = locked(config, &db, reporter, || {

@@ -67,10 +67,11 @@ fn print_result<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() 
 fn print_plan(
     config: &Config,
     drop: Option<Vec<crate::drop::Object>>,
-    migrations: Vec<String>,
+    (migrations_format, migrations): (&str, Vec<String>),
     seed: Option<SeedPlan>,
 ) {
     let plan = Plan {
+        migrations_format: migrations_format.to_string(),
         database: config.target().to_string(),
         schema: config.schema.clone(),
         drop,

@@ -19,7 +19,7 @@ use crate::drop::{self, privileges};
 use crate::error::{Error, Result};
 use crate::load as seed;
 use crate::load::seed_code::{SeedCode, SeedCommand};
-use crate::migrations::Migrations;
+use crate::migrations::{self, Migrations};
 use crate::plan::SeedPlan;
 use crate::progress::Reporter;
 use crate::record::{fingerprint, meta};
@@ -52,7 +52,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     let started_at = SystemTime::now();
     // The connections open while the files are read.
     let early = Early::for_change(config, args.dry_run.dry_run, args.confirm.yes);
-    let migrations = Migrations::load(&config.paths.migrations)?;
+    let migrations = Migrations::load(&config.paths.migrations, config.paths.migrations_format)?;
     migrations.check_all(&config.schema)?;
     let parallel = parallel_workers(config, args)?;
     let seeding = if args.skip_seed {
@@ -103,7 +103,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         print_plan(
             config,
             Some(objects),
-            migrations.names(),
+            (migrations.format_name(), migrations.names()),
             inputs.map(|i| i.plan),
         );
         return Ok(());
@@ -129,7 +129,8 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 unit.checkpoint()?;
             }
             phase(reporter, "drop", || {
-                drop::drop_all(&db, unit.client(), &config.schema, config.ddl_lock_timeout)
+                drop::drop_all(&db, unit.client(), &config.schema, config.ddl_lock_timeout)?;
+                migrations::forget_history(unit.client(), &migrations, &config.schema)
             })?;
             if let Err(error) = migrate_phase(&mut unit, &migrations, config, reporter) {
                 if matches!(error, Error::TransactionEnded(_)) {

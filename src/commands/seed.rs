@@ -47,7 +47,7 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
     }
     let db = Database::connect_early(config, stop, reporter, early)?;
     if args.dry_run.dry_run {
-        print_plan(config, None, Vec::new(), Some(plan));
+        print_plan(config, None, ("", Vec::new()), Some(plan));
         return Ok(());
     }
     // Seeded data equals a reset's with the same migrations: recorded so, it lets
@@ -57,9 +57,12 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
         seeding: &seeding,
         started,
         started_at,
-        migrations_digest: Migrations::load(&config.paths.migrations)
-            .map(|m| m.files.digest())
-            .map_or_else(|_| String::new(), |d| format!("{d:016x}")),
+        migrations_digest: Migrations::load(
+            &config.paths.migrations,
+            config.paths.migrations_format,
+        )
+        .map(|m| m.files.digest())
+        .map_or_else(|_| String::new(), |d| format!("{d:016x}")),
         spec_digest: seeding.digest(&code)?,
     };
     let not_atomic = code.command.as_ref().map(|c| {

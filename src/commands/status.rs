@@ -11,7 +11,8 @@ use crate::record::status;
 
 pub fn run(config: &Config, json: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let db = Database::connect(config, stop, reporter)?;
-    let migrations = Migrations::load(&config.paths.migrations).ok();
+    let migrations =
+        Migrations::load(&config.paths.migrations, config.paths.migrations_format).ok();
     let status =
         status::gather(&mut *db.work()?, config, migrations.as_ref()).map_err(read_error)?;
     print_result(json, &status, || status.render());

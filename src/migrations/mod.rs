@@ -1,10 +1,14 @@
-//! Migrations: `V{n}__{name}.sql` files read at run time and applied by refinery, history in
-//! refinery's default `refinery_schema_history` table of the application's schema.
+//! Migrations: a folder as the tool that wrote it lays it out (formats/), applied by refinery
+//! inside the unit's transaction. refinery's history is dbtool's own record, kept in schema
+//! `dbtool` (one table per application schema); the tool's own history is kept beside it, as the
+//! tool itself would have written it.
 
+pub mod formats;
 pub mod statements;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Instant;
 
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
@@ -16,79 +20,80 @@ use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 use crate::spec::{SchemaColumn, group_columns};
 use crate::unit::Unit;
+use formats::{Format, Listing, Source, Tool};
 use statements::{NO_TRANSACTION, Plan, Refusal};
 
-pub const HISTORY_TABLE: &str = "refinery_schema_history";
+/// refinery's history table's name before it moved to schema `dbtool`.
+pub const LEGACY_HISTORY_TABLE: &str = "refinery_schema_history";
 
-/// The migration files of a directory, in version order.
+/// The migrations of a directory, in the order their tool runs them.
 pub struct Migrations {
+    /// Who wrote the directory (detected, or `--migrations-format`).
+    pub format: Format,
+    /// refinery's migrations, one per versioned source.
     pub list: Vec<Migration>,
     /// Every file read, in name order (what the migrations digest covers).
     pub files: ReadFiles,
-    /// The file of each migration of `list`.
-    paths: Vec<PathBuf>,
-    /// The text of each migration of `list`.
-    sql: Vec<String>,
+    /// The migration of each of `list`, as its tool names it.
+    sources: Vec<Source>,
+    /// Flyway's repeatable migrations: after the versioned ones, again when they change.
+    repeatables: Vec<Source>,
 }
 
 impl Migrations {
-    /// Reads every `.sql` file of `dir`. A `.sql` file whose name refinery would not accept is
-    /// an error, never silently skipped.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            Error::usage(format!(
-                "cannot read the migrations directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
-            .collect();
-        paths.sort();
-        let mut files = ReadFiles::default();
-        let mut loaded: Vec<(Migration, PathBuf, String)> = Vec::with_capacity(paths.len());
-        for file in &paths {
-            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            check_name(stem).map_err(|why| Error::usage(format!("{}: {why}", file.display())))?;
-            let sql = files
-                .read_to_string(file)
-                .map_err(|e| Error::usage(format!("cannot read {}: {e}", file.display())))?;
-            let migration = Migration::unapplied(stem, &sql)
-                .map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
-            if let Some((twin, _, _)) = loaded
-                .iter()
-                .find(|(m, _, _)| m.version() == migration.version())
-            {
-                return Err(Error::usage(format!(
-                    "{}: version {} is used twice ({} and {})",
-                    dir.display(),
-                    migration.version(),
-                    twin,
-                    migration
-                )));
-            }
-            loaded.push((migration, file.clone(), sql));
-        }
-        loaded.sort_by_key(|(m, _, _)| m.version());
-        let mut migrations = Migrations {
-            list: Vec::with_capacity(loaded.len()),
-            files,
-            paths: Vec::with_capacity(loaded.len()),
-            sql: Vec::with_capacity(loaded.len()),
+    /// Reads the directory as `format` lays it out (`auto`: as the one tool whose files it
+    /// holds). A file that tool would not run is an error, never silently skipped.
+    pub fn load(dir: &Path, format: Format) -> Result<Self> {
+        let listing = Listing::read(dir)?;
+        let format = match format {
+            Format::Auto => formats::detect(&listing)?,
+            given => given,
         };
-        for (migration, path, sql) in loaded {
-            migrations.list.push(migration);
-            migrations.paths.push(path);
-            migrations.sql.push(sql);
-        }
-        Ok(migrations)
+        let mut files = ReadFiles::default();
+        let read = formats::tool(format).read(&listing, &mut files)?;
+        let (sources, repeatables): (Vec<Source>, Vec<Source>) =
+            read.into_iter().partition(|s| s.version.is_some());
+        let list = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                // refinery keeps an i32 version: the tool's own version and name stay in the
+                // name; the version is the file's position.
+                let name = match format {
+                    Format::Refinery => s.id.clone(),
+                    _ => format!("V{}__{}", i + 1, refinery_name(&s.id)),
+                };
+                Migration::unapplied(&name, &s.up)
+                    .map_err(|e| Error::usage(format!("{}: {e}", s.path.display())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Migrations {
+            format,
+            list,
+            files,
+            sources,
+            repeatables,
+        })
     }
 
-    /// How the `i`th migration runs; a statement it cannot run as written is exit 6, naming the
-    /// file, line and statement, and saying how to proceed.
-    fn plan(&self, i: usize, schema: &str) -> Result<Plan> {
-        statements::plan(&self.sql[i], schema).map_err(|r: Refusal| {
+    /// The format's name, as `--migrations-format` spells it.
+    pub fn format_name(&self) -> &'static str {
+        formats::name(self.format)
+    }
+
+    fn tool(&self) -> &'static dyn Tool {
+        formats::tool(self.format)
+    }
+
+    /// Every migration, versioned then repeatable.
+    fn all(&self) -> impl Iterator<Item = &Source> {
+        self.sources.iter().chain(&self.repeatables)
+    }
+
+    /// How a migration runs; a statement it cannot run as written is exit 6, naming the file,
+    /// line and statement, and saying how to proceed.
+    fn plan(source: &Source, schema: &str) -> Result<Plan> {
+        statements::plan(&source.up, schema).map_err(|r: Refusal| {
             let statement = r.statement.lines().next().unwrap_or("");
             let shown = if statement.is_empty() {
                 String::new()
@@ -100,7 +105,7 @@ impl Migrations {
                  inside one transaction: remove it, or put it in a file of its own whose first line \
                  is `{NO_TRANSACTION}` (that file then runs outside the transaction, and the \
                  reset is no longer all or nothing)",
-                self.paths[i].display(),
+                source.path.display(),
                 r.line,
                 r.why
             ))
@@ -110,72 +115,45 @@ impl Migrations {
     /// Refuses, before anything changes, a file that cannot run as written (all of them: a
     /// reset runs every migration).
     pub fn check_all(&self, schema: &str) -> Result<()> {
-        (0..self.list.len()).try_for_each(|i| self.plan(i, schema).map(|_| ()))
+        self.all()
+            .try_for_each(|s| Self::plan(s, schema).map(|_| ()))
     }
 
-    /// The migrations marked `-- no-transaction`: a reset that runs one is not atomic.
+    /// The migrations that run outside the transaction (`-- no-transaction`, or the tool's own
+    /// directive): a reset that runs one is not atomic.
     pub fn outside_transaction(&self) -> Vec<String> {
-        self.list
-            .iter()
-            .zip(&self.sql)
-            .filter(|(_, sql)| statements::runs_outside(sql))
-            .map(|(m, _)| m.to_string())
+        self.all()
+            .filter(|s| statements::runs_outside(&s.up))
+            .map(|s| s.id.clone())
             .collect()
     }
 
-    /// The file of a migration version.
-    fn path_of(&self, version: i32) -> Option<&Path> {
-        self.list
-            .iter()
-            .position(|m| m.version() == version)
-            .map(|i| self.paths[i].as_path())
+    /// The migrations as their tool names them, in the order they run.
+    pub fn names(&self) -> Vec<String> {
+        self.all().map(|s| s.id.clone()).collect()
     }
 
-    pub fn names(&self) -> Vec<String> {
-        self.list.iter().map(ToString::to_string).collect()
+    /// The source of a refinery migration.
+    fn source_of(&self, m: &Migration) -> Option<&Source> {
+        self.list
+            .iter()
+            .position(|l| l.version() == m.version())
+            .map(|i| &self.sources[i])
+    }
+
+    fn dir(&self) -> String {
+        self.all().next().and_then(|s| s.path.parent()).map_or_else(
+            || "the migrations directory".to_string(),
+            |d| d.display().to_string(),
+        )
     }
 }
 
-const NAMING: &str = "a migration file must be named V{version}__{name}.sql, with a whole-number \
-                      version and a name of letters, digits and underscores";
-
-/// `V12__add_pets`: `V`, a whole number refinery can store (its history keeps an i32), two
-/// underscores, a word.
-///
-/// `U{n}__*.sql` files are refused rather than applied: refinery reads `U` as "unversioned" and
-/// would run the file as one more forward migration, while tools such as Flyway use `U` for undo
-/// migrations, the opposite of what the file says. dbtool has no undo: a reset replaces the schema.
-fn check_name(stem: &str) -> std::result::Result<(), String> {
-    if let Some(rest) = stem.strip_prefix('U')
-        && rest.starts_with(|c: char| c.is_ascii_digit())
-    {
-        return Err(format!(
-            "U{{n}}__ files are not applied: dbtool has no undo migrations (a reset rebuilds the \
-             schema from the V files), and refinery would run this one as a forward migration. \
-             Move it out of the migrations directory, or rename it V{{n}}__ if it is a forward \
-             migration; {NAMING}"
-        ));
-    }
-    let Some(rest) = stem.strip_prefix('V') else {
-        return Err(NAMING.to_string());
-    };
-    let Some((version, name)) = rest.split_once("__") else {
-        return Err(NAMING.to_string());
-    };
-    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(NAMING.to_string());
-    }
-    if version.parse::<i32>().is_err() {
-        return Err(format!(
-            "version {version} is out of range: versions are whole numbers from 0 to {} \
-             (refinery keeps them as a 32-bit integer)",
-            i32::MAX
-        ));
-    }
-    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-        return Err(NAMING.to_string());
-    }
-    Ok(())
+/// A tool's migration name as a refinery name (letters, digits, underscores).
+fn refinery_name(id: &str) -> String {
+    id.chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 /// A new migration whose version is lower than one already applied: refinery applies versions
@@ -215,14 +193,35 @@ pub struct Applied {
     pub checksum: String,
 }
 
-/// The history, read-only: empty when the history table does not exist yet.
+/// refinery's history table for an application schema: in schema `dbtool`, out of the
+/// application's sight (`prisma db pull`, `drizzle-kit introspect`, `\dt`), one per schema that
+/// dbtool resets. The schema's name is in the table's; a name too long for PostgreSQL's 63 bytes
+/// is replaced by its digest.
+pub fn history_table(schema: &str) -> String {
+    let mut name = format!("{LEGACY_HISTORY_TABLE}_{schema}");
+    if name.len() > 63 {
+        name = format!(
+            "{LEGACY_HISTORY_TABLE}_{:016x}",
+            crate::config::fnv1a64(schema.as_bytes())
+        );
+    }
+    format!("dbtool.{}", quote_ident(&name))
+}
+
+/// Where refinery's history was before it moved to schema `dbtool`.
+fn legacy_history_table(schema: &str) -> String {
+    format!("{}.{LEGACY_HISTORY_TABLE}", quote_ident(schema))
+}
+
+/// The history, read-only: empty when the history table does not exist yet (read where it was
+/// before it moved, until the next reset or migrate moves it).
 pub fn applied(client: &mut Client, schema: &str) -> Result<Vec<Applied>, postgres::Error> {
-    let table = format!("{}.{HISTORY_TABLE}", quote_ident(schema));
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])?
-        .get(0);
-    if !exists {
-        return Ok(Vec::new());
+    let mut table = history_table(schema);
+    if !formats::exists(client, &table)? {
+        table = legacy_history_table(schema);
+        if !formats::exists(client, &table)? {
+            return Ok(Vec::new());
+        }
     }
     let rows = client.query(
         &format!(
@@ -242,35 +241,185 @@ pub fn applied(client: &mut Client, schema: &str) -> Result<Vec<Applied>, postgr
         .collect())
 }
 
+/// Moves refinery's history from the application's schema into schema `dbtool`, where dbtool
+/// keeps it now, and creates it there if there is none (as refinery creates it).
+fn settle_history(client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
+    let table = history_table(schema);
+    client.batch_execute("CREATE SCHEMA IF NOT EXISTS dbtool")?;
+    let legacy = legacy_history_table(schema);
+    if !formats::exists(client, &table)? && formats::exists(client, &legacy)? {
+        let name = table.trim_start_matches("dbtool.");
+        client.batch_execute(&format!(
+            "ALTER TABLE {legacy} RENAME TO {name};
+             ALTER TABLE {}.{name} SET SCHEMA dbtool",
+            quote_ident(schema)
+        ))?;
+    }
+    client.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+            version INT4 PRIMARY KEY,
+            name VARCHAR(255),
+            applied_on VARCHAR(255),
+            checksum VARCHAR(255))"
+    ))
+}
+
+/// A reset forgets what was applied: refinery's history in schema `dbtool`, and the tool's own
+/// history where it sits outside the application's schema (drizzle's schema `drizzle`); the drop
+/// took the rest.
+pub fn forget_history(client: &mut Client, migrations: &Migrations, schema: &str) -> Result<()> {
+    let mut tables = vec![history_table(schema)];
+    tables.extend(
+        migrations
+            .tool()
+            .history_table(schema)
+            .filter(|t| !t.starts_with(&format!("{}.", quote_ident(schema)))),
+    );
+    for table in tables {
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .map_err(|e| {
+                Error::Work(format!(
+                    "dropping the migration history {table} failed: {}",
+                    describe_sql_error(&e, None)
+                ))
+            })?;
+    }
+    Ok(())
+}
+
 /// What the files would do against this history.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Comparison {
+    /// The tool that wrote the migrations directory.
+    pub format: String,
     pub pending: Vec<String>,
-    /// Applied, but the file changed since.
+    /// Applied, but the file changed since (edited, renamed, or moved in the order).
     pub divergent: Vec<String>,
     /// Applied, but the file is gone.
     pub missing: Vec<String>,
 }
 
+/// refinery's format compares by version, as refinery does; the others by the tool's name (the
+/// version is a position), so that a file removed or renamed is named, not the one after it.
 pub fn compare(migrations: &Migrations, applied: &[Applied]) -> Comparison {
-    let mut comparison = Comparison::default();
-    for m in &migrations.list {
-        match applied.iter().find(|a| a.version == m.version()) {
-            None => comparison.pending.push(m.to_string()),
-            Some(a) if a.checksum != m.checksum().to_string() || a.name != m.name() => {
-                comparison.divergent.push(m.to_string())
+    let by_version = migrations.format == Format::Refinery;
+    let same = |a: &Applied, m: &Migration| match by_version {
+        true => a.version == m.version(),
+        false => a.name == m.name(),
+    };
+    let mut comparison = Comparison {
+        format: migrations.format_name().to_string(),
+        ..Comparison::default()
+    };
+    for (m, source) in migrations.list.iter().zip(&migrations.sources) {
+        match applied.iter().find(|a| same(a, m)) {
+            None => comparison.pending.push(source.id.clone()),
+            Some(a)
+                if a.checksum != m.checksum().to_string()
+                    || a.name != m.name()
+                    || a.version != m.version() =>
+            {
+                comparison.divergent.push(source.id.clone())
             }
             Some(_) => {}
         }
     }
     for a in applied {
-        if !migrations.list.iter().any(|m| m.version() == a.version) {
-            comparison
-                .missing
-                .push(format!("V{}__{}", a.version, a.name));
+        if !migrations.list.iter().any(|m| same(a, m)) {
+            comparison.missing.push(match by_version {
+                true => format!("V{}__{}", a.version, a.name),
+                false => a.name.clone(),
+            });
         }
     }
     comparison
+}
+
+/// What `migrate` would apply, read-only: neither in dbtool's record nor in the tool's own history.
+pub fn pending(client: &mut Client, migrations: &Migrations, schema: &str) -> Result<Vec<String>> {
+    let read_failed = |e: postgres::Error| {
+        Error::Unreachable(format!(
+            "reading the database failed: {}",
+            describe_sql_error(&e, None)
+        ))
+    };
+    let done = applied(client, schema).map_err(read_failed)?;
+    let by_tool = migrations.tool().tool_applied(
+        client,
+        schema,
+        &migrations.all().cloned().collect::<Vec<_>>(),
+    )?;
+    let mut pending = compare(migrations, &done).pending;
+    pending.retain(|id| !by_tool.contains(id));
+    pending.extend(
+        migrations
+            .repeatables
+            .iter()
+            .filter(|r| !by_tool.contains(&r.id))
+            .map(|r| r.id.clone()),
+    );
+    Ok(pending)
+}
+
+/// A divergent or missing migration of a tool's folder, before anything runs: exit 6 naming it.
+fn refuse_divergent(migrations: &Migrations, applied: &[Applied]) -> Result<()> {
+    let comparison = compare(migrations, applied);
+    // A removed or renamed file first: the files after it only moved because of it.
+    if let Some(name) = comparison.missing.first() {
+        return Err(Error::Migration(format!(
+            "migration {name} was applied but its file is missing from {} (removed or renamed); \
+             restore it, or reset the database",
+            migrations.dir()
+        )));
+    }
+    if let Some(id) = comparison.divergent.first() {
+        let path = migrations
+            .all()
+            .find(|s| &s.id == id)
+            .map_or_else(String::new, |s| format!(" ({})", s.path.display()));
+        return Err(Error::Migration(format!(
+            "migration {id}{path} differs from the one applied: it was edited, or a file before \
+             it was added, removed or renamed since. Applied migrations must not change; add a new \
+             migration instead (or reset the database)"
+        )));
+    }
+    Ok(())
+}
+
+/// `dbtool migrate` on a database the team's tool migrated: what that tool applied and dbtool's
+/// record does not hold yet is recorded as applied, so that only the rest runs.
+fn adopt_tool_history(
+    client: &mut Client,
+    migrations: &Migrations,
+    schema: &str,
+    before: &[Applied],
+) -> Result<bool> {
+    let tool_applied = migrations.tool().tool_applied(
+        client,
+        schema,
+        &migrations.all().cloned().collect::<Vec<_>>(),
+    )?;
+    let mut adopted = false;
+    for (m, source) in migrations.list.iter().zip(&migrations.sources) {
+        if !tool_applied.contains(&source.id) || before.iter().any(|a| a.name == m.name()) {
+            continue;
+        }
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {} (version, name, applied_on, checksum) VALUES ($1, $2, $3, $4)",
+                    history_table(schema)
+                ),
+                &[&m.version(), &m.name(), &now, &m.checksum().to_string()],
+            )
+            .map_err(|e| Error::Migration(describe_sql_error(&e, None)))?;
+        adopted = true;
+    }
+    Ok(adopted)
 }
 
 /// Refinery's sync traits over the unit's connection, so that every migration and its history
@@ -282,6 +431,14 @@ struct InUnit<'a> {
     plans: HashMap<&'a str, &'a Plan>,
     session: &'a str,
     history: String,
+    /// The tool whose own history is written beside refinery's, and the migrations in the order
+    /// they run (refinery runs them in that order, so the next one run is the next of these).
+    tool: &'a dyn Tool,
+    schema: &'a str,
+    /// The schema's oid before the migrations: a file that drops and recreates it changes it.
+    schema_oid: String,
+    running: Vec<(usize, &'a Source)>,
+    next: usize,
 }
 
 /// Why a migration failed inside the unit.
@@ -295,6 +452,12 @@ enum StepError {
     )]
     HistoryDropped(String),
     #[error(
+        "it dropped schema {0}, the schema dbtool resets, and with it what the migrations before \
+         it made (does it drop and recreate its own schema?); a reset already empties that \
+         schema, so leave that out"
+    )]
+    SchemaDropped(String),
+    #[error(
         "it ended the transaction it runs in (a COMMIT or ROLLBACK that dbtool did not recognise \
          before running it), so what ran before that point, and part of the file, may be \
          committed: the database is not as it was{}. Remove that statement and run the command \
@@ -304,6 +467,26 @@ enum StepError {
 }
 
 impl InUnit<'_> {
+    /// Runs one migration's statements as planned, then checks what it left.
+    fn run_plan(&mut self, plan: &Plan, query: &str) -> Result<(), StepError> {
+        match plan {
+            Plan::InTransaction(batch) => {
+                if let Err(e) = self.unit.client().batch_execute(&batch.sql) {
+                    return Err(match self.in_transaction() {
+                        true => e.into(),
+                        false => StepError::TransactionEnded(Some(describe_sql_error_in(
+                            &e,
+                            Some(query),
+                            |o| batch.file_offset(o),
+                        ))),
+                    });
+                }
+            }
+            Plan::Outside(statements) => self.unit.outside(statements)?,
+        }
+        self.after_migration()
+    }
+
     /// After a file failed: whether the unit's transaction is still the one open (failed, it
     /// refuses this query), not ended by the file with its later statements run on their own.
     fn in_transaction(&mut self) -> bool {
@@ -321,11 +504,14 @@ impl InUnit<'_> {
     /// file that ran inside the transaction, the transaction still open (in it, `now()` is the
     /// time of its BEGIN; outside one, the time of this very query).
     fn after_migration(&mut self) -> Result<(), StepError> {
-        // One round trip for all three.
+        // One round trip for all four.
         let messages = self.unit.client().simple_query(&format!(
-            "{}\nSELECT to_regclass('{}') IS NOT NULL, now() < statement_timestamp()",
+            "{}\nSELECT to_regclass('{}') IS NOT NULL, now() < statement_timestamp(), \
+             coalesce((SELECT oid::text FROM pg_catalog.pg_namespace WHERE nspname = '{}'), '') = '{}'",
             self.session,
-            self.history.replace('\'', "''")
+            self.history.replace('\'', "''"),
+            self.schema.replace('\'', "''"),
+            self.schema_oid
         ))?;
         // The last row is this check's (the session settings may return one of their own).
         if self.unit.is_open() && !last_row_says(&messages, 1) {
@@ -333,6 +519,9 @@ impl InUnit<'_> {
         }
         if !last_row_says(&messages, 0) {
             return Err(StepError::HistoryDropped(self.history.clone()));
+        }
+        if !last_row_says(&messages, 2) {
+            return Err(StepError::SchemaDropped(self.schema.to_string()));
         }
         Ok(())
     }
@@ -354,22 +543,19 @@ impl refinery_core::traits::sync::Transaction for InUnit<'_> {
         let mut count = 0;
         for query in queries {
             match self.plans.get(query) {
-                Some(Plan::InTransaction(batch)) => {
-                    if let Err(e) = self.unit.client().batch_execute(&batch.sql) {
-                        return Err(match self.in_transaction() {
-                            true => e.into(),
-                            false => StepError::TransactionEnded(Some(describe_sql_error_in(
-                                &e,
-                                Some(query),
-                                |o| batch.file_offset(o),
-                            ))),
-                        });
+                Some(plan) => {
+                    let started = Instant::now();
+                    self.run_plan(plan, query)?;
+                    if let Some((rank, source)) = self.running.get(self.next).copied() {
+                        self.tool.record(
+                            self.unit.client(),
+                            self.schema,
+                            source,
+                            rank,
+                            started.elapsed(),
+                        )?;
                     }
-                    self.after_migration()?;
-                }
-                Some(Plan::Outside(statements)) => {
-                    self.unit.outside(statements)?;
-                    self.after_migration()?;
+                    self.next += 1;
                 }
                 // refinery's own statements: the history table and its rows. The row of a
                 // -- no-transaction migration commits on its own, as the migration did; the
@@ -434,7 +620,17 @@ pub fn run(
                 describe_sql_error(&e, None)
             ))
         })?;
-    let before = applied(unit.client(), schema).map_err(sql_error)?;
+    settle_history(unit.client(), schema).map_err(sql_error)?;
+    let tool = migrations.tool();
+    tool.create_history(unit.client(), schema)
+        .map_err(sql_error)?;
+    let mut before = applied(unit.client(), schema).map_err(sql_error)?;
+    if migrations.format != Format::Refinery {
+        refuse_divergent(migrations, &before)?;
+        if adopt_tool_history(unit.client(), migrations, schema, &before)? {
+            before = applied(unit.client(), schema).map_err(sql_error)?;
+        }
+    }
     if let Some(why) = out_of_order(migrations, &before) {
         return Err(Error::Migration(why));
     }
@@ -447,7 +643,7 @@ pub fn run(
         .collect();
     let planned: Vec<(usize, Plan)> = pending
         .iter()
-        .map(|&i| Ok((i, migrations.plan(i, schema)?)))
+        .map(|&i| Ok((i, Migrations::plan(&migrations.sources[i], schema)?)))
         .collect::<Result<_>>()?;
     let plans = planned
         .iter()
@@ -457,18 +653,40 @@ pub fn run(
         .set_abort_divergent(true)
         .set_abort_missing(true);
     runner.set_migration_table_name(history_table(schema));
+    let schema_oid: String = unit
+        .client()
+        .query_one(
+            "SELECT oid::text FROM pg_catalog.pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
+        .map_err(sql_error)?
+        .get(0);
     let mut connection = InUnit {
+        schema_oid,
         unit,
         plans,
         session,
         history: history_table(schema),
+        tool,
+        schema,
+        running: pending
+            .iter()
+            .map(|&i| (i + 1, &migrations.sources[i]))
+            .collect(),
+        next: 0,
     };
-    match runner.run(&mut connection) {
-        Ok(report) => Ok(report
+    let result = runner.run(&mut connection).map(|report| {
+        report
             .applied_migrations()
             .iter()
-            .map(ToString::to_string)
-            .collect()),
+            .filter_map(|m| migrations.source_of(m).map(|s| s.id.clone()))
+            .collect::<Vec<_>>()
+    });
+    match result {
+        Ok(mut applied) => {
+            applied.extend(run_repeatables(&mut connection, migrations)?);
+            Ok(applied)
+        }
         Err(e) => {
             let done = e.report().map_or(0, |r| r.applied_migrations().len());
             let step_error = match e.kind() {
@@ -485,11 +703,11 @@ pub fn run(
                 ),
                 Kind::MissingVersion(applied) => format!(
                     "migration {applied} was applied but its file is missing from {}",
-                    migrations_dir_hint(migrations)
+                    migrations.dir()
                 ),
                 Kind::Connection(_, source) => {
-                    let failing = pending.get(done).map(|&i| &migrations.list[i]);
-                    let sql = failing.and_then(|m| m.sql());
+                    let failing = pending.get(done).map(|&i| &migrations.sources[i]);
+                    let sql = failing.map(|s| s.up.as_str());
                     let what = match source.downcast_ref::<StepError>() {
                         Some(StepError::Sql(pg)) => {
                             // The server's position is in the batch it ran; the file's is named.
@@ -504,12 +722,9 @@ pub fn run(
                         _ => source.to_string(),
                     };
                     match failing {
-                        Some(m) => format!(
-                            "migration {m} ({}) failed: {what}",
-                            migrations
-                                .path_of(m.version())
-                                .map_or_else(String::new, |p| p.display().to_string())
-                        ),
+                        Some(s) => {
+                            format!("migration {} ({}) failed: {what}", s.id, s.path.display())
+                        }
                         None => format!("migration failed: {what}"),
                     }
                 }
@@ -525,7 +740,7 @@ pub fn run(
             Err(Error::Migration(match last_outside {
                 None => message,
                 Some(k) => {
-                    let name = |k: usize| migrations.list[planned[k].0].to_string();
+                    let name = |k: usize| migrations.sources[planned[k].0].id.clone();
                     let committed = match k {
                         0..=3 => (0..=k).map(name).collect::<Vec<_>>().join(", "),
                         _ => format!("{} migrations, {} to {}", k + 1, name(0), name(k)),
@@ -555,20 +770,55 @@ fn kept_across_resets(e: &postgres::Error, schema: &str) -> String {
     }
 }
 
-/// refinery's history table, qualified with the application's schema.
-fn history_table(schema: &str) -> String {
-    format!("{}.{HISTORY_TABLE}", quote_ident(schema))
-}
-
-fn migrations_dir_hint(migrations: &Migrations) -> String {
-    migrations
-        .paths
-        .first()
-        .and_then(|f| f.parent())
-        .map_or_else(
-            || "the migrations directory".to_string(),
-            |d| d.display().to_string(),
-        )
+/// Flyway's repeatable migrations, after the versioned ones: each whose checksum the tool's
+/// history does not hold for it (new, or changed since it last ran).
+fn run_repeatables(connection: &mut InUnit, migrations: &Migrations) -> Result<Vec<String>> {
+    if migrations.repeatables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let schema = connection.schema;
+    let all: Vec<Source> = migrations.all().cloned().collect();
+    let current = connection
+        .tool
+        .tool_applied(connection.unit.client(), schema, &all)?;
+    let mut applied = Vec::new();
+    for source in &migrations.repeatables {
+        if current.contains(&source.id) {
+            continue;
+        }
+        let plan = Migrations::plan(source, schema)?;
+        let started = Instant::now();
+        let ran = connection.run_plan(&plan, &source.up).and_then(|()| {
+            connection.tool.record(
+                connection.unit.client(),
+                schema,
+                source,
+                0,
+                started.elapsed(),
+            )?;
+            if !connection.unit.is_open() {
+                connection.unit.reopen()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = ran {
+            let what = match &e {
+                StepError::Sql(pg) => describe_sql_error(pg, Some(&source.up)),
+                other => other.to_string(),
+            };
+            let message = format!(
+                "migration {} ({}) failed: {what}",
+                source.id,
+                source.path.display()
+            );
+            return Err(match e {
+                StepError::TransactionEnded(_) => Error::TransactionEnded(message),
+                _ => Error::Migration(message),
+            });
+        }
+        applied.push(source.id.clone());
+    }
+    Ok(applied)
 }
 
 /// The columns of every table in `schema`, for checking a seed spec.
@@ -618,46 +868,28 @@ pub fn schema_columns(
 mod tests {
     use super::*;
 
-    fn valid_name(stem: &str) -> bool {
-        check_name(stem).is_ok()
-    }
-
-    #[test]
-    fn names_follow_refinery() {
-        assert!(valid_name("V1__init"));
-        assert!(valid_name("V2147483647__last"));
-        assert!(!valid_name("V1_init"));
-        assert!(!valid_name("1__init"));
-        assert!(!valid_name("Vx__init"));
-        assert!(!valid_name("V1__"));
-        assert!(!valid_name("V1__bad-name"));
-        assert!(!valid_name("init"));
-        assert!(!valid_name("V-1__neg"));
-    }
-
-    #[test]
-    fn versions_past_i32_say_the_range() {
-        let why = check_name("V2147483648__x").unwrap_err();
-        assert!(why.contains("0 to 2147483647"), "{why}");
-        let why = check_name("V99999999999999999999__x").unwrap_err();
-        assert!(why.contains("out of range"), "{why}");
-    }
-
-    #[test]
-    fn undo_files_are_refused_with_what_dbtool_does() {
-        let why = check_name("U20__add_pets").unwrap_err();
-        assert!(why.contains("no undo migrations"), "{why}");
-    }
-
     fn migrations(names: &[&str]) -> Migrations {
+        let sources: Vec<Source> = names
+            .iter()
+            .map(|n| Source {
+                id: n.to_string(),
+                version: Some(String::new()),
+                description: String::new(),
+                path: format!("{n}.sql").into(),
+                text: "SELECT 1".to_string(),
+                up: "SELECT 1".to_string(),
+                created: None,
+            })
+            .collect();
         Migrations {
+            format: Format::Refinery,
             list: names
                 .iter()
                 .map(|n| Migration::unapplied(n, "SELECT 1").unwrap())
                 .collect(),
             files: ReadFiles::default(),
-            paths: names.iter().map(|n| format!("{n}.sql").into()).collect(),
-            sql: names.iter().map(|_| "SELECT 1".to_string()).collect(),
+            sources,
+            repeatables: Vec::new(),
         }
     }
 
@@ -682,5 +914,16 @@ mod tests {
         assert!(why.contains("V3__c"), "{why}");
         assert!(out_of_order(&files, &[applied(1, "a")]).is_none());
         assert!(out_of_order(&files, &[]).is_none());
+    }
+
+    #[test]
+    fn history_tables_sit_in_schema_dbtool_one_per_schema() {
+        assert_eq!(
+            history_table("public"),
+            "dbtool.\"refinery_schema_history_public\""
+        );
+        assert_ne!(history_table("a"), history_table("b"));
+        let long = "s".repeat(60);
+        assert!(history_table(&long).len() < 63 + "dbtool.".len() + 2);
     }
 }

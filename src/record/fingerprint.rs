@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::connection::{Database, describe_sql_error};
 use crate::error::{Error, Result};
 use crate::load::digest::{self, Sum};
-use crate::migrations::HISTORY_TABLE;
+use crate::migrations::formats::HISTORY_TABLES;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableDigest {
@@ -48,15 +48,16 @@ impl Fingerprint {
     }
 }
 
-/// Base tables of the schema (without the migration history) with their size in pages.
+/// Base tables of the schema (without the migration tools' history tables) with their size in
+/// pages.
 fn tables(client: &mut Client, schema: &str) -> Result<Vec<(String, i64)>, postgres::Error> {
     let rows = client.query(
         "SELECT c.relname::text, c.relpages::bigint
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-            AND c.relname <> $2
+            AND c.relname <> ALL($2)
           ORDER BY c.relname",
-        &[&schema, &HISTORY_TABLE],
+        &[&schema, &HISTORY_TABLES.as_slice()],
     )?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -76,7 +76,13 @@ pub fn gather(
         &[],
     )?;
     let applied = migrations::applied(client, &config.schema)?;
-    let comparison = migrations.map(|m| migrations::compare(m, &applied));
+    let mut comparison = migrations.map(|m| migrations::compare(m, &applied));
+    // What the team's own tool applied is not pending either.
+    if let (Some(c), Some(m)) = (comparison.as_mut(), migrations)
+        && let Ok(pending) = migrations::pending(client, m, &config.schema)
+    {
+        c.pending = pending;
+    }
     let target = config.target();
     let lock = lock_status(client, config)?;
     Ok(Status {
@@ -146,7 +152,14 @@ impl Status {
             match &self.migrations.comparison {
                 None => format!("{applied} applied (migrations directory not readable)"),
                 Some(c) => {
-                    let mut text = format!("{applied} applied, {} pending", c.pending.len());
+                    let mut text = format!(
+                        "{applied} applied, {} pending ({} migrations)",
+                        c.pending.len(),
+                        c.format
+                    );
+                    if !c.pending.is_empty() {
+                        text.push_str(&format!(": {}", c.pending.join(", ")));
+                    }
                     if !c.divergent.is_empty() {
                         text.push_str(&format!(
                             ", changed since applied: {}",

@@ -10,10 +10,16 @@ fn migrate(db: &TestDb, project: &ProjectCopy) -> crate::support::Run {
 fn migrate_is_idempotent_and_records_refinery_history() {
     let db = TestDb::new("migrate_twice");
     db.run(&["migrate"]).success();
-    assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 5);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM dbtool.refinery_schema_history_public"),
+        5
+    );
     let again = db.run(&["migrate"]);
     again.success().stderr_has("0 applied");
-    assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 5);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM dbtool.refinery_schema_history_public"),
+        5
+    );
     assert!(
         db.run(&["migrate", "--dry-run"])
             .success()

@@ -115,7 +115,7 @@ fn a_failed_migrate_after_a_no_transaction_file_keeps_its_history_and_says_what_
     db.run_in(&project, &["migrate"])
         .code(6)
         .stderr_has("Committed before it: V90__notes, V91__notes_index");
-    let applied = "SELECT count(*) FROM public.refinery_schema_history WHERE version >= 90";
+    let applied = "SELECT count(*) FROM dbtool.refinery_schema_history_public WHERE version >= 90";
     assert_eq!(
         db.scalar(applied),
         2,

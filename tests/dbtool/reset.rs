@@ -235,7 +235,10 @@ fn skip_seed_drops_and_migrates_only() {
     let run = db.run(&["reset", "--yes", "--skip-seed"]);
     run.success().stderr_has("nothing seeded");
     assert_eq!(db.scalar("SELECT count(*) FROM clients"), 0);
-    assert_eq!(db.scalar("SELECT count(*) FROM refinery_schema_history"), 5);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM dbtool.refinery_schema_history_public"),
+        5
+    );
     let status = db.status();
     assert!(status["unfinished"].is_null(), "{status}");
 }
