@@ -58,7 +58,11 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     let seeding = if args.skip_seed {
         None
     } else {
-        Some(Seeding::load(config, &args.profile)?)
+        match super::init::seeding_without_spec(config, &args.profile, &migrations, stop, reporter)?
+        {
+            Some(inferred) => Some(inferred),
+            None => Some(Seeding::load(config, &args.profile)?),
+        }
     };
     let inputs = match &seeding {
         Some(seeding) => {
