@@ -614,7 +614,8 @@ fn table_plan(
                     ),
                 )
             };
-            if nullable && p.generator != Gen::Null && !in_pk(c) {
+            let self_reference = parent == Some(t.name.as_str());
+            if nullable && p.generator != Gen::Null && !in_pk(c) && !self_reference {
                 p.null = 0.1;
                 p.why.push_str("; nullable: NULL in 10% of rows");
             }
@@ -678,20 +679,7 @@ fn table_plan(
                 ));
             }
         };
-        if let Some((low, strict)) = &limits[c].after
-            && let Some(l) = col_named(low)
-            && columns.iter().any(|x| &x.name == low)
-        {
-            let step = match t.columns[l].base.as_str() {
-                "date" => format!("{low} + days(int({}, 30))", if *strict { 1 } else { 0 }),
-                "timestamp" | "timestamptz" => {
-                    format!("{low} + hours(int({}, 720))", if *strict { 1 } else { 0 })
-                }
-                _ => format!("{low} + int({}, 100)", if *strict { 1 } else { 0 }),
-            };
-            p.generator = Gen::Expr(step);
-            p.why = format!("after {low}, as its CHECK wants");
-        } else if column.volatile_default || column.default.as_deref().is_some_and(volatile_text) {
+        if column.volatile_default || column.default.as_deref().is_some_and(volatile_text) {
             p.why = format!(
                 "{}; its DEFAULT {} would differ on every reset, so the spec draws it from the epoch",
                 p.why,
@@ -733,6 +721,28 @@ fn table_plan(
             ));
         }
         columns.push(p);
+    }
+
+    // A column that must come after another follows it (once every column has a generator,
+    // whatever their order in the table).
+    for (c, column) in t.columns.iter().enumerate() {
+        let Some((low, strict)) = &limits[c].after else {
+            continue;
+        };
+        let (Some(l), true) = (col_named(low), columns.iter().any(|x| &x.name == low)) else {
+            continue;
+        };
+        let Some(p) = columns.iter_mut().find(|x| x.name == column.name) else {
+            continue;
+        };
+        let first = if *strict { 1 } else { 0 };
+        let step = match t.columns[l].base.as_str() {
+            "date" => format!("{low} + days(int({first}, 30))"),
+            "timestamp" | "timestamptz" => format!("{low} + hours(int({first}, 720))"),
+            _ => format!("{low} + int({first}, 100)"),
+        };
+        p.generator = Gen::Expr(step);
+        p.why = format!("after {low}, as its CHECK wants; {}", p.why);
     }
 
     partition_key(t, &mut columns)?;
