@@ -6,6 +6,7 @@ mod atomic;
 mod connect;
 mod digest;
 mod faults;
+mod init;
 mod load_keys;
 mod lock;
 mod migrate;
