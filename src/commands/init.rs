@@ -125,7 +125,7 @@ fn infer_in(
                 crate::drop::drop_all(db, unit.client(), &config.schema, config.ddl_lock_timeout)
             })?;
             migrate_phase(&mut unit, migrations, config, reporter)?;
-            format!("the migrations in {}", config.paths.migrations.display())
+            format!("the migrations ({})", config.paths.migrations.display())
         }
         None => format!("the database {}", db.target.database()),
     };
@@ -207,4 +207,17 @@ pub(super) fn seeding_without_spec(
     seeding.profile.files = files;
     seeding.inferred = Some(INFERENCE_VERSION);
     Ok(Some(seeding))
+}
+
+/// A reset that seeded from an inferred spec and failed while loading: the spec is dbtool's
+/// guess, so the message says where to correct it.
+pub(super) fn explain_failure(error: Error, seeding: Option<&Seeding>) -> Error {
+    match (error, seeding.and_then(|s| s.inferred)) {
+        (Error::Work(message), Some(_)) => Error::Work(format!(
+            "{message}; the seed spec was inferred from the schema (there is no seeds/seed.toml): \
+             run `dbtool init` and edit the table and column named above in seeds/seed.toml \
+             (`disable_triggers = true` for a trigger that rejects rows)"
+        )),
+        (error, _) => error,
+    }
 }

@@ -220,7 +220,8 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 fingerprint: fingerprint.overall,
             })
         })
-    })?;
+    })
+    .map_err(|e| super::init::explain_failure(e, seeding.as_ref()))?;
     match outcome {
         None | Some(Outcome::Skipped) => {}
         Some(Outcome::Migrated) => reporter.done(

@@ -164,21 +164,16 @@ pub const STREETS: &[&str] = &[
 ];
 
 pub const ADJECTIVES: &[&str] = &[
-    "Quiet", "Bright", "Golden", "Silver", "Hidden", "Rapid", "Gentle", "Bold", "Clever", "Cosy",
-    "Daring", "Early", "Fresh", "Grand", "Happy", "Little", "Lucky", "Modern", "Noble", "Open",
-    "Proud", "Royal", "Simple", "Sunny", "Wild",
+    "Quiet", "Bright", "Golden", "Hidden", "Gentle", "Bold", "Clever", "Fresh", "Grand", "Lucky",
+    "Modern", "Sunny",
 ];
 
 pub const NOUNS: &[&str] = &[
-    "garden", "river", "harbor", "meadow", "forest", "signal", "beacon", "canvas", "compass",
-    "lantern", "orbit", "pixel", "quarry", "summit", "thread", "valley", "window", "atlas",
-    "bridge", "circle", "engine", "falcon", "island", "journal", "kitchen",
+    "garden", "river", "harbor", "meadow", "forest", "beacon", "canvas", "lantern", "summit",
+    "valley", "bridge", "island",
 ];
 
-pub const VERBS: &[&str] = &[
-    "meets", "follows", "builds", "finds", "crosses", "opens", "guides", "shapes", "lights",
-    "joins",
-];
+pub const VERBS: &[&str] = &["meets", "follows", "builds", "finds", "crosses", "guides"];
 
 pub const COLORS: &[&str] = &[
     "red", "green", "blue", "yellow", "purple", "orange", "black", "white", "teal", "gray",

@@ -551,7 +551,7 @@ fn text_column(column: &Column, table: &str, limits: &Limits, unique: bool) -> P
         }
         if limit.is_none_or(|l| t.max <= l) && t.min >= min_len {
             return Pick {
-                generator: Gen::Expr(t.expr),
+                generator: as_choice(&t.expr).unwrap_or(Gen::Expr(t.expr)),
                 why: format!("{}{}", t.why, if unique { "; unique" } else { "" }),
             };
         }
@@ -567,6 +567,19 @@ fn text_column(column: &Column, table: &str, limits: &Limits, unique: bool) -> P
         generator: Gen::Expr(format!("'{{int({low}, {})}}'", 10i64.pow(width as u32) - 1)),
         why: format!("{width} digits: the longest value its length allows"),
     }
+}
+
+/// `choice('a', 'b')` alone reads better as `gen = "choice", values = ["a", "b"]`.
+fn as_choice(expr: &str) -> Option<Gen> {
+    let inner = expr.strip_prefix("choice(")?.strip_suffix(')')?;
+    if inner.contains(['{', '(']) {
+        return None;
+    }
+    let values = inner
+        .split(", ")
+        .map(|v| v.trim_matches('\'').to_string())
+        .collect();
+    Some(Gen::Choice { values })
 }
 
 /// `expr` with a number after it, so that a unique column has room for as many rows as needed.
@@ -586,8 +599,15 @@ fn int_range_of(base: &str) -> Option<(i64, i64)> {
     }
 }
 
-/// A number range from the column's name.
+/// A number range from the column's name (a unit suffix aside: `weight_kg` is a weight).
 fn number_range(name: &str) -> (f64, f64, &'static str) {
+    const UNITS: &[&str] = &[
+        "_kg", "_g", "_lb", "_cm", "_mm", "_m", "_km", "_usd", "_eur", "_gbp",
+    ];
+    let name = UNITS
+        .iter()
+        .find_map(|u| name.strip_suffix(u))
+        .unwrap_or(name);
     if has(name, &["age"]) {
         (18.0, 90.0, "an age")
     } else if has(name, &["year", "release_year"]) {

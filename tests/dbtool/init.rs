@@ -271,3 +271,35 @@ fn a_check_calling_a_function_is_refused_naming_the_table_and_column() {
         &["table books, column isbn", "books_isbn_check", "is_isbn"],
     );
 }
+
+#[test]
+fn a_reset_without_a_spec_that_a_trigger_rejects_says_where_to_edit() {
+    let db = TestDb::new("init_trigger");
+    let project = example_without_spec();
+    project.write(
+        "migrations/V9__guard.sql",
+        "CREATE FUNCTION no_test_clients() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+         BEGIN RAISE EXCEPTION 'clients are created by the sign-up flow only'; END $$;\n\
+         CREATE TRIGGER guard BEFORE INSERT ON clients FOR EACH ROW EXECUTE FUNCTION no_test_clients();\n",
+    );
+    let before = db.dump_all();
+    let run = reset(&db, &project);
+    run.code(7)
+        .stderr_has("clients are created by the sign-up flow only")
+        .stderr_has("run `dbtool init` and edit")
+        .stderr_has("disable_triggers = true");
+    assert_eq!(db.dump_all(), before);
+    // The written spec names the trigger, so the fix is one line.
+    db.run_in(&project, &["init"]).success();
+    let spec = std::fs::read_to_string(project.path("seeds").join("seed.toml")).unwrap();
+    assert!(
+        spec.contains("trigger guard runs on every row loaded"),
+        "{spec}"
+    );
+    let fixed = spec.replace(
+        "name = \"clients\"\n",
+        "name = \"clients\"\ndisable_triggers = true\n",
+    );
+    std::fs::write(project.path("seeds").join("seed.toml"), fixed).unwrap();
+    reset(&db, &project).success();
+}
