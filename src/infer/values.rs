@@ -539,7 +539,11 @@ fn text_candidates(name: &str, table: &str) -> Vec<Text> {
 /// The generator of a plain text column: the first candidate that fits its length and checks;
 /// a number suffix where it must be unique; digits where nothing else fits.
 fn text_column(column: &Column, table: &str, limits: &Limits, unique: bool) -> Pick {
-    let name = column.name.to_lowercase();
+    // A domain named for what it holds (`email`) says as much as a column's name.
+    let name = match column.domain.as_deref() {
+        Some(d) if d.to_lowercase().contains("email") => "email".to_string(),
+        _ => column.name.to_lowercase(),
+    };
     let limit = char_limit(column).into_iter().chain(limits.max_len).min();
     let min_len = limits.min_len.unwrap_or(0);
     for mut t in text_candidates(&name, table) {
@@ -1027,5 +1031,26 @@ pub fn plain(column: &Column, table: &str, limits: &Limits, unique: bool) -> Res
             "NOT NULL of type {} ({other}), for which dbtool has no generator",
             column.type_name
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unique_template_gets_a_number_inside_its_quotes() {
+        assert_eq!(with_number("'{a} {b}'"), "'{a} {b} {int(1, 999999)}'");
+        assert_eq!(
+            with_number("choice('x', 'y')"),
+            "'{choice('x', 'y')} {int(1, 999999)}'"
+        );
+        assert_eq!(
+            as_choice("choice('New York', 'Oslo')"),
+            Some(Gen::Choice {
+                values: vec!["New York".into(), "Oslo".into()]
+            })
+        );
+        assert_eq!(as_choice("'{choice('a')} b'"), None);
     }
 }
