@@ -694,7 +694,12 @@ fn table_plan(
             && !is_key(c)
             && !volatile_text(default)
         {
-            left_out.push((name, format!("DEFAULT {default}: the database fills it")));
+            left_out.push((
+                name,
+                format!(
+                    "DEFAULT {default}: the database fills it (give it a generator here to vary it)"
+                ),
+            ));
             continue;
         }
         let unique = unique_alone(c);

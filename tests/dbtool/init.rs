@@ -303,3 +303,26 @@ fn a_reset_without_a_spec_that_a_trigger_rejects_says_where_to_edit() {
     std::fs::write(project.path("seeds").join("seed.toml"), fixed).unwrap();
     reset(&db, &project).success();
 }
+
+#[test]
+fn a_cycle_through_a_nullable_key_is_broken_by_leaving_it_null() {
+    let db = TestDb::new("init_nullable_cycle");
+    let project = example_without_spec();
+    project.write(
+        "migrations/V9__teams.sql",
+        "CREATE TABLE teams (id int PRIMARY KEY, name text NOT NULL, captain_id int);\n\
+         CREATE TABLE players (id int PRIMARY KEY, team_id int NOT NULL REFERENCES teams, \
+           first_name text NOT NULL);\n\
+         ALTER TABLE teams ADD FOREIGN KEY (captain_id) REFERENCES players;\n",
+    );
+    db.run_in(&project, &["init"]).success();
+    let spec = std::fs::read_to_string(project.path("seeds").join("seed.toml")).unwrap();
+    assert!(spec.contains("closes a cycle of references"), "{spec}");
+    reset(&db, &project).success();
+    every_constraint_valid(&db);
+    assert!(db.scalar("SELECT count(*) FROM players") > 0);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM teams WHERE captain_id IS NOT NULL"),
+        0
+    );
+}
