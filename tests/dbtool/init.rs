@@ -181,6 +181,7 @@ fn junction_tables_draw_each_pair_once() {
     inits_and_resets_twice_identically("docs_junction", &project);
     let spec = std::fs::read_to_string(project.path("seeds").join("seed.toml")).unwrap();
     assert!(spec.contains("distinct = true"), "{spec}");
+    assert!(spec.contains("unique = [[\"actor_id\", \"film_id\"]]"), "{spec}");
 }
 
 #[test]
