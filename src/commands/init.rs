@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{Seeding, locked, migrate_phase, phase, read_error, refuse_if_protected};
+use super::{Seeding, locked, migrate_phase, phase, read_error};
 use crate::cli::{InitArgs, ProfileArgs};
 use crate::config::Config;
 use crate::connection::Database;
@@ -116,11 +116,14 @@ fn infer_in(
     let mut unit = Unit::begin(db, config.ddl_lock_timeout)?;
     let origin = match migrations {
         Some(migrations) => {
-            refuse_if_protected(
-                unit.client(),
-                "reading the schema from its migrations (a drop and migrate in a transaction \
-                 rolled back, which locks its tables meanwhile) is",
-            )?;
+            if let Some(p) = crate::record::meta::protection(unit.client()).map_err(read_error)? {
+                return Err(Error::Refused(format!(
+                    "the database is protected (since {} by {}): init would drop and migrate in \
+                     a transaction it rolls back, which locks its tables meanwhile; pass \
+                     --from-database to read the schema as it is, nothing was changed",
+                    p.since, p.by
+                )));
+            }
             phase(reporter, "drop", || {
                 crate::drop::drop_all(db, unit.client(), &config.schema, config.ddl_lock_timeout)
             })?;

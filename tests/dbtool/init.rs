@@ -181,7 +181,10 @@ fn junction_tables_draw_each_pair_once() {
     inits_and_resets_twice_identically("docs_junction", &project);
     let spec = std::fs::read_to_string(project.path("seeds").join("seed.toml")).unwrap();
     assert!(spec.contains("distinct = true"), "{spec}");
-    assert!(spec.contains("unique = [[\"actor_id\", \"film_id\"]]"), "{spec}");
+    assert!(
+        spec.contains("unique = [[\"actor_id\", \"film_id\"]]"),
+        "{spec}"
+    );
 }
 
 #[test]
@@ -326,4 +329,20 @@ fn a_cycle_through_a_nullable_key_is_broken_by_leaving_it_null() {
         db.scalar("SELECT count(*) FROM teams WHERE captain_id IS NOT NULL"),
         0
     );
+}
+
+#[test]
+fn a_protected_database_is_read_as_it_is_only_when_asked() {
+    let db = TestDb::new("init_protected");
+    let project = ProjectCopy::new();
+    db.run_in(&project, &["reset", "--profile", "ci", "--yes"])
+        .success();
+    db.run(&["protect"]).success();
+    let before = db.dump_all();
+    db.run_in(&project, &["init", "--stdout"])
+        .code(4)
+        .stderr_has("--from-database");
+    db.run_in(&project, &["init", "--stdout", "--from-database"])
+        .success();
+    assert_eq!(db.dump_all(), before);
 }
