@@ -87,6 +87,11 @@ fn example_app_without_its_spec_inits_and_resets_to_the_same_data_as_a_reset_wit
     every_constraint_valid(&db);
     assert_eq!(empty_tables(&db), Vec::<String>::new());
     let inferred = db.overall_fingerprint();
+    assert_eq!(
+        inferred, "ee6df84025f06adbc8fc58e66e8df432",
+        "what a reset without a spec seeds changed: that is a new INFERENCE_VERSION \
+         (src/infer/mod.rs) and a new golden here, never a silent change"
+    );
     assert_eq!(db.status()["last_reset"]["inference_version"], 1);
     reset(&db, &project).success();
     assert_eq!(db.overall_fingerprint(), inferred, "two resets differ");
