@@ -207,7 +207,7 @@ pub fn build(all: &[Table], schema: &str) -> Result<Model, Problem> {
     for &i in &order {
         let t = tables[i];
         let is_broken = |f: usize| broken.contains(&(i, f));
-        plans.push(table_plan(t, &index, &referenced, &is_broken, &plans)?);
+        plans.push(table_plan(t, &index, &referenced, &is_broken)?);
     }
     Ok(Model {
         schema: schema.to_string(),
@@ -346,7 +346,6 @@ fn table_plan(
     index: &BTreeMap<&str, usize>,
     referenced: &BTreeSet<(String, String)>,
     is_broken: &dyn Fn(usize) -> bool,
-    earlier: &[TablePlan],
 ) -> Result<TablePlan, Problem> {
     let col_named = |name: &str| t.columns.iter().position(|c| c.name == name);
     let at = |column: &str| format!("table {}, column {column}", t.name);
@@ -845,7 +844,6 @@ fn table_plan(
             }
         }
     }
-    let _ = earlier;
     Ok(TablePlan {
         name: t.name.clone(),
         source,
