@@ -146,10 +146,11 @@ fn infer_in(
 /// A reset with no seeds/seed.toml: the spec and profiles `dbtool init` would write, inferred
 /// under the lock from the migrations, then loaded as if they had been written. Says so in one
 /// line. `None` when the spec file exists.
+/// `migrations` None (`seed`): the schema as the database has it.
 pub(super) fn seeding_without_spec(
     config: &Config,
     args: &ProfileArgs,
-    migrations: &Migrations,
+    migrations: Option<&Migrations>,
     stop: &Stop,
     reporter: &Reporter,
 ) -> Result<Option<Seeding>> {
@@ -157,12 +158,12 @@ pub(super) fn seeding_without_spec(
     if spec_file.exists() {
         return Ok(None);
     }
-    if !migrations.outside_transaction().is_empty() {
+    if migrations.is_some_and(|m| !m.outside_transaction().is_empty()) {
         return Ok(None);
     }
     let db = Database::connect(config, stop, reporter)?;
     let Some(written) = locked(config, &db, reporter, || {
-        infer_in(&db, config, Some(migrations), reporter)
+        infer_in(&db, config, migrations, reporter)
     })?
     else {
         return Err(Error::usage(

@@ -58,8 +58,13 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     let seeding = if args.skip_seed {
         None
     } else {
-        match super::init::seeding_without_spec(config, &args.profile, &migrations, stop, reporter)?
-        {
+        match super::init::seeding_without_spec(
+            config,
+            &args.profile,
+            Some(&migrations),
+            stop,
+            reporter,
+        )? {
             Some(inferred) => Some(inferred),
             None => Some(Seeding::load(config, &args.profile)?),
         }

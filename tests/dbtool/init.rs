@@ -351,3 +351,15 @@ fn a_protected_database_is_read_as_it_is_only_when_asked() {
         .success();
     assert_eq!(db.dump_all(), before);
 }
+
+#[test]
+fn a_seed_without_a_spec_infers_from_the_database_and_matches_the_reset() {
+    let db = TestDb::new("init_seed");
+    let project = example_without_spec();
+    reset(&db, &project).success();
+    let after_reset = db.overall_fingerprint();
+    db.run_in(&project, &["seed", "--profile", "dev", "--yes"])
+        .success()
+        .stderr_has("seeding from the schema");
+    assert_eq!(db.overall_fingerprint(), after_reset);
+}
