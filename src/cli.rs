@@ -38,6 +38,9 @@ pub enum Command {
     Wait,
     /// List the profiles with their expected row counts per table
     Profiles(JsonOutput),
+    /// Write seeds/seed.toml and profiles/dev.toml and ci.toml from the migrated schema
+    /// (under the lock, changing nothing)
+    Init(InitArgs),
     /// Mark the database so that reset and seed refuse it
     Protect,
     /// Remove the mark set by protect
@@ -79,6 +82,20 @@ pub struct ResetArgs {
     /// `seed_command`; makes the reset not all or nothing)
     #[arg(long, value_name = "CMD")]
     pub seed_command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Overwrite seeds/seed.toml and the profiles if they exist
+    #[arg(long)]
+    pub force: bool,
+    /// Print the spec and profiles on stdout instead of writing them
+    #[arg(long)]
+    pub stdout: bool,
+    /// Read the schema as the database has it now, instead of running the migrations (in a
+    /// transaction rolled back)
+    #[arg(long)]
+    pub from_database: bool,
 }
 
 #[derive(Debug, Args)]

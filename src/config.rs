@@ -328,6 +328,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Lock(LockCommand::Status(_)) => "lock-status",
         Command::Wait => "wait",
         Command::Profiles(_) => "profiles",
+        Command::Init(_) => "init",
         Command::Protect => "protect",
         Command::Unprotect => "unprotect",
         Command::Completions { .. } => "completions",

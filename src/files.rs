@@ -25,6 +25,11 @@ impl ReadFiles {
         Ok(bytes)
     }
 
+    /// Remembers text that was not read from a file (an inferred spec) under a name of its own.
+    pub fn remember(&mut self, name: &Path, bytes: &[u8]) {
+        self.0.push((name.to_path_buf(), fnv1a64(bytes)));
+    }
+
     pub fn extend(&mut self, other: &ReadFiles) {
         self.0.extend(other.0.iter().cloned());
     }

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod drop;
 pub mod error;
 pub mod files;
+pub mod infer;
 pub mod load;
 pub mod lock;
 pub mod migrations;
@@ -72,6 +73,7 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
         Command::Migrate(args) => commands::migrate::run(&config, args.dry_run, stop, reporter),
         Command::Reset(args) => commands::reset::run(&config, args, stop, reporter),
         Command::Seed(args) => commands::seed::run(&config, args, stop, reporter),
+        Command::Init(args) => commands::init::run(&config, args, stop, reporter),
         Command::Protect => commands::protect::run(&config, true, stop, reporter),
         Command::Unprotect => commands::protect::run(&config, false, stop, reporter),
     }

@@ -4,6 +4,7 @@
 
 pub mod completions;
 pub mod fingerprint;
+pub mod init;
 pub mod lock_status;
 pub mod migrate;
 pub mod profiles;
@@ -86,6 +87,8 @@ struct Seeding {
     profile: Profile,
     spec: Spec,
     seed: u64,
+    /// The inference version, when the spec was inferred from the schema (no seeds/seed.toml).
+    inferred: Option<u32>,
 }
 
 impl Seeding {
@@ -110,6 +113,7 @@ impl Seeding {
             profile,
             spec,
             seed,
+            inferred: None,
         })
     }
 
@@ -387,6 +391,7 @@ impl Finished<'_> {
             migrations_digest: self.migrations_digest.clone(),
             spec_digest: self.spec_digest.clone(),
             finished_unix: unix_now(),
+            inference_version: self.seeding.inferred,
         };
         meta::record_reset(client, &record).map_err(meta_error)
     }

@@ -58,7 +58,16 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     let seeding = if args.skip_seed {
         None
     } else {
-        Some(Seeding::load(config, &args.profile)?)
+        match super::init::seeding_without_spec(
+            config,
+            &args.profile,
+            Some(&migrations),
+            stop,
+            reporter,
+        )? {
+            Some(inferred) => Some(inferred),
+            None => Some(Seeding::load(config, &args.profile)?),
+        }
     };
     let inputs = match &seeding {
         Some(seeding) => {
@@ -217,7 +226,8 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 fingerprint: fingerprint.overall,
             })
         })
-    })?;
+    })
+    .map_err(|e| super::init::explain_failure(e, seeding.as_ref()))?;
     match outcome {
         None | Some(Outcome::Skipped) => {}
         Some(Outcome::Migrated) => reporter.done(

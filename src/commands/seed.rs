@@ -29,7 +29,11 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
     let started_at = SystemTime::now();
     // The connections open while the files are read.
     let early = Early::for_change(config, args.dry_run.dry_run, args.confirm.yes);
-    let seeding = Seeding::load(config, &args.profile)?;
+    let seeding =
+        match super::init::seeding_without_spec(config, &args.profile, None, stop, reporter)? {
+            Some(inferred) => inferred,
+            None => Seeding::load(config, &args.profile)?,
+        };
     let data = seeding.dataset()?;
     let plan = SeedPlan::new(&data, &seeding.profile.name);
     let code = SeedCode::load(

@@ -97,6 +97,8 @@ const CONSTRAINTS_SQL: &str = "
       JOIN pg_class t ON t.oid = c.conrelid
       JOIN pg_namespace n ON n.oid = t.relnamespace
      WHERE c.contype IN ('p', 'u', 'f')
+       -- A partition's copy of its parent's constraint goes and comes back with the parent's.
+       AND c.conparentid = 0
        AND (c.conrelid IN (SELECT k.oid FROM pg_class k JOIN pg_namespace kn ON kn.oid = k.relnamespace
                             WHERE kn.nspname = $1 AND k.relname = ANY($2) AND k.relkind = 'r')
             OR (c.contype = 'f' AND c.confrelid IN (

@@ -27,6 +27,9 @@ pub struct LastReset {
     pub spec_digest: String,
     /// Seconds since 1970 when it finished, for `--skip-if-reset-within`.
     pub finished_unix: u64,
+    /// With no seeds/seed.toml: the version of the inference that wrote the spec it seeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_version: Option<u32>,
 }
 
 fn reset_command() -> String {

@@ -7,6 +7,7 @@ mod connect;
 mod digest;
 mod faults;
 mod formats;
+mod init;
 mod load_keys;
 mod lock;
 mod migrate;
