@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{Seeding, locked, migrate_phase, phase, read_error};
+use super::{Seeding, drop_phase, locked, migrate_phase, phase, read_error};
 use crate::cli::{InitArgs, ProfileArgs};
 use crate::config::Config;
 use crate::connection::Database;
@@ -92,7 +92,7 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 /// The migrations, refused when one would commit on its own: a transaction rolled back could
 /// not take it back.
 fn load_migrations(config: &Config) -> Result<Migrations> {
-    let migrations = Migrations::load(&config.paths.migrations)?;
+    let migrations = Migrations::load(&config.paths.migrations, config.paths.migrations_format)?;
     migrations.check_all(&config.schema)?;
     let outside = migrations.outside_transaction();
     if !outside.is_empty() {
@@ -124,9 +124,7 @@ fn infer_in(
                     p.since, p.by
                 )));
             }
-            phase(reporter, "drop", || {
-                crate::drop::drop_all(db, unit.client(), &config.schema, config.ddl_lock_timeout)
-            })?;
+            drop_phase(db, &mut unit, migrations, config, reporter)?;
             migrate_phase(&mut unit, migrations, config, reporter)?;
             format!("the migrations ({})", config.paths.migrations.display())
         }

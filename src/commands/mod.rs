@@ -237,6 +237,21 @@ fn phase<T>(reporter: &Reporter, name: &str, f: impl FnOnce() -> Result<T>) -> R
 
 /// The migrate phase inside `unit`: every pending migration, the session's settings restored
 /// after each file.
+/// Drops the application's objects and the migration histories the reset rebuilds (dbtool's
+/// and the team's tool's), so that the migrations that follow run from the first.
+fn drop_phase(
+    db: &crate::connection::Database,
+    unit: &mut Unit,
+    migrations: &crate::migrations::Migrations,
+    config: &Config,
+    reporter: &Reporter,
+) -> Result<()> {
+    phase(reporter, "drop", || {
+        crate::drop::drop_all(db, unit.client(), &config.schema, config.ddl_lock_timeout)?;
+        crate::migrations::forget_history(unit.client(), migrations, &config.schema)
+    })
+}
+
 fn migrate_phase(
     unit: &mut Unit,
     migrations: &crate::migrations::Migrations,

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::json;
 
 use super::{
-    Finished, Seeding, all_or_nothing, confirm, locked, mark_unfinished, meta_error, migrate_phase,
-    phase, print_plan, read_error, refuse_if_protected, run_seed_code, unix_now, workers,
+    Finished, Seeding, all_or_nothing, confirm, drop_phase, locked, mark_unfinished, meta_error,
+    migrate_phase, phase, print_plan, read_error, refuse_if_protected, run_seed_code, unix_now,
+    workers,
 };
 use crate::cli::ResetArgs;
 use crate::config::Config;
@@ -19,7 +20,7 @@ use crate::drop::{self, privileges};
 use crate::error::{Error, Result};
 use crate::load as seed;
 use crate::load::seed_code::{SeedCode, SeedCommand};
-use crate::migrations::{self, Migrations};
+use crate::migrations::Migrations;
 use crate::plan::SeedPlan;
 use crate::progress::Reporter;
 use crate::record::{fingerprint, meta};
@@ -137,10 +138,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 mark_unfinished(unit.client(), config, started_at, None)?;
                 unit.checkpoint()?;
             }
-            phase(reporter, "drop", || {
-                drop::drop_all(&db, unit.client(), &config.schema, config.ddl_lock_timeout)?;
-                migrations::forget_history(unit.client(), &migrations, &config.schema)
-            })?;
+            drop_phase(&db, &mut unit, &migrations, config, reporter)?;
             if let Err(error) = migrate_phase(&mut unit, &migrations, config, reporter) {
                 if matches!(error, Error::TransactionEnded(_)) {
                     // The drop may be committed and the session is in autocommit: best effort,
