@@ -135,10 +135,35 @@ impl Seeding {
 
     /// The spec against the tables the migrations created, names and types (inside the unit's
     /// transaction, so a mismatch changes nothing).
-    fn check_against(&self, client: &mut Client, schema: &str, plan: &SeedPlan) -> Result<()> {
+    /// Warns about what the spec leaves to the database: columns a trigger fills, values the
+    /// database invents on every reset, tables left out.
+    fn check_against(
+        &self,
+        client: &mut Client,
+        schema: &str,
+        plan: &SeedPlan,
+        reporter: &Reporter,
+    ) -> Result<()> {
         let columns = crate::migrations::schema_columns(client, schema).map_err(read_error)?;
-        spec::check_against_schema(&self.spec, schema, &columns)?;
+        let facts = crate::load::catalog::schema_facts(client, schema).map_err(read_error)?;
+        for note in spec::check_against_schema(&self.spec, schema, &columns, &facts)? {
+            report_note(reporter, &note);
+        }
         crate::load::fit::check_types(&self.spec, plan, &columns)
+    }
+}
+
+fn report_note(reporter: &Reporter, note: &spec::SchemaNote) {
+    match note {
+        spec::SchemaNote::FilledByTrigger(m) => {
+            reporter.info("filled-by-trigger", m.clone(), serde_json::json!({}))
+        }
+        spec::SchemaNote::Volatile(m) => {
+            reporter.warn("not-deterministic", m.clone(), serde_json::json!({}))
+        }
+        spec::SchemaNote::LeftOut(m) => {
+            reporter.warn("tables-left-out", m.clone(), serde_json::json!({}))
+        }
     }
 }
 

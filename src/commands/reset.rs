@@ -147,7 +147,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             };
             inputs
                 .seeding
-                .check_against(unit.client(), &config.schema, &inputs.plan)?;
+                .check_against(unit.client(), &config.schema, &inputs.plan, reporter)?;
             let sent = match parallel {
                 None => phase(reporter, "seed", || {
                     seed::load_atomic(

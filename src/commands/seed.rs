@@ -75,7 +75,7 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
             privileges::check_seed(unit.client(), &config.schema, &seed::tables(&plan))?;
             refuse_if_protected(unit.client(), "seed")?;
             repair_if_needed(unit.client(), config, reporter)?;
-            seeding.check_against(unit.client(), &config.schema, &plan)?;
+            seeding.check_against(unit.client(), &config.schema, &plan, reporter)?;
             phase(reporter, "truncate", || {
                 truncate(unit.client(), &config.schema, &plan)
             })?;

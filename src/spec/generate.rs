@@ -98,6 +98,31 @@ fn between(rng: &mut Pcg64Mcg, min: i64, max: i64) -> i64 {
     (i128::from(min) + i128::from(below(rng, span as u64))) as i64
 }
 
+/// The `i`-th value (`i < n`) of a pseudo-random permutation of `0..n` that `key` decides: a
+/// four-round Feistel network over the smallest power of four above `n`, walking the cycle
+/// until the value falls in `0..n`. Distinct `i` give distinct values, with nothing stored.
+fn permute(i: u64, n: u64, key: u64) -> u64 {
+    let bits = 64 - u64::from((n.max(1) - 1).leading_zeros());
+    let half = bits.div_ceil(2).max(1);
+    let mask = if half >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << half) - 1
+    };
+    let mut x = i;
+    loop {
+        let (mut left, mut right) = (x >> half, x & mask);
+        for round in 0..4u64 {
+            let f = splitmix64(key ^ splitmix64(right ^ (round << 56))) & mask;
+            (left, right) = (right, left ^ f);
+        }
+        x = (left << half) | right;
+        if x < n {
+            return x;
+        }
+    }
+}
+
 /// A uniform draw in [0, 1).
 fn unit(rng: &mut Pcg64Mcg) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
@@ -133,6 +158,9 @@ pub struct Dataset<'s> {
     followed: Vec<Vec<bool>>,
     /// Per table, the `column_stream` of each column and of its children's decisions.
     streams: Vec<TableStreams>,
+    /// Per table and column: whether the column draws again where a table-level unique set's
+    /// combination was taken.
+    redrawn: Vec<Vec<bool>>,
 }
 
 struct TableStreams {
@@ -195,6 +223,50 @@ impl RowSet {
     }
 }
 
+/// How a table-level unique set keeps its combinations distinct.
+enum UniqueSet {
+    /// A parent's key column beside a `distinct` ref: siblings never share the ref's value and
+    /// rows of different parents differ in the parent's key.
+    Guaranteed,
+    /// This column draws again where a combination was taken.
+    Redraw(usize),
+    /// No column can draw again.
+    Fixed,
+}
+
+fn unique_set_redraw(tables: &[super::TableSpec], table: usize, set: &[usize]) -> UniqueSet {
+    let t = &tables[table];
+    let parent_key = set
+        .iter()
+        .any(|&c| match (&t.columns[c].generator, t.source) {
+            (Gen::Parent { column }, Source::PerParent { parent, .. }) => matches!(
+                tables[parent].columns[*column].generator,
+                Gen::Serial { .. } | Gen::Uuid
+            ),
+            _ => false,
+        });
+    let distinct_ref = set
+        .iter()
+        .any(|&c| matches!(t.columns[c].generator, Gen::Ref { distinct: true, .. }));
+    if parent_key && distinct_ref {
+        return UniqueSet::Guaranteed;
+    }
+    set.iter()
+        .rev()
+        .copied()
+        .find(|&c| {
+            !matches!(
+                t.columns[c].generator,
+                Gen::Serial { .. }
+                    | Gen::Ordinal { .. }
+                    | Gen::Parent { .. }
+                    | Gen::Constant { .. }
+                    | Gen::Ref { distinct: true, .. }
+            )
+        })
+        .map_or(UniqueSet::Fixed, UniqueSet::Redraw)
+}
+
 /// A kept row: each cell's value and, when the value is not text, its text.
 type KeptRow = Vec<(Value, Option<String>)>;
 
@@ -253,7 +325,22 @@ impl<'s> Dataset<'s> {
             };
             shapes.push(shape);
         }
+        let redrawn = spec
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(ti, table)| {
+                let mut columns = vec![false; table.columns.len()];
+                for set in &table.unique {
+                    if let UniqueSet::Redraw(c) = unique_set_redraw(&spec.tables, ti, set) {
+                        columns[c] = true;
+                    }
+                }
+                columns
+            })
+            .collect();
         let mut data = Dataset {
+            redrawn,
             spec,
             seed,
             epoch: profile.epoch,
@@ -281,6 +368,7 @@ impl<'s> Dataset<'s> {
         };
         data.check_references()?;
         data.candidates = data.filter_candidates()?;
+        data.check_distinct()?;
         data.retries = data.make_unique(&profile.name)?;
         data.small = data.keep_small_tables()?;
         data.try_first_rows()?;
@@ -299,6 +387,59 @@ impl<'s> Dataset<'s> {
                         "table {}, column {}: references table {}, which gets no rows",
                         table.name, column.name, self.spec.tables[target].name
                     )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A `distinct` ref needs at least as many candidates as a parent may have children.
+    fn check_distinct(&self) -> Result<()> {
+        fn distinct_refs<'g>(generator: &'g Gen, into: &mut Vec<&'g Gen>) {
+            match generator {
+                Gen::Ref { distinct: true, .. } => into.push(generator),
+                Gen::When {
+                    then, otherwise, ..
+                } => {
+                    distinct_refs(then, into);
+                    distinct_refs(otherwise, into);
+                }
+                _ => {}
+            }
+        }
+        for (ti, table) in self.spec.tables.iter().enumerate() {
+            let Shape::PerParent { parent, max, .. } = self.shapes[ti] else {
+                continue;
+            };
+            for column in &table.columns {
+                let mut refs = Vec::new();
+                distinct_refs(&column.generator, &mut refs);
+                for generator in refs {
+                    let Gen::Ref {
+                        table: target,
+                        filter,
+                        ..
+                    } = generator
+                    else {
+                        continue;
+                    };
+                    let candidates = match filter {
+                        Some(_) => self.candidates[&(std::ptr::from_ref(generator) as usize)].len(),
+                        None => self.root_count(*target),
+                    };
+                    if max > candidates && self.may_have_rows(ti) {
+                        return Err(Error::usage(format!(
+                            "{}: table {}, column {}: distinct: a row of {} may have up to {max} rows here, \
+                             but {} has only {candidates} candidates to draw without replacement \
+                             (lower the table's max or raise the count of {})",
+                            self.spec.path.display(),
+                            table.name,
+                            column.name,
+                            self.spec.tables[parent].name,
+                            self.spec.tables[*target].name,
+                            self.spec.tables[*target].name,
+                        )));
+                    }
                 }
             }
         }
@@ -369,13 +510,16 @@ impl<'s> Dataset<'s> {
         Ok(candidates)
     }
 
-    /// Unique columns: refuses a generator whose values are too few for the rows, then walks
-    /// the table once in order and, where a row's value was already taken, lets it draw again
-    /// from its own stream (draw 1, 2, ...). Only the rows that redrew are kept, so the result
-    /// is the same on every run and the data stays a function of the row key.
+    /// Unique columns and column sets: refuses a generator whose values are too few for the
+    /// rows, then walks the table once in order and, where a row's value (or combination) was
+    /// already taken, lets it draw again from its own stream (draw 1, 2, ...). Only the rows
+    /// that redrew are kept, so the result is the same on every run and the data stays a
+    /// function of the row key.
     fn make_unique(&self, profile: &str) -> Result<HashMap<(usize, usize), HashMap<u64, u32>>> {
         let mut all = HashMap::new();
         for (ti, table) in self.spec.tables.iter().enumerate() {
+            // (the columns whose values together are distinct, the column that draws again)
+            let mut sets: Vec<(Vec<usize>, usize)> = Vec::new();
             for (ci, column) in table.columns.iter().enumerate() {
                 if !column.unique || matches!(column.generator, Gen::Serial { .. } | Gen::Uuid) {
                     continue;
@@ -389,42 +533,98 @@ impl<'s> Dataset<'s> {
                         table.name, column.name
                     )));
                 }
-                // Each value taken, by its 128-bit md5 rather than its text: a sixth of the
-                // memory, and two distinct values of any one table never share a digest in
-                // practice (the odds are below 1 in 10^25 for a billion rows).
-                let taken = |text: &str| u128::from_be_bytes(Md5::digest(text.as_bytes()).into());
-                let mut seen: HashSet<u128> = HashSet::with_capacity(rows as usize);
-                let mut redrawn = HashMap::new();
-                let mut index = 0;
-                self.for_each_row(ti, 0..self.root_count(ti), &mut |mut row| {
-                    row.index = Some(index);
-                    index += 1;
-                    let key = row.key;
-                    for attempt in 0..UNIQUE_ATTEMPTS {
-                        let mut values = RowValues::new(self, ti, row.clone());
-                        values.attempt = Some((ci, attempt));
-                        let Some(text) = values.get(ci)? else {
-                            return Ok(());
-                        };
-                        if seen.insert(taken(text)) {
-                            if attempt > 0 {
-                                redrawn.insert(key, attempt);
-                            }
-                            return Ok(());
-                        }
+                sets.push((vec![ci], ci));
+            }
+            for set in &table.unique {
+                match unique_set_redraw(&self.spec.tables, ti, set) {
+                    UniqueSet::Guaranteed => {}
+                    UniqueSet::Redraw(column) => sets.push((set.clone(), column)),
+                    UniqueSet::Fixed => {
+                        return Err(Error::usage(format!(
+                            "{}: table {}: unique ({}): no column of the set can draw again (each is a serial, ordinal, parent, constant or distinct ref); add a random column to the set",
+                            self.spec.path.display(),
+                            table.name,
+                            set.iter()
+                                .map(|&c| table.columns[c].name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
                     }
-                    Err(Error::usage(format!(
-                        "seed spec: table {}, column {}: unique, but row {} found no free value in {UNIQUE_ATTEMPTS} draws \
-                         (the value needs a random part, such as {{int(1, 9999)}}, or a larger one)",
-                        table.name,
-                        column.name,
-                        index - 1
-                    )))
-                })?;
-                all.insert((ti, ci), redrawn);
+                }
+            }
+            for (columns, redraw) in sets {
+                let redrawn = self.redraw_taken(ti, &columns, redraw)?;
+                all.insert((ti, redraw), redrawn);
             }
         }
         Ok(all)
+    }
+
+    /// Walks `table` in order: a row whose values of `columns` were taken draws `redraw` again.
+    fn redraw_taken(
+        &self,
+        ti: usize,
+        columns: &[usize],
+        redraw: usize,
+    ) -> Result<HashMap<u64, u32>> {
+        let table = &self.spec.tables[ti];
+        let rows = self.count_rows(ti, 0..self.root_count(ti));
+        // Each value taken, by its 128-bit md5 rather than its text: a sixth of the
+        // memory, and two distinct values of any one table never share a digest in
+        // practice (the odds are below 1 in 10^25 for a billion rows).
+        let mut seen: HashSet<u128> = HashSet::with_capacity(rows as usize);
+        let mut redrawn = HashMap::new();
+        let mut index = 0;
+        self.for_each_row(ti, 0..self.root_count(ti), &mut |mut row| {
+            row.index = Some(index);
+            index += 1;
+            let key = row.key;
+            for attempt in 0..UNIQUE_ATTEMPTS {
+                let mut values = RowValues::new(self, ti, row.clone());
+                values.attempt = Some((redraw, attempt));
+                let digest = if let [only] = columns {
+                    let Some(text) = values.get(*only)? else {
+                        return Ok(());
+                    };
+                    Md5::digest(text.as_bytes())
+                } else {
+                    // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ; a NULL in
+                    // any column makes the combination distinct, as in SQL.
+                    let mut md5 = Md5::new();
+                    for &c in columns {
+                        let Some(text) = values.get(c)? else {
+                            return Ok(());
+                        };
+                        md5.update((text.len() as u64).to_le_bytes());
+                        md5.update(text.as_bytes());
+                    }
+                    md5.finalize()
+                };
+                if seen.insert(u128::from_be_bytes(digest.into())) {
+                    if attempt > 0 {
+                        redrawn.insert(key, attempt);
+                    }
+                    return Ok(());
+                }
+            }
+            let names: Vec<&str> = columns
+                .iter()
+                .map(|&c| table.columns[c].name.as_str())
+                .collect();
+            Err(Error::usage(format!(
+                "seed spec: table {}, column {}: unique{}, but row {} found no free value in {UNIQUE_ATTEMPTS} draws \
+                 (the value needs a random part, such as {{int(1, 9999)}}, or a larger one)",
+                table.name,
+                table.columns[redraw].name,
+                if names.len() > 1 {
+                    format!(" ({})", names.join(", "))
+                } else {
+                    String::new()
+                },
+                index - 1
+            )))
+        })?;
+        Ok(redrawn)
     }
 
     /// The cells of counted tables of at most `SMALL_TABLE_ROWS` rows whose columns point to no
@@ -959,7 +1159,9 @@ impl<'d> RowValues<'d> {
         let spec = &table.columns[column];
         let attempt = match self.attempt {
             Some((c, attempt)) if c == column => attempt,
-            _ if spec.unique => data.attempt(self.table, column, self.row.key),
+            _ if spec.unique || data.redrawn[self.table][column] => {
+                data.attempt(self.table, column, self.row.key)
+            }
             _ => 0,
         };
         let stream = if attempt == 0 {
@@ -1050,8 +1252,17 @@ impl<'d> RowValues<'d> {
                     column: target_column,
                     filter,
                     within,
+                    distinct,
                 } => {
                     let row = match (filter, within) {
+                        (Some(_), _) if *distinct => {
+                            let rows = &data.candidates[&(std::ptr::from_ref(generator) as usize)];
+                            RowId::counted(rows.nth(self.distinct_draw(column, rows.len())?))
+                        }
+                        (None, None) if *distinct => {
+                            let n = data.root_count(*target);
+                            RowId::counted(self.distinct_draw(column, n)?)
+                        }
                         (Some(_), _) => {
                             let rows = &data.candidates[&(std::ptr::from_ref(generator) as usize)];
                             RowId::counted(rows.nth(below(rng, rows.len())))
@@ -1125,6 +1336,20 @@ impl<'d> RowValues<'d> {
             },
             None,
         ))
+    }
+
+    /// The candidate (of `n`) that this row's `distinct` ref in `column` takes: its ordinal's
+    /// place in a permutation of the candidates that the column and the parent row decide.
+    fn distinct_draw(&self, column: usize, n: u64) -> Eval<u64> {
+        let parent = self.row.parent.as_ref().map_or(0, |p| p.key);
+        if self.row.ordinal >= n {
+            return Err(format!(
+                "distinct: a parent has more than {n} children, but there are only {n} candidates"
+            )
+            .into());
+        }
+        let key = splitmix64(self.data.streams[self.table].columns[column] ^ parent);
+        Ok(permute(self.row.ordinal, n, key))
     }
 
     fn parent(&self) -> Eval<(usize, RowId)> {

@@ -40,6 +40,8 @@ struct RawTable {
     p: Option<f64>,
     #[serde(default)]
     disable_triggers: bool,
+    /// Column sets whose combined values are distinct: [["film_id", "actor_id"]].
+    unique: Option<Vec<Vec<String>>>,
     #[serde(default)]
     columns: BTreeMap<String, toml::Table>,
 }
@@ -96,6 +98,8 @@ enum RawGen {
         #[serde(rename = "where")]
         filter: Option<BTreeMap<String, String>>,
         within: Option<String>,
+        #[serde(default)]
+        distinct: bool,
     },
     Parent {
         column: String,
@@ -239,6 +243,29 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
             }
         };
         let children = children(table, source, &at)?;
+        let mut unique = Vec::new();
+        for set in table.unique.iter().flatten() {
+            let mut indices = Vec::with_capacity(set.len());
+            for name in set {
+                let c = columns
+                    .iter()
+                    .position(|c| c.name == *name)
+                    .ok_or_else(|| {
+                        at.error(format!(
+                            "unique: {name} is not a column of this table's spec"
+                        ))
+                    })?;
+                if indices.contains(&c) {
+                    return Err(at.error(format!("unique: {name} is named twice in one set")));
+                }
+                indices.push(c);
+            }
+            match indices.as_slice() {
+                [] => return Err(at.error("unique: a set names at least one column")),
+                [one] => columns[*one].unique = true,
+                _ => unique.push(indices),
+            }
+        }
         tables.push(TableSpec {
             name: table.name.clone(),
             hash: fnv1a64(table.name.as_bytes()),
@@ -248,6 +275,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
             default_count: table.count,
             children,
             disable_triggers: table.disable_triggers,
+            unique,
         });
     }
     let depends: Vec<Vec<usize>> = tables.iter().map(|t| t.dependencies().collect()).collect();
@@ -279,6 +307,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
         version: raw.version,
         tables: ordered,
         files,
+        path: file,
     })
 }
 
@@ -409,6 +438,7 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
             column,
             filter,
             within,
+            distinct,
         } => {
             let t = ctx
                 .index_of(&target)
@@ -447,11 +477,22 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
                     })?)
                 }
             };
+            if distinct {
+                if !matches!(ctx.source, Source::PerParent { .. }) {
+                    return Err(at.error(
+                        "ref: `distinct = true` draws without replacement among the children of one parent; the table needs `per = \"parent table\"`",
+                    ));
+                }
+                if within.is_some() {
+                    return Err(at.error("ref: use `distinct` or `within`, not both"));
+                }
+            }
             Gen::Ref {
                 table: t,
                 column: c,
                 filter,
                 within,
+                distinct,
             }
         }
         RawGen::Parent { column } => {
@@ -722,6 +763,7 @@ fn gen_dependencies(
             column,
             filter,
             within,
+            ..
         } => {
             into.push((*target, *column));
             if let Some((f, _)) = filter {
@@ -782,6 +824,17 @@ fn check_positions(tables: &[TableSpec], file: &Path) -> Result<()> {
                         target_table.name, target_table.columns[c].name
                     )));
                 }
+            }
+            if let Gen::Ref {
+                table: target,
+                distinct: true,
+                ..
+            } = &column.generator
+                && tables[*target].source != Source::Counted
+            {
+                return Err(at.error(
+                    "ref with `distinct` needs a counted table (not one generated per parent)",
+                ));
             }
             if let Gen::Ref {
                 table: target,
