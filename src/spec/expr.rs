@@ -409,17 +409,24 @@ fn lex_string(chars: &[char], start: usize) -> Result<(Vec<StrPart>, usize), Str
     Ok((parts, i))
 }
 
+/// How deeply an expression may nest (parentheses, calls, operators, templates): far beyond any
+/// expression a person writes, and far below what the recursive parser, resolver and evaluator
+/// can take on a generator thread's stack. Deeper is an error, never a stack overflow.
+pub const MAX_DEPTH: usize = 100;
+
+fn too_deep() -> String {
+    format!(
+        "the expression nests more than {MAX_DEPTH} levels deep (parentheses, calls, operators); split it into columns"
+    )
+}
+
 pub fn parse(text: &str) -> Result<Expr, String> {
-    let tokens = lex(text)?;
-    let mut parser = Parser { tokens, at: 0 };
-    let expr = parser.expr(0)?;
-    match parser.tokens.get(parser.at) {
-        None => Ok(expr),
-        Some(t) => Err(format!(
-            "unexpected {} after a complete expression",
-            describe(t)
-        )),
-    }
+    parse_at(text, 0)
+}
+
+/// `parse` of an expression that sits `nesting` levels deep (a template's part).
+fn parse_at(text: &str, nesting: usize) -> Result<Expr, String> {
+    parse_measured(text, nesting).map(|(e, _)| e)
 }
 
 fn describe(token: &Token) -> String {
@@ -435,6 +442,12 @@ fn describe(token: &Token) -> String {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// How many `expr` calls are open: bounds the parser's own recursion.
+    nesting: usize,
+    /// The depth of the tree the last `expr`, `unary` or `primary` returned: bounds the
+    /// recursion of everything that walks the tree afterwards (a long chain `1 + 1 + ...` is
+    /// built in a loop, but is as deep as it is long).
+    depth: usize,
 }
 
 impl Parser {
@@ -483,30 +496,76 @@ impl Parser {
 
     /// Precedence climbing: operators binding tighter than `min`.
     fn expr(&mut self, min: u8) -> Result<Expr, String> {
+        self.nesting += 1;
+        if self.nesting > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        let result = self.binary_chain(min);
+        self.nesting -= 1;
+        result
+    }
+
+    fn binary_chain(&mut self, min: u8) -> Result<Expr, String> {
         let mut left = self.unary()?;
+        let mut depth = self.depth;
         while let Some((op, prec)) = self.binary_op() {
             if prec <= min {
                 break;
             }
             self.at += 1;
             let right = self.expr(prec)?;
+            depth = depth.max(self.depth) + 1;
+            if depth > MAX_DEPTH {
+                return Err(too_deep());
+            }
             left = Expr::Binary(op, Box::new(left), Box::new(right));
         }
+        self.depth = depth;
         Ok(left)
     }
 
     fn unary(&mut self) -> Result<Expr, String> {
         if self.eat("-") {
-            return Ok(Expr::Neg(Box::new(self.expr(6)?)));
+            let inner = self.expr(6)?;
+            return self.wrap(Expr::Neg(Box::new(inner)));
         }
         if matches!(self.peek(), Some(Token::Ident(s)) if s == "not") {
             self.at += 1;
-            return Ok(Expr::Not(Box::new(self.expr(3)?)));
+            let inner = self.expr(3)?;
+            return self.wrap(Expr::Not(Box::new(inner)));
         }
         self.primary()
     }
 
+    /// One level above the expression just parsed.
+    fn wrap(&mut self, e: Expr) -> Result<Expr, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        Ok(e)
+    }
+
+    /// A primary, with `depth` set to its tree's depth: one more than its deepest part.
     fn primary(&mut self) -> Result<Expr, String> {
+        let start_nesting = self.nesting;
+        let mut deepest = 0;
+        let e = self.primary_parts(&mut deepest)?;
+        debug_assert_eq!(start_nesting, self.nesting);
+        self.depth = deepest + 1;
+        if self.depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        Ok(e)
+    }
+
+    fn sub_expr(&mut self, deepest: &mut usize) -> Result<Expr, String> {
+        let e = self.expr(0)?;
+        *deepest = (*deepest).max(self.depth);
+        Ok(e)
+    }
+
+    fn primary_parts(&mut self, deepest: &mut usize) -> Result<Expr, String> {
         let Some(token) = self.peek().cloned() else {
             return Err("the expression ends too early".into());
         };
@@ -514,7 +573,11 @@ impl Parser {
         Ok(match token {
             Token::Int(i) => Expr::Lit(Value::Int(i)),
             Token::Dec(d) => Expr::Lit(Value::Dec(d)),
-            Token::Str(parts) => string(parts)?,
+            Token::Str(parts) => {
+                let (e, depth) = string(parts, self.nesting)?;
+                *deepest = depth;
+                e
+            }
             Token::Ident(name) => match name.as_str() {
                 "true" => Expr::Lit(Value::Bool(true)),
                 "false" => Expr::Lit(Value::Bool(false)),
@@ -523,7 +586,7 @@ impl Parser {
                     let mut args = Vec::new();
                     if !self.eat(")") {
                         loop {
-                            args.push(self.expr(0)?);
+                            args.push(self.sub_expr(deepest)?);
                             if self.eat(")") {
                                 break;
                             }
@@ -547,15 +610,17 @@ impl Parser {
                 }
             },
             Token::Sym("(") => {
-                let inner = self.expr(0)?;
+                let inner = self.sub_expr(deepest)?;
                 self.expect(")")?;
+                // Parentheses add no level to the tree.
+                *deepest = deepest.saturating_sub(1);
                 inner
             }
             Token::Sym("[") => {
                 let mut items = Vec::new();
                 if !self.eat("]") {
                     loop {
-                        items.push(self.expr(0)?);
+                        items.push(self.sub_expr(deepest)?);
                         if self.eat("]") {
                             break;
                         }
@@ -578,7 +643,7 @@ impl Parser {
                         };
                         self.at += 1;
                         self.expect(":")?;
-                        fields.push((key, self.expr(0)?));
+                        fields.push((key, self.sub_expr(deepest)?));
                         if self.eat("}") {
                             break;
                         }
@@ -592,18 +657,46 @@ impl Parser {
     }
 }
 
-fn string(parts: Vec<StrPart>) -> Result<Expr, String> {
+/// A string literal or template, and the depth of its deepest part.
+fn string(parts: Vec<StrPart>, nesting: usize) -> Result<(Expr, usize), String> {
     if let [StrPart::Text(t)] = parts.as_slice() {
-        return Ok(Expr::Lit(Value::Text(t.clone())));
+        return Ok((Expr::Lit(Value::Text(t.clone())), 0));
     }
     let mut out = Vec::new();
+    let mut deepest = 0;
     for part in parts {
         out.push(match part {
             StrPart::Text(t) => (Expr::Lit(Value::Text(t)), Case::Keep),
-            StrPart::Expr(e, case) => (parse(&e)?, case),
+            StrPart::Expr(e, case) => {
+                let (e, depth) = parse_measured(&e, nesting + 1)?;
+                deepest = deepest.max(depth);
+                (e, case)
+            }
         });
     }
-    Ok(Expr::Template(out))
+    Ok((Expr::Template(out), deepest))
+}
+
+/// `parse_at`, and the depth of the tree it returns.
+fn parse_measured(text: &str, nesting: usize) -> Result<(Expr, usize), String> {
+    if nesting > MAX_DEPTH {
+        return Err(too_deep());
+    }
+    let tokens = lex(text)?;
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        nesting,
+        depth: 0,
+    };
+    let expr = parser.expr(0)?;
+    match parser.tokens.get(parser.at) {
+        None => Ok((expr, parser.depth)),
+        Some(t) => Err(format!(
+            "unexpected {} after a complete expression",
+            describe(t)
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1277,5 +1370,36 @@ mod tests {
         assert!(parse("'{{literal}}'").is_ok());
         assert!(parse("1 +").is_err());
         assert!(parse("'{a|shout}'").unwrap_err().contains("unknown filter"));
+    }
+}
+
+#[cfg(test)]
+mod depth {
+    use super::*;
+
+    #[test]
+    fn deep_or_long_expressions_are_errors_not_stack_overflows() {
+        let deep = format!("{}1{}", "(".repeat(20_000), ")".repeat(20_000));
+        assert!(parse(&deep).unwrap_err().contains("nests more than 100"));
+        let long = vec!["1"; 20_000].join(" + ");
+        assert!(parse(&long).unwrap_err().contains("nests more than 100"));
+        let calls = format!("{}1{}", "abs(".repeat(5_000), ")".repeat(5_000));
+        assert!(parse(&calls).unwrap_err().contains("nests more than 100"));
+        let negations = format!("{}1", "-".repeat(20_000));
+        assert!(
+            parse(&negations)
+                .unwrap_err()
+                .contains("nests more than 100")
+        );
+        let mut template = String::from("1");
+        for _ in 0..200 {
+            template = format!("'{{{template}}}'").replace('\'', "\"");
+        }
+        assert!(parse(&template).is_err());
+        // What people write stays well inside the limit.
+        let fine = format!("{}1{}", "(".repeat(50), ")".repeat(50));
+        assert!(parse(&fine).is_ok());
+        assert!(parse(&vec!["1"; 90].join(" + ")).is_ok());
+        assert!(parse("round((a + b) * (c - d) / 2, 2) + abs(-(x))").is_ok());
     }
 }

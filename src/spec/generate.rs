@@ -1985,3 +1985,150 @@ price     = { expr = "decimal(0.01, 9.99)" }
         );
     }
 }
+
+#[cfg(test)]
+mod unique_sets {
+    use super::*;
+    use crate::spec::Spec;
+
+    fn profile() -> Profile {
+        Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed: 3,
+            epoch: 1_735_689_600,
+            counts: Default::default(),
+            per: Default::default(),
+            files: Default::default(),
+            seed_command: None,
+        }
+    }
+
+    fn load(spec: &str) -> Result<Spec> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
+        Spec::load(dir.path())
+    }
+
+    fn cells(data: &Dataset, table: &str, columns: &[&str]) -> Vec<Vec<String>> {
+        let t = data.spec.table(table).unwrap();
+        let indices: Vec<usize> = columns
+            .iter()
+            .map(|n| {
+                data.spec.tables[t]
+                    .columns
+                    .iter()
+                    .position(|c| c.name == *n)
+                    .unwrap()
+            })
+            .collect();
+        let mut out = Vec::new();
+        data.for_each_row_values(t, 0..data.root_count(t), 0, &mut |values| {
+            out.push(
+                indices
+                    .iter()
+                    .map(|&c| values.get(c).map(|v| v.unwrap_or("NULL").to_string()))
+                    .collect::<Result<_>>()?,
+            );
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_unique_column_set_keeps_its_combinations_distinct_by_drawing_again() {
+        let spec = load(
+            r#"
+version = 1
+[[tables]]
+name = "pairs"
+count = 60
+unique = [["a", "b"]]
+[tables.columns]
+a = { gen = "int", min = 1, max = 3 }
+b = { gen = "int", min = 1, max = 40 }
+"#,
+        )
+        .unwrap();
+        let data = Dataset::new(&spec, &profile(), 3).unwrap();
+        let rows = cells(&data, "pairs", &["a", "b"]);
+        let mut distinct = rows.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 60, "{rows:?}");
+        // The same rows on every run, and a is never redrawn (b is the set's last column).
+        let again = Dataset::new(&spec, &profile(), 3).unwrap();
+        assert_eq!(cells(&again, "pairs", &["a", "b"]), rows);
+        let plain = load(
+            r#"
+version = 1
+[[tables]]
+name = "pairs"
+count = 60
+[tables.columns]
+a = { gen = "int", min = 1, max = 3 }
+b = { gen = "int", min = 1, max = 40 }
+"#,
+        )
+        .unwrap();
+        let plain_data = Dataset::new(&plain, &profile(), 3).unwrap();
+        let plain_rows = cells(&plain_data, "pairs", &["a", "b"]);
+        for (set, free) in rows.iter().zip(&plain_rows) {
+            assert_eq!(set[0], free[0]);
+        }
+        assert_ne!(rows, plain_rows, "some row drew b again");
+    }
+
+    #[test]
+    fn a_distinct_ref_takes_every_candidate_once_when_a_parent_has_as_many_children() {
+        let text = r#"
+version = 1
+[[tables]]
+name = "films"
+count = 40
+[tables.columns]
+id = { gen = "serial" }
+
+[[tables]]
+name = "actors"
+count = 7
+[tables.columns]
+id = { gen = "serial" }
+kind = { gen = "cycle", values = ["lead", "extra"] }
+
+[[tables]]
+name = "cast"
+per = "films"
+min = 7
+max = 7
+unique = [["film_id", "actor_id"]]
+[tables.columns]
+film_id  = { gen = "parent", column = "id" }
+actor_id = { gen = "ref", table = "actors", column = "id", distinct = true }
+lead_id  = { when = "actor_id < 5", gen = "ref", table = "actors", column = "id", where = { kind = "lead" }, distinct = true }
+"#;
+        let spec = load(text).unwrap();
+        let error = Dataset::new(&spec, &profile(), 3)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("table cast, column lead_id: distinct: a row of films may have up to 7 rows here, but actors has only 4 candidates"),
+            "{error}"
+        );
+        // Without the filtered column, every film casts each of the 7 actors exactly once.
+        let spec = load(&text.replace("lead_id  = {", "# lead_id = {")).unwrap();
+        let data = Dataset::new(&spec, &profile(), 3).unwrap();
+        let rows = cells(&data, "cast", &["film_id", "actor_id"]);
+        assert_eq!(rows.len(), 280);
+        for film in rows.chunks(7) {
+            let mut actors: Vec<&str> = film.iter().map(|r| r[1].as_str()).collect();
+            assert!(film.iter().all(|r| r[0] == film[0][0]));
+            actors.sort();
+            assert_eq!(actors, ["1", "2", "3", "4", "5", "6", "7"]);
+        }
+        // ... in an order of their own per film.
+        assert_ne!(rows[0..7], rows[7..14]);
+    }
+}

@@ -564,7 +564,15 @@ fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
 }
 
 fn parse_expr(text: &str, at: &At) -> Result<Expr> {
-    expr::parse(text).map_err(|e| at.error(format!("in {text:?}: {e}")))
+    expr::parse(text).map_err(|e| {
+        // A long expression is quoted by its start: the error stays one readable line.
+        const QUOTED: usize = 60;
+        let quoted = match text.char_indices().nth(QUOTED) {
+            Some((end, _)) => format!("{:?}...", &text[..end]),
+            None => format!("{text:?}"),
+        };
+        at.error(format!("in {quoted}: {e}"))
+    })
 }
 
 /// A CSV data file: its header and its rows (every field as text).
