@@ -210,6 +210,8 @@ pub enum Func {
     RandDecimal,
     RandBool,
     RandChoice,
+    /// `a in (b, c, ...)`: whether a equals any of the others.
+    In,
 }
 
 /// Where a path starts.
@@ -254,6 +256,9 @@ pub enum Expr {
     Array(Vec<Expr>),
     Now,
     Today,
+    /// Inside a `ref`'s `where`: evaluated in the referencing row (`parent.x`, `this.x`), not
+    /// in the candidate row.
+    Outer(Box<Expr>),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,7 +513,36 @@ impl Parser {
     fn binary_chain(&mut self, min: u8) -> Result<Expr, String> {
         let mut left = self.unary()?;
         let mut depth = self.depth;
-        while let Some((op, prec)) = self.binary_op() {
+        loop {
+            // `a in (b, c)` and `a not in (b, c)`, at the comparisons' precedence.
+            let negated = matches!(self.peek(), Some(Token::Ident(s)) if s == "not")
+                && matches!(self.tokens.get(self.at + 1), Some(Token::Ident(s)) if s == "in");
+            if min < 4 && (negated || matches!(self.peek(), Some(Token::Ident(s)) if s == "in")) {
+                self.at += if negated { 2 } else { 1 };
+                self.expect("(")?;
+                let mut args = vec![left];
+                loop {
+                    let item = self.expr(0)?;
+                    depth = depth.max(self.depth);
+                    args.push(item);
+                    if self.eat(")") {
+                        break;
+                    }
+                    self.expect(",")?;
+                }
+                depth += 1 + usize::from(negated);
+                if depth > MAX_DEPTH {
+                    return Err(too_deep());
+                }
+                left = Expr::Func(Func::In, args);
+                if negated {
+                    left = Expr::Not(Box::new(left));
+                }
+                continue;
+            }
+            let Some((op, prec)) = self.binary_op() else {
+                break;
+            };
             if prec <= min {
                 break;
             }
@@ -840,9 +874,54 @@ impl Scope<'_> {
             | Expr::Pick(_)
             | Expr::Aggregate { of: None, .. }
             | Expr::Now
-            | Expr::Today => {}
+            | Expr::Today
+            | Expr::Outer(_) => {}
         }
         Ok(())
+    }
+
+    /// In a `ref`'s `where` (unresolved), resolves the names that read the referencing row of
+    /// `table` (`parent.x`, `this.x`) into `Expr::Outer`; whether there were any.
+    pub fn resolve_outer(&mut self, expr: &mut Expr, table: usize) -> Result<bool, String> {
+        Ok(match expr {
+            Expr::Name(path) if path.len() > 1 && path[0] == "parent" => {
+                let resolved = self.path(path, table, 0)?;
+                *expr = Expr::Outer(Box::new(resolved));
+                true
+            }
+            Expr::Name(path) if path.len() > 1 && path[0] == "this" => {
+                let resolved = self.path(&path[1..], table, 0)?;
+                *expr = Expr::Outer(Box::new(resolved));
+                true
+            }
+            Expr::Call(_, args) | Expr::Func(_, args) | Expr::Array(args) => {
+                let mut any = false;
+                for a in args {
+                    any |= self.resolve_outer(a, table)?;
+                }
+                any
+            }
+            Expr::Template(parts) => {
+                let mut any = false;
+                for (e, _) in parts {
+                    any |= self.resolve_outer(e, table)?;
+                }
+                any
+            }
+            Expr::Object(fields) => {
+                let mut any = false;
+                for (_, e) in fields {
+                    any |= self.resolve_outer(e, table)?;
+                }
+                any
+            }
+            Expr::Neg(e) | Expr::Not(e) => self.resolve_outer(e, table)?,
+            Expr::Binary(_, a, b) => {
+                let a = self.resolve_outer(a, table)?;
+                self.resolve_outer(b, table)? || a
+            }
+            _ => false,
+        })
     }
 
     fn path(&self, path: &[String], table: usize, depth: u32) -> Result<Expr, String> {
@@ -965,6 +1044,65 @@ impl Scope<'_> {
 }
 
 impl Expr {
+    /// Calls `f` with every part that reads the referencing row (`Expr::Outer`).
+    pub fn outers(&self, f: &mut dyn FnMut(&Expr)) {
+        match self {
+            Expr::Outer(e) => f(e),
+            Expr::Template(parts) => parts.iter().for_each(|(e, _)| e.outers(f)),
+            Expr::Neg(e) | Expr::Not(e) => e.outers(f),
+            Expr::Binary(_, a, b) => {
+                a.outers(f);
+                b.outers(f);
+            }
+            Expr::Func(_, args) | Expr::Array(args) | Expr::Call(_, args) => {
+                args.iter().for_each(|e| e.outers(f))
+            }
+            Expr::Object(fields) => fields.iter().for_each(|(_, e)| e.outers(f)),
+            _ => {}
+        }
+    }
+
+    /// A copy with every `Expr::Outer` replaced by what `value` makes of it.
+    pub fn bind_outers<E>(
+        &self,
+        value: &mut dyn FnMut(&Expr) -> Result<Value, E>,
+    ) -> Result<Expr, E> {
+        Ok(match self {
+            Expr::Outer(e) => Expr::Lit(value(e)?),
+            Expr::Template(parts) => Expr::Template(
+                parts
+                    .iter()
+                    .map(|(e, c)| Ok((e.bind_outers(value)?, *c)))
+                    .collect::<Result<_, E>>()?,
+            ),
+            Expr::Neg(e) => Expr::Neg(Box::new(e.bind_outers(value)?)),
+            Expr::Not(e) => Expr::Not(Box::new(e.bind_outers(value)?)),
+            Expr::Binary(op, a, b) => Expr::Binary(
+                *op,
+                Box::new(a.bind_outers(value)?),
+                Box::new(b.bind_outers(value)?),
+            ),
+            Expr::Func(func, args) => Expr::Func(
+                *func,
+                args.iter()
+                    .map(|e| e.bind_outers(value))
+                    .collect::<Result<_, E>>()?,
+            ),
+            Expr::Array(args) => Expr::Array(
+                args.iter()
+                    .map(|e| e.bind_outers(value))
+                    .collect::<Result<_, E>>()?,
+            ),
+            Expr::Object(fields) => Expr::Object(
+                fields
+                    .iter()
+                    .map(|(k, e)| Ok((k.clone(), e.bind_outers(value)?)))
+                    .collect::<Result<_, E>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
     /// The (table, column) cells this expression reads, evaluated in a row of `table`; `into`
     /// gets (table, column, crosses_rows).
     pub fn dependencies(&self, table: usize, tables: &[TableSpec], into: &mut Vec<(usize, usize)>) {
@@ -1014,12 +1152,14 @@ impl Expr {
                     e.dependencies(*child, tables, into);
                 }
             }
+            // Read in the referencing row: its caller adds them (`outers`).
             Expr::Lit(_)
             | Expr::Name(_)
             | Expr::Call(..)
             | Expr::Pick(_)
             | Expr::Now
-            | Expr::Today => {}
+            | Expr::Today
+            | Expr::Outer(_) => {}
         }
     }
 
@@ -1207,6 +1347,12 @@ fn compare(a: &Value, b: &Value) -> Result<Ordering, String> {
 
 /// A function of already evaluated arguments (not `if`, `coalesce` or the random ones).
 pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
+    if func == Func::In {
+        // As SQL's `IN` where a NULL on the left matches nothing.
+        return Ok(Value::Bool(
+            args[0] != Value::Null && args[1..].iter().any(|v| equal(&args[0], v)),
+        ));
+    }
     let first = || args[0].clone();
     if args.contains(&Value::Null) && !matches!(func, Func::Least | Func::Greatest) {
         return Ok(Value::Null);
@@ -1276,6 +1422,7 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
             Value::Date(d) => Value::Date(d),
             v => return Err(format!("date() takes a timestamp, not {}", v.type_name())),
         },
+        Func::In => unreachable!("evaluated before: any argument may be NULL"),
         Func::If
         | Func::Coalesce
         | Func::RandInt

@@ -12,7 +12,7 @@ use rand_pcg::Pcg64Mcg;
 use rust_decimal::Decimal;
 
 use super::expr::{self, Agg, BinOp, Expr, Func, Start, Value};
-use super::{Case, Gen, Part, Source, Spec};
+use super::{Case, Filter, Gen, Part, Source, Spec};
 use crate::error::{Error, Result};
 use crate::spec::profile::{PerCounts, Profile};
 
@@ -393,6 +393,18 @@ impl<'s> Dataset<'s> {
         Ok(())
     }
 
+    /// Why no row of `target` can be picked.
+    fn no_match(&self, target: usize, filter: &Filter) -> String {
+        let t = &self.spec.tables[target];
+        match filter {
+            Filter::Equals(c, wanted) => format!(
+                "no row of {} has {} = {wanted:?}",
+                t.name, t.columns[*c].name
+            ),
+            Filter::Condition { .. } => format!("no row of {} matches the `where`", t.name),
+        }
+    }
+
     /// A `distinct` ref needs at least as many candidates as a parent may have children.
     fn check_distinct(&self) -> Result<()> {
         fn distinct_refs<'g>(generator: &'g Gen, into: &mut Vec<&'g Gen>) {
@@ -476,31 +488,43 @@ impl<'s> Dataset<'s> {
                 for generator in refs {
                     let Gen::Ref {
                         table: target,
-                        filter: Some((filter_column, wanted)),
+                        filter: Some(filter),
+                        distinct,
                         ..
                     } = generator
                     else {
                         continue;
                     };
+                    if let Filter::Condition { outer: true, .. } = filter {
+                        // The matches differ per referencing row: found as each row is made.
+                        continue;
+                    }
                     let count = self.root_count(*target);
                     if count > MAX_FILTERED_ROWS {
-                        return Err(Error::usage(format!(
-                            "table {}, column {}: `where` filters table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
-                            table.name, column.name, self.spec.tables[*target].name
-                        )));
+                        if *distinct {
+                            return Err(Error::usage(format!(
+                                "table {}, column {}: `distinct` with `where` lists the matching rows of table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
+                                table.name, column.name, self.spec.tables[*target].name
+                            )));
+                        }
+                        // Larger tables are not listed: each row draws candidates until one
+                        // matches (`RowValues::pick_matching`), with memory flat.
+                        continue;
                     }
                     let mut matching = RowSet::default();
                     for i in 0..count {
                         let mut row = RowValues::new(self, *target, RowId::counted(i));
-                        matching.push(row.get(*filter_column)? == Some(wanted.as_str()));
+                        matching.push(
+                            row.matches(filter, i)
+                                .map_err(|f| f.into_error(&table.name, &column.name))?,
+                        );
                     }
                     if matching.len() == 0 && self.may_have_rows(ti) {
                         return Err(Error::usage(format!(
-                            "table {}, column {}: no row of {} has {} = {wanted:?}",
+                            "table {}, column {}: {}",
                             table.name,
                             column.name,
-                            self.spec.tables[*target].name,
-                            self.spec.tables[*target].columns[*filter_column].name
+                            self.no_match(*target, filter)
                         )));
                     }
                     candidates.insert(std::ptr::from_ref(generator) as usize, matching);
@@ -1263,9 +1287,22 @@ impl<'d> RowValues<'d> {
                             let n = data.root_count(*target);
                             RowId::counted(self.distinct_draw(column, n)?)
                         }
-                        (Some(_), _) => {
-                            let rows = &data.candidates[&(std::ptr::from_ref(generator) as usize)];
-                            RowId::counted(rows.nth(below(rng, rows.len())))
+                        (Some(filter), _) => {
+                            match data
+                                .candidates
+                                .get(&(std::ptr::from_ref(generator) as usize))
+                            {
+                                Some(rows) => RowId::counted(rows.nth(below(rng, rows.len()))),
+                                None => match self.pick_matching(filter, *target, rng)? {
+                                    Some(row) => row,
+                                    None => match filter {
+                                        Filter::Condition { outer: true, .. } => {
+                                            return Ok((Value::Null, None));
+                                        }
+                                        _ => return Err(data.no_match(*target, filter).into()),
+                                    },
+                                },
+                            }
                         }
                         (None, Some(w)) => {
                             let Some((ancestor, ancestor_row)) = self.pointer(*w)? else {
@@ -1336,6 +1373,70 @@ impl<'d> RowValues<'d> {
             },
             None,
         ))
+    }
+
+    /// Whether this row (of a `ref`'s target, at position `index`) passes the ref's filter; a
+    /// condition's parts that read the referencing row were bound to values before.
+    fn matches(&mut self, filter: &Filter, index: u64) -> Eval<bool> {
+        match filter {
+            Filter::Equals(c, wanted) => Ok(self.get(*c)? == Some(wanted.as_str())),
+            Filter::Condition { cond, .. } => {
+                // A random function in a condition draws from the candidate's own stream.
+                let mut rng = cell_stream_at(self.data.streams[self.table].child_when, index);
+                Ok(self.eval(cond, &mut rng)?.truthy()?)
+            }
+        }
+    }
+
+    /// A row of the counted `target` passing `filter`, uniform among those that do, without
+    /// listing them: draws candidates from `rng` until one passes, and after REF_ATTEMPTS
+    /// misses counts the passing rows and takes one of them. Memory stays flat at any size.
+    fn pick_matching(
+        &mut self,
+        filter: &Filter,
+        target: usize,
+        rng: &mut Pcg64Mcg,
+    ) -> Eval<Option<RowId>> {
+        let data = self.data;
+        let n = data.root_count(target);
+        if n == 0 {
+            return Ok(None);
+        }
+        let bound;
+        let filter = match filter {
+            Filter::Condition { cond, outer: true } => {
+                bound = Filter::Condition {
+                    cond: cond.bind_outers(&mut |e| self.eval(e, rng))?,
+                    outer: false,
+                };
+                &bound
+            }
+            other => other,
+        };
+        let passes = |i: u64| RowValues::new(data, target, RowId::counted(i)).matches(filter, i);
+        for _ in 0..REF_ATTEMPTS {
+            let i = below(rng, n);
+            if passes(i)? {
+                return Ok(Some(RowId::counted(i)));
+            }
+        }
+        let mut passing = 0;
+        for i in 0..n {
+            passing += u64::from(passes(i)?);
+        }
+        if passing == 0 {
+            return Ok(None);
+        }
+        let mut k = below(rng, passing);
+        for i in 0..n {
+            if passes(i)? {
+                if k == 0 {
+                    return Ok(Some(RowId::counted(i)));
+                }
+                k -= 1;
+            }
+        }
+        Ok(None)
     }
 
     /// The candidate (of `n`) that this row's `distinct` ref in `column` takes: its ordinal's
@@ -1560,7 +1661,7 @@ impl<'d> RowValues<'d> {
             }
             Expr::Now => Value::Timestamp(data.epoch),
             Expr::Today => Value::Date(data.epoch.div_euclid(86_400)),
-            Expr::Name(_) | Expr::Call(..) => {
+            Expr::Name(_) | Expr::Call(..) | Expr::Outer(_) => {
                 return Err(Error::Internal(anyhow::anyhow!(
                     "an unresolved name in an expression"
                 ))
@@ -2130,5 +2231,151 @@ lead_id  = { when = "actor_id < 5", gen = "ref", table = "actors", column = "id"
         }
         // ... in an order of their own per film.
         assert_ne!(rows[0..7], rows[7..14]);
+    }
+}
+
+#[cfg(test)]
+mod where_expressions {
+    use super::*;
+    use crate::spec::Spec;
+
+    fn load(spec: &str) -> Spec {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
+        Spec::load(dir.path()).unwrap()
+    }
+
+    fn profile(counts: &[(&str, u64)]) -> Profile {
+        Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed: 5,
+            epoch: 1_735_689_600,
+            counts: counts.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+            per: Default::default(),
+            files: Default::default(),
+            seed_command: None,
+        }
+    }
+
+    /// Every row of `table`: its cells by column name.
+    fn rows(data: &Dataset, table: &str) -> Vec<HashMap<String, String>> {
+        let t = data.spec.table(table).unwrap();
+        let names: Vec<&str> = data.spec.tables[t]
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let mut out = Vec::new();
+        data.for_each_row_values(t, 0..data.root_count(t), 0, &mut |values| {
+            let mut row = HashMap::new();
+            for (c, name) in names.iter().enumerate() {
+                row.insert(
+                    name.to_string(),
+                    values.get(c)?.unwrap_or("NULL").to_string(),
+                );
+            }
+            out.push(row);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    const SPEC: &str = r#"
+version = 1
+[[tables]]
+name = "stores"
+[tables.columns]
+id = { gen = "serial" }
+
+[[tables]]
+name = "staff"
+[tables.columns]
+id       = { gen = "serial" }
+store_id = { gen = "int", min = 1, max = 3 }
+role     = { gen = "choice", values = ["groomer", "bather", "manager"] }
+
+[[tables]]
+name = "visits"
+per = "stores"
+min = 20
+max = 20
+[tables.columns]
+store_id = { gen = "parent", column = "id" }
+# A groomer or bather of the visit's own store.
+staff_id = { gen = "ref", table = "staff", column = "id", where = "store_id == parent.id and role in ('groomer', 'bather')" }
+# Any manager (a condition that does not read the visit: listed once).
+manager  = { gen = "ref", table = "staff", column = "id", where = "role not in ('groomer', 'bather')" }
+"#;
+
+    #[test]
+    fn where_takes_expressions_over_the_candidate_and_paths_to_the_referencing_row() {
+        let spec = load(SPEC);
+        let data = Dataset::new(&spec, &profile(&[("stores", 3), ("staff", 60)]), 5).unwrap();
+        let staff: HashMap<String, HashMap<String, String>> = rows(&data, "staff")
+            .into_iter()
+            .map(|r| (r["id"].clone(), r))
+            .collect();
+        let visits = rows(&data, "visits");
+        assert_eq!(visits.len(), 60);
+        let mut picked = std::collections::BTreeSet::new();
+        for visit in &visits {
+            let member = &staff[&visit["staff_id"]];
+            assert_eq!(
+                member["store_id"], visit["store_id"],
+                "{visit:?} {member:?}"
+            );
+            assert!(["groomer", "bather"].contains(&member["role"].as_str()));
+            assert_eq!(staff[&visit["manager"]]["role"], "manager");
+            picked.insert(visit["staff_id"].clone());
+        }
+        assert!(
+            picked.len() > 10,
+            "spread over the matching staff: {picked:?}"
+        );
+        // The same on every run.
+        let again = Dataset::new(&spec, &profile(&[("stores", 3), ("staff", 60)]), 5).unwrap();
+        assert_eq!(rows(&again, "visits"), visits);
+    }
+
+    #[test]
+    fn where_over_more_than_a_million_rows_picks_matching_rows_without_listing_them() {
+        let spec = load(
+            r#"
+version = 1
+[[tables]]
+name = "visits"
+[tables.columns]
+id     = { gen = "serial" }
+status = { gen = "choice", values = ["completed", "cancelled"], weights = [1, 9] }
+
+[[tables]]
+name = "invoices"
+[tables.columns]
+visit_id = { gen = "ref", table = "visits", column = "id", where = { status = "completed" } }
+other_id = { gen = "ref", table = "visits", column = "id", where = "status == 'completed'" }
+"#,
+        );
+        let data = Dataset::new(
+            &spec,
+            &profile(&[("visits", 1_500_000), ("invoices", 200)]),
+            5,
+        )
+        .unwrap();
+        let status = |id: &str| {
+            let key = id.parse::<u64>().unwrap() - 1;
+            let mut visit = RowValues::new(&data, 0, RowId::counted(key));
+            visit.get(1).unwrap().unwrap().to_string()
+        };
+        let invoices = rows(&data, "invoices");
+        assert_eq!(invoices.len(), 200);
+        for invoice in &invoices {
+            assert_eq!(status(&invoice["visit_id"]), "completed");
+            assert_eq!(status(&invoice["other_id"]), "completed");
+        }
+        let distinct: std::collections::BTreeSet<&String> =
+            invoices.iter().map(|i| &i["visit_id"]).collect();
+        assert!(distinct.len() > 190);
     }
 }

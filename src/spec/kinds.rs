@@ -198,7 +198,7 @@ pub fn expression(spec: &Spec, table: usize, expr: &Expr, depth: u32) -> Kinds {
                     Func::Date => Kinds::DATE,
                     Func::RandInt => Kinds::INT,
                     Func::RandDecimal => Kinds::DEC,
-                    Func::RandBool => Kinds::BOOL,
+                    Func::RandBool | Func::In => Kinds::BOOL,
                 }
         }
         Expr::Aggregate { agg, table: t, of } => {
@@ -211,7 +211,7 @@ pub fn expression(spec: &Spec, table: usize, expr: &Expr, depth: u32) -> Kinds {
                 Agg::Min | Agg::Max => each | Kinds::NULL,
             }
         }
-        Expr::Name(_) | Expr::Call(..) => Kinds::ANY,
+        Expr::Name(_) | Expr::Call(..) | Expr::Outer(_) => Kinds::ANY,
     }
 }
 

@@ -105,6 +105,17 @@ pub enum Part {
     Column(usize, Case),
 }
 
+/// Which rows a `ref` may pick.
+#[derive(Debug)]
+pub enum Filter {
+    /// `where = { column = "value" }`: rows whose column has this text.
+    Equals(usize, String),
+    /// `where = "expression"`, evaluated in the candidate row; `parent.x` and `this.x` inside it
+    /// (`Expr::Outer`) read the referencing row. `outer`: it has such parts, so the matching
+    /// rows differ from one referencing row to the next.
+    Condition { cond: Expr, outer: bool },
+}
+
 /// A column's generator, validated and with its files read.
 #[derive(Debug)]
 pub enum Gen {
@@ -156,7 +167,7 @@ pub enum Gen {
     Ref {
         table: usize,
         column: usize,
-        filter: Option<(usize, String)>,
+        filter: Option<Filter>,
         /// A ref/parent column of this table pointing at an ancestor of `table`'s rows: only
         /// rows descending from that ancestor row are picked.
         within: Option<usize>,
@@ -256,6 +267,14 @@ pub(crate) fn followed_columns(spec: &Spec) -> std::collections::HashSet<(usize,
                 within: Some(w), ..
             } => {
                 into.insert((table, *w));
+            }
+            Gen::Ref {
+                table: target,
+                filter: Some(Filter::Condition { cond, .. }),
+                ..
+            } => {
+                walk(cond, *target, tables, into);
+                cond.outers(&mut |e| walk(e, table, tables, into));
             }
             _ => {}
         }

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::expr::{self, Expr, Scope};
 use super::{
-    At, Case, Children, ColumnSpec, FixedRows, Gen, Part, Source, Spec, TableSpec, data_file,
-    load_order, values_file,
+    At, Case, Children, ColumnSpec, Filter, FixedRows, Gen, Part, Source, Spec, TableSpec,
+    data_file, load_order, values_file,
 };
 use crate::config::fnv1a64;
 use crate::error::{Error, Result};
@@ -96,7 +96,7 @@ enum RawGen {
         table: String,
         column: String,
         #[serde(rename = "where")]
-        filter: Option<BTreeMap<String, String>>,
+        filter: Option<RawWhere>,
         within: Option<String>,
         #[serde(default)]
         distinct: bool,
@@ -115,6 +115,14 @@ enum RawGen {
         field: String,
         group: Option<String>,
     },
+}
+
+/// `where = { column = "value" }` or `where = "expression over the candidate row"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawWhere {
+    Equals(BTreeMap<String, String>),
+    Condition(String),
 }
 
 fn one() -> i64 {
@@ -453,14 +461,18 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
             })?;
             let filter = match filter {
                 None => None,
-                Some(f) if f.len() == 1 => {
+                Some(RawWhere::Condition(cond)) => Some(Filter::Condition {
+                    cond: parse_expr(&cond, at)?,
+                    outer: false,
+                }),
+                Some(RawWhere::Equals(f)) if f.len() == 1 => {
                     let (fc, value) = f.into_iter().next().expect("one entry");
                     let fi = ctx.column_of(t, &fc).ok_or_else(|| {
                         at.error(format!(
                             "ref: `where` names {fc}, which table {target} does not generate"
                         ))
                     })?;
-                    Some((fi, value))
+                    Some(Filter::Equals(fi, value))
                 }
                 Some(_) => return Err(at.error("ref: `where` takes one column = value")),
             };
@@ -774,8 +786,13 @@ fn gen_dependencies(
             ..
         } => {
             into.push((*target, *column));
-            if let Some((f, _)) = filter {
-                into.push((*target, *f));
+            match filter {
+                Some(Filter::Equals(f, _)) => into.push((*target, *f)),
+                Some(Filter::Condition { cond, .. }) => {
+                    cond.dependencies(*target, tables, into);
+                    cond.outers(&mut |e| e.dependencies(table, tables, into));
+                }
+                None => {}
             }
             if let Some(w) = within {
                 into.push((table, *w));
@@ -1005,6 +1022,25 @@ fn resolve_all(
                     .map_err(|e| format!("when: {e}"))?;
                 resolve_gen(then, table, scope)?;
                 resolve_gen(otherwise, table, scope)
+            }
+            Gen::Ref {
+                table: target,
+                filter: Some(Filter::Condition { cond, outer }),
+                distinct,
+                ..
+            } => {
+                *outer = scope
+                    .resolve_outer(cond, table)
+                    .map_err(|e| format!("where: {e}"))?;
+                if *outer && *distinct {
+                    return Err(
+                        "ref: `distinct` with a `where` that reads the referencing row (parent. or this.) is not supported"
+                            .into(),
+                    );
+                }
+                scope.resolve(cond, *target).map_err(|e| {
+                    format!("where (over a row of {}): {e}", scope.tables[*target].name)
+                })
             }
             _ => Ok(()),
         }
