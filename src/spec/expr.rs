@@ -1145,8 +1145,8 @@ impl Expr {
                 table: child, of, ..
             } => {
                 // Which children exist depends on the child table's condition on this row.
-                if let Some(when) = &tables[*child].children.when {
-                    when.dependencies(table, tables, into);
+                for e in tables[*child].children.expressions() {
+                    e.dependencies(table, tables, into);
                 }
                 if let Some(e) = of {
                     e.dependencies(*child, tables, into);

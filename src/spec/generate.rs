@@ -136,6 +136,8 @@ enum Shape {
         min: u64,
         max: u64,
         weights: Option<Vec<(u64, u64)>>,
+        /// The profile's [per] gives the range: a `count` expression gives way to it.
+        from_profile: bool,
     },
 }
 
@@ -223,6 +225,15 @@ impl RowSet {
     }
 }
 
+/// What an error in the expressions deciding a table's children names as its column.
+fn children_label(children: &super::Children) -> &'static str {
+    match (&children.count, &children.p_expr) {
+        (Some(_), _) => "count",
+        (None, Some(_)) => "p",
+        _ => "when",
+    }
+}
+
 /// How a table-level unique set keeps its combinations distinct.
 enum UniqueSet {
     /// A parent's key column beside a `distinct` ref: siblings never share the ref's value and
@@ -307,6 +318,7 @@ impl<'s> Dataset<'s> {
                         min,
                         max,
                         weights: table.children.weights.clone(),
+                        from_profile: false,
                     },
                     Some(per) => {
                         let (min, max) = per.bounds();
@@ -319,6 +331,7 @@ impl<'s> Dataset<'s> {
                             min,
                             max,
                             weights,
+                            from_profile: true,
                         }
                     }
                 },
@@ -754,16 +767,22 @@ impl<'s> Dataset<'s> {
         let Shape::PerParent { parent, .. } = &self.shapes[table] else {
             return Ok(0);
         };
-        if self.spec.tables[table].children.when.is_none() {
+        let children = &self.spec.tables[table].children;
+        if children.expressions().next().is_none() {
             return Ok(self.children_unconditional(table, parent_row));
         }
         RowValues::new(self, *parent, parent_row.clone())
             .children_here(table)
-            .map_err(|f| f.into_error(&self.spec.tables[table].name, "when"))
+            .map_err(|f| f.into_error(&self.spec.tables[table].name, children_label(children)))
     }
 
     /// `children` once the table's `when` holds for the parent: `p`, then the count.
     fn children_unconditional(&self, table: usize, parent_row: &RowId) -> u64 {
+        self.children_counted(table, parent_row, None)
+    }
+
+    /// `children_unconditional`, with `p` (when given) from the table's `p` expression.
+    fn children_counted(&self, table: usize, parent_row: &RowId, p: Option<f64>) -> u64 {
         let Shape::PerParent {
             min, max, weights, ..
         } = &self.shapes[table]
@@ -771,9 +790,10 @@ impl<'s> Dataset<'s> {
             return 0;
         };
         let t = &self.spec.tables[table];
-        if t.children.p < 1.0 {
+        let p = p.unwrap_or(t.children.p);
+        if p < 1.0 {
             let mut rng = cell_stream_at(self.streams[table].child_presence, parent_row.key);
-            if unit(&mut rng) >= t.children.p {
+            if unit(&mut rng) >= p {
                 return 0;
             }
         }
@@ -843,9 +863,10 @@ impl<'s> Dataset<'s> {
             }),
             Shape::PerParent { parent, .. } => {
                 self.each_row_values(parent, roots, None, &mut |p| {
-                    let n = p
-                        .children_here(table)
-                        .map_err(|f| f.into_error(&self.spec.tables[table].name, "when"))?;
+                    let n = p.children_here(table).map_err(|f| {
+                        let t = &self.spec.tables[table];
+                        f.into_error(&t.name, children_label(&t.children))
+                    })?;
                     let parent_row = Rc::new(p.row.clone());
                     for ordinal in 0..n {
                         let mut row = RowId::child(&parent_row, ordinal);
@@ -1475,7 +1496,52 @@ impl<'d> RowValues<'d> {
                 return Ok(0);
             }
         }
-        Ok(data.children_unconditional(table, &self.row))
+        let p = match &t.children.p_expr {
+            None => None,
+            Some(e) => {
+                // Its own stream: the presence draw stays the one a number `p` makes.
+                let mut rng =
+                    cell_stream_at(splitmix64(data.streams[table].child_presence), self.row.key);
+                let p = self.eval(e, &mut rng)?.decimal()?;
+                let p: f64 = p.to_string().parse().map_err(|_| "p: not a probability")?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(format!("p: {p} is not a probability between 0 and 1").into());
+                }
+                Some(p)
+            }
+        };
+        let Shape::PerParent {
+            max, from_profile, ..
+        } = data.shapes[table]
+        else {
+            return Ok(0);
+        };
+        match &t.children.count {
+            Some(count) if !from_profile => {
+                if let Some(p) = p
+                    && p < 1.0
+                {
+                    let mut rng = cell_stream_at(data.streams[table].child_presence, self.row.key);
+                    if unit(&mut rng) >= p {
+                        return Ok(0);
+                    }
+                }
+                let mut rng = cell_stream_at(data.streams[table].child_count, self.row.key);
+                let n = self.eval(count, &mut rng)?;
+                let n = match n {
+                    Value::Null => 0,
+                    n => n.integer()?,
+                };
+                if !(0..=max as i64).contains(&n) {
+                    return Err(format!(
+                        "count: {n} children for one parent, outside 0..={max} (`max = N` raises the bound)"
+                    )
+                    .into());
+                }
+                Ok(n as u64)
+            }
+            _ => Ok(data.children_counted(table, &self.row, p)),
+        }
     }
 
     /// Follows a path from this row: its value, and the row that value points to if any.
@@ -2377,5 +2443,123 @@ other_id = { gen = "ref", table = "visits", column = "id", where = "status == 'c
         let distinct: std::collections::BTreeSet<&String> =
             invoices.iter().map(|i| &i["visit_id"]).collect();
         assert!(distinct.len() > 190);
+    }
+}
+
+#[cfg(test)]
+mod child_counts {
+    use super::*;
+    use crate::spec::Spec;
+
+    fn load(spec: &str) -> Result<Spec> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
+        Spec::load(dir.path())
+    }
+
+    fn profile() -> Profile {
+        Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed: 11,
+            epoch: 1_735_689_600,
+            counts: Default::default(),
+            per: Default::default(),
+            files: Default::default(),
+            seed_command: None,
+        }
+    }
+
+    const SPEC: &str = r#"
+version = 1
+[[tables]]
+name = "appointments"
+count = 400
+[tables.columns]
+id        = { gen = "serial" }
+bather_id = { gen = "int", min = 1, max = 9, null = 0.5 }
+vip       = { gen = "bool", p = 0.5 }
+
+[[tables]]
+name = "assignments"
+per = "appointments"
+count = "if(parent.bather_id != null, 2, 1)"
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+n              = { gen = "ordinal" }
+
+[[tables]]
+name = "gifts"
+per = "appointments"
+p = "if(vip, 1, 0)"
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+"#;
+
+    fn per_parent(data: &Dataset, table: &str) -> HashMap<i64, u64> {
+        let t = data.spec.table(table).unwrap();
+        let mut counts = HashMap::new();
+        data.for_each_row_values(t, 0..data.root_count(t), 0, &mut |values| {
+            let id = values.value(0)?.integer().unwrap();
+            *counts.entry(id).or_insert(0) += 1;
+            Ok(())
+        })
+        .unwrap();
+        counts
+    }
+
+    #[test]
+    fn a_child_count_and_its_probability_come_from_the_parent_row() {
+        let spec = load(SPEC).unwrap();
+        let data = Dataset::new(&spec, &profile(), 11).unwrap();
+        let assignments = per_parent(&data, "assignments");
+        let gifts = per_parent(&data, "gifts");
+        let appointments = spec.table("appointments").unwrap();
+        let (mut with_bather, mut vips) = (0, 0);
+        for i in 0..400u64 {
+            let mut row = RowValues::new(&data, appointments, RowId::counted(i));
+            let id = i as i64 + 1;
+            // Columns in name order: bather_id, id, vip.
+            let bather = row.value(0).unwrap() != Value::Null;
+            let vip = row.value(2).unwrap() == Value::Bool(true);
+            with_bather += u64::from(bather);
+            vips += u64::from(vip);
+            assert_eq!(assignments[&id], if bather { 2 } else { 1 }, "row {id}");
+            assert_eq!(
+                gifts.get(&id).copied().unwrap_or(0),
+                u64::from(vip),
+                "row {id}"
+            );
+        }
+        assert!((120..280).contains(&with_bather) && (120..280).contains(&vips));
+        let t = spec.table("assignments").unwrap();
+        assert_eq!(data.count_rows(t, 0..400), 400 + with_bather);
+    }
+
+    #[test]
+    fn a_count_beyond_its_bound_is_an_error_naming_the_table() {
+        let spec = load(&SPEC.replace(
+            "count = \"if(parent.bather_id != null, 2, 1)\"",
+            "count = \"parent.bather_id * 10\"\nmax = 20",
+        ))
+        .unwrap();
+        let error = match Dataset::new(&spec, &profile(), 11) {
+            Ok(data) => {
+                let t = spec.table("assignments").unwrap();
+                let mut failed = None;
+                let _ = data
+                    .for_each_row(t, 0..400, &mut |_| Ok(()))
+                    .map_err(|e| failed = Some(e));
+                failed
+                    .expect("a count of up to 90 is beyond 20")
+                    .to_string()
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            error.contains("table assignments, column count: count:"),
+            "{error}"
+        );
+        assert!(error.contains("outside 0..=20"), "{error}");
     }
 }

@@ -60,7 +60,33 @@ pub struct Children {
     pub when: Option<Expr>,
     /// The probability that a parent gets children at all.
     pub p: f64,
+    /// `count = "expression over the parent row"`: how many children, exactly (unless the
+    /// profile's [per] gives the table a range).
+    pub count: Option<Expr>,
+    /// `p = "expression over the parent row"`: the probability, per parent.
+    pub p_expr: Option<Expr>,
 }
+
+impl Children {
+    /// The expressions over the parent row that decide the children: when, count, p.
+    pub fn expressions(&self) -> impl Iterator<Item = &Expr> {
+        self.when
+            .iter()
+            .chain(self.count.iter())
+            .chain(self.p_expr.iter())
+    }
+
+    fn expressions_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut Expr)> {
+        self.when
+            .iter_mut()
+            .map(|e| ("when", e))
+            .chain(self.count.iter_mut().map(|e| ("count", e)))
+            .chain(self.p_expr.iter_mut().map(|e| ("p", e)))
+    }
+}
+
+/// The most children an expression `count` may give one parent, unless `max` says otherwise.
+pub const MAX_EXPR_CHILDREN: u64 = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -309,9 +335,10 @@ pub(crate) fn followed_columns(spec: &Spec) -> std::collections::HashSet<(usize,
     }
     let mut followed = std::collections::HashSet::new();
     for (ti, table) in spec.tables.iter().enumerate() {
-        if let (Some(when), Source::PerParent { parent, .. }) = (&table.children.when, table.source)
-        {
-            walk(when, parent, &spec.tables, &mut followed);
+        if let Source::PerParent { parent, .. } = table.source {
+            for e in table.children.expressions() {
+                walk(e, parent, &spec.tables, &mut followed);
+            }
         }
         for column in &table.columns {
             walk_gen(&column.generator, ti, &spec.tables, &mut followed);

@@ -27,7 +27,7 @@ struct RawSpec {
 #[serde(deny_unknown_fields)]
 struct RawTable {
     name: String,
-    count: Option<u64>,
+    count: Option<RawCount>,
     per: Option<String>,
     min: Option<u64>,
     max: Option<u64>,
@@ -36,8 +36,9 @@ struct RawTable {
     counts: Option<BTreeMap<String, u64>>,
     /// Only parents for which this expression holds get children.
     when: Option<String>,
-    /// The probability that a parent gets children.
-    p: Option<f64>,
+    /// The probability that a parent gets children: a number, or an expression over the
+    /// parent row.
+    p: Option<RawP>,
     #[serde(default)]
     disable_triggers: bool,
     /// Column sets whose combined values are distinct: [["film_id", "actor_id"]].
@@ -117,6 +118,21 @@ enum RawGen {
     },
 }
 
+/// A counted table's `count = N`, or a per-parent table's `count = "expression"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawCount {
+    Rows(u64),
+    Expr(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawP {
+    Number(f64),
+    Expr(String),
+}
+
 /// `where = { column = "value" }` or `where = "expression over the candidate row"`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -186,12 +202,20 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                 if parent == ti {
                     return Err(at.error("per: a table cannot be its own parent"));
                 }
-                if table.count.is_some() || table.fixed.is_some() {
-                    return Err(
-                        at.error("a table with rows per parent takes no `count` or `fixed`")
-                    );
+                if matches!(table.count, Some(RawCount::Rows(_))) || table.fixed.is_some() {
+                    return Err(at.error(
+                        "a table with rows per parent takes no `count = N` or `fixed` (a count from the parent row is `count = \"expression\"`)",
+                    ));
                 }
                 let (min, max) = match &table.counts {
+                    None if table.count.is_some() => {
+                        if table.min.is_some() {
+                            return Err(at.error(
+                                "give `count = \"expression\"` or `min`/`max`, not both (`max` alone caps the expression)",
+                            ));
+                        }
+                        (0, table.max.unwrap_or(super::MAX_EXPR_CHILDREN))
+                    }
                     None => (table.min.unwrap_or(1), table.max.unwrap_or(1)),
                     Some(_) if table.min.is_some() || table.max.is_some() => {
                         return Err(at.error("give `counts` (weighted) or `min`/`max`, not both"));
@@ -280,7 +304,10 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
             source,
             columns,
             fixed,
-            default_count: table.count,
+            default_count: match table.count {
+                Some(RawCount::Rows(n)) => Some(n),
+                _ => None,
+            },
             children,
             disable_triggers: table.disable_triggers,
             unique,
@@ -550,18 +577,39 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
 
 fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
     if source == Source::Counted {
-        if table.counts.is_some() || table.when.is_some() || table.p.is_some() {
-            return Err(at.error("`counts`, `when` and `p` go with `per = \"parent table\"`"));
+        if table.counts.is_some()
+            || table.when.is_some()
+            || table.p.is_some()
+            || matches!(table.count, Some(RawCount::Expr(_)))
+        {
+            return Err(at.error(
+                "`counts`, `when`, `p` and `count = \"expression\"` go with `per = \"parent table\"`",
+            ));
         }
         return Ok(Children {
             p: 1.0,
             ..Children::default()
         });
     }
-    let p = table.p.unwrap_or(1.0);
+    let (p, p_expr) = match &table.p {
+        None => (1.0, None),
+        Some(RawP::Number(p)) => (*p, None),
+        Some(RawP::Expr(e)) => (1.0, Some(parse_expr(e, at)?)),
+    };
     if !(0.0..=1.0).contains(&p) {
         return Err(at.error("p must be a probability between 0 and 1"));
     }
+    let count = match &table.count {
+        Some(RawCount::Expr(e)) => {
+            if table.counts.is_some() {
+                return Err(
+                    at.error("give `count = \"expression\"` or `counts` (weighted), not both")
+                );
+            }
+            Some(parse_expr(e, at)?)
+        }
+        _ => None,
+    };
     Ok(Children {
         weights: match &table.counts {
             None => None,
@@ -572,7 +620,29 @@ fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
             Some(w) => Some(parse_expr(w, at)?),
         },
         p,
+        count,
+        p_expr,
     })
+}
+
+/// `parent.x` -> `x` in an unresolved expression evaluated in the parent row.
+fn strip_parent(e: &mut Expr) {
+    match e {
+        Expr::Name(path) if path.len() > 1 && path[0] == "parent" => {
+            path.remove(0);
+        }
+        Expr::Call(_, args) | Expr::Func(_, args) | Expr::Array(args) => {
+            args.iter_mut().for_each(strip_parent)
+        }
+        Expr::Template(parts) => parts.iter_mut().for_each(|(e, _)| strip_parent(e)),
+        Expr::Object(fields) => fields.iter_mut().for_each(|(_, e)| strip_parent(e)),
+        Expr::Neg(a) | Expr::Not(a) => strip_parent(a),
+        Expr::Binary(_, a, b) => {
+            strip_parent(a);
+            strip_parent(b);
+        }
+        _ => {}
+    }
 }
 
 fn parse_expr(text: &str, at: &At) -> Result<Expr> {
@@ -1046,25 +1116,29 @@ fn resolve_all(
         }
     }
     for ti in 0..tables.len() {
-        if let Some(mut when) = tables[ti].children.when.take() {
-            let Source::PerParent { parent, .. } = tables[ti].source else {
-                unreachable!("validated: `when` needs a per-parent table")
-            };
-            let result = Scope {
-                tables,
-                seeds_dir,
-                files,
-            }
-            .resolve(&mut when, parent);
-            result.map_err(|e| {
-                At {
-                    file,
-                    table: &tables[ti].name,
-                    column: None,
+        if let Source::PerParent { parent, .. } = tables[ti].source {
+            let mut children = std::mem::take(&mut tables[ti].children);
+            for (what, e) in children.expressions_mut() {
+                // Over the parent row, where `parent.x` names the parent's x too.
+                if what != "when" {
+                    strip_parent(e);
                 }
-                .error(format!("when (over the parent row): {e}"))
-            })?;
-            tables[ti].children.when = Some(when);
+                let result = Scope {
+                    tables,
+                    seeds_dir,
+                    files,
+                }
+                .resolve(e, parent);
+                result.map_err(|e| {
+                    At {
+                        file,
+                        table: &tables[ti].name,
+                        column: None,
+                    }
+                    .error(format!("{what} (over the parent row): {e}"))
+                })?;
+            }
+            tables[ti].children = children;
         }
         for ci in 0..tables[ti].columns.len() {
             let mut generator = std::mem::replace(&mut tables[ti].columns[ci].generator, Gen::Uuid);
