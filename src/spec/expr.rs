@@ -212,6 +212,16 @@ pub enum Func {
     RandChoice,
     /// `a in (b, c, ...)`: whether a equals any of the others.
     In,
+    Replace,
+    Slug,
+    Substr,
+    ConcatWs,
+    SplitPart,
+    Lpad,
+    DateTrunc,
+    Extract,
+    DaysBetween,
+    Timestamp,
 }
 
 /// Where a path starts.
@@ -1022,6 +1032,16 @@ impl Scope<'_> {
             "hours" => (Func::Hours, &[1]),
             "days" => (Func::Days, &[1]),
             "date" => (Func::Date, &[1]),
+            "timestamp" => (Func::Timestamp, &[1]),
+            "replace" => (Func::Replace, &[3]),
+            "slug" => (Func::Slug, &[1]),
+            "substr" => (Func::Substr, &[2, 3]),
+            "concat_ws" => (Func::ConcatWs, &[]),
+            "split_part" => (Func::SplitPart, &[3]),
+            "lpad" => (Func::Lpad, &[2, 3]),
+            "date_trunc" => (Func::DateTrunc, &[2]),
+            "extract" => (Func::Extract, &[2]),
+            "days_between" => (Func::DaysBetween, &[2]),
             "int" => (Func::RandInt, &[2]),
             "decimal" => (Func::RandDecimal, &[2]),
             "bool" => (Func::RandBool, &[1]),
@@ -1029,7 +1049,8 @@ impl Scope<'_> {
             _ => {
                 return Err(format!(
                     "unknown function {name} (known: round floor ceil abs min max if coalesce lower upper \
-                     seconds minutes hours days date int decimal bool choice pick sum count)"
+                     replace slug substr concat_ws split_part lpad seconds minutes hours days date timestamp \
+                     date_trunc extract days_between int decimal bool choice pick sum count)"
                 ));
             }
         };
@@ -1269,8 +1290,37 @@ pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
             Timestamp(t.checked_sub(*d).ok_or_else(overflow)?)
         }
         (BinOp::Sub, Timestamp(x), Timestamp(y)) => Duration(x - y),
+        // A date moves by whole days: a part of a day would be lost without a word.
+        (BinOp::Add | BinOp::Sub, Date(_), Duration(d)) if d.rem_euclid(86_400) != 0 => {
+            return Err(format!(
+                "a date moves by whole days, and {} is not; make the date a timestamp first: timestamp(date) {} ...",
+                Duration(*d).text().unwrap_or_default(),
+                if op == BinOp::Add { "+" } else { "-" }
+            ));
+        }
         (BinOp::Add, Date(day), Duration(d)) => Date(day + d.div_euclid(86_400)),
         (BinOp::Sub, Date(day), Duration(d)) => Date(day - d.div_euclid(86_400)),
+        (BinOp::Div, Duration(x), Duration(y)) => {
+            if *y == 0 {
+                return Err("division by zero".into());
+            }
+            Dec((Decimal::from(*x) / Decimal::from(*y)).normalize())
+        }
+        (BinOp::Div, Duration(x), Int(n)) => {
+            if *n == 0 {
+                return Err("division by zero".into());
+            }
+            // To the nearest second, halves away from zero.
+            let q = (Decimal::from(*x) / Decimal::from(*n))
+                .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+            Duration(i64::try_from(q).map_err(|e| e.to_string())?)
+        }
+        (BinOp::Rem, Duration(x), Duration(y)) => {
+            if *y == 0 {
+                return Err("division by zero".into());
+            }
+            Duration(x.rem_euclid(*y))
+        }
         (BinOp::Add, Date(day), Int(n)) => Date(day + n),
         (BinOp::Sub, Date(day), Int(n)) => Date(day - n),
         (BinOp::Sub, Date(x), Date(y)) => Int(x - y),
@@ -1354,9 +1404,18 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
         ));
     }
     let first = || args[0].clone();
+    if func == Func::ConcatWs {
+        // As SQL's: NULLs are skipped, a NULL separator makes NULL.
+        let Some(separator) = args[0].text() else {
+            return Ok(Value::Null);
+        };
+        let parts: Vec<String> = args[1..].iter().filter_map(Value::text).collect();
+        return Ok(Value::Text(parts.join(&separator)));
+    }
     if args.contains(&Value::Null) && !matches!(func, Func::Least | Func::Greatest) {
         return Ok(Value::Null);
     }
+    let text = |i: usize| args[i].text().unwrap_or_default();
     Ok(match func {
         Func::Round => {
             let places = match args.get(1) {
@@ -1422,7 +1481,147 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
             Value::Date(d) => Value::Date(d),
             v => return Err(format!("date() takes a timestamp, not {}", v.type_name())),
         },
-        Func::In => unreachable!("evaluated before: any argument may be NULL"),
+        Func::Replace => Value::Text(text(0).replace(&text(1), &text(2))),
+        Func::Slug => Value::Text(slug(&text(0))),
+        Func::Substr => {
+            // 1-based, as SQL's substr: characters from `start`, `length` of them.
+            let start = args[1].integer()?;
+            let chars: Vec<char> = text(0).chars().collect();
+            let end = match args.get(2) {
+                Some(length) => {
+                    let length = length.integer()?;
+                    if length < 0 {
+                        return Err("substr: a negative length".into());
+                    }
+                    start.saturating_add(length)
+                }
+                None => i64::MAX,
+            };
+            let from = start.max(1) - 1;
+            let to = (end - 1).clamp(0, chars.len() as i64);
+            let from = from.min(to);
+            Value::Text(chars[from as usize..to as usize].iter().collect())
+        }
+        Func::SplitPart => {
+            let n = args[2].integer()?;
+            let (s, delimiter) = (text(0), text(1));
+            let parts: Vec<&str> = if delimiter.is_empty() {
+                vec![s.as_str()]
+            } else {
+                s.split(delimiter.as_str()).collect()
+            };
+            let part = match n {
+                0 => return Err("split_part: the field position must not be zero".into()),
+                n if n > 0 => parts.get((n - 1) as usize),
+                n => parts
+                    .len()
+                    .checked_sub(n.unsigned_abs() as usize)
+                    .and_then(|i| parts.get(i)),
+            };
+            Value::Text(part.map_or_else(String::new, |p| p.to_string()))
+        }
+        Func::Lpad => {
+            let length = usize::try_from(args[1].integer()?.max(0)).unwrap_or(0);
+            let fill: Vec<char> = match args.get(2) {
+                Some(f) => f.text().unwrap_or_default().chars().collect(),
+                None => vec![' '],
+            };
+            let chars: Vec<char> = text(0).chars().collect();
+            if chars.len() >= length || fill.is_empty() {
+                Value::Text(chars[..length.min(chars.len())].iter().collect())
+            } else {
+                let mut out: String = fill.iter().cycle().take(length - chars.len()).collect();
+                out.extend(chars);
+                Value::Text(out)
+            }
+        }
+        Func::Timestamp => match first() {
+            Value::Date(d) => Value::Timestamp(d * 86_400),
+            Value::Timestamp(t) => Value::Timestamp(t),
+            v => return Err(format!("timestamp() takes a date, not {}", v.type_name())),
+        },
+        Func::DateTrunc => {
+            let unit = text(0).to_lowercase();
+            let (seconds, is_date) = match &args[1] {
+                Value::Timestamp(t) => (*t, false),
+                Value::Date(d) => (d * 86_400, true),
+                v => {
+                    return Err(format!(
+                        "date_trunc() takes a timestamp or a date, not {}",
+                        v.type_name()
+                    ));
+                }
+            };
+            let day = seconds.div_euclid(86_400);
+            let (year, month, _) = crate::spec::calendar::civil_from_days(day);
+            let truncated = match unit.as_str() {
+                "year" => crate::spec::calendar::days_from_civil(year, 1, 1) * 86_400,
+                "month" => crate::spec::calendar::days_from_civil(year, month, 1) * 86_400,
+                // ISO weeks start on Monday; 1970-01-01 was a Thursday.
+                "week" => (day - (day + 3).rem_euclid(7)) * 86_400,
+                "day" => day * 86_400,
+                "hour" => seconds - seconds.rem_euclid(3_600),
+                "minute" => seconds - seconds.rem_euclid(60),
+                "second" => seconds,
+                other => {
+                    return Err(format!(
+                        "date_trunc('{other}', ...): the unit is year, month, week, day, hour, minute or second"
+                    ));
+                }
+            };
+            if is_date {
+                Value::Date(truncated.div_euclid(86_400))
+            } else {
+                Value::Timestamp(truncated)
+            }
+        }
+        Func::Extract => {
+            let field = text(0).to_lowercase();
+            let seconds = match &args[1] {
+                Value::Timestamp(t) => *t,
+                Value::Date(d) => d * 86_400,
+                Value::Duration(d) if field == "epoch" => return Ok(Value::Int(*d)),
+                v => {
+                    return Err(format!(
+                        "extract() takes a timestamp or a date, not {}",
+                        v.type_name()
+                    ));
+                }
+            };
+            let day = seconds.div_euclid(86_400);
+            let (year, month, dom) = crate::spec::calendar::civil_from_days(day);
+            let second_of_day = seconds.rem_euclid(86_400);
+            Value::Int(match field.as_str() {
+                "year" => year,
+                "month" => i64::from(month),
+                "day" => i64::from(dom),
+                "hour" => second_of_day / 3_600,
+                "minute" => second_of_day % 3_600 / 60,
+                "second" => second_of_day % 60,
+                // Sunday 0 .. Saturday 6, and ISO's Monday 1 .. Sunday 7.
+                "dow" => (day + 4).rem_euclid(7),
+                "isodow" => (day + 3).rem_euclid(7) + 1,
+                "doy" => day - crate::spec::calendar::days_from_civil(year, 1, 1) + 1,
+                "epoch" => seconds,
+                other => {
+                    return Err(format!(
+                        "extract('{other}', ...): the field is year, month, day, hour, minute, second, dow, isodow, doy or epoch"
+                    ));
+                }
+            })
+        }
+        Func::DaysBetween => {
+            let day = |v: &Value| match v {
+                Value::Date(d) => Ok(*d),
+                Value::Timestamp(t) => Ok(t.div_euclid(86_400)),
+                v => Err(format!(
+                    "days_between() takes dates or timestamps, not {}",
+                    v.type_name()
+                )),
+            };
+            Value::Int(day(&args[1])? - day(&args[0])?)
+        }
+        Func::In | Func::ConcatWs => unreachable!("evaluated before: any argument may be NULL"),
         Func::If
         | Func::Coalesce
         | Func::RandInt
@@ -1432,6 +1631,37 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
             unreachable!("evaluated lazily by the row")
         }
     })
+}
+
+/// Lower-case ASCII letters and digits, every other run of characters one `-`, none at the ends:
+/// `"Bath & Brush!"` -> `bath-brush`. Accented letters lose their accent where it is a
+/// combining mark of a decomposed form; other letters are dropped.
+pub fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut dash = false;
+    for c in text.chars().flat_map(char::to_lowercase) {
+        let c = match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+            'ç' => 'c',
+            'è' | 'é' | 'ê' | 'ë' => 'e',
+            'ì' | 'í' | 'î' | 'ï' => 'i',
+            'ñ' => 'n',
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+            'ù' | 'ú' | 'û' | 'ü' => 'u',
+            'ý' | 'ÿ' => 'y',
+            c => c,
+        };
+        if c.is_ascii_alphanumeric() {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.push(c);
+        } else {
+            dash = true;
+        }
+    }
+    out
 }
 
 pub fn case(text: String, case: Case) -> String {
@@ -1548,5 +1778,131 @@ mod depth {
         assert!(parse(&fine).is_ok());
         assert!(parse(&vec!["1"; 90].join(" + ")).is_ok());
         assert!(parse("round((a + b) * (c - d) / 2, 2) + abs(-(x))").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod text_and_time {
+    use super::*;
+
+    fn eval(text: &str) -> Result<Value, String> {
+        fn go(e: &Expr) -> Result<Value, String> {
+            match e {
+                Expr::Lit(v) => Ok(v.clone()),
+                Expr::Binary(op, a, b) => binary(*op, go(a)?, go(b)?),
+                Expr::Not(e) => Ok(Value::Bool(!go(e)?.truthy()?)),
+                Expr::Neg(e) => binary(BinOp::Sub, Value::Int(0), go(e)?),
+                Expr::Call(name, args) => {
+                    let mut files = crate::files::ReadFiles::default();
+                    let mut scope = Scope {
+                        tables: &[],
+                        seeds_dir: Path::new("."),
+                        files: &mut files,
+                    };
+                    match scope.call(name, args.clone(), 0)? {
+                        Expr::Func(f, args) => {
+                            apply(f, args.iter().map(go).collect::<Result<_, _>>()?)
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+                Expr::Func(f, args) => apply(*f, args.iter().map(go).collect::<Result<_, _>>()?),
+                other => panic!("not a literal expression: {other:?}"),
+            }
+        }
+        go(&parse(text).unwrap())
+    }
+
+    fn text(e: &str) -> String {
+        eval(e).unwrap().text().unwrap_or_else(|| "NULL".into())
+    }
+
+    #[test]
+    fn text_functions_follow_sql() {
+        assert_eq!(text("lower('Bath & Brush')"), "bath & brush");
+        assert_eq!(text("upper('groomer')"), "GROOMER");
+        assert_eq!(text("replace('a-b-c', '-', '+')"), "a+b+c");
+        assert_eq!(
+            text("slug('  Bath & Brush: Full Groom!  ')"),
+            "bath-brush-full-groom"
+        );
+        assert_eq!(text("slug('Crème Brûlée 2')"), "creme-brulee-2");
+        assert_eq!(text("substr('groomly', 2, 3)"), "roo");
+        assert_eq!(text("substr('groomly', 4)"), "omly");
+        assert_eq!(text("substr('groomly', 0, 3)"), "gr");
+        assert_eq!(text("concat_ws(', ', 'a', null, 'b')"), "a, b");
+        assert_eq!(text("split_part('a@b.test', '@', 2)"), "b.test");
+        assert_eq!(text("split_part('a,b,c', ',', -1)"), "c");
+        assert_eq!(text("split_part('a,b,c', ',', 7)"), "");
+        assert_eq!(text("lpad('7', 4, '0')"), "0007");
+        assert_eq!(text("lpad('12345', 3)"), "123");
+        assert_eq!(text("'groomer' in ('groomer', 'bather')"), "true");
+        assert_eq!(text("'manager' not in ('groomer', 'bather')"), "true");
+        assert_eq!(text("null in (null, 1)"), "false");
+    }
+
+    #[test]
+    fn time_functions_and_duration_arithmetic() {
+        // 2025-03-14 15:09:26 UTC
+        let t = Value::Timestamp(1_741_964_966);
+        let call = |f: Func, args: Vec<Value>| apply(f, args).unwrap().text().unwrap();
+        let unit = |u: &str| Value::Text(u.into());
+        assert_eq!(
+            call(Func::DateTrunc, vec![unit("month"), t.clone()]),
+            "2025-03-01 00:00:00+00"
+        );
+        assert_eq!(
+            call(Func::DateTrunc, vec![unit("year"), t.clone()]),
+            "2025-01-01 00:00:00+00"
+        );
+        assert_eq!(
+            call(Func::DateTrunc, vec![unit("week"), t.clone()]),
+            "2025-03-10 00:00:00+00"
+        );
+        assert_eq!(
+            call(Func::DateTrunc, vec![unit("hour"), t.clone()]),
+            "2025-03-14 15:00:00+00"
+        );
+        assert_eq!(call(Func::Extract, vec![unit("year"), t.clone()]), "2025");
+        assert_eq!(call(Func::Extract, vec![unit("month"), t.clone()]), "3");
+        assert_eq!(call(Func::Extract, vec![unit("dow"), t.clone()]), "5");
+        assert_eq!(call(Func::Extract, vec![unit("isodow"), t.clone()]), "5");
+        assert_eq!(call(Func::Extract, vec![unit("doy"), t.clone()]), "73");
+        assert_eq!(call(Func::Extract, vec![unit("minute"), t.clone()]), "9");
+        let day = Value::Date(20_161); // 2025-03-14
+        assert_eq!(
+            call(Func::DaysBetween, vec![Value::Date(20_000), day.clone()]),
+            "161"
+        );
+        assert_eq!(call(Func::DaysBetween, vec![day.clone(), t.clone()]), "0");
+        assert_eq!(
+            call(Func::Timestamp, vec![day.clone()]),
+            "2025-03-14 00:00:00+00"
+        );
+        // Durations divide into a ratio, or by an integer to the nearest second.
+        assert_eq!(text("minutes(90) / hours(1)"), "1.5");
+        assert_eq!(text("round(minutes(90) / hours(1))"), "2");
+        assert_eq!(text("days(7) / 2"), "302400 seconds");
+        assert_eq!(text("seconds(5) / 2"), "3 seconds");
+        assert_eq!(text("minutes(100) % hours(1)"), "2400 seconds");
+        // A date moves by whole days; part of a day is an error, never dropped.
+        assert_eq!(
+            binary(BinOp::Add, day.clone(), Value::Duration(2 * 86_400)).unwrap(),
+            Value::Date(20_163)
+        );
+        let error = binary(BinOp::Add, day.clone(), Value::Duration(5 * 3_600)).unwrap_err();
+        assert!(error.contains("a date moves by whole days"), "{error}");
+        assert!(error.contains("timestamp(date) +"), "{error}");
+        assert_eq!(
+            binary(
+                BinOp::Add,
+                apply(Func::Timestamp, vec![day]).unwrap(),
+                Value::Duration(5 * 3_600)
+            )
+            .unwrap()
+            .text()
+            .unwrap(),
+            "2025-03-14 05:00:00+00"
+        );
     }
 }

@@ -199,6 +199,25 @@ pub fn expression(spec: &Spec, table: usize, expr: &Expr, depth: u32) -> Kinds {
                     Func::RandInt => Kinds::INT,
                     Func::RandDecimal => Kinds::DEC,
                     Func::RandBool | Func::In => Kinds::BOOL,
+                    Func::Replace
+                    | Func::Slug
+                    | Func::Substr
+                    | Func::ConcatWs
+                    | Func::SplitPart
+                    | Func::Lpad => Kinds::TEXT,
+                    Func::DateTrunc => {
+                        let k = args.get(1).map_or(Kinds::ANY, of);
+                        let mut out = Kinds::default();
+                        if k.has(Kinds::DATE) {
+                            out |= Kinds::DATE;
+                        }
+                        if k.has(Kinds::TIMESTAMP) {
+                            out |= Kinds::TIMESTAMP;
+                        }
+                        out
+                    }
+                    Func::Extract | Func::DaysBetween => Kinds::INT,
+                    Func::Timestamp => Kinds::TIMESTAMP,
                 }
         }
         Expr::Aggregate { agg, table: t, of } => {
@@ -258,6 +277,9 @@ fn one(op: BinOp, x: Kinds, y: Kinds) -> Kinds {
         Sub if x == Kinds::DATE && y == Kinds::DATE => i,
         Add | Sub if x == d && y == d => d,
         Mul if (x == d && y == i) || (x == i && y == d) => d,
+        Div if x == d && y == d => Kinds::DEC,
+        Div if x == d && y == i => d,
+        BinOp::Rem if x == d && y == d => d,
         Add if x == Kinds::TEXT || y == Kinds::TEXT => Kinds::TEXT,
         _ => Kinds::default(),
     }

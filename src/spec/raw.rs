@@ -338,6 +338,7 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
     resolve_all(&mut ordered, seeds_dir, &mut files, &file)?;
     check_cycles(&ordered, &file)?;
     check_positions(&ordered, &file)?;
+    check_constant_arithmetic(&ordered, &file)?;
     Ok(Spec {
         version: raw.version,
         tables: ordered,
@@ -875,6 +876,121 @@ fn gen_dependencies(
         }
         _ => {}
     }
+}
+
+/// A `constant` is text: `value = 5` is the text "5". Used in arithmetic it would be read as a
+/// number by luck of its text, so it is refused, naming where, and the fix.
+fn check_constant_arithmetic(tables: &[TableSpec], file: &Path) -> Result<()> {
+    /// The numeric constant an operand reads, as (table, column, text).
+    fn constant<'t>(
+        e: &Expr,
+        table: usize,
+        tables: &'t [TableSpec],
+    ) -> Option<(usize, usize, &'t str)> {
+        let (t, c) = match e {
+            Expr::Column(c) => (table, *c),
+            Expr::Path {
+                start,
+                tables: reached,
+                column,
+                ..
+            } => {
+                let t = match (reached.last(), start, tables[table].source) {
+                    (Some(t), ..) => *t,
+                    (None, expr::Start::Parent, Source::PerParent { parent, .. }) => parent,
+                    _ => table,
+                };
+                (t, *column)
+            }
+            _ => return None,
+        };
+        match &tables[t].columns[c].generator {
+            Gen::Constant { value: Some(text) }
+                if text.trim().parse::<i64>().is_ok()
+                    || text.trim().parse::<rust_decimal::Decimal>().is_ok() =>
+            {
+                Some((t, c, text.as_str()))
+            }
+            _ => None,
+        }
+    }
+    fn walk(e: &Expr, table: usize, tables: &[TableSpec]) -> std::result::Result<(), String> {
+        use expr::BinOp::{Add, Div, Mul, Rem, Sub};
+        let operands: Vec<&Expr> = match e {
+            Expr::Binary(Add | Sub | Mul | Div | Rem, a, b) => vec![a, b],
+            Expr::Neg(a) => vec![a],
+            _ => Vec::new(),
+        };
+        for operand in operands {
+            if let Some((t, c, text)) = constant(operand, table, tables) {
+                let name = &tables[t].columns[c].name;
+                return Err(format!(
+                    "uses {}.{name} in arithmetic, but it is a `constant`, which is text ({text:?}); \
+                     make it a number with {name} = {{ expr = \"{}\" }}",
+                    tables[t].name,
+                    text.trim()
+                ));
+            }
+        }
+        match e {
+            Expr::Template(parts) => parts.iter().try_for_each(|(p, _)| walk(p, table, tables)),
+            Expr::Neg(a) | Expr::Not(a) => walk(a, table, tables),
+            Expr::Binary(_, a, b) => {
+                walk(a, table, tables)?;
+                walk(b, table, tables)
+            }
+            Expr::Func(_, args) | Expr::Array(args) => {
+                args.iter().try_for_each(|a| walk(a, table, tables))
+            }
+            Expr::Object(fields) => fields.iter().try_for_each(|(_, a)| walk(a, table, tables)),
+            Expr::Aggregate {
+                table: child,
+                of: Some(of),
+                ..
+            } => walk(of, *child, tables),
+            _ => Ok(()),
+        }
+    }
+    fn walk_gen(g: &Gen, table: usize, tables: &[TableSpec]) -> std::result::Result<(), String> {
+        match g {
+            Gen::Expr { expr } => walk(expr, table, tables),
+            Gen::When {
+                cond,
+                then,
+                otherwise,
+            } => {
+                walk(cond, table, tables)?;
+                walk_gen(then, table, tables)?;
+                walk_gen(otherwise, table, tables)
+            }
+            _ => Ok(()),
+        }
+    }
+    for (ti, table) in tables.iter().enumerate() {
+        for column in &table.columns {
+            walk_gen(&column.generator, ti, tables).map_err(|e| {
+                At {
+                    file,
+                    table: &table.name,
+                    column: Some(&column.name),
+                }
+                .error(e)
+            })?;
+        }
+        if let Source::PerParent { parent, .. } = table.source {
+            for e in table.children.expressions() {
+                walk(e, parent, tables).map_err(|e| {
+                    At {
+                        file,
+                        table: &table.name,
+                        column: None,
+                    }
+                    .error(e)
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a column's value depends on the row's position in its table (known only while the

@@ -251,3 +251,49 @@ fn a_20000_deep_expression_is_one_line_naming_file_and_column() {
     assert_eq!(lines.len(), 1, "{}", run.stderr);
     assert!(lines[0].len() < 400, "{}", lines[0]);
 }
+
+#[test]
+fn text_functions_reach_the_database_and_a_numeric_constant_in_arithmetic_is_refused() {
+    let project = pagila();
+    let db = TestDb::new("pagila_functions");
+    reset(&db, &project, &[]);
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM customer
+              WHERE email <> lower(first_name || '.' || last_name) || '.' || lpad(customer_id::text, 4, '0') || '@example.org'"
+        ),
+        0
+    );
+    assert_eq!(
+        db.text("SELECT email FROM customer WHERE customer_id = 7")
+            .split('@')
+            .next()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap(),
+        "0007"
+    );
+
+    edit(
+        &project,
+        "seeds/seed.toml",
+        "rental_rate  = { gen = \"choice\", values = [\"0.99\", \"2.99\", \"4.99\"] }",
+        "rental_rate  = { expr = \"base_rate * 2\" }\nbase_rate    = { gen = \"constant\", value = 2.49 }",
+    );
+    let run = Run::of(
+        dbtool_command()
+            .args([
+                "--database-url",
+                "postgres://nobody@127.0.0.1:9/none",
+                "reset",
+                "--yes",
+                "--profile",
+                "dev",
+            ])
+            .args(project.dirs()),
+    );
+    run.code(2).stderr_has(
+        "seed.toml: table film, column rental_rate: uses film.base_rate in arithmetic, but it is a `constant`, which is text (\"2.49\"); make it a number with base_rate = { expr = \"2.49\" }",
+    );
+}
