@@ -204,6 +204,7 @@ pub enum Func {
     Minutes,
     Hours,
     Days,
+    Weeks,
     Date,
     /// Random, from the cell's stream: int(min, max), decimal(min, max), bool(p), choice(a, ...).
     RandInt,
@@ -266,6 +267,9 @@ pub enum Expr {
     Array(Vec<Expr>),
     Now,
     Today,
+    /// `prev.x`: column x of the previous sibling (the row of the same parent with the ordinal
+    /// before this one); NULL for a parent's first child.
+    Prev(usize),
     /// Inside a `ref`'s `where`: evaluated in the referencing row (`parent.x`, `this.x`), not
     /// in the candidate row.
     Outer(Box<Expr>),
@@ -885,7 +889,8 @@ impl Scope<'_> {
             | Expr::Aggregate { of: None, .. }
             | Expr::Now
             | Expr::Today
-            | Expr::Outer(_) => {}
+            | Expr::Outer(_)
+            | Expr::Prev(_) => {}
         }
         Ok(())
     }
@@ -940,8 +945,23 @@ impl Scope<'_> {
                 "now" => Expr::Now,
                 "today" => Expr::Today,
                 "parent" => return Err("`parent` is followed by a column: parent.id".into()),
+                "prev" => return Err("`prev` is followed by a column: prev.start_time".into()),
                 _ => Expr::Column(self.column(table, name)?),
             });
+        }
+        if path[0] == "prev" {
+            return match (path, self.tables[table].source) {
+                ([_, column], Source::PerParent { .. }) => {
+                    Ok(Expr::Prev(self.column(table, column)?))
+                }
+                (_, Source::PerParent { .. }) => Err(
+                    "prev.x reads column x of the previous sibling; it follows no further".into(),
+                ),
+                (_, Source::Counted) => Err(format!(
+                    "prev.x reads the previous sibling under the same parent, but {} has no `per` parent",
+                    self.tables[table].name
+                )),
+            };
         }
         let (start, mut current, rest) = if path[0] == "parent" {
             match self.tables[table].source {
@@ -1031,6 +1051,7 @@ impl Scope<'_> {
             "minutes" => (Func::Minutes, &[1]),
             "hours" => (Func::Hours, &[1]),
             "days" => (Func::Days, &[1]),
+            "weeks" => (Func::Weeks, &[1]),
             "date" => (Func::Date, &[1]),
             "timestamp" => (Func::Timestamp, &[1]),
             "replace" => (Func::Replace, &[3]),
@@ -1173,8 +1194,10 @@ impl Expr {
                     e.dependencies(*child, tables, into);
                 }
             }
-            // Read in the referencing row: its caller adds them (`outers`).
-            Expr::Lit(_)
+            // Read in the referencing row: its caller adds them (`outers`). A previous sibling's
+            // cell is another row's: no cycle through it (its ordinal is lower, down to 0).
+            Expr::Prev(_)
+            | Expr::Lit(_)
             | Expr::Name(_)
             | Expr::Call(..)
             | Expr::Pick(_)
@@ -1462,11 +1485,12 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
         }
         Func::Lower => Value::Text(first().text().unwrap_or_default().to_lowercase()),
         Func::Upper => Value::Text(first().text().unwrap_or_default().to_uppercase()),
-        Func::Seconds | Func::Minutes | Func::Hours | Func::Days => {
+        Func::Seconds | Func::Minutes | Func::Hours | Func::Days | Func::Weeks => {
             let unit = match func {
                 Func::Seconds => 1,
                 Func::Minutes => 60,
                 Func::Hours => 3600,
+                Func::Weeks => 7 * 86_400,
                 _ => 86_400,
             };
             Value::Duration(

@@ -163,6 +163,55 @@ pub struct Dataset<'s> {
     /// Per table and column: whether the column draws again where a table-level unique set's
     /// combination was taken.
     redrawn: Vec<Vec<bool>>,
+    /// Per table, the columns that `prev.x` reads.
+    prev_columns: Vec<Vec<usize>>,
+}
+
+/// Per table, the columns that its expressions read of the previous sibling (`prev.x`).
+fn prev_columns(spec: &Spec) -> Vec<Vec<usize>> {
+    fn walk(e: &Expr, into: &mut Vec<usize>) {
+        match e {
+            Expr::Prev(c) => {
+                if !into.contains(c) {
+                    into.push(*c);
+                }
+            }
+            Expr::Template(parts) => parts.iter().for_each(|(p, _)| walk(p, into)),
+            Expr::Neg(a) | Expr::Not(a) | Expr::Outer(a) => walk(a, into),
+            Expr::Binary(_, a, b) => {
+                walk(a, into);
+                walk(b, into);
+            }
+            Expr::Func(_, args) | Expr::Array(args) => args.iter().for_each(|a| walk(a, into)),
+            Expr::Object(fields) => fields.iter().for_each(|(_, a)| walk(a, into)),
+            _ => {}
+        }
+    }
+    fn walk_gen(g: &Gen, into: &mut Vec<usize>) {
+        match g {
+            Gen::Expr { expr } => walk(expr, into),
+            Gen::When {
+                cond,
+                then,
+                otherwise,
+            } => {
+                walk(cond, into);
+                walk_gen(then, into);
+                walk_gen(otherwise, into);
+            }
+            _ => {}
+        }
+    }
+    spec.tables
+        .iter()
+        .map(|t| {
+            let mut columns = Vec::new();
+            for c in &t.columns {
+                walk_gen(&c.generator, &mut columns);
+            }
+            columns
+        })
+        .collect()
 }
 
 struct TableStreams {
@@ -354,6 +403,7 @@ impl<'s> Dataset<'s> {
             .collect();
         let mut data = Dataset {
             redrawn,
+            prev_columns: prev_columns(spec),
             spec,
             seed,
             epoch: profile.epoch,
@@ -868,11 +918,19 @@ impl<'s> Dataset<'s> {
                         f.into_error(&t.name, children_label(&t.children))
                     })?;
                     let parent_row = Rc::new(p.row.clone());
+                    let chained = !self.prev_columns[table].is_empty();
+                    let mut previous: Option<RowValues<'a>> = None;
                     for ordinal in 0..n {
                         let mut row = RowId::child(&parent_row, ordinal);
                         position(&mut row);
                         let mut child = RowValues::new(self, table, row);
+                        if let Some(previous) = previous.take() {
+                            child.follow_sibling(previous)?;
+                        }
                         p.lend_to(&mut child, |child| f(child))?;
+                        if chained {
+                            previous = Some(child);
+                        }
                     }
                     Ok(())
                 })
@@ -1010,6 +1068,9 @@ pub struct RowValues<'d> {
     attempt: Option<(usize, u32)>,
     /// The row's cells when its table is kept whole (`Dataset::small`).
     kept: Option<&'d [(Value, Option<String>)]>,
+    /// The previous sibling, for `prev.x`: with every column that `prev.` reads computed, and
+    /// without its own previous sibling (so the chain is one row long).
+    prev: Option<Box<RowValues<'d>>>,
 }
 
 /// A row's cells: its value and, once asked for, its text.
@@ -1066,6 +1127,7 @@ impl<'d> RowValues<'d> {
             links: Vec::new(),
             attempt: None,
             kept,
+            prev: None,
         }
     }
 
@@ -1142,6 +1204,7 @@ impl<'d> RowValues<'d> {
             links: std::mem::take(&mut self.links),
             attempt: self.attempt,
             kept: self.kept,
+            prev: self.prev.take(),
         }
     }
 
@@ -1168,6 +1231,7 @@ impl<'d> RowValues<'d> {
         self.values = std::mem::take(&mut lent.values);
         self.pointers = std::mem::take(&mut lent.pointers);
         self.links = std::mem::take(&mut lent.links);
+        self.prev = lent.prev.take();
     }
 
     /// The related row that `column` (or `PARENT_LINK`) points to, computed once per row.
@@ -1394,6 +1458,50 @@ impl<'d> RowValues<'d> {
             },
             None,
         ))
+    }
+
+    /// `prev.x`: column `column` of the previous sibling. In a pass over a parent's children the
+    /// previous sibling is at hand (`follow_sibling`); a row made alone computes its siblings
+    /// from the first, one at a time, keeping one.
+    fn prev_value(&mut self, column: usize) -> Eval<Value> {
+        if self.row.ordinal == 0 {
+            return Ok(Value::Null);
+        }
+        if self.prev.is_none() {
+            let parent = self.row.parent.clone().ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("prev in a row without a parent"))
+            })?;
+            let mut previous: Option<RowValues<'d>> = None;
+            for ordinal in 0..self.row.ordinal {
+                let mut sibling =
+                    RowValues::new(self.data, self.table, RowId::child(&parent, ordinal));
+                if let Some(p) = previous.take() {
+                    sibling.follow_sibling(p)?;
+                }
+                previous = Some(sibling);
+            }
+            let mut previous = previous.expect("ordinal > 0");
+            previous.settle_for_next()?;
+            self.prev = Some(Box::new(previous));
+        }
+        Ok(self.prev.as_mut().expect("set above").value(column)?)
+    }
+
+    /// Makes `previous` (the sibling before this row) this row's `prev`.
+    pub fn follow_sibling(&mut self, mut previous: RowValues<'d>) -> Result<()> {
+        previous.settle_for_next()?;
+        self.prev = Some(Box::new(previous));
+        Ok(())
+    }
+
+    /// Computes the columns that the next sibling's `prev.` reads, then lets go of this row's
+    /// own previous sibling.
+    fn settle_for_next(&mut self) -> Result<()> {
+        for &c in &self.data.prev_columns[self.table] {
+            self.ensure(c)?;
+        }
+        self.prev = None;
+        Ok(())
     }
 
     /// Whether this row (of a `ref`'s target, at position `index`) passes the ref's filter; a
@@ -1687,9 +1795,17 @@ impl<'d> RowValues<'d> {
                     Agg::Sum => Value::Int(0),
                     _ => Value::Null,
                 };
+                let chained = !data.prev_columns[*table].is_empty();
+                let mut previous: Option<RowValues<'d>> = None;
                 for ordinal in 0..n {
                     let mut child = RowValues::new(data, *table, RowId::child(&parent, ordinal));
+                    if let Some(previous) = previous.take() {
+                        child.follow_sibling(previous)?;
+                    }
                     let v = self.lend_to(&mut child, |child| child.eval(of, rng))?;
+                    if chained {
+                        previous = Some(child);
+                    }
                     if v == Value::Null {
                         continue;
                     }
@@ -1727,6 +1843,7 @@ impl<'d> RowValues<'d> {
             }
             Expr::Now => Value::Timestamp(data.epoch),
             Expr::Today => Value::Date(data.epoch.div_euclid(86_400)),
+            Expr::Prev(c) => self.prev_value(*c)?,
             Expr::Name(_) | Expr::Call(..) | Expr::Outer(_) => {
                 return Err(Error::Internal(anyhow::anyhow!(
                     "an unresolved name in an expression"
@@ -2561,5 +2678,134 @@ appointment_id = { gen = "parent", column = "id" }
             "{error}"
         );
         assert!(error.contains("outside 0..=20"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod previous_sibling {
+    use super::*;
+    use crate::spec::Spec;
+
+    const SPEC: &str = r#"
+version = 1
+[[tables]]
+name = "plans"
+count = 50
+[tables.columns]
+id              = { gen = "serial" }
+frequency_weeks = { gen = "int", min = 1, max = 4 }
+first_at        = { gen = "timestamp", from = "-100d", to = "-50d" }
+
+[[tables]]
+name = "visits"
+per = "plans"
+min = 3
+max = 12
+[tables.columns]
+plan_id    = { gen = "parent", column = "id" }
+start_time = { expr = "coalesce(prev.start_time + weeks(parent.frequency_weeks), parent.first_at)" }
+amount     = { gen = "int", min = -20, max = 50 }
+balance    = { expr = "coalesce(prev.balance, 0) + amount" }
+kind       = { gen = "choice", values = ["groom", "bath"] }
+groom_no   = { expr = "coalesce(prev.groom_no, 0) + if(kind == 'groom', 1, 0)" }
+
+[[tables]]
+name = "plan_totals"
+per = "plans"
+[tables.columns]
+plan_id = { gen = "parent", column = "id" }
+"#;
+
+    fn setup() -> (Spec, Profile) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), SPEC).unwrap();
+        let spec = Spec::load(dir.path()).unwrap();
+        let profile = Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed: 9,
+            epoch: 1_735_689_600,
+            counts: Default::default(),
+            per: Default::default(),
+            files: Default::default(),
+            seed_command: None,
+        };
+        (spec, profile)
+    }
+
+    #[test]
+    fn prev_reads_the_previous_sibling_in_a_pass_and_in_a_row_made_alone() {
+        let (spec, profile) = setup();
+        let data = Dataset::new(&spec, &profile, 9).unwrap();
+        let visits = spec.table("visits").unwrap();
+        let plans = spec.table("plans").unwrap();
+        let col = |t: usize, name: &str| {
+            spec.tables[t]
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .unwrap()
+        };
+        let names = [
+            "plan_id",
+            "start_time",
+            "amount",
+            "balance",
+            "kind",
+            "groom_no",
+        ];
+        let mut rows: Vec<Vec<Value>> = Vec::new();
+        let mut keys = Vec::new();
+        data.for_each_row_values(visits, 0..50, 0, &mut |v| {
+            rows.push(
+                names
+                    .iter()
+                    .map(|n| v.value(col(visits, n)))
+                    .collect::<Result<_>>()?,
+            );
+            keys.push(v.row.clone());
+            Ok(())
+        })
+        .unwrap();
+        let mut checked = 0;
+        for (i, row) in rows.iter().enumerate() {
+            let plan = row[0].integer().unwrap();
+            let mut parent = RowValues::new(&data, plans, RowId::counted(plan as u64 - 1));
+            let weeks = parent
+                .value(col(plans, "frequency_weeks"))
+                .unwrap()
+                .integer()
+                .unwrap();
+            let first = parent.value(col(plans, "first_at")).unwrap();
+            let Value::Int(amount) = row[2] else { panic!() };
+            let groom = i64::from(row[4] == Value::Text("groom".into()));
+            if keys[i].ordinal == 0 {
+                assert_eq!(row[1], first);
+                assert_eq!(row[3], Value::Int(amount));
+                assert_eq!(row[5], Value::Int(groom));
+            } else {
+                let before = &rows[i - 1];
+                assert_eq!(before[0], row[0], "siblings");
+                let Value::Timestamp(t) = before[1] else {
+                    panic!()
+                };
+                assert_eq!(row[1], Value::Timestamp(t + weeks * 7 * 86_400));
+                assert_eq!(
+                    row[3],
+                    expr::binary(BinOp::Add, before[3].clone(), Value::Int(amount)).unwrap()
+                );
+                assert_eq!(
+                    row[5],
+                    expr::binary(BinOp::Add, before[5].clone(), Value::Int(groom)).unwrap()
+                );
+                checked += 1;
+            }
+            // The same row made alone, from its key only.
+            let mut alone = RowValues::new(&data, visits, keys[i].clone());
+            for (n, name) in names.iter().enumerate() {
+                assert_eq!(alone.value(col(visits, name)).unwrap(), row[n], "{name}");
+            }
+        }
+        assert!(checked > 200, "{checked}");
     }
 }

@@ -152,6 +152,7 @@ pub fn expression(spec: &Spec, table: usize, expr: &Expr, depth: u32) -> Kinds {
     match expr {
         Expr::Lit(v) => Kinds::of(v),
         Expr::Column(c) => column(spec, table, *c, depth + 1),
+        Expr::Prev(c) => column(spec, table, *c, depth + 1) | Kinds::NULL,
         Expr::Path {
             start,
             tables,
@@ -194,7 +195,9 @@ pub fn expression(spec: &Spec, table: usize, expr: &Expr, depth: u32) -> Kinds {
                     Func::Least | Func::Greatest | Func::Coalesce | Func::RandChoice => union(args),
                     Func::If => union(args.get(1..).unwrap_or_default()),
                     Func::Lower | Func::Upper => Kinds::TEXT,
-                    Func::Seconds | Func::Minutes | Func::Hours | Func::Days => Kinds::DURATION,
+                    Func::Seconds | Func::Minutes | Func::Hours | Func::Days | Func::Weeks => {
+                        Kinds::DURATION
+                    }
                     Func::Date => Kinds::DATE,
                     Func::RandInt => Kinds::INT,
                     Func::RandDecimal => Kinds::DEC,
