@@ -171,11 +171,7 @@ pub struct Dataset<'s> {
 fn prev_columns(spec: &Spec) -> Vec<Vec<usize>> {
     fn walk(e: &Expr, into: &mut Vec<usize>) {
         match e {
-            Expr::Prev(c) => {
-                if !into.contains(c) {
-                    into.push(*c);
-                }
-            }
+            Expr::Prev(c) if !into.contains(c) => into.push(*c),
             Expr::Template(parts) => parts.iter().for_each(|(p, _)| walk(p, into)),
             Expr::Neg(a) | Expr::Not(a) | Expr::Outer(a) => walk(a, into),
             Expr::Binary(_, a, b) => {
