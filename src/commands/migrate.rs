@@ -23,7 +23,7 @@ pub fn run(config: &Config, dry_run: bool, stop: &Stop, reporter: &Reporter) -> 
     if dry_run {
         let applied = migrations::applied(&mut *db.work()?, &config.schema).map_err(read_error)?;
         let pending = migrations::compare(&migrations, &applied).pending;
-        print_plan(config, None, pending, None);
+        print_plan(config, None, pending, None, Vec::new());
         return Ok(());
     }
     let applied = locked(config, &db, reporter, || {

@@ -69,6 +69,7 @@ fn print_plan(
     drop: Option<Vec<crate::drop::Object>>,
     migrations: Vec<String>,
     seed: Option<SeedPlan>,
+    notes: Vec<String>,
 ) {
     let plan = Plan {
         database: config.target().to_string(),
@@ -76,6 +77,7 @@ fn print_plan(
         drop,
         migrations,
         seed,
+        notes,
     };
     print!("{}", plan.render());
 }
@@ -135,6 +137,24 @@ impl Seeding {
 
     /// The spec against the tables the migrations created, names and types (inside the unit's
     /// transaction, so a mismatch changes nothing).
+    /// For `--dry-run`: what the spec leaves to the database, as the schema is now (nothing
+    /// before the first migration, or where the spec does not fit the schema yet).
+    fn notes_now(&self, db: &Database, schema: &str) -> Vec<String> {
+        let Ok(mut client) = db.work() else {
+            return Vec::new();
+        };
+        let Ok(columns) = crate::migrations::schema_columns(&mut *client, schema) else {
+            return Vec::new();
+        };
+        let Ok(facts) = crate::load::catalog::schema_facts(&mut client, schema) else {
+            return Vec::new();
+        };
+        match spec::check_against_schema(&self.spec, schema, &columns, &facts) {
+            Ok(notes) => notes.into_iter().map(|n| n.message().to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
     /// Warns about what the spec leaves to the database: columns a trigger fills, values the
     /// database invents on every reset, tables left out.
     fn check_against(

@@ -100,11 +100,16 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     let db = Database::connect_early(config, stop, reporter, early)?;
     if args.dry_run.dry_run {
         let objects = drop::inventory(&mut *db.work()?, &config.schema).map_err(read_error)?;
+        let notes = match &inputs {
+            Some(i) if !objects.is_empty() => i.seeding.notes_now(&db, &config.schema),
+            _ => Vec::new(),
+        };
         print_plan(
             config,
             Some(objects),
             migrations.names(),
             inputs.map(|i| i.plan),
+            notes,
         );
         return Ok(());
     }

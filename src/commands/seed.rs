@@ -47,7 +47,8 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
     }
     let db = Database::connect_early(config, stop, reporter, early)?;
     if args.dry_run.dry_run {
-        print_plan(config, None, Vec::new(), Some(plan));
+        let notes = seeding.notes_now(&db, &config.schema);
+        print_plan(config, None, Vec::new(), Some(plan), notes);
         return Ok(());
     }
     // Seeded data equals a reset's with the same migrations: recorded so, it lets

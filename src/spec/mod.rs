@@ -628,6 +628,14 @@ pub fn schema_notes(spec: &Spec, facts: &SchemaFacts) -> Vec<SchemaNote> {
     notes
 }
 
+impl SchemaNote {
+    pub fn message(&self) -> &str {
+        match self {
+            SchemaNote::FilledByTrigger(m) | SchemaNote::Volatile(m) | SchemaNote::LeftOut(m) => m,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaNote {
     /// A NOT NULL column without a default, filled by a BEFORE INSERT trigger.

@@ -195,6 +195,30 @@ fn values_the_database_invents_and_tables_left_out_are_named() {
         .stderr_has("table store, column token: the rows the migrations insert may take its default gen_random_uuid()")
         .stderr_has("table store, column opened: the rows the migrations insert may take its default clock_timestamp()")
         .stderr_has("tables the seed spec leaves out, kept as the migrations leave them: store (rows from the migrations)");
+    // The plan says the same, from the schema as it is now, and changes nothing.
+    let before = db.overall_fingerprint();
+    let plan = db.run_in(&project, &["reset", "--dry-run", "--profile", "dev"]);
+    plan.success();
+    for needle in [
+        "notes (from the schema as it is now):",
+        "table actor, column last_update: left to its default now()",
+        "table film, column fulltext: NOT NULL without a default and not in the spec: left to the BEFORE INSERT trigger film_fulltext_trigger",
+        "store (rows from the migrations)",
+    ] {
+        assert!(
+            plan.stdout.contains(needle),
+            "{needle:?} in\n{}",
+            plan.stdout
+        );
+    }
+    let seed_plan = db.run_in(&project, &["seed", "--dry-run", "--profile", "dev"]);
+    seed_plan.success();
+    assert!(
+        seed_plan.stdout.contains("table actor, column last_update"),
+        "{}",
+        seed_plan.stdout
+    );
+    assert_eq!(db.overall_fingerprint(), before);
     // The example application leaves nothing to chance: no such warning.
     let example = TestDb::new("example_no_volatile");
     let run = example.run(&["reset", "--yes", "--profile", "dev"]);
