@@ -78,22 +78,27 @@ const INSERT_TRIGGERS_SQL: &str = "
        AND t.tgtype::integer & 7 = 7
      GROUP BY c.relname";
 
-/// Defaults that the database computes anew on every reset: a volatile function (but the
+/// Defaults that the database computes anew on every reset (E'' strings: the patterns' backslashes
+/// mean the same whatever `standard_conforming_strings` says): a volatile function (but the
 /// sequences' `nextval`, which a reset restarts) or the clock, which is stable within a
 /// transaction but differs between resets.
 const VOLATILE_DEFAULTS_SQL: &str = r"
-    SELECT c.relname::text, a.attname::text, pg_catalog.pg_get_expr(d.adbin, d.adrelid)
-      FROM pg_catalog.pg_attrdef d
-      JOIN pg_catalog.pg_class c ON c.oid = d.adrelid
-      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
-     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-       AND NOT a.attisdropped AND a.attgenerated = ''
-       AND (pg_catalog.pg_get_expr(d.adbin, d.adrelid) ~* '\m(now|current_timestamp|current_date|current_time|localtimestamp|localtime|transaction_timestamp|statement_timestamp)\M'
-            OR EXISTS (SELECT FROM pg_catalog.pg_proc p
-                        WHERE p.provolatile = 'v' AND p.proname NOT IN ('nextval', 'setval')
-                          AND pg_catalog.pg_get_expr(d.adbin, d.adrelid) ~ ('\m' || p.proname || '\(')))
-     ORDER BY 1, a.attnum";
+    WITH defaults AS (
+        SELECT c.relname::text AS tab, a.attname::text AS col, a.attnum,
+               pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS def
+          FROM pg_catalog.pg_attrdef d
+          JOIN pg_catalog.pg_class c ON c.oid = d.adrelid
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+           AND NOT a.attisdropped AND a.attgenerated = ''
+    )
+    SELECT tab, col, def FROM defaults
+     WHERE def ~* E'\\m(now|current_timestamp|current_date|current_time|localtimestamp|localtime|transaction_timestamp|statement_timestamp)\\M'
+        OR EXISTS (SELECT FROM pg_catalog.regexp_matches(def, E'([A-Za-z_][A-Za-z0-9_$]*)\\s*\\(', 'g') AS m(name)
+                     JOIN pg_catalog.pg_proc p ON p.proname = pg_catalog.lower(m.name[1])
+                    WHERE p.provolatile = 'v' AND p.proname NOT IN ('nextval', 'setval'))
+     ORDER BY tab, attnum";
 
 /// The schema's tables, without partitions and without the migration tools' history tables.
 const TABLES_OF_SCHEMA_SQL: &str = "
