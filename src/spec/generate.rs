@@ -272,9 +272,10 @@ impl RowSet {
 
 /// What an error in the expressions deciding a table's children names as its column.
 fn children_label(children: &super::Children) -> &'static str {
-    match (&children.count, &children.p_expr) {
-        (Some(_), _) => "count",
-        (None, Some(_)) => "p",
+    match (&children.count, &children.range, &children.p_expr) {
+        (Some(_), ..) => "count",
+        (None, Some(_), _) => "min/max",
+        (None, None, Some(_)) => "p",
         _ => "when",
     }
 }
@@ -1620,6 +1621,30 @@ impl<'d> RowValues<'d> {
         else {
             return Ok(0);
         };
+        if let (Some((low, high)), false) = (&t.children.range, from_profile) {
+            if let Some(p) = p
+                && p < 1.0
+            {
+                let mut rng = cell_stream_at(data.streams[table].child_presence, self.row.key);
+                if unit(&mut rng) >= p {
+                    return Ok(0);
+                }
+            }
+            let mut rng = cell_stream_at(data.streams[table].child_count, self.row.key);
+            let low = self.eval(low, &mut rng)?.integer()?;
+            let high = self.eval(high, &mut rng)?.integer()?;
+            if low < 0 || low > high || high > max as i64 {
+                return Err(format!(
+                    "min/max: {low}..{high} children for one parent, not a range within 0..={max} (a number `max = N` sets the bound)"
+                )
+                .into());
+            }
+            return Ok(if low == high {
+                low as u64
+            } else {
+                low as u64 + below(&mut rng, (high - low) as u64 + 1)
+            });
+        }
         match &t.children.count {
             Some(count) if !from_profile => {
                 if let Some(p) = p
@@ -2607,6 +2632,14 @@ per = "appointments"
 p = "if(vip, 1, 0)"
 [tables.columns]
 appointment_id = { gen = "parent", column = "id" }
+
+[[tables]]
+name = "extras"
+per = "appointments"
+min = 1
+max = "if(parent.vip, 5, 2)"
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
 "#;
 
     fn per_parent(data: &Dataset, table: &str) -> HashMap<i64, u64> {
@@ -2627,6 +2660,8 @@ appointment_id = { gen = "parent", column = "id" }
         let data = Dataset::new(&spec, &profile(), 11).unwrap();
         let assignments = per_parent(&data, "assignments");
         let gifts = per_parent(&data, "gifts");
+        let extras = per_parent(&data, "extras");
+        let mut above_two = 0;
         let appointments = spec.table("appointments").unwrap();
         let (mut with_bather, mut vips) = (0, 0);
         for i in 0..400u64 {
@@ -2643,8 +2678,12 @@ appointment_id = { gen = "parent", column = "id" }
                 u64::from(vip),
                 "row {id}"
             );
+            let n = extras[&id];
+            assert!((1..=if vip { 5 } else { 2 }).contains(&n), "row {id}: {n}");
+            above_two += u64::from(n > 2);
         }
         assert!((120..280).contains(&with_bather) && (120..280).contains(&vips));
+        assert!(above_two > 50, "{above_two}");
         let t = spec.table("assignments").unwrap();
         assert_eq!(data.count_rows(t, 0..400), 400 + with_bather);
     }

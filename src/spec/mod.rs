@@ -65,6 +65,8 @@ pub struct Children {
     pub count: Option<Expr>,
     /// `p = "expression over the parent row"`: the probability, per parent.
     pub p_expr: Option<Expr>,
+    /// `min`/`max` when either is an expression over the parent row: a uniform count between.
+    pub range: Option<(Expr, Expr)>,
 }
 
 impl Children {
@@ -74,6 +76,7 @@ impl Children {
             .iter()
             .chain(self.count.iter())
             .chain(self.p_expr.iter())
+            .chain(self.range.iter().flat_map(|(a, b)| [a, b]))
     }
 
     fn expressions_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut Expr)> {
@@ -82,6 +85,11 @@ impl Children {
             .map(|e| ("when", e))
             .chain(self.count.iter_mut().map(|e| ("count", e)))
             .chain(self.p_expr.iter_mut().map(|e| ("p", e)))
+            .chain(
+                self.range
+                    .iter_mut()
+                    .flat_map(|(a, b)| [("min", a), ("max", b)]),
+            )
     }
 }
 

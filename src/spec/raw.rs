@@ -29,8 +29,9 @@ struct RawTable {
     name: String,
     count: Option<RawCount>,
     per: Option<String>,
-    min: Option<u64>,
-    max: Option<u64>,
+    /// Children per parent: numbers, or expressions over the parent row.
+    min: Option<RawCount>,
+    max: Option<RawCount>,
     fixed: Option<String>,
     /// Weighted children per parent: { 1 = 50, 2 = 35, 3 = 15 }.
     counts: Option<BTreeMap<String, u64>>,
@@ -207,16 +208,28 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                         "a table with rows per parent takes no `count = N` or `fixed` (a count from the parent row is `count = \"expression\"`)",
                     ));
                 }
+                let number = |c: &Option<RawCount>| match c {
+                    Some(RawCount::Rows(n)) => Some(*n),
+                    _ => None,
+                };
+                let is_expr = |c: &Option<RawCount>| matches!(c, Some(RawCount::Expr(_)));
                 let (min, max) = match &table.counts {
                     None if table.count.is_some() => {
-                        if table.min.is_some() {
+                        if table.min.is_some() || is_expr(&table.max) {
                             return Err(at.error(
-                                "give `count = \"expression\"` or `min`/`max`, not both (`max` alone caps the expression)",
+                                "give `count = \"expression\"` or `min`/`max`, not both (`max = N` alone caps the expression)",
                             ));
                         }
-                        (0, table.max.unwrap_or(super::MAX_EXPR_CHILDREN))
+                        (0, number(&table.max).unwrap_or(super::MAX_EXPR_CHILDREN))
                     }
-                    None => (table.min.unwrap_or(1), table.max.unwrap_or(1)),
+                    // A range from the parent row: at most `max` when it is a number.
+                    None if is_expr(&table.min) || is_expr(&table.max) => {
+                        (0, number(&table.max).unwrap_or(super::MAX_EXPR_CHILDREN))
+                    }
+                    None => (
+                        number(&table.min).unwrap_or(1),
+                        number(&table.max).unwrap_or(1),
+                    ),
                     Some(_) if table.min.is_some() || table.max.is_some() => {
                         return Err(at.error("give `counts` (weighted) or `min`/`max`, not both"));
                     }
@@ -600,6 +613,22 @@ fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
     if !(0.0..=1.0).contains(&p) {
         return Err(at.error("p must be a probability between 0 and 1"));
     }
+    let bound = |c: &Option<RawCount>| -> Result<Expr> {
+        Ok(match c {
+            Some(RawCount::Expr(e)) => parse_expr(e, at)?,
+            Some(RawCount::Rows(n)) => Expr::Lit(super::Value::Int(
+                i64::try_from(*n).map_err(|_| at.error("min/max: too large"))?,
+            )),
+            None => Expr::Lit(super::Value::Int(1)),
+        })
+    };
+    let range = if matches!(table.min, Some(RawCount::Expr(_)))
+        || matches!(table.max, Some(RawCount::Expr(_)))
+    {
+        Some((bound(&table.min)?, bound(&table.max)?))
+    } else {
+        None
+    };
     let count = match &table.count {
         Some(RawCount::Expr(e)) => {
             if table.counts.is_some() {
@@ -623,6 +652,7 @@ fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
         p,
         count,
         p_expr,
+        range,
     })
 }
 
