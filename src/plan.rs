@@ -108,6 +108,9 @@ pub struct Plan {
     pub migrations_format: String,
     pub migrations: Vec<String>,
     pub seed: Option<SeedPlan>,
+    /// What the seed spec leaves to the database (columns a trigger fills, values it invents,
+    /// tables left out), read from the schema as it is now.
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -146,6 +149,12 @@ impl Plan {
             ));
             for t in &seed.tables {
                 out.push_str(&format!("  {:<24} {:>10}\n", t.table, t.rows));
+            }
+        }
+        if !self.notes.is_empty() {
+            out.push_str("notes (from the schema as it is now):\n");
+            for note in &self.notes {
+                out.push_str(&format!("  {note}\n"));
             }
         }
         out

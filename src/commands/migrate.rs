@@ -22,7 +22,13 @@ pub fn run(config: &Config, dry_run: bool, stop: &Stop, reporter: &Reporter) -> 
     let db = Database::connect_early(config, stop, reporter, early)?;
     if dry_run {
         let pending = migrations::pending(&mut *db.work()?, &migrations, &config.schema)?;
-        print_plan(config, None, (migrations.format_name(), pending), None);
+        print_plan(
+            config,
+            None,
+            (migrations.format_name(), pending),
+            None,
+            Vec::new(),
+        );
         return Ok(());
     }
     let applied = locked(config, &db, reporter, || {

@@ -70,6 +70,7 @@ fn print_plan(
     drop: Option<Vec<crate::drop::Object>>,
     (migrations_format, migrations): (&str, Vec<String>),
     seed: Option<SeedPlan>,
+    notes: Vec<String>,
 ) {
     let plan = Plan {
         migrations_format: migrations_format.to_string(),
@@ -78,6 +79,7 @@ fn print_plan(
         drop,
         migrations,
         seed,
+        notes,
     };
     print!("{}", plan.render());
 }
@@ -140,10 +142,53 @@ impl Seeding {
 
     /// The spec against the tables the migrations created, names and types (inside the unit's
     /// transaction, so a mismatch changes nothing).
-    fn check_against(&self, client: &mut Client, schema: &str, plan: &SeedPlan) -> Result<()> {
+    /// For `--dry-run`: what the spec leaves to the database, as the schema is now (nothing
+    /// before the first migration, or where the spec does not fit the schema yet).
+    fn notes_now(&self, db: &Database, schema: &str) -> Vec<String> {
+        let Ok(mut client) = db.work() else {
+            return Vec::new();
+        };
+        let Ok(columns) = crate::migrations::schema_columns(&mut *client, schema) else {
+            return Vec::new();
+        };
+        let Ok(facts) = crate::load::catalog::schema_facts(&mut client, schema) else {
+            return Vec::new();
+        };
+        match spec::check_against_schema(&self.spec, schema, &columns, &facts) {
+            Ok(notes) => notes.into_iter().map(|n| n.message().to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    /// Warns about what the spec leaves to the database: columns a trigger fills, values the
+    /// database invents on every reset, tables left out.
+    fn check_against(
+        &self,
+        client: &mut Client,
+        schema: &str,
+        plan: &SeedPlan,
+        reporter: &Reporter,
+    ) -> Result<()> {
         let columns = crate::migrations::schema_columns(client, schema).map_err(read_error)?;
-        spec::check_against_schema(&self.spec, schema, &columns)?;
+        let facts = crate::load::catalog::schema_facts(client, schema).map_err(read_error)?;
+        for note in spec::check_against_schema(&self.spec, schema, &columns, &facts)? {
+            report_note(reporter, &note);
+        }
         crate::load::fit::check_types(&self.spec, plan, &columns)
+    }
+}
+
+fn report_note(reporter: &Reporter, note: &spec::SchemaNote) {
+    match note {
+        spec::SchemaNote::FilledByTrigger(m) => {
+            reporter.info("filled-by-trigger", m.clone(), serde_json::json!({}))
+        }
+        spec::SchemaNote::Volatile(m) => {
+            reporter.warn("not-deterministic", m.clone(), serde_json::json!({}))
+        }
+        spec::SchemaNote::LeftOut(m) => {
+            reporter.warn("tables-left-out", m.clone(), serde_json::json!({}))
+        }
     }
 }
 

@@ -110,11 +110,16 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     let db = Database::connect_early(config, stop, reporter, early)?;
     if args.dry_run.dry_run {
         let objects = drop::inventory(&mut *db.work()?, &config.schema).map_err(read_error)?;
+        let notes = match &inputs {
+            Some(i) if !objects.is_empty() => i.seeding.notes_now(&db, &config.schema),
+            _ => Vec::new(),
+        };
         print_plan(
             config,
             Some(objects),
             (migrations.format_name(), migrations.names()),
             inputs.map(|i| i.plan),
+            notes,
         );
         return Ok(());
     }
@@ -155,7 +160,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             };
             inputs
                 .seeding
-                .check_against(unit.client(), &config.schema, &inputs.plan)?;
+                .check_against(unit.client(), &config.schema, &inputs.plan, reporter)?;
             let sent = match parallel {
                 None => phase(reporter, "seed", || {
                     seed::load_atomic(

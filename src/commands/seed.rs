@@ -51,7 +51,8 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
     }
     let db = Database::connect_early(config, stop, reporter, early)?;
     if args.dry_run.dry_run {
-        print_plan(config, None, ("", Vec::new()), Some(plan));
+        let notes = seeding.notes_now(&db, &config.schema);
+        print_plan(config, None, ("", Vec::new()), Some(plan), notes);
         return Ok(());
     }
     // Seeded data equals a reset's with the same migrations: recorded so, it lets
@@ -82,7 +83,7 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
             privileges::check_seed(unit.client(), &config.schema, &seed::tables(&plan))?;
             refuse_if_protected(unit.client(), "seed")?;
             repair_if_needed(unit.client(), config, reporter)?;
-            seeding.check_against(unit.client(), &config.schema, &plan)?;
+            seeding.check_against(unit.client(), &config.schema, &plan, reporter)?;
             phase(reporter, "truncate", || {
                 truncate(unit.client(), &config.schema, &plan)
             })?;

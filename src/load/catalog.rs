@@ -67,3 +67,83 @@ pub fn table_columns(
         .map(|t| t.columns)
         .unwrap_or_default())
 }
+
+/// Tables with an enabled BEFORE INSERT row trigger (tgtype bits: ROW 1, BEFORE 2, INSERT 4).
+const INSERT_TRIGGERS_SQL: &str = "
+    SELECT c.relname::text, pg_catalog.string_agg(pg_catalog.quote_ident(t.tgname), ', ' ORDER BY t.tgname)
+      FROM pg_catalog.pg_trigger t
+      JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+       AND t.tgtype::integer & 7 = 7
+     GROUP BY c.relname";
+
+/// Defaults that the database computes anew on every reset (E'' strings: the patterns' backslashes
+/// mean the same whatever `standard_conforming_strings` says): a volatile function (but the
+/// sequences' `nextval`, which a reset restarts) or the clock, which is stable within a
+/// transaction but differs between resets.
+const VOLATILE_DEFAULTS_SQL: &str = r"
+    WITH defaults AS (
+        SELECT c.relname::text AS tab, a.attname::text AS col, a.attnum,
+               pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS def
+          FROM pg_catalog.pg_attrdef d
+          JOIN pg_catalog.pg_class c ON c.oid = d.adrelid
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+           AND NOT a.attisdropped AND a.attgenerated = ''
+    )
+    SELECT tab, col, def FROM defaults
+     WHERE def ~* E'\\m(now|current_timestamp|current_date|current_time|localtimestamp|localtime|transaction_timestamp|statement_timestamp)\\M'
+        OR EXISTS (SELECT FROM pg_catalog.regexp_matches(def, E'([A-Za-z_][A-Za-z0-9_$]*)\\s*\\(', 'g') AS m(name)
+                     JOIN pg_catalog.pg_proc p ON p.proname = pg_catalog.lower(m.name[1])
+                    WHERE p.provolatile = 'v' AND p.proname NOT IN ('nextval', 'setval'))
+     ORDER BY tab, attnum";
+
+/// The schema's tables, without partitions and without the migration tools' history tables.
+const TABLES_OF_SCHEMA_SQL: &str = "
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relname::text
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND c.relname NOT IN ('refinery_schema_history', '__drizzle_migrations', '_prisma_migrations',
+                             'schema_migrations', 'goose_db_version', '_sqlx_migrations',
+                             'flyway_schema_history')
+     ORDER BY 2";
+
+/// What the spec check needs to know beyond the columns (see `SchemaFacts`).
+pub fn schema_facts(
+    client: &mut Client,
+    schema: &str,
+) -> Result<crate::spec::SchemaFacts, postgres::Error> {
+    let mut facts = crate::spec::SchemaFacts::default();
+    for row in client.query(INSERT_TRIGGERS_SQL, &[&schema])? {
+        let (table, triggers): (String, String) = (row.get(0), row.get(1));
+        facts
+            .insert_triggers
+            .insert(table, triggers.split(", ").map(String::from).collect());
+    }
+    for row in client.query(VOLATILE_DEFAULTS_SQL, &[&schema])? {
+        facts.volatile_defaults.push(crate::spec::VolatileDefault {
+            table: row.get(0),
+            column: row.get(1),
+            default: row.get(2),
+        });
+    }
+    let tables = client.query(TABLES_OF_SCHEMA_SQL, &[&schema])?;
+    if !tables.is_empty() {
+        // Whether each holds rows, in one round trip.
+        let probes: Vec<String> = tables
+            .iter()
+            .map(|t| format!("EXISTS (SELECT FROM {})", t.get::<_, String>(0)))
+            .collect();
+        let row = client.query_one(&format!("SELECT ARRAY[{}]", probes.join(", ")), &[])?;
+        let holds: Vec<bool> = row.get(0);
+        facts.tables = tables
+            .iter()
+            .zip(holds)
+            .map(|(t, rows)| (t.get(1), rows))
+            .collect();
+    }
+    Ok(facts)
+}

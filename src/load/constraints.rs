@@ -36,6 +36,10 @@ pub struct SetAside {
     pub name: String,
     /// The constraint's definition, or the index's CREATE INDEX statement.
     pub definition: String,
+    /// On a partitioned table: a foreign key there cannot be added NOT VALID (PostgreSQL
+    /// before 18), so it is added validated.
+    #[serde(default)]
+    pub partitioned: bool,
 }
 
 impl SetAside {
@@ -61,7 +65,11 @@ impl SetAside {
                 self.table,
                 self.name,
                 self.definition,
-                if validate { "" } else { " NOT VALID" }
+                if validate || self.partitioned {
+                    ""
+                } else {
+                    " NOT VALID"
+                }
             ),
         }
     }
@@ -88,27 +96,35 @@ impl Deferred {
     }
 }
 
+/// The seeded tables and, for a partitioned one, its partitions at every level: their keys and
+/// indexes are set aside and rebuilt like a plain table's.
+const SEEDED_SQL: &str = "
+    WITH RECURSIVE seeded(oid) AS (
+        SELECT k.oid FROM pg_class k JOIN pg_namespace kn ON kn.oid = k.relnamespace
+         WHERE kn.nspname = $1 AND k.relname = ANY($2) AND k.relkind IN ('r', 'p')
+        UNION
+        SELECT i.inhrelid FROM pg_inherits i JOIN seeded s ON i.inhparent = s.oid
+    )";
+
 // Keys that a view depends on (a view grouping by a primary key) stay in place: dropping them
-// would fail, and the load works with them.
+// would fail, and the load works with them. A partition's copy of its parent's key or foreign
+// key (conparentid) goes and comes back with the parent's.
 const CONSTRAINTS_SQL: &str = "
     SELECT c.contype::text, format('%I.%I', n.nspname, t.relname), format('%I', c.conname),
-           pg_get_constraintdef(c.oid), n.nspname::text, t.relname::text
+           pg_get_constraintdef(c.oid), n.nspname::text, t.relname::text, t.relkind = 'p'
       FROM pg_constraint c
       JOIN pg_class t ON t.oid = c.conrelid
       JOIN pg_namespace n ON n.oid = t.relnamespace
-     WHERE c.contype IN ('p', 'u', 'f')
-       -- A partition's copy of its parent's constraint goes and comes back with the parent's.
-       AND c.conparentid = 0
-       AND (c.conrelid IN (SELECT k.oid FROM pg_class k JOIN pg_namespace kn ON kn.oid = k.relnamespace
-                            WHERE kn.nspname = $1 AND k.relname = ANY($2) AND k.relkind = 'r')
-            OR (c.contype = 'f' AND c.confrelid IN (
-                SELECT k.oid FROM pg_class k JOIN pg_namespace kn ON kn.oid = k.relnamespace
-                 WHERE kn.nspname = $1 AND k.relname = ANY($2) AND k.relkind = 'r')))
+     WHERE c.contype IN ('p', 'u', 'f') AND c.conparentid = 0
+       AND (c.conrelid IN (SELECT oid FROM seeded)
+            OR (c.contype = 'f' AND c.confrelid IN (SELECT oid FROM seeded)))
        AND NOT EXISTS (SELECT 1 FROM pg_depend d
                         WHERE d.refclassid = 'pg_constraint'::regclass AND d.refobjid = c.oid
                           AND d.classid = 'pg_rewrite'::regclass)
      ORDER BY c.conname";
 
+// A partition's copy of its parent's index (attached: in pg_inherits) goes and comes back with
+// the parent's.
 const INDEXES_SQL: &str = "
     SELECT format('%I.%I', n.nspname, t.relname), format('%I.%I', n.nspname, ic.relname),
            pg_get_indexdef(i.indexrelid), t.relname::text
@@ -116,7 +132,8 @@ const INDEXES_SQL: &str = "
       JOIN pg_class ic ON ic.oid = i.indexrelid
       JOIN pg_class t ON t.oid = i.indrelid
       JOIN pg_namespace n ON n.oid = t.relnamespace
-     WHERE n.nspname = $1 AND t.relname = ANY($2) AND t.relkind = 'r'
+     WHERE i.indrelid IN (SELECT oid FROM seeded)
+       AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
        AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
        AND NOT EXISTS (SELECT 1 FROM pg_depend d
                         WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indexrelid
@@ -154,7 +171,10 @@ pub fn defer(
     let stays = |table: String| keys_in_place.contains(&table);
     let mut foreign_keys = Vec::new();
     for row in client
-        .query(CONSTRAINTS_SQL, &[&schema, &tables])
+        .query(
+            &format!("{SEEDED_SQL} {CONSTRAINTS_SQL}"),
+            &[&schema, &tables],
+        )
         .map_err(&fail)?
     {
         let kind: String = row.get(0);
@@ -167,6 +187,7 @@ pub fn defer(
             table: row.get(1),
             name: row.get(2),
             definition: row.get(3),
+            partitioned: row.get(6),
         };
         if entry.kind == Kind::ForeignKey {
             foreign_keys.push(entry);
@@ -179,16 +200,20 @@ pub fn defer(
         Vec::new()
     } else {
         client
-            .query(INDEXES_SQL, &[&schema, &tables])
+            .query(&format!("{SEEDED_SQL} {INDEXES_SQL}"), &[&schema, &tables])
             .map_err(&fail)?
     };
     for row in indexes {
         if !stays(row.get(3)) {
+            // A partitioned table's index comes back on every partition: pg_get_indexdef says
+            // `ON ONLY`, which would build it on the parent alone.
+            let definition: String = row.get(2);
             deferred.entries.push(SetAside {
                 kind: Kind::Index,
                 table: row.get(0),
                 name: row.get(1),
-                definition: row.get(2),
+                definition: definition.replacen(" ON ONLY ", " ON ", 1),
+                partitioned: false,
             });
         }
     }
@@ -299,6 +324,7 @@ pub fn restore_parallel(db: &Database, deferred: &Deferred, workers: usize) -> R
     }
     let validations: Vec<String> = deferred
         .of(Kind::ForeignKey)
+        .filter(|e| !e.partitioned)
         .map(|e| format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", e.table, e.name))
         .collect();
     db.parallel(&validations, workers, run)?;

@@ -551,31 +551,72 @@ fn rejected(data: &Dataset, load: &TableLoad, chunk: &Chunk, e: &postgres::Error
     ))
 }
 
-/// Moves every sequence behind a serial or identity column of `tables` past the column's
-/// largest value, so that the application's own inserts do not collide with seeded rows.
+/// The sequences that integer columns of the schema draw from: a serial's or an identity's own
+/// sequence (owned by its column), and any sequence a column default calls `nextval` on, owned
+/// or not (Pagila's `DEFAULT nextval('actor_actor_id_seq'::regclass)` with no `OWNED BY`, a
+/// sequence shared by several tables). Partitions are left out: their parent's maximum covers
+/// their rows. Each row: sequence, table, column, whether the table is seeded.
+const SEQUENCE_USES_SQL: &str = "
+    WITH uses AS (
+        SELECT dep.refobjid AS seq, d.adrelid AS rel, d.adnum AS att
+          FROM pg_catalog.pg_attrdef d
+          JOIN pg_catalog.pg_depend dep
+            ON dep.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND dep.objid = d.oid
+           AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+        UNION
+        SELECT dep.objid, dep.refobjid, dep.refobjsubid
+          FROM pg_catalog.pg_depend dep
+         WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND dep.deptype IN ('a', 'i') AND dep.refobjsubid > 0
+    )
+    SELECT DISTINCT pg_catalog.format('%I.%I', sn.nspname, s.relname),
+           pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.format('%I', a.attname),
+           c.relname::text = ANY($2)
+      FROM uses u
+      JOIN pg_catalog.pg_class s ON s.oid = u.seq AND s.relkind = 'S'
+      JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+      JOIN pg_catalog.pg_class c ON c.oid = u.rel AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att AND NOT a.attisdropped
+      JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+      JOIN pg_catalog.pg_type bt
+        ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+     WHERE n.nspname = $1 AND bt.typname IN ('int2', 'int4', 'int8')
+     ORDER BY 1, 2, 3";
+
+/// Moves every sequence that a column of a seeded table draws from (serial, identity, or any
+/// `DEFAULT nextval(...)`, owned by the column or not) past the largest value of every column
+/// of the schema that draws from it, so that the application's own inserts do not collide with
+/// seeded rows.
 pub fn advance_sequences(
     client: &mut Client,
     schema: &str,
     tables: &[String],
 ) -> Result<(), postgres::Error> {
-    let rows = client.query(
-        "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname),
-                pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname)
-           FROM pg_attribute a
-           JOIN pg_class c ON c.oid = a.attrelid
-           JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = $1 AND c.relname = ANY($2) AND a.attnum > 0 AND NOT a.attisdropped
-            AND pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL",
-        &[&schema, &tables],
-    )?;
+    let rows = client.query(SEQUENCE_USES_SQL, &[&schema, &tables])?;
+    // sequence -> (its columns as `max(column)` subqueries, whether a seeded column uses it)
+    let mut uses: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
+    for row in &rows {
+        let (sequence, table, column, seeded): (String, String, String, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let entry = uses.entry(sequence).or_default();
+        entry
+            .0
+            .push(format!("(SELECT max({column})::bigint FROM {table})"));
+        entry.1 |= seeded;
+    }
     // Every setval in one round trip.
-    let setvals: Vec<String> = rows
+    let setvals: Vec<String> = uses
         .iter()
-        .map(|row| {
-            let (table, column, sequence): (String, String, String) =
-                (row.get(0), row.get(1), row.get(2));
+        .filter(|(_, (_, seeded))| *seeded)
+        .map(|(sequence, (maxima, _))| {
+            let largest = match maxima.as_slice() {
+                [one] => one.clone(),
+                many => format!("pg_catalog.greatest({})", many.join(", ")),
+            };
             format!(
-                "SELECT setval('{}'::text::regclass, m) FROM (SELECT max({column})::bigint AS m FROM {table}) x \
+                "SELECT pg_catalog.setval('{}'::text::pg_catalog.regclass, m) FROM (SELECT {largest} AS m) x \
                  WHERE m IS NOT NULL",
                 sequence.replace('\'', "''")
             )

@@ -204,12 +204,25 @@ pub enum Func {
     Minutes,
     Hours,
     Days,
+    Weeks,
     Date,
     /// Random, from the cell's stream: int(min, max), decimal(min, max), bool(p), choice(a, ...).
     RandInt,
     RandDecimal,
     RandBool,
     RandChoice,
+    /// `a in (b, c, ...)`: whether a equals any of the others.
+    In,
+    Replace,
+    Slug,
+    Substr,
+    ConcatWs,
+    SplitPart,
+    Lpad,
+    DateTrunc,
+    Extract,
+    DaysBetween,
+    Timestamp,
 }
 
 /// Where a path starts.
@@ -254,6 +267,12 @@ pub enum Expr {
     Array(Vec<Expr>),
     Now,
     Today,
+    /// `prev.x`: column x of the previous sibling (the row of the same parent with the ordinal
+    /// before this one); NULL for a parent's first child.
+    Prev(usize),
+    /// Inside a `ref`'s `where`: evaluated in the referencing row (`parent.x`, `this.x`), not
+    /// in the candidate row.
+    Outer(Box<Expr>),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -409,17 +428,24 @@ fn lex_string(chars: &[char], start: usize) -> Result<(Vec<StrPart>, usize), Str
     Ok((parts, i))
 }
 
+/// How deeply an expression may nest (parentheses, calls, operators, templates): far beyond any
+/// expression a person writes, and far below what the recursive parser, resolver and evaluator
+/// can take on a generator thread's stack. Deeper is an error, never a stack overflow.
+pub const MAX_DEPTH: usize = 100;
+
+fn too_deep() -> String {
+    format!(
+        "the expression nests more than {MAX_DEPTH} levels deep (parentheses, calls, operators); split it into columns"
+    )
+}
+
 pub fn parse(text: &str) -> Result<Expr, String> {
-    let tokens = lex(text)?;
-    let mut parser = Parser { tokens, at: 0 };
-    let expr = parser.expr(0)?;
-    match parser.tokens.get(parser.at) {
-        None => Ok(expr),
-        Some(t) => Err(format!(
-            "unexpected {} after a complete expression",
-            describe(t)
-        )),
-    }
+    parse_at(text, 0)
+}
+
+/// `parse` of an expression that sits `nesting` levels deep (a template's part).
+fn parse_at(text: &str, nesting: usize) -> Result<Expr, String> {
+    parse_measured(text, nesting).map(|(e, _)| e)
 }
 
 fn describe(token: &Token) -> String {
@@ -435,6 +461,12 @@ fn describe(token: &Token) -> String {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// How many `expr` calls are open: bounds the parser's own recursion.
+    nesting: usize,
+    /// The depth of the tree the last `expr`, `unary` or `primary` returned: bounds the
+    /// recursion of everything that walks the tree afterwards (a long chain `1 + 1 + ...` is
+    /// built in a loop, but is as deep as it is long).
+    depth: usize,
 }
 
 impl Parser {
@@ -483,30 +515,105 @@ impl Parser {
 
     /// Precedence climbing: operators binding tighter than `min`.
     fn expr(&mut self, min: u8) -> Result<Expr, String> {
+        self.nesting += 1;
+        if self.nesting > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        let result = self.binary_chain(min);
+        self.nesting -= 1;
+        result
+    }
+
+    fn binary_chain(&mut self, min: u8) -> Result<Expr, String> {
         let mut left = self.unary()?;
-        while let Some((op, prec)) = self.binary_op() {
+        let mut depth = self.depth;
+        loop {
+            // `a in (b, c)` and `a not in (b, c)`, at the comparisons' precedence.
+            let negated = matches!(self.peek(), Some(Token::Ident(s)) if s == "not")
+                && matches!(self.tokens.get(self.at + 1), Some(Token::Ident(s)) if s == "in");
+            if min < 4 && (negated || matches!(self.peek(), Some(Token::Ident(s)) if s == "in")) {
+                self.at += if negated { 2 } else { 1 };
+                self.expect("(")?;
+                let mut args = vec![left];
+                loop {
+                    let item = self.expr(0)?;
+                    depth = depth.max(self.depth);
+                    args.push(item);
+                    if self.eat(")") {
+                        break;
+                    }
+                    self.expect(",")?;
+                }
+                depth += 1 + usize::from(negated);
+                if depth > MAX_DEPTH {
+                    return Err(too_deep());
+                }
+                left = Expr::Func(Func::In, args);
+                if negated {
+                    left = Expr::Not(Box::new(left));
+                }
+                continue;
+            }
+            let Some((op, prec)) = self.binary_op() else {
+                break;
+            };
             if prec <= min {
                 break;
             }
             self.at += 1;
             let right = self.expr(prec)?;
+            depth = depth.max(self.depth) + 1;
+            if depth > MAX_DEPTH {
+                return Err(too_deep());
+            }
             left = Expr::Binary(op, Box::new(left), Box::new(right));
         }
+        self.depth = depth;
         Ok(left)
     }
 
     fn unary(&mut self) -> Result<Expr, String> {
         if self.eat("-") {
-            return Ok(Expr::Neg(Box::new(self.expr(6)?)));
+            let inner = self.expr(6)?;
+            return self.wrap(Expr::Neg(Box::new(inner)));
         }
         if matches!(self.peek(), Some(Token::Ident(s)) if s == "not") {
             self.at += 1;
-            return Ok(Expr::Not(Box::new(self.expr(3)?)));
+            let inner = self.expr(3)?;
+            return self.wrap(Expr::Not(Box::new(inner)));
         }
         self.primary()
     }
 
+    /// One level above the expression just parsed.
+    fn wrap(&mut self, e: Expr) -> Result<Expr, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        Ok(e)
+    }
+
+    /// A primary, with `depth` set to its tree's depth: one more than its deepest part.
     fn primary(&mut self) -> Result<Expr, String> {
+        let start_nesting = self.nesting;
+        let mut deepest = 0;
+        let e = self.primary_parts(&mut deepest)?;
+        debug_assert_eq!(start_nesting, self.nesting);
+        self.depth = deepest + 1;
+        if self.depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        Ok(e)
+    }
+
+    fn sub_expr(&mut self, deepest: &mut usize) -> Result<Expr, String> {
+        let e = self.expr(0)?;
+        *deepest = (*deepest).max(self.depth);
+        Ok(e)
+    }
+
+    fn primary_parts(&mut self, deepest: &mut usize) -> Result<Expr, String> {
         let Some(token) = self.peek().cloned() else {
             return Err("the expression ends too early".into());
         };
@@ -514,7 +621,11 @@ impl Parser {
         Ok(match token {
             Token::Int(i) => Expr::Lit(Value::Int(i)),
             Token::Dec(d) => Expr::Lit(Value::Dec(d)),
-            Token::Str(parts) => string(parts)?,
+            Token::Str(parts) => {
+                let (e, depth) = string(parts, self.nesting)?;
+                *deepest = depth;
+                e
+            }
             Token::Ident(name) => match name.as_str() {
                 "true" => Expr::Lit(Value::Bool(true)),
                 "false" => Expr::Lit(Value::Bool(false)),
@@ -523,7 +634,7 @@ impl Parser {
                     let mut args = Vec::new();
                     if !self.eat(")") {
                         loop {
-                            args.push(self.expr(0)?);
+                            args.push(self.sub_expr(deepest)?);
                             if self.eat(")") {
                                 break;
                             }
@@ -547,15 +658,17 @@ impl Parser {
                 }
             },
             Token::Sym("(") => {
-                let inner = self.expr(0)?;
+                let inner = self.sub_expr(deepest)?;
                 self.expect(")")?;
+                // Parentheses add no level to the tree.
+                *deepest = deepest.saturating_sub(1);
                 inner
             }
             Token::Sym("[") => {
                 let mut items = Vec::new();
                 if !self.eat("]") {
                     loop {
-                        items.push(self.expr(0)?);
+                        items.push(self.sub_expr(deepest)?);
                         if self.eat("]") {
                             break;
                         }
@@ -578,7 +691,7 @@ impl Parser {
                         };
                         self.at += 1;
                         self.expect(":")?;
-                        fields.push((key, self.expr(0)?));
+                        fields.push((key, self.sub_expr(deepest)?));
                         if self.eat("}") {
                             break;
                         }
@@ -592,18 +705,46 @@ impl Parser {
     }
 }
 
-fn string(parts: Vec<StrPart>) -> Result<Expr, String> {
+/// A string literal or template, and the depth of its deepest part.
+fn string(parts: Vec<StrPart>, nesting: usize) -> Result<(Expr, usize), String> {
     if let [StrPart::Text(t)] = parts.as_slice() {
-        return Ok(Expr::Lit(Value::Text(t.clone())));
+        return Ok((Expr::Lit(Value::Text(t.clone())), 0));
     }
     let mut out = Vec::new();
+    let mut deepest = 0;
     for part in parts {
         out.push(match part {
             StrPart::Text(t) => (Expr::Lit(Value::Text(t)), Case::Keep),
-            StrPart::Expr(e, case) => (parse(&e)?, case),
+            StrPart::Expr(e, case) => {
+                let (e, depth) = parse_measured(&e, nesting + 1)?;
+                deepest = deepest.max(depth);
+                (e, case)
+            }
         });
     }
-    Ok(Expr::Template(out))
+    Ok((Expr::Template(out), deepest))
+}
+
+/// `parse_at`, and the depth of the tree it returns.
+fn parse_measured(text: &str, nesting: usize) -> Result<(Expr, usize), String> {
+    if nesting > MAX_DEPTH {
+        return Err(too_deep());
+    }
+    let tokens = lex(text)?;
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        nesting,
+        depth: 0,
+    };
+    let expr = parser.expr(0)?;
+    match parser.tokens.get(parser.at) {
+        None => Ok((expr, parser.depth)),
+        Some(t) => Err(format!(
+            "unexpected {} after a complete expression",
+            describe(t)
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -747,9 +888,55 @@ impl Scope<'_> {
             | Expr::Pick(_)
             | Expr::Aggregate { of: None, .. }
             | Expr::Now
-            | Expr::Today => {}
+            | Expr::Today
+            | Expr::Outer(_)
+            | Expr::Prev(_) => {}
         }
         Ok(())
+    }
+
+    /// In a `ref`'s `where` (unresolved), resolves the names that read the referencing row of
+    /// `table` (`parent.x`, `this.x`) into `Expr::Outer`; whether there were any.
+    pub fn resolve_outer(&mut self, expr: &mut Expr, table: usize) -> Result<bool, String> {
+        Ok(match expr {
+            Expr::Name(path) if path.len() > 1 && path[0] == "parent" => {
+                let resolved = self.path(path, table, 0)?;
+                *expr = Expr::Outer(Box::new(resolved));
+                true
+            }
+            Expr::Name(path) if path.len() > 1 && path[0] == "this" => {
+                let resolved = self.path(&path[1..], table, 0)?;
+                *expr = Expr::Outer(Box::new(resolved));
+                true
+            }
+            Expr::Call(_, args) | Expr::Func(_, args) | Expr::Array(args) => {
+                let mut any = false;
+                for a in args {
+                    any |= self.resolve_outer(a, table)?;
+                }
+                any
+            }
+            Expr::Template(parts) => {
+                let mut any = false;
+                for (e, _) in parts {
+                    any |= self.resolve_outer(e, table)?;
+                }
+                any
+            }
+            Expr::Object(fields) => {
+                let mut any = false;
+                for (_, e) in fields {
+                    any |= self.resolve_outer(e, table)?;
+                }
+                any
+            }
+            Expr::Neg(e) | Expr::Not(e) => self.resolve_outer(e, table)?,
+            Expr::Binary(_, a, b) => {
+                let a = self.resolve_outer(a, table)?;
+                self.resolve_outer(b, table)? || a
+            }
+            _ => false,
+        })
     }
 
     fn path(&self, path: &[String], table: usize, depth: u32) -> Result<Expr, String> {
@@ -758,8 +945,23 @@ impl Scope<'_> {
                 "now" => Expr::Now,
                 "today" => Expr::Today,
                 "parent" => return Err("`parent` is followed by a column: parent.id".into()),
+                "prev" => return Err("`prev` is followed by a column: prev.start_time".into()),
                 _ => Expr::Column(self.column(table, name)?),
             });
+        }
+        if path[0] == "prev" {
+            return match (path, self.tables[table].source) {
+                ([_, column], Source::PerParent { .. }) => {
+                    Ok(Expr::Prev(self.column(table, column)?))
+                }
+                (_, Source::PerParent { .. }) => Err(
+                    "prev.x reads column x of the previous sibling; it follows no further".into(),
+                ),
+                (_, Source::Counted) => Err(format!(
+                    "prev.x reads the previous sibling under the same parent, but {} has no `per` parent",
+                    self.tables[table].name
+                )),
+            };
         }
         let (start, mut current, rest) = if path[0] == "parent" {
             match self.tables[table].source {
@@ -849,7 +1051,18 @@ impl Scope<'_> {
             "minutes" => (Func::Minutes, &[1]),
             "hours" => (Func::Hours, &[1]),
             "days" => (Func::Days, &[1]),
+            "weeks" => (Func::Weeks, &[1]),
             "date" => (Func::Date, &[1]),
+            "timestamp" => (Func::Timestamp, &[1]),
+            "replace" => (Func::Replace, &[3]),
+            "slug" => (Func::Slug, &[1]),
+            "substr" => (Func::Substr, &[2, 3]),
+            "concat_ws" => (Func::ConcatWs, &[]),
+            "split_part" => (Func::SplitPart, &[3]),
+            "lpad" => (Func::Lpad, &[2, 3]),
+            "date_trunc" => (Func::DateTrunc, &[2]),
+            "extract" => (Func::Extract, &[2]),
+            "days_between" => (Func::DaysBetween, &[2]),
             "int" => (Func::RandInt, &[2]),
             "decimal" => (Func::RandDecimal, &[2]),
             "bool" => (Func::RandBool, &[1]),
@@ -857,7 +1070,8 @@ impl Scope<'_> {
             _ => {
                 return Err(format!(
                     "unknown function {name} (known: round floor ceil abs min max if coalesce lower upper \
-                     seconds minutes hours days date int decimal bool choice pick sum count)"
+                     replace slug substr concat_ws split_part lpad seconds minutes hours days date timestamp \
+                     date_trunc extract days_between int decimal bool choice pick sum count)"
                 ));
             }
         };
@@ -872,6 +1086,65 @@ impl Scope<'_> {
 }
 
 impl Expr {
+    /// Calls `f` with every part that reads the referencing row (`Expr::Outer`).
+    pub fn outers(&self, f: &mut dyn FnMut(&Expr)) {
+        match self {
+            Expr::Outer(e) => f(e),
+            Expr::Template(parts) => parts.iter().for_each(|(e, _)| e.outers(f)),
+            Expr::Neg(e) | Expr::Not(e) => e.outers(f),
+            Expr::Binary(_, a, b) => {
+                a.outers(f);
+                b.outers(f);
+            }
+            Expr::Func(_, args) | Expr::Array(args) | Expr::Call(_, args) => {
+                args.iter().for_each(|e| e.outers(f))
+            }
+            Expr::Object(fields) => fields.iter().for_each(|(_, e)| e.outers(f)),
+            _ => {}
+        }
+    }
+
+    /// A copy with every `Expr::Outer` replaced by what `value` makes of it.
+    pub fn bind_outers<E>(
+        &self,
+        value: &mut dyn FnMut(&Expr) -> Result<Value, E>,
+    ) -> Result<Expr, E> {
+        Ok(match self {
+            Expr::Outer(e) => Expr::Lit(value(e)?),
+            Expr::Template(parts) => Expr::Template(
+                parts
+                    .iter()
+                    .map(|(e, c)| Ok((e.bind_outers(value)?, *c)))
+                    .collect::<Result<_, E>>()?,
+            ),
+            Expr::Neg(e) => Expr::Neg(Box::new(e.bind_outers(value)?)),
+            Expr::Not(e) => Expr::Not(Box::new(e.bind_outers(value)?)),
+            Expr::Binary(op, a, b) => Expr::Binary(
+                *op,
+                Box::new(a.bind_outers(value)?),
+                Box::new(b.bind_outers(value)?),
+            ),
+            Expr::Func(func, args) => Expr::Func(
+                *func,
+                args.iter()
+                    .map(|e| e.bind_outers(value))
+                    .collect::<Result<_, E>>()?,
+            ),
+            Expr::Array(args) => Expr::Array(
+                args.iter()
+                    .map(|e| e.bind_outers(value))
+                    .collect::<Result<_, E>>()?,
+            ),
+            Expr::Object(fields) => Expr::Object(
+                fields
+                    .iter()
+                    .map(|(k, e)| Ok((k.clone(), e.bind_outers(value)?)))
+                    .collect::<Result<_, E>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
     /// The (table, column) cells this expression reads, evaluated in a row of `table`; `into`
     /// gets (table, column, crosses_rows).
     pub fn dependencies(&self, table: usize, tables: &[TableSpec], into: &mut Vec<(usize, usize)>) {
@@ -914,19 +1187,23 @@ impl Expr {
                 table: child, of, ..
             } => {
                 // Which children exist depends on the child table's condition on this row.
-                if let Some(when) = &tables[*child].children.when {
-                    when.dependencies(table, tables, into);
+                for e in tables[*child].children.expressions() {
+                    e.dependencies(table, tables, into);
                 }
                 if let Some(e) = of {
                     e.dependencies(*child, tables, into);
                 }
             }
-            Expr::Lit(_)
+            // Read in the referencing row: its caller adds them (`outers`). A previous sibling's
+            // cell is another row's: no cycle through it (its ordinal is lower, down to 0).
+            Expr::Prev(_)
+            | Expr::Lit(_)
             | Expr::Name(_)
             | Expr::Call(..)
             | Expr::Pick(_)
             | Expr::Now
-            | Expr::Today => {}
+            | Expr::Today
+            | Expr::Outer(_) => {}
         }
     }
 
@@ -1036,8 +1313,37 @@ pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
             Timestamp(t.checked_sub(*d).ok_or_else(overflow)?)
         }
         (BinOp::Sub, Timestamp(x), Timestamp(y)) => Duration(x - y),
+        // A date moves by whole days: a part of a day would be lost without a word.
+        (BinOp::Add | BinOp::Sub, Date(_), Duration(d)) if d.rem_euclid(86_400) != 0 => {
+            return Err(format!(
+                "a date moves by whole days, and {} is not; make the date a timestamp first: timestamp(date) {} ...",
+                Duration(*d).text().unwrap_or_default(),
+                if op == BinOp::Add { "+" } else { "-" }
+            ));
+        }
         (BinOp::Add, Date(day), Duration(d)) => Date(day + d.div_euclid(86_400)),
         (BinOp::Sub, Date(day), Duration(d)) => Date(day - d.div_euclid(86_400)),
+        (BinOp::Div, Duration(x), Duration(y)) => {
+            if *y == 0 {
+                return Err("division by zero".into());
+            }
+            Dec((Decimal::from(*x) / Decimal::from(*y)).normalize())
+        }
+        (BinOp::Div, Duration(x), Int(n)) => {
+            if *n == 0 {
+                return Err("division by zero".into());
+            }
+            // To the nearest second, halves away from zero.
+            let q = (Decimal::from(*x) / Decimal::from(*n))
+                .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+            Duration(i64::try_from(q).map_err(|e| e.to_string())?)
+        }
+        (BinOp::Rem, Duration(x), Duration(y)) => {
+            if *y == 0 {
+                return Err("division by zero".into());
+            }
+            Duration(x.rem_euclid(*y))
+        }
         (BinOp::Add, Date(day), Int(n)) => Date(day + n),
         (BinOp::Sub, Date(day), Int(n)) => Date(day - n),
         (BinOp::Sub, Date(x), Date(y)) => Int(x - y),
@@ -1114,10 +1420,25 @@ fn compare(a: &Value, b: &Value) -> Result<Ordering, String> {
 
 /// A function of already evaluated arguments (not `if`, `coalesce` or the random ones).
 pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
+    if func == Func::In {
+        // As SQL's `IN` where a NULL on the left matches nothing.
+        return Ok(Value::Bool(
+            args[0] != Value::Null && args[1..].iter().any(|v| equal(&args[0], v)),
+        ));
+    }
     let first = || args[0].clone();
+    if func == Func::ConcatWs {
+        // As SQL's: NULLs are skipped, a NULL separator makes NULL.
+        let Some(separator) = args[0].text() else {
+            return Ok(Value::Null);
+        };
+        let parts: Vec<String> = args[1..].iter().filter_map(Value::text).collect();
+        return Ok(Value::Text(parts.join(&separator)));
+    }
     if args.contains(&Value::Null) && !matches!(func, Func::Least | Func::Greatest) {
         return Ok(Value::Null);
     }
+    let text = |i: usize| args[i].text().unwrap_or_default();
     Ok(match func {
         Func::Round => {
             let places = match args.get(1) {
@@ -1164,11 +1485,12 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
         }
         Func::Lower => Value::Text(first().text().unwrap_or_default().to_lowercase()),
         Func::Upper => Value::Text(first().text().unwrap_or_default().to_uppercase()),
-        Func::Seconds | Func::Minutes | Func::Hours | Func::Days => {
+        Func::Seconds | Func::Minutes | Func::Hours | Func::Days | Func::Weeks => {
             let unit = match func {
                 Func::Seconds => 1,
                 Func::Minutes => 60,
                 Func::Hours => 3600,
+                Func::Weeks => 7 * 86_400,
                 _ => 86_400,
             };
             Value::Duration(
@@ -1183,6 +1505,147 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
             Value::Date(d) => Value::Date(d),
             v => return Err(format!("date() takes a timestamp, not {}", v.type_name())),
         },
+        Func::Replace => Value::Text(text(0).replace(&text(1), &text(2))),
+        Func::Slug => Value::Text(slug(&text(0))),
+        Func::Substr => {
+            // 1-based, as SQL's substr: characters from `start`, `length` of them.
+            let start = args[1].integer()?;
+            let chars: Vec<char> = text(0).chars().collect();
+            let end = match args.get(2) {
+                Some(length) => {
+                    let length = length.integer()?;
+                    if length < 0 {
+                        return Err("substr: a negative length".into());
+                    }
+                    start.saturating_add(length)
+                }
+                None => i64::MAX,
+            };
+            let from = start.max(1) - 1;
+            let to = (end - 1).clamp(0, chars.len() as i64);
+            let from = from.min(to);
+            Value::Text(chars[from as usize..to as usize].iter().collect())
+        }
+        Func::SplitPart => {
+            let n = args[2].integer()?;
+            let (s, delimiter) = (text(0), text(1));
+            let parts: Vec<&str> = if delimiter.is_empty() {
+                vec![s.as_str()]
+            } else {
+                s.split(delimiter.as_str()).collect()
+            };
+            let part = match n {
+                0 => return Err("split_part: the field position must not be zero".into()),
+                n if n > 0 => parts.get((n - 1) as usize),
+                n => parts
+                    .len()
+                    .checked_sub(n.unsigned_abs() as usize)
+                    .and_then(|i| parts.get(i)),
+            };
+            Value::Text(part.map_or_else(String::new, |p| p.to_string()))
+        }
+        Func::Lpad => {
+            let length = usize::try_from(args[1].integer()?.max(0)).unwrap_or(0);
+            let fill: Vec<char> = match args.get(2) {
+                Some(f) => f.text().unwrap_or_default().chars().collect(),
+                None => vec![' '],
+            };
+            let chars: Vec<char> = text(0).chars().collect();
+            if chars.len() >= length || fill.is_empty() {
+                Value::Text(chars[..length.min(chars.len())].iter().collect())
+            } else {
+                let mut out: String = fill.iter().cycle().take(length - chars.len()).collect();
+                out.extend(chars);
+                Value::Text(out)
+            }
+        }
+        Func::Timestamp => match first() {
+            Value::Date(d) => Value::Timestamp(d * 86_400),
+            Value::Timestamp(t) => Value::Timestamp(t),
+            v => return Err(format!("timestamp() takes a date, not {}", v.type_name())),
+        },
+        Func::DateTrunc => {
+            let unit = text(0).to_lowercase();
+            let (seconds, is_date) = match &args[1] {
+                Value::Timestamp(t) => (*t, false),
+                Value::Date(d) => (d * 86_400, true),
+                v => {
+                    return Err(format!(
+                        "date_trunc() takes a timestamp or a date, not {}",
+                        v.type_name()
+                    ));
+                }
+            };
+            let day = seconds.div_euclid(86_400);
+            let (year, month, _) = crate::spec::calendar::civil_from_days(day);
+            let truncated = match unit.as_str() {
+                "year" => crate::spec::calendar::days_from_civil(year, 1, 1) * 86_400,
+                "month" => crate::spec::calendar::days_from_civil(year, month, 1) * 86_400,
+                // ISO weeks start on Monday; 1970-01-01 was a Thursday.
+                "week" => (day - (day + 3).rem_euclid(7)) * 86_400,
+                "day" => day * 86_400,
+                "hour" => seconds - seconds.rem_euclid(3_600),
+                "minute" => seconds - seconds.rem_euclid(60),
+                "second" => seconds,
+                other => {
+                    return Err(format!(
+                        "date_trunc('{other}', ...): the unit is year, month, week, day, hour, minute or second"
+                    ));
+                }
+            };
+            if is_date {
+                Value::Date(truncated.div_euclid(86_400))
+            } else {
+                Value::Timestamp(truncated)
+            }
+        }
+        Func::Extract => {
+            let field = text(0).to_lowercase();
+            let seconds = match &args[1] {
+                Value::Timestamp(t) => *t,
+                Value::Date(d) => d * 86_400,
+                Value::Duration(d) if field == "epoch" => return Ok(Value::Int(*d)),
+                v => {
+                    return Err(format!(
+                        "extract() takes a timestamp or a date, not {}",
+                        v.type_name()
+                    ));
+                }
+            };
+            let day = seconds.div_euclid(86_400);
+            let (year, month, dom) = crate::spec::calendar::civil_from_days(day);
+            let second_of_day = seconds.rem_euclid(86_400);
+            Value::Int(match field.as_str() {
+                "year" => year,
+                "month" => i64::from(month),
+                "day" => i64::from(dom),
+                "hour" => second_of_day / 3_600,
+                "minute" => second_of_day % 3_600 / 60,
+                "second" => second_of_day % 60,
+                // Sunday 0 .. Saturday 6, and ISO's Monday 1 .. Sunday 7.
+                "dow" => (day + 4).rem_euclid(7),
+                "isodow" => (day + 3).rem_euclid(7) + 1,
+                "doy" => day - crate::spec::calendar::days_from_civil(year, 1, 1) + 1,
+                "epoch" => seconds,
+                other => {
+                    return Err(format!(
+                        "extract('{other}', ...): the field is year, month, day, hour, minute, second, dow, isodow, doy or epoch"
+                    ));
+                }
+            })
+        }
+        Func::DaysBetween => {
+            let day = |v: &Value| match v {
+                Value::Date(d) => Ok(*d),
+                Value::Timestamp(t) => Ok(t.div_euclid(86_400)),
+                v => Err(format!(
+                    "days_between() takes dates or timestamps, not {}",
+                    v.type_name()
+                )),
+            };
+            Value::Int(day(&args[1])? - day(&args[0])?)
+        }
+        Func::In | Func::ConcatWs => unreachable!("evaluated before: any argument may be NULL"),
         Func::If
         | Func::Coalesce
         | Func::RandInt
@@ -1192,6 +1655,37 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
             unreachable!("evaluated lazily by the row")
         }
     })
+}
+
+/// Lower-case ASCII letters and digits, every other run of characters one `-`, none at the ends:
+/// `"Bath & Brush!"` -> `bath-brush`. Accented letters lose their accent where it is a
+/// combining mark of a decomposed form; other letters are dropped.
+pub fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut dash = false;
+    for c in text.chars().flat_map(char::to_lowercase) {
+        let c = match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+            'ç' => 'c',
+            'è' | 'é' | 'ê' | 'ë' => 'e',
+            'ì' | 'í' | 'î' | 'ï' => 'i',
+            'ñ' => 'n',
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+            'ù' | 'ú' | 'û' | 'ü' => 'u',
+            'ý' | 'ÿ' => 'y',
+            c => c,
+        };
+        if c.is_ascii_alphanumeric() {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.push(c);
+        } else {
+            dash = true;
+        }
+    }
+    out
 }
 
 pub fn case(text: String, case: Case) -> String {
@@ -1277,5 +1771,162 @@ mod tests {
         assert!(parse("'{{literal}}'").is_ok());
         assert!(parse("1 +").is_err());
         assert!(parse("'{a|shout}'").unwrap_err().contains("unknown filter"));
+    }
+}
+
+#[cfg(test)]
+mod depth {
+    use super::*;
+
+    #[test]
+    fn deep_or_long_expressions_are_errors_not_stack_overflows() {
+        let deep = format!("{}1{}", "(".repeat(20_000), ")".repeat(20_000));
+        assert!(parse(&deep).unwrap_err().contains("nests more than 100"));
+        let long = vec!["1"; 20_000].join(" + ");
+        assert!(parse(&long).unwrap_err().contains("nests more than 100"));
+        let calls = format!("{}1{}", "abs(".repeat(5_000), ")".repeat(5_000));
+        assert!(parse(&calls).unwrap_err().contains("nests more than 100"));
+        let negations = format!("{}1", "-".repeat(20_000));
+        assert!(
+            parse(&negations)
+                .unwrap_err()
+                .contains("nests more than 100")
+        );
+        let mut template = String::from("1");
+        for _ in 0..200 {
+            template = format!("'{{{template}}}'").replace('\'', "\"");
+        }
+        assert!(parse(&template).is_err());
+        // What people write stays well inside the limit.
+        let fine = format!("{}1{}", "(".repeat(50), ")".repeat(50));
+        assert!(parse(&fine).is_ok());
+        assert!(parse(&vec!["1"; 90].join(" + ")).is_ok());
+        assert!(parse("round((a + b) * (c - d) / 2, 2) + abs(-(x))").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod text_and_time {
+    use super::*;
+
+    fn eval(text: &str) -> Result<Value, String> {
+        fn go(e: &Expr) -> Result<Value, String> {
+            match e {
+                Expr::Lit(v) => Ok(v.clone()),
+                Expr::Binary(op, a, b) => binary(*op, go(a)?, go(b)?),
+                Expr::Not(e) => Ok(Value::Bool(!go(e)?.truthy()?)),
+                Expr::Neg(e) => binary(BinOp::Sub, Value::Int(0), go(e)?),
+                Expr::Call(name, args) => {
+                    let mut files = crate::files::ReadFiles::default();
+                    let mut scope = Scope {
+                        tables: &[],
+                        seeds_dir: Path::new("."),
+                        files: &mut files,
+                    };
+                    match scope.call(name, args.clone(), 0)? {
+                        Expr::Func(f, args) => {
+                            apply(f, args.iter().map(go).collect::<Result<_, _>>()?)
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+                Expr::Func(f, args) => apply(*f, args.iter().map(go).collect::<Result<_, _>>()?),
+                other => panic!("not a literal expression: {other:?}"),
+            }
+        }
+        go(&parse(text).unwrap())
+    }
+
+    fn text(e: &str) -> String {
+        eval(e).unwrap().text().unwrap_or_else(|| "NULL".into())
+    }
+
+    #[test]
+    fn text_functions_follow_sql() {
+        assert_eq!(text("lower('Bath & Brush')"), "bath & brush");
+        assert_eq!(text("upper('groomer')"), "GROOMER");
+        assert_eq!(text("replace('a-b-c', '-', '+')"), "a+b+c");
+        assert_eq!(
+            text("slug('  Bath & Brush: Full Groom!  ')"),
+            "bath-brush-full-groom"
+        );
+        assert_eq!(text("slug('Crème Brûlée 2')"), "creme-brulee-2");
+        assert_eq!(text("substr('groomly', 2, 3)"), "roo");
+        assert_eq!(text("substr('groomly', 4)"), "omly");
+        assert_eq!(text("substr('groomly', 0, 3)"), "gr");
+        assert_eq!(text("concat_ws(', ', 'a', null, 'b')"), "a, b");
+        assert_eq!(text("split_part('a@b.test', '@', 2)"), "b.test");
+        assert_eq!(text("split_part('a,b,c', ',', -1)"), "c");
+        assert_eq!(text("split_part('a,b,c', ',', 7)"), "");
+        assert_eq!(text("lpad('7', 4, '0')"), "0007");
+        assert_eq!(text("lpad('12345', 3)"), "123");
+        assert_eq!(text("'groomer' in ('groomer', 'bather')"), "true");
+        assert_eq!(text("'manager' not in ('groomer', 'bather')"), "true");
+        assert_eq!(text("null in (null, 1)"), "false");
+    }
+
+    #[test]
+    fn time_functions_and_duration_arithmetic() {
+        // 2025-03-14 15:09:26 UTC
+        let t = Value::Timestamp(1_741_964_966);
+        let call = |f: Func, args: Vec<Value>| apply(f, args).unwrap().text().unwrap();
+        let unit = |u: &str| Value::Text(u.into());
+        assert_eq!(
+            call(Func::DateTrunc, vec![unit("month"), t.clone()]),
+            "2025-03-01 00:00:00+00"
+        );
+        assert_eq!(
+            call(Func::DateTrunc, vec![unit("year"), t.clone()]),
+            "2025-01-01 00:00:00+00"
+        );
+        assert_eq!(
+            call(Func::DateTrunc, vec![unit("week"), t.clone()]),
+            "2025-03-10 00:00:00+00"
+        );
+        assert_eq!(
+            call(Func::DateTrunc, vec![unit("hour"), t.clone()]),
+            "2025-03-14 15:00:00+00"
+        );
+        assert_eq!(call(Func::Extract, vec![unit("year"), t.clone()]), "2025");
+        assert_eq!(call(Func::Extract, vec![unit("month"), t.clone()]), "3");
+        assert_eq!(call(Func::Extract, vec![unit("dow"), t.clone()]), "5");
+        assert_eq!(call(Func::Extract, vec![unit("isodow"), t.clone()]), "5");
+        assert_eq!(call(Func::Extract, vec![unit("doy"), t.clone()]), "73");
+        assert_eq!(call(Func::Extract, vec![unit("minute"), t.clone()]), "9");
+        let day = Value::Date(20_161); // 2025-03-14
+        assert_eq!(
+            call(Func::DaysBetween, vec![Value::Date(20_000), day.clone()]),
+            "161"
+        );
+        assert_eq!(call(Func::DaysBetween, vec![day.clone(), t.clone()]), "0");
+        assert_eq!(
+            call(Func::Timestamp, vec![day.clone()]),
+            "2025-03-14 00:00:00+00"
+        );
+        // Durations divide into a ratio, or by an integer to the nearest second.
+        assert_eq!(text("minutes(90) / hours(1)"), "1.5");
+        assert_eq!(text("round(minutes(90) / hours(1))"), "2");
+        assert_eq!(text("days(7) / 2"), "302400 seconds");
+        assert_eq!(text("seconds(5) / 2"), "3 seconds");
+        assert_eq!(text("minutes(100) % hours(1)"), "2400 seconds");
+        // A date moves by whole days; part of a day is an error, never dropped.
+        assert_eq!(
+            binary(BinOp::Add, day.clone(), Value::Duration(2 * 86_400)).unwrap(),
+            Value::Date(20_163)
+        );
+        let error = binary(BinOp::Add, day.clone(), Value::Duration(5 * 3_600)).unwrap_err();
+        assert!(error.contains("a date moves by whole days"), "{error}");
+        assert!(error.contains("timestamp(date) +"), "{error}");
+        assert_eq!(
+            binary(
+                BinOp::Add,
+                apply(Func::Timestamp, vec![day]).unwrap(),
+                Value::Duration(5 * 3_600)
+            )
+            .unwrap()
+            .text()
+            .unwrap(),
+            "2025-03-14 05:00:00+00"
+        );
     }
 }

@@ -12,7 +12,7 @@ use rand_pcg::Pcg64Mcg;
 use rust_decimal::Decimal;
 
 use super::expr::{self, Agg, BinOp, Expr, Func, Start, Value};
-use super::{Case, Gen, Part, Source, Spec};
+use super::{Case, Filter, Gen, Part, Source, Spec};
 use crate::error::{Error, Result};
 use crate::spec::profile::{PerCounts, Profile};
 
@@ -98,6 +98,31 @@ fn between(rng: &mut Pcg64Mcg, min: i64, max: i64) -> i64 {
     (i128::from(min) + i128::from(below(rng, span as u64))) as i64
 }
 
+/// The `i`-th value (`i < n`) of a pseudo-random permutation of `0..n` that `key` decides: a
+/// four-round Feistel network over the smallest power of four above `n`, walking the cycle
+/// until the value falls in `0..n`. Distinct `i` give distinct values, with nothing stored.
+fn permute(i: u64, n: u64, key: u64) -> u64 {
+    let bits = 64 - u64::from((n.max(1) - 1).leading_zeros());
+    let half = bits.div_ceil(2).max(1);
+    let mask = if half >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << half) - 1
+    };
+    let mut x = i;
+    loop {
+        let (mut left, mut right) = (x >> half, x & mask);
+        for round in 0..4u64 {
+            let f = splitmix64(key ^ splitmix64(right ^ (round << 56))) & mask;
+            (left, right) = (right, left ^ f);
+        }
+        x = (left << half) | right;
+        if x < n {
+            return x;
+        }
+    }
+}
+
 /// A uniform draw in [0, 1).
 fn unit(rng: &mut Pcg64Mcg) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
@@ -111,6 +136,8 @@ enum Shape {
         min: u64,
         max: u64,
         weights: Option<Vec<(u64, u64)>>,
+        /// The profile's [per] gives the range: a `count` expression gives way to it.
+        from_profile: bool,
     },
 }
 
@@ -133,6 +160,54 @@ pub struct Dataset<'s> {
     followed: Vec<Vec<bool>>,
     /// Per table, the `column_stream` of each column and of its children's decisions.
     streams: Vec<TableStreams>,
+    /// Per table and column: whether the column draws again where a table-level unique set's
+    /// combination was taken.
+    redrawn: Vec<Vec<bool>>,
+    /// Per table, the columns that `prev.x` reads.
+    prev_columns: Vec<Vec<usize>>,
+}
+
+/// Per table, the columns that its expressions read of the previous sibling (`prev.x`).
+fn prev_columns(spec: &Spec) -> Vec<Vec<usize>> {
+    fn walk(e: &Expr, into: &mut Vec<usize>) {
+        match e {
+            Expr::Prev(c) if !into.contains(c) => into.push(*c),
+            Expr::Template(parts) => parts.iter().for_each(|(p, _)| walk(p, into)),
+            Expr::Neg(a) | Expr::Not(a) | Expr::Outer(a) => walk(a, into),
+            Expr::Binary(_, a, b) => {
+                walk(a, into);
+                walk(b, into);
+            }
+            Expr::Func(_, args) | Expr::Array(args) => args.iter().for_each(|a| walk(a, into)),
+            Expr::Object(fields) => fields.iter().for_each(|(_, a)| walk(a, into)),
+            _ => {}
+        }
+    }
+    fn walk_gen(g: &Gen, into: &mut Vec<usize>) {
+        match g {
+            Gen::Expr { expr } => walk(expr, into),
+            Gen::When {
+                cond,
+                then,
+                otherwise,
+            } => {
+                walk(cond, into);
+                walk_gen(then, into);
+                walk_gen(otherwise, into);
+            }
+            _ => {}
+        }
+    }
+    spec.tables
+        .iter()
+        .map(|t| {
+            let mut columns = Vec::new();
+            for c in &t.columns {
+                walk_gen(&c.generator, &mut columns);
+            }
+            columns
+        })
+        .collect()
 }
 
 struct TableStreams {
@@ -195,6 +270,60 @@ impl RowSet {
     }
 }
 
+/// What an error in the expressions deciding a table's children names as its column.
+fn children_label(children: &super::Children) -> &'static str {
+    match (&children.count, &children.range, &children.p_expr) {
+        (Some(_), ..) => "count",
+        (None, Some(_), _) => "min/max",
+        (None, None, Some(_)) => "p",
+        _ => "when",
+    }
+}
+
+/// How a table-level unique set keeps its combinations distinct.
+enum UniqueSet {
+    /// A parent's key column beside a `distinct` ref: siblings never share the ref's value and
+    /// rows of different parents differ in the parent's key.
+    Guaranteed,
+    /// This column draws again where a combination was taken.
+    Redraw(usize),
+    /// No column can draw again.
+    Fixed,
+}
+
+fn unique_set_redraw(tables: &[super::TableSpec], table: usize, set: &[usize]) -> UniqueSet {
+    let t = &tables[table];
+    let parent_key = set
+        .iter()
+        .any(|&c| match (&t.columns[c].generator, t.source) {
+            (Gen::Parent { column }, Source::PerParent { parent, .. }) => matches!(
+                tables[parent].columns[*column].generator,
+                Gen::Serial { .. } | Gen::Uuid
+            ),
+            _ => false,
+        });
+    let distinct_ref = set
+        .iter()
+        .any(|&c| matches!(t.columns[c].generator, Gen::Ref { distinct: true, .. }));
+    if parent_key && distinct_ref {
+        return UniqueSet::Guaranteed;
+    }
+    set.iter()
+        .rev()
+        .copied()
+        .find(|&c| {
+            !matches!(
+                t.columns[c].generator,
+                Gen::Serial { .. }
+                    | Gen::Ordinal { .. }
+                    | Gen::Parent { .. }
+                    | Gen::Constant { .. }
+                    | Gen::Ref { distinct: true, .. }
+            )
+        })
+        .map_or(UniqueSet::Fixed, UniqueSet::Redraw)
+}
+
 /// A kept row: each cell's value and, when the value is not text, its text.
 type KeptRow = Vec<(Value, Option<String>)>;
 
@@ -235,6 +364,7 @@ impl<'s> Dataset<'s> {
                         min,
                         max,
                         weights: table.children.weights.clone(),
+                        from_profile: false,
                     },
                     Some(per) => {
                         let (min, max) = per.bounds();
@@ -247,13 +377,30 @@ impl<'s> Dataset<'s> {
                             min,
                             max,
                             weights,
+                            from_profile: true,
                         }
                     }
                 },
             };
             shapes.push(shape);
         }
+        let redrawn = spec
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(ti, table)| {
+                let mut columns = vec![false; table.columns.len()];
+                for set in &table.unique {
+                    if let UniqueSet::Redraw(c) = unique_set_redraw(&spec.tables, ti, set) {
+                        columns[c] = true;
+                    }
+                }
+                columns
+            })
+            .collect();
         let mut data = Dataset {
+            redrawn,
+            prev_columns: prev_columns(spec),
             spec,
             seed,
             epoch: profile.epoch,
@@ -281,6 +428,7 @@ impl<'s> Dataset<'s> {
         };
         data.check_references()?;
         data.candidates = data.filter_candidates()?;
+        data.check_distinct()?;
         data.retries = data.make_unique(&profile.name)?;
         data.small = data.keep_small_tables()?;
         data.try_first_rows()?;
@@ -299,6 +447,71 @@ impl<'s> Dataset<'s> {
                         "table {}, column {}: references table {}, which gets no rows",
                         table.name, column.name, self.spec.tables[target].name
                     )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Why no row of `target` can be picked.
+    fn no_match(&self, target: usize, filter: &Filter) -> String {
+        let t = &self.spec.tables[target];
+        match filter {
+            Filter::Equals(c, wanted) => format!(
+                "no row of {} has {} = {wanted:?}",
+                t.name, t.columns[*c].name
+            ),
+            Filter::Condition { .. } => format!("no row of {} matches the `where`", t.name),
+        }
+    }
+
+    /// A `distinct` ref needs at least as many candidates as a parent may have children.
+    fn check_distinct(&self) -> Result<()> {
+        fn distinct_refs<'g>(generator: &'g Gen, into: &mut Vec<&'g Gen>) {
+            match generator {
+                Gen::Ref { distinct: true, .. } => into.push(generator),
+                Gen::When {
+                    then, otherwise, ..
+                } => {
+                    distinct_refs(then, into);
+                    distinct_refs(otherwise, into);
+                }
+                _ => {}
+            }
+        }
+        for (ti, table) in self.spec.tables.iter().enumerate() {
+            let Shape::PerParent { parent, max, .. } = self.shapes[ti] else {
+                continue;
+            };
+            for column in &table.columns {
+                let mut refs = Vec::new();
+                distinct_refs(&column.generator, &mut refs);
+                for generator in refs {
+                    let Gen::Ref {
+                        table: target,
+                        filter,
+                        ..
+                    } = generator
+                    else {
+                        continue;
+                    };
+                    let candidates = match filter {
+                        Some(_) => self.candidates[&(std::ptr::from_ref(generator) as usize)].len(),
+                        None => self.root_count(*target),
+                    };
+                    if max > candidates && self.may_have_rows(ti) {
+                        return Err(Error::usage(format!(
+                            "{}: table {}, column {}: distinct: a row of {} may have up to {max} rows here, \
+                             but {} has only {candidates} candidates to draw without replacement \
+                             (lower the table's max or raise the count of {})",
+                            self.spec.path.display(),
+                            table.name,
+                            column.name,
+                            self.spec.tables[parent].name,
+                            self.spec.tables[*target].name,
+                            self.spec.tables[*target].name,
+                        )));
+                    }
                 }
             }
         }
@@ -335,31 +548,43 @@ impl<'s> Dataset<'s> {
                 for generator in refs {
                     let Gen::Ref {
                         table: target,
-                        filter: Some((filter_column, wanted)),
+                        filter: Some(filter),
+                        distinct,
                         ..
                     } = generator
                     else {
                         continue;
                     };
+                    if let Filter::Condition { outer: true, .. } = filter {
+                        // The matches differ per referencing row: found as each row is made.
+                        continue;
+                    }
                     let count = self.root_count(*target);
                     if count > MAX_FILTERED_ROWS {
-                        return Err(Error::usage(format!(
-                            "table {}, column {}: `where` filters table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
-                            table.name, column.name, self.spec.tables[*target].name
-                        )));
+                        if *distinct {
+                            return Err(Error::usage(format!(
+                                "table {}, column {}: `distinct` with `where` lists the matching rows of table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
+                                table.name, column.name, self.spec.tables[*target].name
+                            )));
+                        }
+                        // Larger tables are not listed: each row draws candidates until one
+                        // matches (`RowValues::pick_matching`), with memory flat.
+                        continue;
                     }
                     let mut matching = RowSet::default();
                     for i in 0..count {
                         let mut row = RowValues::new(self, *target, RowId::counted(i));
-                        matching.push(row.get(*filter_column)? == Some(wanted.as_str()));
+                        matching.push(
+                            row.matches(filter, i)
+                                .map_err(|f| f.into_error(&table.name, &column.name))?,
+                        );
                     }
                     if matching.len() == 0 && self.may_have_rows(ti) {
                         return Err(Error::usage(format!(
-                            "table {}, column {}: no row of {} has {} = {wanted:?}",
+                            "table {}, column {}: {}",
                             table.name,
                             column.name,
-                            self.spec.tables[*target].name,
-                            self.spec.tables[*target].columns[*filter_column].name
+                            self.no_match(*target, filter)
                         )));
                     }
                     candidates.insert(std::ptr::from_ref(generator) as usize, matching);
@@ -369,13 +594,16 @@ impl<'s> Dataset<'s> {
         Ok(candidates)
     }
 
-    /// Unique columns: refuses a generator whose values are too few for the rows, then walks
-    /// the table once in order and, where a row's value was already taken, lets it draw again
-    /// from its own stream (draw 1, 2, ...). Only the rows that redrew are kept, so the result
-    /// is the same on every run and the data stays a function of the row key.
+    /// Unique columns and column sets: refuses a generator whose values are too few for the
+    /// rows, then walks the table once in order and, where a row's value (or combination) was
+    /// already taken, lets it draw again from its own stream (draw 1, 2, ...). Only the rows
+    /// that redrew are kept, so the result is the same on every run and the data stays a
+    /// function of the row key.
     fn make_unique(&self, profile: &str) -> Result<HashMap<(usize, usize), HashMap<u64, u32>>> {
         let mut all = HashMap::new();
         for (ti, table) in self.spec.tables.iter().enumerate() {
+            // (the columns whose values together are distinct, the column that draws again)
+            let mut sets: Vec<(Vec<usize>, usize)> = Vec::new();
             for (ci, column) in table.columns.iter().enumerate() {
                 if !column.unique || matches!(column.generator, Gen::Serial { .. } | Gen::Uuid) {
                     continue;
@@ -389,42 +617,98 @@ impl<'s> Dataset<'s> {
                         table.name, column.name
                     )));
                 }
-                // Each value taken, by its 128-bit md5 rather than its text: a sixth of the
-                // memory, and two distinct values of any one table never share a digest in
-                // practice (the odds are below 1 in 10^25 for a billion rows).
-                let taken = |text: &str| u128::from_be_bytes(Md5::digest(text.as_bytes()).into());
-                let mut seen: HashSet<u128> = HashSet::with_capacity(rows as usize);
-                let mut redrawn = HashMap::new();
-                let mut index = 0;
-                self.for_each_row(ti, 0..self.root_count(ti), &mut |mut row| {
-                    row.index = Some(index);
-                    index += 1;
-                    let key = row.key;
-                    for attempt in 0..UNIQUE_ATTEMPTS {
-                        let mut values = RowValues::new(self, ti, row.clone());
-                        values.attempt = Some((ci, attempt));
-                        let Some(text) = values.get(ci)? else {
-                            return Ok(());
-                        };
-                        if seen.insert(taken(text)) {
-                            if attempt > 0 {
-                                redrawn.insert(key, attempt);
-                            }
-                            return Ok(());
-                        }
+                sets.push((vec![ci], ci));
+            }
+            for set in &table.unique {
+                match unique_set_redraw(&self.spec.tables, ti, set) {
+                    UniqueSet::Guaranteed => {}
+                    UniqueSet::Redraw(column) => sets.push((set.clone(), column)),
+                    UniqueSet::Fixed => {
+                        return Err(Error::usage(format!(
+                            "{}: table {}: unique ({}): no column of the set can draw again (each is a serial, ordinal, parent, constant or distinct ref); add a random column to the set",
+                            self.spec.path.display(),
+                            table.name,
+                            set.iter()
+                                .map(|&c| table.columns[c].name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
                     }
-                    Err(Error::usage(format!(
-                        "seed spec: table {}, column {}: unique, but row {} found no free value in {UNIQUE_ATTEMPTS} draws \
-                         (the value needs a random part, such as {{int(1, 9999)}}, or a larger one)",
-                        table.name,
-                        column.name,
-                        index - 1
-                    )))
-                })?;
-                all.insert((ti, ci), redrawn);
+                }
+            }
+            for (columns, redraw) in sets {
+                let redrawn = self.redraw_taken(ti, &columns, redraw)?;
+                all.insert((ti, redraw), redrawn);
             }
         }
         Ok(all)
+    }
+
+    /// Walks `table` in order: a row whose values of `columns` were taken draws `redraw` again.
+    fn redraw_taken(
+        &self,
+        ti: usize,
+        columns: &[usize],
+        redraw: usize,
+    ) -> Result<HashMap<u64, u32>> {
+        let table = &self.spec.tables[ti];
+        let rows = self.count_rows(ti, 0..self.root_count(ti));
+        // Each value taken, by its 128-bit md5 rather than its text: a sixth of the
+        // memory, and two distinct values of any one table never share a digest in
+        // practice (the odds are below 1 in 10^25 for a billion rows).
+        let mut seen: HashSet<u128> = HashSet::with_capacity(rows as usize);
+        let mut redrawn = HashMap::new();
+        let mut index = 0;
+        self.for_each_row(ti, 0..self.root_count(ti), &mut |mut row| {
+            row.index = Some(index);
+            index += 1;
+            let key = row.key;
+            for attempt in 0..UNIQUE_ATTEMPTS {
+                let mut values = RowValues::new(self, ti, row.clone());
+                values.attempt = Some((redraw, attempt));
+                let digest = if let [only] = columns {
+                    let Some(text) = values.get(*only)? else {
+                        return Ok(());
+                    };
+                    Md5::digest(text.as_bytes())
+                } else {
+                    // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ; a NULL in
+                    // any column makes the combination distinct, as in SQL.
+                    let mut md5 = Md5::new();
+                    for &c in columns {
+                        let Some(text) = values.get(c)? else {
+                            return Ok(());
+                        };
+                        md5.update((text.len() as u64).to_le_bytes());
+                        md5.update(text.as_bytes());
+                    }
+                    md5.finalize()
+                };
+                if seen.insert(u128::from_be_bytes(digest.into())) {
+                    if attempt > 0 {
+                        redrawn.insert(key, attempt);
+                    }
+                    return Ok(());
+                }
+            }
+            let names: Vec<&str> = columns
+                .iter()
+                .map(|&c| table.columns[c].name.as_str())
+                .collect();
+            Err(Error::usage(format!(
+                "seed spec: table {}, column {}: unique{}, but row {} found no free value in {UNIQUE_ATTEMPTS} draws \
+                 (the value needs a random part, such as {{int(1, 9999)}}, or a larger one)",
+                table.name,
+                table.columns[redraw].name,
+                if names.len() > 1 {
+                    format!(" ({})", names.join(", "))
+                } else {
+                    String::new()
+                },
+                index - 1
+            )))
+        })?;
+        Ok(redrawn)
     }
 
     /// The cells of counted tables of at most `SMALL_TABLE_ROWS` rows whose columns point to no
@@ -530,16 +814,22 @@ impl<'s> Dataset<'s> {
         let Shape::PerParent { parent, .. } = &self.shapes[table] else {
             return Ok(0);
         };
-        if self.spec.tables[table].children.when.is_none() {
+        let children = &self.spec.tables[table].children;
+        if children.expressions().next().is_none() {
             return Ok(self.children_unconditional(table, parent_row));
         }
         RowValues::new(self, *parent, parent_row.clone())
             .children_here(table)
-            .map_err(|f| f.into_error(&self.spec.tables[table].name, "when"))
+            .map_err(|f| f.into_error(&self.spec.tables[table].name, children_label(children)))
     }
 
     /// `children` once the table's `when` holds for the parent: `p`, then the count.
     fn children_unconditional(&self, table: usize, parent_row: &RowId) -> u64 {
+        self.children_counted(table, parent_row, None)
+    }
+
+    /// `children_unconditional`, with `p` (when given) from the table's `p` expression.
+    fn children_counted(&self, table: usize, parent_row: &RowId, p: Option<f64>) -> u64 {
         let Shape::PerParent {
             min, max, weights, ..
         } = &self.shapes[table]
@@ -547,9 +837,10 @@ impl<'s> Dataset<'s> {
             return 0;
         };
         let t = &self.spec.tables[table];
-        if t.children.p < 1.0 {
+        let p = p.unwrap_or(t.children.p);
+        if p < 1.0 {
             let mut rng = cell_stream_at(self.streams[table].child_presence, parent_row.key);
-            if unit(&mut rng) >= t.children.p {
+            if unit(&mut rng) >= p {
                 return 0;
             }
         }
@@ -619,15 +910,24 @@ impl<'s> Dataset<'s> {
             }),
             Shape::PerParent { parent, .. } => {
                 self.each_row_values(parent, roots, None, &mut |p| {
-                    let n = p
-                        .children_here(table)
-                        .map_err(|f| f.into_error(&self.spec.tables[table].name, "when"))?;
+                    let n = p.children_here(table).map_err(|f| {
+                        let t = &self.spec.tables[table];
+                        f.into_error(&t.name, children_label(&t.children))
+                    })?;
                     let parent_row = Rc::new(p.row.clone());
+                    let chained = !self.prev_columns[table].is_empty();
+                    let mut previous: Option<RowValues<'a>> = None;
                     for ordinal in 0..n {
                         let mut row = RowId::child(&parent_row, ordinal);
                         position(&mut row);
                         let mut child = RowValues::new(self, table, row);
+                        if let Some(previous) = previous.take() {
+                            child.follow_sibling(previous)?;
+                        }
                         p.lend_to(&mut child, |child| f(child))?;
+                        if chained {
+                            previous = Some(child);
+                        }
                     }
                     Ok(())
                 })
@@ -765,6 +1065,9 @@ pub struct RowValues<'d> {
     attempt: Option<(usize, u32)>,
     /// The row's cells when its table is kept whole (`Dataset::small`).
     kept: Option<&'d [(Value, Option<String>)]>,
+    /// The previous sibling, for `prev.x`: with every column that `prev.` reads computed, and
+    /// without its own previous sibling (so the chain is one row long).
+    prev: Option<Box<RowValues<'d>>>,
 }
 
 /// A row's cells: its value and, once asked for, its text.
@@ -821,6 +1124,7 @@ impl<'d> RowValues<'d> {
             links: Vec::new(),
             attempt: None,
             kept,
+            prev: None,
         }
     }
 
@@ -897,6 +1201,7 @@ impl<'d> RowValues<'d> {
             links: std::mem::take(&mut self.links),
             attempt: self.attempt,
             kept: self.kept,
+            prev: self.prev.take(),
         }
     }
 
@@ -923,6 +1228,7 @@ impl<'d> RowValues<'d> {
         self.values = std::mem::take(&mut lent.values);
         self.pointers = std::mem::take(&mut lent.pointers);
         self.links = std::mem::take(&mut lent.links);
+        self.prev = lent.prev.take();
     }
 
     /// The related row that `column` (or `PARENT_LINK`) points to, computed once per row.
@@ -959,7 +1265,9 @@ impl<'d> RowValues<'d> {
         let spec = &table.columns[column];
         let attempt = match self.attempt {
             Some((c, attempt)) if c == column => attempt,
-            _ if spec.unique => data.attempt(self.table, column, self.row.key),
+            _ if spec.unique || data.redrawn[self.table][column] => {
+                data.attempt(self.table, column, self.row.key)
+            }
             _ => 0,
         };
         let stream = if attempt == 0 {
@@ -1050,11 +1358,33 @@ impl<'d> RowValues<'d> {
                     column: target_column,
                     filter,
                     within,
+                    distinct,
                 } => {
                     let row = match (filter, within) {
-                        (Some(_), _) => {
+                        (Some(_), _) if *distinct => {
                             let rows = &data.candidates[&(std::ptr::from_ref(generator) as usize)];
-                            RowId::counted(rows.nth(below(rng, rows.len())))
+                            RowId::counted(rows.nth(self.distinct_draw(column, rows.len())?))
+                        }
+                        (None, None) if *distinct => {
+                            let n = data.root_count(*target);
+                            RowId::counted(self.distinct_draw(column, n)?)
+                        }
+                        (Some(filter), _) => {
+                            match data
+                                .candidates
+                                .get(&(std::ptr::from_ref(generator) as usize))
+                            {
+                                Some(rows) => RowId::counted(rows.nth(below(rng, rows.len()))),
+                                None => match self.pick_matching(filter, *target, rng)? {
+                                    Some(row) => row,
+                                    None => match filter {
+                                        Filter::Condition { outer: true, .. } => {
+                                            return Ok((Value::Null, None));
+                                        }
+                                        _ => return Err(data.no_match(*target, filter).into()),
+                                    },
+                                },
+                            }
                         }
                         (None, Some(w)) => {
                             let Some((ancestor, ancestor_row)) = self.pointer(*w)? else {
@@ -1127,6 +1457,128 @@ impl<'d> RowValues<'d> {
         ))
     }
 
+    /// `prev.x`: column `column` of the previous sibling. In a pass over a parent's children the
+    /// previous sibling is at hand (`follow_sibling`); a row made alone computes its siblings
+    /// from the first, one at a time, keeping one.
+    fn prev_value(&mut self, column: usize) -> Eval<Value> {
+        if self.row.ordinal == 0 {
+            return Ok(Value::Null);
+        }
+        if self.prev.is_none() {
+            let parent = self.row.parent.clone().ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("prev in a row without a parent"))
+            })?;
+            let mut previous: Option<RowValues<'d>> = None;
+            for ordinal in 0..self.row.ordinal {
+                let mut sibling =
+                    RowValues::new(self.data, self.table, RowId::child(&parent, ordinal));
+                if let Some(p) = previous.take() {
+                    sibling.follow_sibling(p)?;
+                }
+                previous = Some(sibling);
+            }
+            let mut previous = previous.expect("ordinal > 0");
+            previous.settle_for_next()?;
+            self.prev = Some(Box::new(previous));
+        }
+        Ok(self.prev.as_mut().expect("set above").value(column)?)
+    }
+
+    /// Makes `previous` (the sibling before this row) this row's `prev`.
+    pub fn follow_sibling(&mut self, mut previous: RowValues<'d>) -> Result<()> {
+        previous.settle_for_next()?;
+        self.prev = Some(Box::new(previous));
+        Ok(())
+    }
+
+    /// Computes the columns that the next sibling's `prev.` reads, then lets go of this row's
+    /// own previous sibling.
+    fn settle_for_next(&mut self) -> Result<()> {
+        for &c in &self.data.prev_columns[self.table] {
+            self.ensure(c)?;
+        }
+        self.prev = None;
+        Ok(())
+    }
+
+    /// Whether this row (of a `ref`'s target, at position `index`) passes the ref's filter; a
+    /// condition's parts that read the referencing row were bound to values before.
+    fn matches(&mut self, filter: &Filter, index: u64) -> Eval<bool> {
+        match filter {
+            Filter::Equals(c, wanted) => Ok(self.get(*c)? == Some(wanted.as_str())),
+            Filter::Condition { cond, .. } => {
+                // A random function in a condition draws from the candidate's own stream.
+                let mut rng = cell_stream_at(self.data.streams[self.table].child_when, index);
+                Ok(self.eval(cond, &mut rng)?.truthy()?)
+            }
+        }
+    }
+
+    /// A row of the counted `target` passing `filter`, uniform among those that do, without
+    /// listing them: draws candidates from `rng` until one passes, and after REF_ATTEMPTS
+    /// misses counts the passing rows and takes one of them. Memory stays flat at any size.
+    fn pick_matching(
+        &mut self,
+        filter: &Filter,
+        target: usize,
+        rng: &mut Pcg64Mcg,
+    ) -> Eval<Option<RowId>> {
+        let data = self.data;
+        let n = data.root_count(target);
+        if n == 0 {
+            return Ok(None);
+        }
+        let bound;
+        let filter = match filter {
+            Filter::Condition { cond, outer: true } => {
+                bound = Filter::Condition {
+                    cond: cond.bind_outers(&mut |e| self.eval(e, rng))?,
+                    outer: false,
+                };
+                &bound
+            }
+            other => other,
+        };
+        let passes = |i: u64| RowValues::new(data, target, RowId::counted(i)).matches(filter, i);
+        for _ in 0..REF_ATTEMPTS {
+            let i = below(rng, n);
+            if passes(i)? {
+                return Ok(Some(RowId::counted(i)));
+            }
+        }
+        let mut passing = 0;
+        for i in 0..n {
+            passing += u64::from(passes(i)?);
+        }
+        if passing == 0 {
+            return Ok(None);
+        }
+        let mut k = below(rng, passing);
+        for i in 0..n {
+            if passes(i)? {
+                if k == 0 {
+                    return Ok(Some(RowId::counted(i)));
+                }
+                k -= 1;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The candidate (of `n`) that this row's `distinct` ref in `column` takes: its ordinal's
+    /// place in a permutation of the candidates that the column and the parent row decide.
+    fn distinct_draw(&self, column: usize, n: u64) -> Eval<u64> {
+        let parent = self.row.parent.as_ref().map_or(0, |p| p.key);
+        if self.row.ordinal >= n {
+            return Err(format!(
+                "distinct: a parent has more than {n} children, but there are only {n} candidates"
+            )
+            .into());
+        }
+        let key = splitmix64(self.data.streams[self.table].columns[column] ^ parent);
+        Ok(permute(self.row.ordinal, n, key))
+    }
+
     fn parent(&self) -> Eval<(usize, RowId)> {
         let table = &self.data.spec.tables[self.table];
         let Source::PerParent { parent, .. } = table.source else {
@@ -1149,7 +1601,76 @@ impl<'d> RowValues<'d> {
                 return Ok(0);
             }
         }
-        Ok(data.children_unconditional(table, &self.row))
+        let p = match &t.children.p_expr {
+            None => None,
+            Some(e) => {
+                // Its own stream: the presence draw stays the one a number `p` makes.
+                let mut rng =
+                    cell_stream_at(splitmix64(data.streams[table].child_presence), self.row.key);
+                let p = self.eval(e, &mut rng)?.decimal()?;
+                let p: f64 = p.to_string().parse().map_err(|_| "p: not a probability")?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(format!("p: {p} is not a probability between 0 and 1").into());
+                }
+                Some(p)
+            }
+        };
+        let Shape::PerParent {
+            max, from_profile, ..
+        } = data.shapes[table]
+        else {
+            return Ok(0);
+        };
+        if let (Some((low, high)), false) = (&t.children.range, from_profile) {
+            if let Some(p) = p
+                && p < 1.0
+            {
+                let mut rng = cell_stream_at(data.streams[table].child_presence, self.row.key);
+                if unit(&mut rng) >= p {
+                    return Ok(0);
+                }
+            }
+            let mut rng = cell_stream_at(data.streams[table].child_count, self.row.key);
+            let low = self.eval(low, &mut rng)?.integer()?;
+            let high = self.eval(high, &mut rng)?.integer()?;
+            if low < 0 || low > high || high > max as i64 {
+                return Err(format!(
+                    "min/max: {low}..{high} children for one parent, not a range within 0..={max} (a number `max = N` sets the bound)"
+                )
+                .into());
+            }
+            return Ok(if low == high {
+                low as u64
+            } else {
+                low as u64 + below(&mut rng, (high - low) as u64 + 1)
+            });
+        }
+        match &t.children.count {
+            Some(count) if !from_profile => {
+                if let Some(p) = p
+                    && p < 1.0
+                {
+                    let mut rng = cell_stream_at(data.streams[table].child_presence, self.row.key);
+                    if unit(&mut rng) >= p {
+                        return Ok(0);
+                    }
+                }
+                let mut rng = cell_stream_at(data.streams[table].child_count, self.row.key);
+                let n = self.eval(count, &mut rng)?;
+                let n = match n {
+                    Value::Null => 0,
+                    n => n.integer()?,
+                };
+                if !(0..=max as i64).contains(&n) {
+                    return Err(format!(
+                        "count: {n} children for one parent, outside 0..={max} (`max = N` raises the bound)"
+                    )
+                    .into());
+                }
+                Ok(n as u64)
+            }
+            _ => Ok(data.children_counted(table, &self.row, p)),
+        }
     }
 
     /// Follows a path from this row: its value, and the row that value points to if any.
@@ -1295,9 +1816,17 @@ impl<'d> RowValues<'d> {
                     Agg::Sum => Value::Int(0),
                     _ => Value::Null,
                 };
+                let chained = !data.prev_columns[*table].is_empty();
+                let mut previous: Option<RowValues<'d>> = None;
                 for ordinal in 0..n {
                     let mut child = RowValues::new(data, *table, RowId::child(&parent, ordinal));
+                    if let Some(previous) = previous.take() {
+                        child.follow_sibling(previous)?;
+                    }
                     let v = self.lend_to(&mut child, |child| child.eval(of, rng))?;
+                    if chained {
+                        previous = Some(child);
+                    }
                     if v == Value::Null {
                         continue;
                     }
@@ -1335,7 +1864,8 @@ impl<'d> RowValues<'d> {
             }
             Expr::Now => Value::Timestamp(data.epoch),
             Expr::Today => Value::Date(data.epoch.div_euclid(86_400)),
-            Expr::Name(_) | Expr::Call(..) => {
+            Expr::Prev(c) => self.prev_value(*c)?,
+            Expr::Name(_) | Expr::Call(..) | Expr::Outer(_) => {
                 return Err(Error::Internal(anyhow::anyhow!(
                     "an unresolved name in an expression"
                 ))
@@ -1758,5 +2288,559 @@ price     = { expr = "decimal(0.01, 9.99)" }
             ),
             "{error}"
         );
+    }
+}
+
+#[cfg(test)]
+mod unique_sets {
+    use super::*;
+    use crate::spec::Spec;
+
+    fn profile() -> Profile {
+        Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed: 3,
+            epoch: 1_735_689_600,
+            counts: Default::default(),
+            per: Default::default(),
+            files: Default::default(),
+            seed_command: None,
+        }
+    }
+
+    fn load(spec: &str) -> Result<Spec> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
+        Spec::load(dir.path())
+    }
+
+    fn cells(data: &Dataset, table: &str, columns: &[&str]) -> Vec<Vec<String>> {
+        let t = data.spec.table(table).unwrap();
+        let indices: Vec<usize> = columns
+            .iter()
+            .map(|n| {
+                data.spec.tables[t]
+                    .columns
+                    .iter()
+                    .position(|c| c.name == *n)
+                    .unwrap()
+            })
+            .collect();
+        let mut out = Vec::new();
+        data.for_each_row_values(t, 0..data.root_count(t), 0, &mut |values| {
+            out.push(
+                indices
+                    .iter()
+                    .map(|&c| values.get(c).map(|v| v.unwrap_or("NULL").to_string()))
+                    .collect::<Result<_>>()?,
+            );
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_unique_column_set_keeps_its_combinations_distinct_by_drawing_again() {
+        let spec = load(
+            r#"
+version = 1
+[[tables]]
+name = "pairs"
+count = 60
+unique = [["a", "b"]]
+[tables.columns]
+a = { gen = "int", min = 1, max = 3 }
+b = { gen = "int", min = 1, max = 40 }
+"#,
+        )
+        .unwrap();
+        let data = Dataset::new(&spec, &profile(), 3).unwrap();
+        let rows = cells(&data, "pairs", &["a", "b"]);
+        let mut distinct = rows.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 60, "{rows:?}");
+        // The same rows on every run, and a is never redrawn (b is the set's last column).
+        let again = Dataset::new(&spec, &profile(), 3).unwrap();
+        assert_eq!(cells(&again, "pairs", &["a", "b"]), rows);
+        let plain = load(
+            r#"
+version = 1
+[[tables]]
+name = "pairs"
+count = 60
+[tables.columns]
+a = { gen = "int", min = 1, max = 3 }
+b = { gen = "int", min = 1, max = 40 }
+"#,
+        )
+        .unwrap();
+        let plain_data = Dataset::new(&plain, &profile(), 3).unwrap();
+        let plain_rows = cells(&plain_data, "pairs", &["a", "b"]);
+        for (set, free) in rows.iter().zip(&plain_rows) {
+            assert_eq!(set[0], free[0]);
+        }
+        assert_ne!(rows, plain_rows, "some row drew b again");
+    }
+
+    #[test]
+    fn a_distinct_ref_takes_every_candidate_once_when_a_parent_has_as_many_children() {
+        let text = r#"
+version = 1
+[[tables]]
+name = "films"
+count = 40
+[tables.columns]
+id = { gen = "serial" }
+
+[[tables]]
+name = "actors"
+count = 7
+[tables.columns]
+id = { gen = "serial" }
+kind = { gen = "cycle", values = ["lead", "extra"] }
+
+[[tables]]
+name = "cast"
+per = "films"
+min = 7
+max = 7
+unique = [["film_id", "actor_id"]]
+[tables.columns]
+film_id  = { gen = "parent", column = "id" }
+actor_id = { gen = "ref", table = "actors", column = "id", distinct = true }
+lead_id  = { when = "actor_id < 5", gen = "ref", table = "actors", column = "id", where = { kind = "lead" }, distinct = true }
+"#;
+        let spec = load(text).unwrap();
+        let error = Dataset::new(&spec, &profile(), 3)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("table cast, column lead_id: distinct: a row of films may have up to 7 rows here, but actors has only 4 candidates"),
+            "{error}"
+        );
+        // Without the filtered column, every film casts each of the 7 actors exactly once.
+        let spec = load(&text.replace("lead_id  = {", "# lead_id = {")).unwrap();
+        let data = Dataset::new(&spec, &profile(), 3).unwrap();
+        let rows = cells(&data, "cast", &["film_id", "actor_id"]);
+        assert_eq!(rows.len(), 280);
+        for film in rows.chunks(7) {
+            let mut actors: Vec<&str> = film.iter().map(|r| r[1].as_str()).collect();
+            assert!(film.iter().all(|r| r[0] == film[0][0]));
+            actors.sort();
+            assert_eq!(actors, ["1", "2", "3", "4", "5", "6", "7"]);
+        }
+        // ... in an order of their own per film.
+        assert_ne!(rows[0..7], rows[7..14]);
+    }
+}
+
+#[cfg(test)]
+mod where_expressions {
+    use super::*;
+    use crate::spec::Spec;
+
+    fn load(spec: &str) -> Spec {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
+        Spec::load(dir.path()).unwrap()
+    }
+
+    fn profile(counts: &[(&str, u64)]) -> Profile {
+        Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed: 5,
+            epoch: 1_735_689_600,
+            counts: counts.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+            per: Default::default(),
+            files: Default::default(),
+            seed_command: None,
+        }
+    }
+
+    /// Every row of `table`: its cells by column name.
+    fn rows(data: &Dataset, table: &str) -> Vec<HashMap<String, String>> {
+        let t = data.spec.table(table).unwrap();
+        let names: Vec<&str> = data.spec.tables[t]
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let mut out = Vec::new();
+        data.for_each_row_values(t, 0..data.root_count(t), 0, &mut |values| {
+            let mut row = HashMap::new();
+            for (c, name) in names.iter().enumerate() {
+                row.insert(
+                    name.to_string(),
+                    values.get(c)?.unwrap_or("NULL").to_string(),
+                );
+            }
+            out.push(row);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    const SPEC: &str = r#"
+version = 1
+[[tables]]
+name = "stores"
+[tables.columns]
+id = { gen = "serial" }
+
+[[tables]]
+name = "staff"
+[tables.columns]
+id       = { gen = "serial" }
+store_id = { gen = "int", min = 1, max = 3 }
+role     = { gen = "choice", values = ["groomer", "bather", "manager"] }
+
+[[tables]]
+name = "visits"
+per = "stores"
+min = 20
+max = 20
+[tables.columns]
+store_id = { gen = "parent", column = "id" }
+# A groomer or bather of the visit's own store.
+staff_id = { gen = "ref", table = "staff", column = "id", where = "store_id == parent.id and role in ('groomer', 'bather')" }
+# Any manager (a condition that does not read the visit: listed once).
+manager  = { gen = "ref", table = "staff", column = "id", where = "role not in ('groomer', 'bather')" }
+"#;
+
+    #[test]
+    fn where_takes_expressions_over_the_candidate_and_paths_to_the_referencing_row() {
+        let spec = load(SPEC);
+        let data = Dataset::new(&spec, &profile(&[("stores", 3), ("staff", 60)]), 5).unwrap();
+        let staff: HashMap<String, HashMap<String, String>> = rows(&data, "staff")
+            .into_iter()
+            .map(|r| (r["id"].clone(), r))
+            .collect();
+        let visits = rows(&data, "visits");
+        assert_eq!(visits.len(), 60);
+        let mut picked = std::collections::BTreeSet::new();
+        for visit in &visits {
+            let member = &staff[&visit["staff_id"]];
+            assert_eq!(
+                member["store_id"], visit["store_id"],
+                "{visit:?} {member:?}"
+            );
+            assert!(["groomer", "bather"].contains(&member["role"].as_str()));
+            assert_eq!(staff[&visit["manager"]]["role"], "manager");
+            picked.insert(visit["staff_id"].clone());
+        }
+        assert!(
+            picked.len() > 10,
+            "spread over the matching staff: {picked:?}"
+        );
+        // The same on every run.
+        let again = Dataset::new(&spec, &profile(&[("stores", 3), ("staff", 60)]), 5).unwrap();
+        assert_eq!(rows(&again, "visits"), visits);
+    }
+
+    #[test]
+    fn where_over_more_than_a_million_rows_picks_matching_rows_without_listing_them() {
+        let spec = load(
+            r#"
+version = 1
+[[tables]]
+name = "visits"
+[tables.columns]
+id     = { gen = "serial" }
+status = { gen = "choice", values = ["completed", "cancelled"], weights = [1, 9] }
+
+[[tables]]
+name = "invoices"
+[tables.columns]
+visit_id = { gen = "ref", table = "visits", column = "id", where = { status = "completed" } }
+other_id = { gen = "ref", table = "visits", column = "id", where = "status == 'completed'" }
+"#,
+        );
+        let data = Dataset::new(
+            &spec,
+            &profile(&[("visits", 1_500_000), ("invoices", 200)]),
+            5,
+        )
+        .unwrap();
+        let status = |id: &str| {
+            let key = id.parse::<u64>().unwrap() - 1;
+            let mut visit = RowValues::new(&data, 0, RowId::counted(key));
+            visit.get(1).unwrap().unwrap().to_string()
+        };
+        let invoices = rows(&data, "invoices");
+        assert_eq!(invoices.len(), 200);
+        for invoice in &invoices {
+            assert_eq!(status(&invoice["visit_id"]), "completed");
+            assert_eq!(status(&invoice["other_id"]), "completed");
+        }
+        let distinct: std::collections::BTreeSet<&String> =
+            invoices.iter().map(|i| &i["visit_id"]).collect();
+        assert!(distinct.len() > 190);
+    }
+}
+
+#[cfg(test)]
+mod child_counts {
+    use super::*;
+    use crate::spec::Spec;
+
+    fn load(spec: &str) -> Result<Spec> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
+        Spec::load(dir.path())
+    }
+
+    fn profile() -> Profile {
+        Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed: 11,
+            epoch: 1_735_689_600,
+            counts: Default::default(),
+            per: Default::default(),
+            files: Default::default(),
+            seed_command: None,
+        }
+    }
+
+    const SPEC: &str = r#"
+version = 1
+[[tables]]
+name = "appointments"
+count = 400
+[tables.columns]
+id        = { gen = "serial" }
+bather_id = { gen = "int", min = 1, max = 9, null = 0.5 }
+vip       = { gen = "bool", p = 0.5 }
+
+[[tables]]
+name = "assignments"
+per = "appointments"
+count = "if(parent.bather_id != null, 2, 1)"
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+n              = { gen = "ordinal" }
+
+[[tables]]
+name = "gifts"
+per = "appointments"
+p = "if(vip, 1, 0)"
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+
+[[tables]]
+name = "extras"
+per = "appointments"
+min = 1
+max = "if(parent.vip, 5, 2)"
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+"#;
+
+    fn per_parent(data: &Dataset, table: &str) -> HashMap<i64, u64> {
+        let t = data.spec.table(table).unwrap();
+        let mut counts = HashMap::new();
+        data.for_each_row_values(t, 0..data.root_count(t), 0, &mut |values| {
+            let id = values.value(0)?.integer().unwrap();
+            *counts.entry(id).or_insert(0) += 1;
+            Ok(())
+        })
+        .unwrap();
+        counts
+    }
+
+    #[test]
+    fn a_child_count_and_its_probability_come_from_the_parent_row() {
+        let spec = load(SPEC).unwrap();
+        let data = Dataset::new(&spec, &profile(), 11).unwrap();
+        let assignments = per_parent(&data, "assignments");
+        let gifts = per_parent(&data, "gifts");
+        let extras = per_parent(&data, "extras");
+        let mut above_two = 0;
+        let appointments = spec.table("appointments").unwrap();
+        let (mut with_bather, mut vips) = (0, 0);
+        for i in 0..400u64 {
+            let mut row = RowValues::new(&data, appointments, RowId::counted(i));
+            let id = i as i64 + 1;
+            // Columns in name order: bather_id, id, vip.
+            let bather = row.value(0).unwrap() != Value::Null;
+            let vip = row.value(2).unwrap() == Value::Bool(true);
+            with_bather += u64::from(bather);
+            vips += u64::from(vip);
+            assert_eq!(assignments[&id], if bather { 2 } else { 1 }, "row {id}");
+            assert_eq!(
+                gifts.get(&id).copied().unwrap_or(0),
+                u64::from(vip),
+                "row {id}"
+            );
+            let n = extras[&id];
+            assert!((1..=if vip { 5 } else { 2 }).contains(&n), "row {id}: {n}");
+            above_two += u64::from(n > 2);
+        }
+        assert!((120..280).contains(&with_bather) && (120..280).contains(&vips));
+        assert!(above_two > 50, "{above_two}");
+        let t = spec.table("assignments").unwrap();
+        assert_eq!(data.count_rows(t, 0..400), 400 + with_bather);
+    }
+
+    #[test]
+    fn a_count_beyond_its_bound_is_an_error_naming_the_table() {
+        let spec = load(&SPEC.replace(
+            "count = \"if(parent.bather_id != null, 2, 1)\"",
+            "count = \"parent.bather_id * 10\"\nmax = 20",
+        ))
+        .unwrap();
+        let error = match Dataset::new(&spec, &profile(), 11) {
+            Ok(data) => {
+                let t = spec.table("assignments").unwrap();
+                let mut failed = None;
+                let _ = data
+                    .for_each_row(t, 0..400, &mut |_| Ok(()))
+                    .map_err(|e| failed = Some(e));
+                failed
+                    .expect("a count of up to 90 is beyond 20")
+                    .to_string()
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            error.contains("table assignments, column count: count:"),
+            "{error}"
+        );
+        assert!(error.contains("outside 0..=20"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod previous_sibling {
+    use super::*;
+    use crate::spec::Spec;
+
+    const SPEC: &str = r#"
+version = 1
+[[tables]]
+name = "plans"
+count = 50
+[tables.columns]
+id              = { gen = "serial" }
+frequency_weeks = { gen = "int", min = 1, max = 4 }
+first_at        = { gen = "timestamp", from = "-100d", to = "-50d" }
+
+[[tables]]
+name = "visits"
+per = "plans"
+min = 3
+max = 12
+[tables.columns]
+plan_id    = { gen = "parent", column = "id" }
+start_time = { expr = "coalesce(prev.start_time + weeks(parent.frequency_weeks), parent.first_at)" }
+amount     = { gen = "int", min = -20, max = 50 }
+balance    = { expr = "coalesce(prev.balance, 0) + amount" }
+kind       = { gen = "choice", values = ["groom", "bath"] }
+groom_no   = { expr = "coalesce(prev.groom_no, 0) + if(kind == 'groom', 1, 0)" }
+
+[[tables]]
+name = "plan_totals"
+per = "plans"
+[tables.columns]
+plan_id = { gen = "parent", column = "id" }
+"#;
+
+    fn setup() -> (Spec, Profile) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), SPEC).unwrap();
+        let spec = Spec::load(dir.path()).unwrap();
+        let profile = Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed: 9,
+            epoch: 1_735_689_600,
+            counts: Default::default(),
+            per: Default::default(),
+            files: Default::default(),
+            seed_command: None,
+        };
+        (spec, profile)
+    }
+
+    #[test]
+    fn prev_reads_the_previous_sibling_in_a_pass_and_in_a_row_made_alone() {
+        let (spec, profile) = setup();
+        let data = Dataset::new(&spec, &profile, 9).unwrap();
+        let visits = spec.table("visits").unwrap();
+        let plans = spec.table("plans").unwrap();
+        let col = |t: usize, name: &str| {
+            spec.tables[t]
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .unwrap()
+        };
+        let names = [
+            "plan_id",
+            "start_time",
+            "amount",
+            "balance",
+            "kind",
+            "groom_no",
+        ];
+        let mut rows: Vec<Vec<Value>> = Vec::new();
+        let mut keys = Vec::new();
+        data.for_each_row_values(visits, 0..50, 0, &mut |v| {
+            rows.push(
+                names
+                    .iter()
+                    .map(|n| v.value(col(visits, n)))
+                    .collect::<Result<_>>()?,
+            );
+            keys.push(v.row.clone());
+            Ok(())
+        })
+        .unwrap();
+        let mut checked = 0;
+        for (i, row) in rows.iter().enumerate() {
+            let plan = row[0].integer().unwrap();
+            let mut parent = RowValues::new(&data, plans, RowId::counted(plan as u64 - 1));
+            let weeks = parent
+                .value(col(plans, "frequency_weeks"))
+                .unwrap()
+                .integer()
+                .unwrap();
+            let first = parent.value(col(plans, "first_at")).unwrap();
+            let Value::Int(amount) = row[2] else { panic!() };
+            let groom = i64::from(row[4] == Value::Text("groom".into()));
+            if keys[i].ordinal == 0 {
+                assert_eq!(row[1], first);
+                assert_eq!(row[3], Value::Int(amount));
+                assert_eq!(row[5], Value::Int(groom));
+            } else {
+                let before = &rows[i - 1];
+                assert_eq!(before[0], row[0], "siblings");
+                let Value::Timestamp(t) = before[1] else {
+                    panic!()
+                };
+                assert_eq!(row[1], Value::Timestamp(t + weeks * 7 * 86_400));
+                assert_eq!(
+                    row[3],
+                    expr::binary(BinOp::Add, before[3].clone(), Value::Int(amount)).unwrap()
+                );
+                assert_eq!(
+                    row[5],
+                    expr::binary(BinOp::Add, before[5].clone(), Value::Int(groom)).unwrap()
+                );
+                checked += 1;
+            }
+            // The same row made alone, from its key only.
+            let mut alone = RowValues::new(&data, visits, keys[i].clone());
+            for (n, name) in names.iter().enumerate() {
+                assert_eq!(alone.value(col(visits, name)).unwrap(), row[n], "{name}");
+            }
+        }
+        assert!(checked > 200, "{checked}");
     }
 }

@@ -152,6 +152,7 @@ pub fn expression(spec: &Spec, table: usize, expr: &Expr, depth: u32) -> Kinds {
     match expr {
         Expr::Lit(v) => Kinds::of(v),
         Expr::Column(c) => column(spec, table, *c, depth + 1),
+        Expr::Prev(c) => column(spec, table, *c, depth + 1) | Kinds::NULL,
         Expr::Path {
             start,
             tables,
@@ -194,11 +195,32 @@ pub fn expression(spec: &Spec, table: usize, expr: &Expr, depth: u32) -> Kinds {
                     Func::Least | Func::Greatest | Func::Coalesce | Func::RandChoice => union(args),
                     Func::If => union(args.get(1..).unwrap_or_default()),
                     Func::Lower | Func::Upper => Kinds::TEXT,
-                    Func::Seconds | Func::Minutes | Func::Hours | Func::Days => Kinds::DURATION,
+                    Func::Seconds | Func::Minutes | Func::Hours | Func::Days | Func::Weeks => {
+                        Kinds::DURATION
+                    }
                     Func::Date => Kinds::DATE,
                     Func::RandInt => Kinds::INT,
                     Func::RandDecimal => Kinds::DEC,
-                    Func::RandBool => Kinds::BOOL,
+                    Func::RandBool | Func::In => Kinds::BOOL,
+                    Func::Replace
+                    | Func::Slug
+                    | Func::Substr
+                    | Func::ConcatWs
+                    | Func::SplitPart
+                    | Func::Lpad => Kinds::TEXT,
+                    Func::DateTrunc => {
+                        let k = args.get(1).map_or(Kinds::ANY, of);
+                        let mut out = Kinds::default();
+                        if k.has(Kinds::DATE) {
+                            out |= Kinds::DATE;
+                        }
+                        if k.has(Kinds::TIMESTAMP) {
+                            out |= Kinds::TIMESTAMP;
+                        }
+                        out
+                    }
+                    Func::Extract | Func::DaysBetween => Kinds::INT,
+                    Func::Timestamp => Kinds::TIMESTAMP,
                 }
         }
         Expr::Aggregate { agg, table: t, of } => {
@@ -211,7 +233,7 @@ pub fn expression(spec: &Spec, table: usize, expr: &Expr, depth: u32) -> Kinds {
                 Agg::Min | Agg::Max => each | Kinds::NULL,
             }
         }
-        Expr::Name(_) | Expr::Call(..) => Kinds::ANY,
+        Expr::Name(_) | Expr::Call(..) | Expr::Outer(_) => Kinds::ANY,
     }
 }
 
@@ -258,6 +280,9 @@ fn one(op: BinOp, x: Kinds, y: Kinds) -> Kinds {
         Sub if x == Kinds::DATE && y == Kinds::DATE => i,
         Add | Sub if x == d && y == d => d,
         Mul if (x == d && y == i) || (x == i && y == d) => d,
+        Div if x == d && y == d => Kinds::DEC,
+        Div if x == d && y == i => d,
+        BinOp::Rem if x == d && y == d => d,
         Add if x == Kinds::TEXT || y == Kinds::TEXT => Kinds::TEXT,
         _ => Kinds::default(),
     }

@@ -28,6 +28,8 @@ pub struct Spec {
     pub tables: Vec<TableSpec>,
     /// seed.toml and every file it reads, for the change digest.
     pub files: ReadFiles,
+    /// seed.toml itself, for errors found after loading that name the file.
+    pub path: PathBuf,
 }
 
 #[derive(Debug)]
@@ -44,6 +46,9 @@ pub struct TableSpec {
     /// Load this table without firing its own (user) triggers: the load disables them with
     /// `ALTER TABLE .. DISABLE TRIGGER USER` and enables them again in the same transaction.
     pub disable_triggers: bool,
+    /// Sets of two or more columns whose combined values are distinct across the table
+    /// (`unique = [["film_id", "actor_id"]]`), as column indices.
+    pub unique: Vec<Vec<usize>>,
 }
 
 /// The rule of a per-parent table's rows, beyond `[min, max]`.
@@ -55,7 +60,41 @@ pub struct Children {
     pub when: Option<Expr>,
     /// The probability that a parent gets children at all.
     pub p: f64,
+    /// `count = "expression over the parent row"`: how many children, exactly (unless the
+    /// profile's [per] gives the table a range).
+    pub count: Option<Expr>,
+    /// `p = "expression over the parent row"`: the probability, per parent.
+    pub p_expr: Option<Expr>,
+    /// `min`/`max` when either is an expression over the parent row: a uniform count between.
+    pub range: Option<(Expr, Expr)>,
 }
+
+impl Children {
+    /// The expressions over the parent row that decide the children: when, count, p.
+    pub fn expressions(&self) -> impl Iterator<Item = &Expr> {
+        self.when
+            .iter()
+            .chain(self.count.iter())
+            .chain(self.p_expr.iter())
+            .chain(self.range.iter().flat_map(|(a, b)| [a, b]))
+    }
+
+    fn expressions_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut Expr)> {
+        self.when
+            .iter_mut()
+            .map(|e| ("when", e))
+            .chain(self.count.iter_mut().map(|e| ("count", e)))
+            .chain(self.p_expr.iter_mut().map(|e| ("p", e)))
+            .chain(
+                self.range
+                    .iter_mut()
+                    .flat_map(|(a, b)| [("min", a), ("max", b)]),
+            )
+    }
+}
+
+/// The most children an expression `count` may give one parent, unless `max` says otherwise.
+pub const MAX_EXPR_CHILDREN: u64 = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -98,6 +137,17 @@ pub enum Case {
 pub enum Part {
     Text(String),
     Column(usize, Case),
+}
+
+/// Which rows a `ref` may pick.
+#[derive(Debug)]
+pub enum Filter {
+    /// `where = { column = "value" }`: rows whose column has this text.
+    Equals(usize, String),
+    /// `where = "expression"`, evaluated in the candidate row; `parent.x` and `this.x` inside it
+    /// (`Expr::Outer`) read the referencing row. `outer`: it has such parts, so the matching
+    /// rows differ from one referencing row to the next.
+    Condition { cond: Expr, outer: bool },
 }
 
 /// A column's generator, validated and with its files read.
@@ -151,10 +201,14 @@ pub enum Gen {
     Ref {
         table: usize,
         column: usize,
-        filter: Option<(usize, String)>,
+        filter: Option<Filter>,
         /// A ref/parent column of this table pointing at an ancestor of `table`'s rows: only
         /// rows descending from that ancestor row are picked.
         within: Option<usize>,
+        /// Without replacement among the children of one parent (a per-parent table only):
+        /// a parent's k-th child takes the k-th value of a permutation of the candidates that
+        /// the parent's key decides, so siblings never share a value.
+        distinct: bool,
     },
     Parent {
         column: usize,
@@ -248,6 +302,14 @@ pub(crate) fn followed_columns(spec: &Spec) -> std::collections::HashSet<(usize,
             } => {
                 into.insert((table, *w));
             }
+            Gen::Ref {
+                table: target,
+                filter: Some(Filter::Condition { cond, .. }),
+                ..
+            } => {
+                walk(cond, *target, tables, into);
+                cond.outers(&mut |e| walk(e, table, tables, into));
+            }
             _ => {}
         }
     }
@@ -281,9 +343,10 @@ pub(crate) fn followed_columns(spec: &Spec) -> std::collections::HashSet<(usize,
     }
     let mut followed = std::collections::HashSet::new();
     for (ti, table) in spec.tables.iter().enumerate() {
-        if let (Some(when), Source::PerParent { parent, .. }) = (&table.children.when, table.source)
-        {
-            walk(when, parent, &spec.tables, &mut followed);
+        if let Source::PerParent { parent, .. } = table.source {
+            for e in table.children.expressions() {
+                walk(e, parent, &spec.tables, &mut followed);
+            }
         }
         for column in &table.columns {
             walk_gen(&column.generator, ti, &spec.tables, &mut followed);
@@ -498,13 +561,109 @@ fn load_order(names: &[String], depends: &[Vec<usize>], file: &Path) -> Result<V
     Ok(order)
 }
 
+/// What the catalog says about the schema beyond its columns: what fills columns the spec
+/// leaves out, and which tables the spec leaves out.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaFacts {
+    /// Tables with an enabled BEFORE INSERT row trigger, and the triggers' names: such a
+    /// trigger may fill a NOT NULL column that the spec does not generate.
+    pub insert_triggers: HashMap<String, Vec<String>>,
+    /// Columns whose default the database computes anew on every reset (`now()`,
+    /// `gen_random_uuid()`, `random()`, any volatile function but `nextval`).
+    pub volatile_defaults: Vec<VolatileDefault>,
+    /// The schema's tables (partitions and migration history tables left out), and whether
+    /// each holds rows now.
+    pub tables: Vec<(String, bool)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VolatileDefault {
+    pub table: String,
+    pub column: String,
+    /// The default as `pg_get_expr` shows it.
+    pub default: String,
+}
+
+/// The warnings a reset or seed gives about data that the spec does not make deterministic,
+/// and the notes about columns a trigger fills: each names the table and column and says what
+/// to do.
+pub fn schema_notes(spec: &Spec, facts: &SchemaFacts) -> Vec<SchemaNote> {
+    let mut notes = Vec::new();
+    for table in &spec.tables {
+        for d in facts
+            .volatile_defaults
+            .iter()
+            .filter(|d| d.table == table.name)
+        {
+            if table.columns.iter().any(|c| c.name == d.column) {
+                continue;
+            }
+            notes.push(SchemaNote::Volatile(format!(
+                "table {}, column {}: left to its default {}, which differs on every reset, so the fingerprint does too; \
+                 generate it in the seed spec (for a time, relative to the profile's epoch: {} = {{ gen = \"timestamp\", from = \"-30d\", to = \"0d\" }})",
+                d.table, d.column, d.default, d.column
+            )));
+        }
+    }
+    for d in &facts.volatile_defaults {
+        let holds_rows = facts.tables.iter().any(|(t, rows)| *t == d.table && *rows);
+        if holds_rows && spec.table(&d.table).is_none() {
+            notes.push(SchemaNote::Volatile(format!(
+                "table {}, column {}: the rows the migrations insert may take its default {}, which differs on every reset; \
+                 give the value in the migration's INSERT",
+                d.table, d.column, d.default
+            )));
+        }
+    }
+    let left_out: Vec<String> = facts
+        .tables
+        .iter()
+        .filter(|(t, _)| spec.table(t).is_none())
+        .map(|(t, rows)| {
+            if *rows {
+                format!("{t} (rows from the migrations)")
+            } else {
+                format!("{t} (empty)")
+            }
+        })
+        .collect();
+    if !left_out.is_empty() {
+        notes.push(SchemaNote::LeftOut(format!(
+            "tables the seed spec leaves out, kept as the migrations leave them: {}; add them to seeds/seed.toml to seed them",
+            left_out.join(", ")
+        )));
+    }
+    notes
+}
+
+impl SchemaNote {
+    pub fn message(&self) -> &str {
+        match self {
+            SchemaNote::FilledByTrigger(m) | SchemaNote::Volatile(m) | SchemaNote::LeftOut(m) => m,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaNote {
+    /// A NOT NULL column without a default, filled by a BEFORE INSERT trigger.
+    FilledByTrigger(String),
+    /// A value the database invents: the fingerprint changes on every reset.
+    Volatile(String),
+    /// A table of the schema that the spec does not seed.
+    LeftOut(String),
+}
+
 /// Checks the spec against the columns the migrated schema has: every spec column exists, and
-/// every NOT NULL column without a default is generated. `columns` maps table -> its columns.
+/// every NOT NULL column without a default is generated, or filled by a BEFORE INSERT row
+/// trigger of its table (then a note says so). `columns` maps table -> its columns.
 pub fn check_against_schema(
     spec: &Spec,
     schema: &str,
     columns: &HashMap<String, Vec<SchemaColumn>>,
-) -> Result<()> {
+    facts: &SchemaFacts,
+) -> Result<Vec<SchemaNote>> {
+    let mut notes = Vec::new();
     for table in &spec.tables {
         let Some(actual) = columns.get(&table.name) else {
             return Err(Error::usage(format!(
@@ -528,14 +687,33 @@ pub fn check_against_schema(
         }
         for c in actual {
             if c.required && !table.columns.iter().any(|s| s.name == c.name) {
-                return Err(Error::usage(format!(
-                    "seed spec: table {}, column {}: NOT NULL without a default, but the spec does not generate it",
-                    table.name, c.name
-                )));
+                match facts.insert_triggers.get(&table.name) {
+                    Some(triggers) if !table.disable_triggers => {
+                        notes.push(SchemaNote::FilledByTrigger(format!(
+                            "table {}, column {}: NOT NULL without a default and not in the spec: left to the BEFORE INSERT trigger {} to fill",
+                            table.name,
+                            c.name,
+                            triggers.join(", ")
+                        )));
+                    }
+                    _ => {
+                        return Err(Error::usage(format!(
+                            "seed spec: table {}, column {}: NOT NULL without a default, but the spec does not generate it{}",
+                            table.name,
+                            c.name,
+                            if table.disable_triggers {
+                                " (and `disable_triggers` keeps the table's triggers from filling it)"
+                            } else {
+                                ""
+                            }
+                        )));
+                    }
+                }
             }
         }
     }
-    Ok(())
+    notes.extend(schema_notes(spec, facts));
+    Ok(notes)
 }
 
 /// A column as the database has it.

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::expr::{self, Expr, Scope};
 use super::{
-    At, Case, Children, ColumnSpec, FixedRows, Gen, Part, Source, Spec, TableSpec, data_file,
-    load_order, values_file,
+    At, Case, Children, ColumnSpec, Filter, FixedRows, Gen, Part, Source, Spec, TableSpec,
+    data_file, load_order, values_file,
 };
 use crate::config::fnv1a64;
 use crate::error::{Error, Result};
@@ -27,19 +27,23 @@ struct RawSpec {
 #[serde(deny_unknown_fields)]
 struct RawTable {
     name: String,
-    count: Option<u64>,
+    count: Option<RawCount>,
     per: Option<String>,
-    min: Option<u64>,
-    max: Option<u64>,
+    /// Children per parent: numbers, or expressions over the parent row.
+    min: Option<RawCount>,
+    max: Option<RawCount>,
     fixed: Option<String>,
     /// Weighted children per parent: { 1 = 50, 2 = 35, 3 = 15 }.
     counts: Option<BTreeMap<String, u64>>,
     /// Only parents for which this expression holds get children.
     when: Option<String>,
-    /// The probability that a parent gets children.
-    p: Option<f64>,
+    /// The probability that a parent gets children: a number, or an expression over the
+    /// parent row.
+    p: Option<RawP>,
     #[serde(default)]
     disable_triggers: bool,
+    /// Column sets whose combined values are distinct: [["film_id", "actor_id"]].
+    unique: Option<Vec<Vec<String>>>,
     #[serde(default)]
     columns: BTreeMap<String, toml::Table>,
 }
@@ -94,8 +98,10 @@ enum RawGen {
         table: String,
         column: String,
         #[serde(rename = "where")]
-        filter: Option<BTreeMap<String, String>>,
+        filter: Option<RawWhere>,
         within: Option<String>,
+        #[serde(default)]
+        distinct: bool,
     },
     Parent {
         column: String,
@@ -111,6 +117,29 @@ enum RawGen {
         field: String,
         group: Option<String>,
     },
+}
+
+/// A counted table's `count = N`, or a per-parent table's `count = "expression"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawCount {
+    Rows(u64),
+    Expr(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawP {
+    Number(f64),
+    Expr(String),
+}
+
+/// `where = { column = "value" }` or `where = "expression over the candidate row"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawWhere {
+    Equals(BTreeMap<String, String>),
+    Condition(String),
 }
 
 fn one() -> i64 {
@@ -174,13 +203,33 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                 if parent == ti {
                     return Err(at.error("per: a table cannot be its own parent"));
                 }
-                if table.count.is_some() || table.fixed.is_some() {
-                    return Err(
-                        at.error("a table with rows per parent takes no `count` or `fixed`")
-                    );
+                if matches!(table.count, Some(RawCount::Rows(_))) || table.fixed.is_some() {
+                    return Err(at.error(
+                        "a table with rows per parent takes no `count = N` or `fixed` (a count from the parent row is `count = \"expression\"`)",
+                    ));
                 }
+                let number = |c: &Option<RawCount>| match c {
+                    Some(RawCount::Rows(n)) => Some(*n),
+                    _ => None,
+                };
+                let is_expr = |c: &Option<RawCount>| matches!(c, Some(RawCount::Expr(_)));
                 let (min, max) = match &table.counts {
-                    None => (table.min.unwrap_or(1), table.max.unwrap_or(1)),
+                    None if table.count.is_some() => {
+                        if table.min.is_some() || is_expr(&table.max) {
+                            return Err(at.error(
+                                "give `count = \"expression\"` or `min`/`max`, not both (`max = N` alone caps the expression)",
+                            ));
+                        }
+                        (0, number(&table.max).unwrap_or(super::MAX_EXPR_CHILDREN))
+                    }
+                    // A range from the parent row: at most `max` when it is a number.
+                    None if is_expr(&table.min) || is_expr(&table.max) => {
+                        (0, number(&table.max).unwrap_or(super::MAX_EXPR_CHILDREN))
+                    }
+                    None => (
+                        number(&table.min).unwrap_or(1),
+                        number(&table.max).unwrap_or(1),
+                    ),
                     Some(_) if table.min.is_some() || table.max.is_some() => {
                         return Err(at.error("give `counts` (weighted) or `min`/`max`, not both"));
                     }
@@ -239,15 +288,42 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
             }
         };
         let children = children(table, source, &at)?;
+        let mut unique = Vec::new();
+        for set in table.unique.iter().flatten() {
+            let mut indices = Vec::with_capacity(set.len());
+            for name in set {
+                let c = columns
+                    .iter()
+                    .position(|c| c.name == *name)
+                    .ok_or_else(|| {
+                        at.error(format!(
+                            "unique: {name} is not a column of this table's spec"
+                        ))
+                    })?;
+                if indices.contains(&c) {
+                    return Err(at.error(format!("unique: {name} is named twice in one set")));
+                }
+                indices.push(c);
+            }
+            match indices.as_slice() {
+                [] => return Err(at.error("unique: a set names at least one column")),
+                [one] => columns[*one].unique = true,
+                _ => unique.push(indices),
+            }
+        }
         tables.push(TableSpec {
             name: table.name.clone(),
             hash: fnv1a64(table.name.as_bytes()),
             source,
             columns,
             fixed,
-            default_count: table.count,
+            default_count: match table.count {
+                Some(RawCount::Rows(n)) => Some(n),
+                _ => None,
+            },
             children,
             disable_triggers: table.disable_triggers,
+            unique,
         });
     }
     let depends: Vec<Vec<usize>> = tables.iter().map(|t| t.dependencies().collect()).collect();
@@ -275,10 +351,12 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
     resolve_all(&mut ordered, seeds_dir, &mut files, &file)?;
     check_cycles(&ordered, &file)?;
     check_positions(&ordered, &file)?;
+    check_constant_arithmetic(&ordered, &file)?;
     Ok(Spec {
         version: raw.version,
         tables: ordered,
         files,
+        path: file,
     })
 }
 
@@ -409,6 +487,7 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
             column,
             filter,
             within,
+            distinct,
         } => {
             let t = ctx
                 .index_of(&target)
@@ -423,14 +502,18 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
             })?;
             let filter = match filter {
                 None => None,
-                Some(f) if f.len() == 1 => {
+                Some(RawWhere::Condition(cond)) => Some(Filter::Condition {
+                    cond: parse_expr(&cond, at)?,
+                    outer: false,
+                }),
+                Some(RawWhere::Equals(f)) if f.len() == 1 => {
                     let (fc, value) = f.into_iter().next().expect("one entry");
                     let fi = ctx.column_of(t, &fc).ok_or_else(|| {
                         at.error(format!(
                             "ref: `where` names {fc}, which table {target} does not generate"
                         ))
                     })?;
-                    Some((fi, value))
+                    Some(Filter::Equals(fi, value))
                 }
                 Some(_) => return Err(at.error("ref: `where` takes one column = value")),
             };
@@ -447,11 +530,22 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
                     })?)
                 }
             };
+            if distinct {
+                if !matches!(ctx.source, Source::PerParent { .. }) {
+                    return Err(at.error(
+                        "ref: `distinct = true` draws without replacement among the children of one parent; the table needs `per = \"parent table\"`",
+                    ));
+                }
+                if within.is_some() {
+                    return Err(at.error("ref: use `distinct` or `within`, not both"));
+                }
+            }
             Gen::Ref {
                 table: t,
                 column: c,
                 filter,
                 within,
+                distinct,
             }
         }
         RawGen::Parent { column } => {
@@ -497,18 +591,55 @@ fn column_gen(mut body: toml::Table, ctx: &mut Ctx, at: &At) -> Result<Gen> {
 
 fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
     if source == Source::Counted {
-        if table.counts.is_some() || table.when.is_some() || table.p.is_some() {
-            return Err(at.error("`counts`, `when` and `p` go with `per = \"parent table\"`"));
+        if table.counts.is_some()
+            || table.when.is_some()
+            || table.p.is_some()
+            || matches!(table.count, Some(RawCount::Expr(_)))
+        {
+            return Err(at.error(
+                "`counts`, `when`, `p` and `count = \"expression\"` go with `per = \"parent table\"`",
+            ));
         }
         return Ok(Children {
             p: 1.0,
             ..Children::default()
         });
     }
-    let p = table.p.unwrap_or(1.0);
+    let (p, p_expr) = match &table.p {
+        None => (1.0, None),
+        Some(RawP::Number(p)) => (*p, None),
+        Some(RawP::Expr(e)) => (1.0, Some(parse_expr(e, at)?)),
+    };
     if !(0.0..=1.0).contains(&p) {
         return Err(at.error("p must be a probability between 0 and 1"));
     }
+    let bound = |c: &Option<RawCount>| -> Result<Expr> {
+        Ok(match c {
+            Some(RawCount::Expr(e)) => parse_expr(e, at)?,
+            Some(RawCount::Rows(n)) => Expr::Lit(super::Value::Int(
+                i64::try_from(*n).map_err(|_| at.error("min/max: too large"))?,
+            )),
+            None => Expr::Lit(super::Value::Int(1)),
+        })
+    };
+    let range = if matches!(table.min, Some(RawCount::Expr(_)))
+        || matches!(table.max, Some(RawCount::Expr(_)))
+    {
+        Some((bound(&table.min)?, bound(&table.max)?))
+    } else {
+        None
+    };
+    let count = match &table.count {
+        Some(RawCount::Expr(e)) => {
+            if table.counts.is_some() {
+                return Err(
+                    at.error("give `count = \"expression\"` or `counts` (weighted), not both")
+                );
+            }
+            Some(parse_expr(e, at)?)
+        }
+        _ => None,
+    };
     Ok(Children {
         weights: match &table.counts {
             None => None,
@@ -519,11 +650,42 @@ fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
             Some(w) => Some(parse_expr(w, at)?),
         },
         p,
+        count,
+        p_expr,
+        range,
     })
 }
 
+/// `parent.x` -> `x` in an unresolved expression evaluated in the parent row.
+fn strip_parent(e: &mut Expr) {
+    match e {
+        Expr::Name(path) if path.len() > 1 && path[0] == "parent" => {
+            path.remove(0);
+        }
+        Expr::Call(_, args) | Expr::Func(_, args) | Expr::Array(args) => {
+            args.iter_mut().for_each(strip_parent)
+        }
+        Expr::Template(parts) => parts.iter_mut().for_each(|(e, _)| strip_parent(e)),
+        Expr::Object(fields) => fields.iter_mut().for_each(|(_, e)| strip_parent(e)),
+        Expr::Neg(a) | Expr::Not(a) => strip_parent(a),
+        Expr::Binary(_, a, b) => {
+            strip_parent(a);
+            strip_parent(b);
+        }
+        _ => {}
+    }
+}
+
 fn parse_expr(text: &str, at: &At) -> Result<Expr> {
-    expr::parse(text).map_err(|e| at.error(format!("in {text:?}: {e}")))
+    expr::parse(text).map_err(|e| {
+        // A long expression is quoted by its start: the error stays one readable line.
+        const QUOTED: usize = 60;
+        let quoted = match text.char_indices().nth(QUOTED) {
+            Some((end, _)) => format!("{:?}...", &text[..end]),
+            None => format!("{text:?}"),
+        };
+        at.error(format!("in {quoted}: {e}"))
+    })
 }
 
 /// A CSV data file: its header and its rows (every field as text).
@@ -722,10 +884,16 @@ fn gen_dependencies(
             column,
             filter,
             within,
+            ..
         } => {
             into.push((*target, *column));
-            if let Some((f, _)) = filter {
-                into.push((*target, *f));
+            match filter {
+                Some(Filter::Equals(f, _)) => into.push((*target, *f)),
+                Some(Filter::Condition { cond, .. }) => {
+                    cond.dependencies(*target, tables, into);
+                    cond.outers(&mut |e| e.dependencies(table, tables, into));
+                }
+                None => {}
             }
             if let Some(w) = within {
                 into.push((table, *w));
@@ -738,6 +906,121 @@ fn gen_dependencies(
         }
         _ => {}
     }
+}
+
+/// A `constant` is text: `value = 5` is the text "5". Used in arithmetic it would be read as a
+/// number by luck of its text, so it is refused, naming where, and the fix.
+fn check_constant_arithmetic(tables: &[TableSpec], file: &Path) -> Result<()> {
+    /// The numeric constant an operand reads, as (table, column, text).
+    fn constant<'t>(
+        e: &Expr,
+        table: usize,
+        tables: &'t [TableSpec],
+    ) -> Option<(usize, usize, &'t str)> {
+        let (t, c) = match e {
+            Expr::Column(c) => (table, *c),
+            Expr::Path {
+                start,
+                tables: reached,
+                column,
+                ..
+            } => {
+                let t = match (reached.last(), start, tables[table].source) {
+                    (Some(t), ..) => *t,
+                    (None, expr::Start::Parent, Source::PerParent { parent, .. }) => parent,
+                    _ => table,
+                };
+                (t, *column)
+            }
+            _ => return None,
+        };
+        match &tables[t].columns[c].generator {
+            Gen::Constant { value: Some(text) }
+                if text.trim().parse::<i64>().is_ok()
+                    || text.trim().parse::<rust_decimal::Decimal>().is_ok() =>
+            {
+                Some((t, c, text.as_str()))
+            }
+            _ => None,
+        }
+    }
+    fn walk(e: &Expr, table: usize, tables: &[TableSpec]) -> std::result::Result<(), String> {
+        use expr::BinOp::{Add, Div, Mul, Rem, Sub};
+        let operands: Vec<&Expr> = match e {
+            Expr::Binary(Add | Sub | Mul | Div | Rem, a, b) => vec![a, b],
+            Expr::Neg(a) => vec![a],
+            _ => Vec::new(),
+        };
+        for operand in operands {
+            if let Some((t, c, text)) = constant(operand, table, tables) {
+                let name = &tables[t].columns[c].name;
+                return Err(format!(
+                    "uses {}.{name} in arithmetic, but it is a `constant`, which is text ({text:?}); \
+                     make it a number with {name} = {{ expr = \"{}\" }}",
+                    tables[t].name,
+                    text.trim()
+                ));
+            }
+        }
+        match e {
+            Expr::Template(parts) => parts.iter().try_for_each(|(p, _)| walk(p, table, tables)),
+            Expr::Neg(a) | Expr::Not(a) => walk(a, table, tables),
+            Expr::Binary(_, a, b) => {
+                walk(a, table, tables)?;
+                walk(b, table, tables)
+            }
+            Expr::Func(_, args) | Expr::Array(args) => {
+                args.iter().try_for_each(|a| walk(a, table, tables))
+            }
+            Expr::Object(fields) => fields.iter().try_for_each(|(_, a)| walk(a, table, tables)),
+            Expr::Aggregate {
+                table: child,
+                of: Some(of),
+                ..
+            } => walk(of, *child, tables),
+            _ => Ok(()),
+        }
+    }
+    fn walk_gen(g: &Gen, table: usize, tables: &[TableSpec]) -> std::result::Result<(), String> {
+        match g {
+            Gen::Expr { expr } => walk(expr, table, tables),
+            Gen::When {
+                cond,
+                then,
+                otherwise,
+            } => {
+                walk(cond, table, tables)?;
+                walk_gen(then, table, tables)?;
+                walk_gen(otherwise, table, tables)
+            }
+            _ => Ok(()),
+        }
+    }
+    for (ti, table) in tables.iter().enumerate() {
+        for column in &table.columns {
+            walk_gen(&column.generator, ti, tables).map_err(|e| {
+                At {
+                    file,
+                    table: &table.name,
+                    column: Some(&column.name),
+                }
+                .error(e)
+            })?;
+        }
+        if let Source::PerParent { parent, .. } = table.source {
+            for e in table.children.expressions() {
+                walk(e, parent, tables).map_err(|e| {
+                    At {
+                        file,
+                        table: &table.name,
+                        column: None,
+                    }
+                    .error(e)
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a column's value depends on the row's position in its table (known only while the
@@ -782,6 +1065,17 @@ fn check_positions(tables: &[TableSpec], file: &Path) -> Result<()> {
                         target_table.name, target_table.columns[c].name
                     )));
                 }
+            }
+            if let Gen::Ref {
+                table: target,
+                distinct: true,
+                ..
+            } = &column.generator
+                && tables[*target].source != Source::Counted
+            {
+                return Err(at.error(
+                    "ref with `distinct` needs a counted table (not one generated per parent)",
+                ));
             }
             if let Gen::Ref {
                 table: target,
@@ -945,29 +1239,52 @@ fn resolve_all(
                 resolve_gen(then, table, scope)?;
                 resolve_gen(otherwise, table, scope)
             }
+            Gen::Ref {
+                table: target,
+                filter: Some(Filter::Condition { cond, outer }),
+                distinct,
+                ..
+            } => {
+                *outer = scope
+                    .resolve_outer(cond, table)
+                    .map_err(|e| format!("where: {e}"))?;
+                if *outer && *distinct {
+                    return Err(
+                        "ref: `distinct` with a `where` that reads the referencing row (parent. or this.) is not supported"
+                            .into(),
+                    );
+                }
+                scope.resolve(cond, *target).map_err(|e| {
+                    format!("where (over a row of {}): {e}", scope.tables[*target].name)
+                })
+            }
             _ => Ok(()),
         }
     }
     for ti in 0..tables.len() {
-        if let Some(mut when) = tables[ti].children.when.take() {
-            let Source::PerParent { parent, .. } = tables[ti].source else {
-                unreachable!("validated: `when` needs a per-parent table")
-            };
-            let result = Scope {
-                tables,
-                seeds_dir,
-                files,
-            }
-            .resolve(&mut when, parent);
-            result.map_err(|e| {
-                At {
-                    file,
-                    table: &tables[ti].name,
-                    column: None,
+        if let Source::PerParent { parent, .. } = tables[ti].source {
+            let mut children = std::mem::take(&mut tables[ti].children);
+            for (what, e) in children.expressions_mut() {
+                // Over the parent row, where `parent.x` names the parent's x too.
+                if what != "when" {
+                    strip_parent(e);
                 }
-                .error(format!("when (over the parent row): {e}"))
-            })?;
-            tables[ti].children.when = Some(when);
+                let result = Scope {
+                    tables,
+                    seeds_dir,
+                    files,
+                }
+                .resolve(e, parent);
+                result.map_err(|e| {
+                    At {
+                        file,
+                        table: &tables[ti].name,
+                        column: None,
+                    }
+                    .error(format!("{what} (over the parent row): {e}"))
+                })?;
+            }
+            tables[ti].children = children;
         }
         for ci in 0..tables[ti].columns.len() {
             let mut generator = std::mem::replace(&mut tables[ti].columns[ci].generator, Gen::Uuid);

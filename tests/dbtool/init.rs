@@ -180,7 +180,6 @@ public_schema!(arrays_ranges_json_and_identity, "docs_arrays_ranges_json");
 
 /// Junction tables need `distinct = true` refs, which the seed-language branch adds.
 #[test]
-#[ignore = "needs `ref ... distinct = true` from the seed-language branch: run with --ignored once it is merged"]
 fn junction_tables_draw_each_pair_once() {
     let project = project_of("docs_junction");
     inits_and_resets_twice_identically("docs_junction", &project);

@@ -16,6 +16,7 @@ mod operator;
 mod real_migrations;
 mod reset;
 mod roles;
+mod schemas;
 mod seed_code;
 mod seed_contract;
 mod seed_language;
