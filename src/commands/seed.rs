@@ -47,7 +47,7 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
     }
     let db = Database::connect_early(config, stop, reporter, early)?;
     if args.dry_run.dry_run {
-        print_plan(config, None, Vec::new(), Some(plan));
+        print_plan(config, None, false, Vec::new(), Some(plan));
         return Ok(());
     }
     // Seeded data equals a reset's with the same migrations: recorded so, it lets

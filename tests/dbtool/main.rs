@@ -6,6 +6,7 @@ mod atomic;
 mod connect;
 mod digest;
 mod faults;
+mod first_reset;
 mod load_keys;
 mod lock;
 mod migrate;
