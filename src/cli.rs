@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "dbtool",
-    version,
+    version = env!("DBTOOL_LONG_VERSION"),
     about = "Reset, migrate and seed a PostgreSQL database as one unit, serialized by an advisory lock"
 )]
 pub struct Cli {
