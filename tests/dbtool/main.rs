@@ -12,6 +12,7 @@ mod lock;
 mod migrate;
 mod mistakes;
 mod operator;
+mod quickstart;
 mod real_migrations;
 mod reset;
 mod roles;
