@@ -22,7 +22,7 @@ if ! command -v dbtool >/dev/null 2>&1; then
     (cd "$dir" \
         && curl -fsSLO --retry 3 "$releases/$version/dbtool-$target.tar.gz" \
         && curl -fsSLO --retry 3 "$releases/$version/SHA256SUMS" \
-        && grep " dbtool-$target.tar.gz\$" SHA256SUMS | sha256sum -c - >&2 \
+        && grep " dbtool-$target.tar.gz\$" SHA256SUMS | { sha256sum -c - 2>/dev/null || shasum -a 256 -c -; } >&2 \
         && tar -xzf "dbtool-$target.tar.gz" --strip-components=1)
     PATH="$dir:$PATH"
 fi
