@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Measured on 2 cores: about 6 minutes for the first release build (fat LTO), seconds after.
-first_build="about 6 minutes on 2 cores (less on more)"
+# Measured: 10 minutes for the first release build on a busy 2-core machine (README, Install).
+first_build="about 10 minutes on 2 cores (less with more)"
 
 if [ -n "${DATABASE_URL:-}" ]; then
     echo "quickstart: DATABASE_URL is set in your environment; the quickstart ignores it (set QUICKSTART_DATABASE_URL to reset another server's database)" >&2
@@ -31,9 +31,7 @@ else
     command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
     pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
     scripts/install-packages.sh "${need[@]}"
-    if [ ! -x target/release/dbtool ]; then
-        echo "quickstart: building dbtool (release): the first build takes $first_build; a prebuilt binary skips it (README, Install)" >&2
-    fi
+    echo "quickstart: building dbtool (release): a first build takes $first_build, a rebuild a few; a prebuilt binary skips it (README, Install)" >&2
     cargo build --release --locked
     dbtool=./target/release/dbtool
 fi
