@@ -136,7 +136,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 return Err(first_reset_refused(
                     config,
                     &objects,
-                    "objects appeared after the check before the lock",
+                    "Objects appeared after the check before the lock",
                 ));
             }
             if let (Some(within), Some(inputs)) = (args.skip_if_reset_within, &inputs)
@@ -298,7 +298,7 @@ fn adopt(config: &Config, args: &ResetArgs, client: &mut postgres::Client) -> Re
     {
         return Ok(true);
     }
-    Err(first_reset_refused(config, &objects, "not confirmed"))
+    Err(first_reset_refused(config, &objects, "Not confirmed"))
 }
 
 /// `--parallel N`: N work connections besides the lock's, so the pool needs N + 1.
