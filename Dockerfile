@@ -1,6 +1,8 @@
-# A small runtime image: the dbtool binary plus the project's migrations, seeds and profiles.
-#   docker build -t dbtool .
-#   docker run --rm -e DATABASE_URL=postgres://... dbtool reset --profile demo --yes
+# The image built from source: the dbtool binary plus the project's migrations, seeds and profiles.
+#   docker build --build-arg DBTOOL_COMMIT="$(git rev-parse HEAD)" -t dbtool:dev .
+#   docker run --rm -e DATABASE_URL=postgres://... dbtool:dev reset --profile demo --yes
+# The published image (Dockerfile.release, built by the release workflow) carries the static
+# release binary instead; use it, with its version tag, unless you change dbtool itself.
 # TLS goes through OpenSSL (as libpq's does): the build needs its headers, the image its shared
 # library and the CA certificates that sslrootcert=system trusts.
 FROM rust:1-slim-bookworm AS build
@@ -8,9 +10,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
-ENV CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true
+# .git is not in the build context: build.rs takes the commit for `dbtool --version` from here.
+ARG DBTOOL_COMMIT=unknown
+ENV DBTOOL_COMMIT=$DBTOOL_COMMIT
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim

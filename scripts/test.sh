@@ -8,7 +8,7 @@ command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo is required (https://
 
 # Client tools the tests drive: pg_dump (schema comparison), pgbouncer (proxy tests),
 # script (a pseudo-terminal for the progress bars), openssl (the TLS tests' certificates), ss
-# (the keepalive test), python3 with venv (the Kubernetes manifest check); OpenSSL's headers
+# (the keepalive test); OpenSSL's headers
 # build the TLS connector.
 need=()
 command -v pg_dump >/dev/null 2>&1 || need+=(postgresql-client)
@@ -19,23 +19,12 @@ command -v ss >/dev/null 2>&1 || need+=(iproute2)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
 [ -e /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 scripts/install-packages.sh "${need[@]}"
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --all-targets --locked -- -D warnings
-
-# The CronJob example against the Kubernetes API's own models, offline (no cluster runs here).
-echo "== scripts/k8s/validate.py" >&2
-venv=target/k8s-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import kubernetes' >/dev/null 2>&1; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet 'kubernetes==33.1.0'
-fi
-"$venv/bin/python" scripts/k8s/validate.py --self-test
-"$venv/bin/python" scripts/k8s/validate.py scripts/k8s/cronjob.yaml
 
 # The migration tools the format tests drive (tests/dbtool/formats.rs): DBTOOL_TEST_NODE_BIN.
 . scripts/test-tools.sh
@@ -48,5 +37,6 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
     export TEST_DATABASE_URL
 fi
 
+scripts/check-install.sh
 echo "== cargo test" >&2
 cargo test --all-targets --locked -- "$@"

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "dbtool",
-    version,
+    version = env!("DBTOOL_LONG_VERSION"),
     about = "Reset, migrate and seed a PostgreSQL database as one unit, serialized by an advisory lock"
 )]
 pub struct Cli {
@@ -24,7 +24,7 @@ pub enum Command {
     /// Drop the application's objects, migrate, seed: one locked unit
     Reset(ResetArgs),
     /// Apply pending migrations, under the lock
-    Migrate(DryRun),
+    Migrate(MigrateArgs),
     /// Truncate the seeded tables and seed them, under the lock
     Seed(SeedArgs),
     /// Server, database, lock holder, migrations, protection and the last reset
@@ -82,6 +82,27 @@ pub struct ResetArgs {
     /// `seed_command`; makes the reset not all or nothing)
     #[arg(long, value_name = "CMD")]
     pub seed_command: Option<String>,
+    /// The first reset of a database that holds objects and no record of a dbtool reset drops
+    /// them only when this names the database (with --yes; a terminal asks instead)
+    #[arg(long, value_name = "DATABASE")]
+    pub adopt: Option<String>,
+    #[command(flatten)]
+    pub create: CreateDatabase,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub dry_run: DryRun,
+    #[command(flatten)]
+    pub create: CreateDatabase,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateDatabase {
+    /// Create the database when it does not exist (the role needs CREATEDB); a terminal asks
+    #[arg(long)]
+    pub create_database: bool,
 }
 
 #[derive(Debug, Args)]

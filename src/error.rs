@@ -33,6 +33,10 @@ pub enum Error {
     #[error("{0}")]
     Unreachable(String),
 
+    /// The server answered that the database does not exist (`--create-database` creates it).
+    #[error("{0}")]
+    NoDatabase(String),
+
     /// A migration failed, diverged from the applied one, or is missing.
     #[error("{0}")]
     Migration(String),
@@ -69,7 +73,7 @@ impl Error {
             Error::Usage(_) | Error::SharedBackend(_) => 2,
             Error::LockBusy { .. } => 3,
             Error::Refused(_) => 4,
-            Error::Unreachable(_) => 5,
+            Error::Unreachable(_) | Error::NoDatabase(_) => 5,
             Error::Migration(_) | Error::TransactionEnded(_) => 6,
             Error::Work(_) => 7,
             Error::LockLost(_) => 8,

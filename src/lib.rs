@@ -70,7 +70,7 @@ fn run(cli: &Cli, stop: &Stop, reporter: &Reporter) -> Result<()> {
             commands::lock_status::run(&config, out.json, stop, reporter)
         }
         Command::Fingerprint(out) => commands::fingerprint::run(&config, out.json, stop, reporter),
-        Command::Migrate(args) => commands::migrate::run(&config, args.dry_run, stop, reporter),
+        Command::Migrate(args) => commands::migrate::run(&config, args, stop, reporter),
         Command::Reset(args) => commands::reset::run(&config, args, stop, reporter),
         Command::Seed(args) => commands::seed::run(&config, args, stop, reporter),
         Command::Init(args) => commands::init::run(&config, args, stop, reporter),

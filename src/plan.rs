@@ -104,6 +104,8 @@ pub struct Plan {
     pub schema: String,
     /// None: this command drops nothing.
     pub drop: Option<Vec<Object>>,
+    /// The database's name when the drop would be a first reset of objects dbtool did not make.
+    pub first_reset: Option<String>,
     /// The tool that wrote the migrations directory (`--migrations-format`'s name).
     pub migrations_format: String,
     pub migrations: Vec<String>,
@@ -120,16 +122,15 @@ impl Plan {
             self.database, self.schema
         );
         if let Some(objects) = &self.drop {
-            let mut kinds: Vec<(&str, usize)> = Vec::new();
-            for o in objects {
-                match kinds.iter_mut().find(|(k, _)| *k == o.kind) {
-                    Some((_, n)) => *n += 1,
-                    None => kinds.push((&o.kind, 1)),
-                }
-            }
             out.push_str(&format!("drop: {} objects\n", objects.len()));
-            for (kind, n) in kinds {
-                out.push_str(&format!("  {kind:<18} {n}\n"));
+            for o in objects {
+                out.push_str(&format!("  {}\n", o.describe()));
+            }
+            if let Some(database) = &self.first_reset {
+                out.push_str(&format!(
+                    "  no dbtool reset is recorded for this schema: a reset of these objects needs \
+                     --adopt {database} as well as --yes\n"
+                ));
             }
         }
         out.push_str(&format!("migrate: {} to apply", self.migrations.len()));

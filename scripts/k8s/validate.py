@@ -119,6 +119,11 @@ def semantic_checks(document, errors):
             errors.append(f"podFailurePolicy names container {codes['containerName']!r}, which is not in the pod")
         if 0 in (codes.get("values") or []) and codes.get("operator") == "In":
             errors.append("podFailurePolicy: exit code 0 cannot be in an In rule")
+    for container in pod.get("containers", []):
+        image = container.get("image", "")
+        tag = image.rsplit("/", 1)[-1].partition(":")[2] if "@" not in image else "digest"
+        if tag in ("", "latest"):
+            errors.append(f"container {container.get('name')}: image {image!r} is not pinned (name a version tag or a digest, not latest)")
     mounts = {v.get("name") for v in pod.get("volumes", [])}
     for container in pod.get("containers", []):
         for mount in container.get("volumeMounts", []):
@@ -184,6 +189,7 @@ def self_test():
         "128 MB",
         "restartPolicy: Never",
         "volumeMount 'ca'",
+        "is not pinned",
     ]
     missed = [e for e in expected if not any(e in error for error in errors)]
     # A CronJob without its required schedule is the model's own check.

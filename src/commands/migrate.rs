@@ -5,29 +5,34 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{locked, migrate_phase, print_plan, repair_if_needed};
+use super::{connect_or_create, locked, migrate_phase, print_plan, repair_if_needed};
+use crate::cli::MigrateArgs;
 use crate::config::Config;
+use crate::connection::Early;
 use crate::connection::stop::Stop;
-use crate::connection::{Database, Early};
 use crate::error::Result;
 use crate::migrations::{self, Migrations};
+use crate::plan::Plan;
 use crate::progress::Reporter;
 use crate::unit::Unit;
 
-pub fn run(config: &Config, dry_run: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
+pub fn run(config: &Config, args: &MigrateArgs, stop: &Stop, reporter: &Reporter) -> Result<()> {
+    let dry_run = args.dry_run.dry_run;
     let started = Instant::now();
     // The connections open while the files are read; migrate asks no one to confirm.
     let early = Early::for_change(config, dry_run, true);
     let migrations = Migrations::load(&config.paths.migrations, config.paths.migrations_format)?;
-    let db = Database::connect_early(config, stop, reporter, early)?;
+    let create = args.create.create_database && !dry_run;
+    let db = connect_or_create(config, stop, reporter, early, create)?;
     if dry_run {
         let pending = migrations::pending(&mut *db.work()?, &migrations, &config.schema)?;
         print_plan(
             config,
-            None,
-            (migrations.format_name(), pending),
-            None,
-            Vec::new(),
+            Plan {
+                migrations_format: migrations.format_name().to_string(),
+                migrations: pending,
+                ..Plan::default()
+            },
         );
         return Ok(());
     }

@@ -64,22 +64,12 @@ fn print_result<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() 
     };
 }
 
-/// `--dry-run`: what the command would do, on stdout.
-fn print_plan(
-    config: &Config,
-    drop: Option<Vec<crate::drop::Object>>,
-    (migrations_format, migrations): (&str, Vec<String>),
-    seed: Option<SeedPlan>,
-    notes: Vec<String>,
-) {
+/// `--dry-run`: what the command would do, on stdout, for the configured database and schema.
+fn print_plan(config: &Config, plan: Plan) {
     let plan = Plan {
-        migrations_format: migrations_format.to_string(),
         database: config.target().to_string(),
         schema: config.schema.clone(),
-        drop,
-        migrations,
-        seed,
-        notes,
+        ..plan
     };
     print!("{}", plan.render());
 }
@@ -219,6 +209,94 @@ fn confirm(config: &Config, yes: bool, action: &str, profile: Option<&str>) -> R
         "y" | "yes" => Ok(()),
         _ => Err(Error::Refused("not confirmed; nothing was changed".into())),
     }
+}
+
+/// Connects; a database that does not exist yet is created when `--create-database` asks for it
+/// or a person says so on a terminal. Elsewhere its absence is exit 5, naming the flag.
+fn connect_or_create(
+    config: &Config,
+    stop: &crate::connection::stop::Stop,
+    reporter: &Reporter,
+    early: crate::connection::Early,
+    create: bool,
+) -> Result<Database> {
+    match Database::connect_early(config, stop, reporter, early) {
+        Err(Error::NoDatabase(why)) => {
+            let target = config.target();
+            let wanted = create
+                || (std::io::stdin().is_terminal()
+                    && ask(&format!(
+                        "database {} does not exist on {}:{}; create it? [y/N] ",
+                        target.database(),
+                        target.host(),
+                        target.port()
+                    )));
+            if !wanted {
+                return Err(Error::NoDatabase(why));
+            }
+            crate::connection::create_database(config, reporter)?;
+            Database::connect(config, stop, reporter)
+        }
+        other => other,
+    }
+}
+
+fn ask(question: &str) -> bool {
+    matches!(answer(question).to_lowercase().as_str(), "y" | "yes")
+}
+
+/// Asks on stderr, reads one line from the terminal.
+fn answer(question: &str) -> String {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    answer.trim().to_string()
+}
+
+/// §4, first reset: the schema's objects, with the rows of its tables, when it holds objects
+/// and no dbtool reset of it is on record; `None` when a reset is recorded or nothing is there.
+fn unrecorded_objects(
+    client: &mut Client,
+    schema: &str,
+) -> Result<Option<Vec<crate::drop::Object>>> {
+    if meta::reset_recorded(client, schema).map_err(read_error)? {
+        return Ok(None);
+    }
+    let mut objects = crate::drop::inventory(client, schema).map_err(read_error)?;
+    if objects.is_empty() {
+        return Ok(None);
+    }
+    crate::drop::count_rows(client, &mut objects).map_err(read_error)?;
+    Ok(Some(objects))
+}
+
+/// The refusal of a first reset: one line naming the objects, tables holding data first.
+fn first_reset_refused(config: &Config, objects: &[crate::drop::Object], why: &str) -> Error {
+    const NAMED: usize = 12;
+    let target = config.target();
+    let mut shown: Vec<&crate::drop::Object> = objects.iter().collect();
+    shown.sort_by_key(|o| std::cmp::Reverse(o.rows.unwrap_or(0) > 0));
+    let mut named: Vec<String> = shown.iter().take(NAMED).map(|o| o.describe()).collect();
+    if objects.len() > NAMED {
+        named.push(format!(
+            "and {} more (`dbtool reset --dry-run` lists them all)",
+            objects.len() - NAMED
+        ));
+    }
+    Error::Refused(format!(
+        "refusing the first reset of database {} on {}:{} (schema {}): no dbtool reset is \
+         recorded for it, and it holds {} object(s) that a reset would drop: {}. {why}; nothing \
+         was changed. If these may go, run the reset again with --adopt {} (and --yes); later \
+         resets need only --yes",
+        target.database(),
+        target.host(),
+        target.port(),
+        config.schema,
+        objects.len(),
+        named.join(", "),
+        target.database(),
+    ))
 }
 
 /// Takes the lock, checks it means something, runs `work`, and releases the lock on the same

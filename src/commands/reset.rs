@@ -3,25 +3,26 @@
 //! reset in dbtool.meta and commits. A failure anywhere before the commit leaves the database
 //! exactly as it was.
 
+use std::io::IsTerminal;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
 use super::{
-    Finished, Seeding, all_or_nothing, confirm, drop_phase, locked, mark_unfinished, meta_error,
-    migrate_phase, phase, print_plan, read_error, refuse_if_protected, run_seed_code, unix_now,
-    workers,
+    Finished, Seeding, all_or_nothing, answer, confirm, connect_or_create, drop_phase,
+    first_reset_refused, locked, mark_unfinished, meta_error, migrate_phase, phase, print_plan,
+    read_error, refuse_if_protected, rfc3339, run_seed_code, unix_now, unrecorded_objects, workers,
 };
 use crate::cli::ResetArgs;
 use crate::config::Config;
+use crate::connection::Early;
 use crate::connection::stop::Stop;
-use crate::connection::{Database, Early};
 use crate::drop::{self, privileges};
 use crate::error::{Error, Result};
 use crate::load as seed;
 use crate::load::seed_code::{SeedCode, SeedCommand};
 use crate::migrations::Migrations;
-use crate::plan::SeedPlan;
+use crate::plan::{Plan, SeedPlan};
 use crate::progress::Reporter;
 use crate::record::{fingerprint, meta};
 use crate::spec::Dataset;
@@ -107,22 +108,38 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             seeding.as_ref().map(|s| s.profile.name.as_str()),
         )?;
     }
-    let db = Database::connect_early(config, stop, reporter, early)?;
+    let create = args.create.create_database && !args.dry_run.dry_run;
+    let db = connect_or_create(config, stop, reporter, early, create)?;
     if args.dry_run.dry_run {
-        let objects = drop::inventory(&mut *db.work()?, &config.schema).map_err(read_error)?;
+        let (objects, first_reset) = {
+            let mut client = db.work()?;
+            match unrecorded_objects(&mut client, &config.schema)? {
+                Some(objects) => (objects, true),
+                None => (
+                    drop::inventory(&mut *client, &config.schema).map_err(read_error)?,
+                    false,
+                ),
+            }
+        };
         let notes = match &inputs {
             Some(i) if !objects.is_empty() => i.seeding.notes_now(&db, &config.schema),
             _ => Vec::new(),
         };
         print_plan(
             config,
-            Some(objects),
-            (migrations.format_name(), migrations.names()),
-            inputs.map(|i| i.plan),
-            notes,
+            Plan {
+                drop: Some(objects),
+                first_reset: first_reset.then(|| config.target().database()),
+                migrations_format: migrations.format_name().to_string(),
+                migrations: migrations.names(),
+                seed: inputs.map(|i| i.plan),
+                notes,
+                ..Plan::default()
+            },
         );
         return Ok(());
     }
+    let adopted = adopt(config, args, &mut *db.work()?)?;
     let not_atomic = atomicity_given_up(
         &migrations,
         parallel,
@@ -134,6 +151,14 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             // Before dbtool.meta is read: a role without rights there hears what it lacks.
             privileges::check_reset(unit.client(), &config.schema)?;
             refuse_if_protected(unit.client(), "reset")?;
+            // Asked before the lock; checked again under it, in case objects appeared since.
+            if !adopted && let Some(objects) = unrecorded_objects(unit.client(), &config.schema)? {
+                return Err(first_reset_refused(
+                    config,
+                    &objects,
+                    "Objects appeared after the check before the lock",
+                ));
+            }
             if let (Some(within), Some(inputs)) = (args.skip_if_reset_within, &inputs)
                 && recent_reset(unit.client(), config, inputs, within, reporter)?
             {
@@ -144,6 +169,12 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 unit.checkpoint()?;
             }
             drop_phase(&db, &mut unit, &migrations, config, reporter)?;
+            let owned = meta::Owned {
+                since: rfc3339(started_at),
+                by: config.application_name(),
+                adopted: adopted.then(|| config.target().database()),
+            };
+            meta::record_owned(unit.client(), &config.schema, &owned).map_err(meta_error)?;
             if let Err(error) = migrate_phase(&mut unit, &migrations, config, reporter) {
                 if matches!(error, Error::TransactionEnded(_)) {
                     // The drop may be committed and the session is in autocommit: best effort,
@@ -245,6 +276,48 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         ),
     }
     Ok(())
+}
+
+/// §4, first reset: whether the drop of objects that no dbtool reset made is confirmed, by
+/// `--adopt DATABASE` or by a person typing the database's name on a terminal. `false` when
+/// there is nothing of the kind (then the check under the lock must find nothing either).
+fn adopt(config: &Config, args: &ResetArgs, client: &mut postgres::Client) -> Result<bool> {
+    let database = config.target().database();
+    let Some(objects) = unrecorded_objects(client, &config.schema)? else {
+        return Ok(false);
+    };
+    match args.adopt.as_deref() {
+        Some(named) if named == database => return Ok(true),
+        Some(named) => {
+            return Err(first_reset_refused(
+                config,
+                &objects,
+                &format!("--adopt names database {named}, not {database}"),
+            ));
+        }
+        None => {}
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(first_reset_refused(
+            config,
+            &objects,
+            "--yes alone does not drop them",
+        ));
+    }
+    eprintln!(
+        "No dbtool reset is recorded for database {database} (schema {}). A reset drops:",
+        config.schema
+    );
+    for o in &objects {
+        eprintln!("  {}", o.describe());
+    }
+    if answer(&format!(
+        "Type the database's name ({database}) to drop them, anything else to stop: "
+    )) == database
+    {
+        return Ok(true);
+    }
+    Err(first_reset_refused(config, &objects, "Not confirmed"))
 }
 
 /// `--parallel N`: N work connections besides the lock's, so the pool needs N + 1.

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::load as seed;
 use crate::load::seed_code::SeedCode;
 use crate::migrations::Migrations;
-use crate::plan::SeedPlan;
+use crate::plan::{Plan, SeedPlan};
 use crate::progress::Reporter;
 use crate::record::fingerprint;
 use crate::unit::Unit;
@@ -52,7 +52,14 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
     let db = Database::connect_early(config, stop, reporter, early)?;
     if args.dry_run.dry_run {
         let notes = seeding.notes_now(&db, &config.schema);
-        print_plan(config, None, ("", Vec::new()), Some(plan), notes);
+        print_plan(
+            config,
+            Plan {
+                seed: Some(plan),
+                notes,
+                ..Plan::default()
+            },
+        );
         return Ok(());
     }
     // Seeded data equals a reset's with the same migrations: recorded so, it lets

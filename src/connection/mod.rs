@@ -545,9 +545,16 @@ fn wait_until(config: &Config, reporter: &Reporter, mut early: Early) -> Result<
             } else {
                 " (no DATABASE_URL, --database-url or PGHOST was given, so libpq's default was tried)"
             };
-            return Err(Error::Unreachable(format!(
-                "cannot connect to {target}{nothing_given}: {why}{waited}"
-            )));
+            let message = format!("cannot connect to {target}{nothing_given}: {why}{waited}");
+            let no_database = failures.iter().all(|e| {
+                matches!(e, ConnectError::Driver(e)
+                    if e.code() == Some(&SqlState::INVALID_CATALOG_NAME))
+            });
+            return Err(if no_database {
+                Error::NoDatabase(message)
+            } else {
+                Error::Unreachable(message)
+            });
         }
         if attempts == 1 {
             reporter.info(
@@ -596,7 +603,7 @@ fn describe_connect_error(error: &ConnectError, target: &Target) -> (bool, Strin
         } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
             "; check the user name and the server's pg_hba.conf"
         } else if *code == SqlState::INVALID_CATALOG_NAME {
-            "; create the database first or fix its name in the connection string (or PGDATABASE)"
+            "; `dbtool reset` and `dbtool migrate` create it with --create-database, or fix its name in the connection string (or PGDATABASE)"
         } else {
             ""
         };
@@ -670,6 +677,79 @@ fn describe_connect_error(error: &ConnectError, target: &Target) -> (bool, Strin
 /// An error and its causes in one line (OpenSSL's messages carry newlines).
 fn one_line(error: &postgres::Error) -> String {
     crate::connection::conninfo::with_causes(error)
+}
+
+/// `--create-database`: as the same role, on the server's maintenance database (`postgres`, else
+/// `template1`), checks that the role may create databases, then creates the target's database.
+pub fn create_database(config: &Config, reporter: &Reporter) -> Result<()> {
+    let mut connector = Connector::new(config)?;
+    let name = connector.target.database();
+    let mut client = None;
+    let mut why = String::new();
+    for maintenance in ["postgres", "template1"] {
+        connector.target.base.dbname(maintenance);
+        match connector.connect_any() {
+            Ok((_, c)) => {
+                client = Some(c);
+                break;
+            }
+            Err(failures) => {
+                why = failures
+                    .iter()
+                    .map(|e| describe_connect_error(e, &connector.target).1)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+            }
+        }
+    }
+    let target = &connector.target;
+    let Some(mut client) = client else {
+        return Err(Error::Unreachable(format!(
+            "cannot create database {name}: connecting to {target} (database postgres or \
+             template1) failed: {why}"
+        )));
+    };
+    let read = |e: postgres::Error| {
+        Error::Unreachable(format!(
+            "cannot create database {name}: {}",
+            describe_sql_error(&e, None)
+        ))
+    };
+    let row = client
+        .query_one(
+            "SELECT current_user::text, r.rolcreatedb OR r.rolsuper
+               FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .map_err(read)?;
+    let (role, may): (String, bool) = (row.get(0), row.get(1));
+    if !may {
+        return Err(Error::Usage(format!(
+            "database {name} does not exist and role {role} may not create it (it has neither \
+             CREATEDB nor superuser): ask an administrator to run `CREATE DATABASE {} OWNER \
+             {}` or `ALTER ROLE {} CREATEDB`, then retry",
+            quote_ident(&name),
+            quote_ident(&role),
+            quote_ident(&role),
+        )));
+    }
+    match client.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name))) {
+        Ok(()) => {}
+        // Someone else created it meanwhile: what was asked for is there.
+        Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
+        Err(e) => {
+            return Err(Error::Work(format!(
+                "creating database {name} failed: {}",
+                describe_sql_error(&e, None)
+            )));
+        }
+    }
+    reporter.info(
+        "database-created",
+        format!("created database {name} on {target} (owner {role})"),
+        json!({ "database": name, "owner": role }),
+    );
+    Ok(())
 }
 
 /// Quotes an SQL identifier.

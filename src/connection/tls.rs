@@ -68,6 +68,23 @@ fn unusable(what: &str, path: &Path, e: ErrorStack) -> Error {
     Error::usage(format!("{what} {} cannot be used: {e}", path.display()))
 }
 
+/// The platform's trusted roots. An OpenSSL built into the binary (`vendored-openssl`, the
+/// release builds) looks in its own build prefix, not where this system keeps its CA bundle:
+/// openssl-probe finds that (and honours SSL_CERT_FILE / SSL_CERT_DIR).
+fn load_system_roots(context: &mut SslContextBuilder) -> Result<()> {
+    context.set_default_verify_paths().map_err(internal)?;
+    #[cfg(feature = "vendored-openssl")]
+    {
+        let found = openssl_probe::probe();
+        if found.cert_file.is_some() || found.cert_dir.is_some() {
+            context
+                .load_verify_locations(found.cert_file.as_deref(), found.cert_dir.as_deref())
+                .map_err(internal)?;
+        }
+    }
+    Ok(())
+}
+
 /// The root certificate (when the chain is verified) and the client certificate and key.
 /// `system_roots`: load the platform's trusted roots for `sslrootcert=system`.
 fn configure_files(context: &mut SslContextBuilder, tls: &Tls, system_roots: bool) -> Result<()> {
@@ -78,9 +95,7 @@ fn configure_files(context: &mut SslContextBuilder, tls: &Tls, system_roots: boo
         Some(RootCert::File(path)) if tls.verifies_chain() => context
             .set_ca_file(path)
             .map_err(|e| unusable("sslrootcert", path, e))?,
-        Some(RootCert::System) if system_roots => {
-            context.set_default_verify_paths().map_err(internal)?
-        }
+        Some(RootCert::System) if system_roots => load_system_roots(context)?,
         _ => {}
     }
     // As in libpq, a client certificate that is not there is simply not sent.

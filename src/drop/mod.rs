@@ -20,6 +20,53 @@ use crate::error::{Error, Result};
 pub struct Object {
     pub kind: String,
     pub name: String,
+    /// A table's rows, counted up to `ROWS_COUNTED_UP_TO` + 1 (`count_rows`); None: not counted.
+    pub rows: Option<u64>,
+}
+
+/// Counting stops here: a first reset names what it would drop without reading a huge table whole.
+pub const ROWS_COUNTED_UP_TO: u64 = 1_000_000;
+
+impl Object {
+    /// `table public.customers (1000 rows)`; `(more than 1000000 rows)` past the count's bound.
+    pub fn describe(&self) -> String {
+        match self.rows {
+            Some(0) | None => format!("{} {}", self.kind, self.name),
+            Some(n) if n > ROWS_COUNTED_UP_TO => {
+                format!(
+                    "{} {} (more than {ROWS_COUNTED_UP_TO} rows)",
+                    self.kind, self.name
+                )
+            }
+            Some(1) => format!("{} {} (1 row)", self.kind, self.name),
+            Some(n) => format!("{} {} ({n} rows)", self.kind, self.name),
+        }
+    }
+}
+
+/// Fills in the row count of every table (and materialized view) in `objects`.
+pub fn count_rows(
+    client: &mut impl GenericClient,
+    objects: &mut [Object],
+) -> Result<(), postgres::Error> {
+    for object in objects
+        .iter_mut()
+        .filter(|o| o.kind == "table" || o.kind == "materialized view")
+    {
+        // The name is format('%I.%I'), quoted by the server itself.
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) rows",
+            object.name,
+            ROWS_COUNTED_UP_TO + 1
+        );
+        match client.query_one(&sql, &[]) {
+            Ok(row) => object.rows = Some(row.get::<_, i64>(0) as u64),
+            // A materialized view that was never refreshed cannot be read: it holds nothing.
+            Err(e) if e.code() == Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The application's objects of schema `$1` (kind, name, drop order, owner): every table, view,
@@ -110,6 +157,7 @@ pub fn inventory(
         .map(|r| Object {
             kind: r.get(0),
             name: r.get(1),
+            rows: None,
         })
         .collect())
 }

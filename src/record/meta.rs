@@ -55,6 +55,21 @@ pub struct Unfinished {
     pub set_aside: Option<crate::load::constraints::Deferred>,
 }
 
+/// That dbtool has reset a schema, kept for good (a `--skip-seed` reset forgets its last reset
+/// but not this): a reset of a schema with objects and no such record is a first reset (§4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Owned {
+    pub since: String,
+    pub by: String,
+    /// The database's name when the first reset dropped objects dbtool had not made (`--adopt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<String>,
+}
+
+fn owned_key(schema: &str) -> String {
+    format!("owned:{schema}")
+}
+
 fn last_reset_key(schema: &str) -> String {
     format!("last_reset:{schema}")
 }
@@ -152,6 +167,26 @@ pub fn clear_unfinished(client: &mut Client, schema: &str) -> Result<(), postgre
 pub fn forget_reset(client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
     remove(client, &last_reset_key(schema))?;
     clear_unfinished(client, schema)
+}
+
+/// Whether a dbtool reset of `schema` is on record: ownership, or (from before ownership was
+/// recorded) a last or unfinished reset.
+pub fn reset_recorded(client: &mut Client, schema: &str) -> Result<bool, postgres::Error> {
+    Ok(read::<Owned>(client, &owned_key(schema))?.is_some()
+        || last_reset(client, schema)?.is_some()
+        || unfinished(client, schema)?.is_some())
+}
+
+/// Inside a reset's transaction: from now on `schema` is dbtool's; the first record stays.
+pub fn record_owned(
+    client: &mut Client,
+    schema: &str,
+    owned: &Owned,
+) -> Result<(), postgres::Error> {
+    if read::<Owned>(client, &owned_key(schema))?.is_some() {
+        return Ok(());
+    }
+    write(client, &owned_key(schema), owned)
 }
 
 pub fn protection(client: &mut Client) -> Result<Option<Protection>, postgres::Error> {

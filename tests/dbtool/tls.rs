@@ -559,3 +559,31 @@ fn every_connection_has_tcp_keepalives() {
         );
     }
 }
+
+/// `sslrootcert=system` trusts the platform's bundle, which SSL_CERT_FILE may name: the same in
+/// a build with the system's OpenSSL and one with OpenSSL built in (`vendored-openssl`, the
+/// release binaries), whose own default paths are not the distribution's.
+#[test]
+fn sslrootcert_system_trusts_the_bundle_ssl_cert_file_names() {
+    let certs = Certificates::new();
+    let server = tls_server(&certs);
+    let url = format!(
+        "postgres://app:{ENCODED_PASSWORD}@localhost:{}/app?sslmode=verify-full&sslrootcert=system",
+        server.port
+    );
+    Run::of(
+        dbtool_command()
+            .env("DATABASE_URL", &url)
+            .env("SSL_CERT_FILE", certs.path("ca.crt"))
+            .arg("status"),
+    )
+    .success();
+    Run::of(
+        dbtool_command()
+            .env("DATABASE_URL", &url)
+            .env("SSL_CERT_FILE", certs.path("other-ca.crt"))
+            .arg("status"),
+    )
+    .code(5)
+    .stderr_has("certificate did not verify");
+}
