@@ -87,16 +87,21 @@ fn a_failure_in_any_phase_leaves_the_whole_database_as_it_was() {
 fn a_seed_that_fails_midway_leaves_every_row_as_it_was() {
     let db = TestDb::new("atomic_seed");
     db.run(&["reset", "--profile", "ci", "--yes"]).success();
-    // The demo profile's biggest COPY takes longer than this.
+    // A statement that always outlasts the timeout (no race with how fast the machine is).
+    let slow = ProjectCopy::new();
+    slow.write("seeds/zz_slow.sql", "SELECT pg_sleep(30);\n");
     let stderr = changes_nothing(&db, 7, || {
-        db.run(&[
-            "seed",
-            "--profile",
-            "demo",
-            "--yes",
-            "--statement-timeout",
-            "100ms",
-        ])
+        db.run_in(
+            &slow,
+            &[
+                "seed",
+                "--profile",
+                "demo",
+                "--yes",
+                "--statement-timeout",
+                "100ms",
+            ],
+        )
     });
     assert!(stderr.contains("statement timeout"), "{stderr}");
     // A value outside an enum is found from the catalog before anything changes (exit 2).
