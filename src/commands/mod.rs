@@ -300,8 +300,13 @@ fn repair_if_needed(client: &mut Client, config: &Config, reporter: &Reporter) -
 
 /// Runs a reset's or seed's work under the lock. When the user gave atomicity up (`not_atomic`
 /// says how), says so before anything starts; otherwise, when the work fails, says that its
-/// transaction was rolled back (the error itself follows as the last line).
+/// transaction was rolled back (the error itself follows as the last line), but only where that
+/// was verified (see `Ledger`): else it says that part may be committed and marks the command
+/// unfinished.
 fn all_or_nothing<T>(
+    db: &Database,
+    config: &Config,
+    started_at: SystemTime,
     reporter: &Reporter,
     command: &str,
     not_atomic: Option<&str>,
@@ -318,13 +323,32 @@ fn all_or_nothing<T>(
         );
     }
     let result = work();
-    let rolled_back = !matches!(result, Ok(_) | Err(Error::TransactionEnded(_)));
-    if rolled_back && not_atomic.is_none() {
-        reporter.warn(
-            "rolled-back",
-            "the transaction was rolled back: the database, dbtool.meta included, is as it was",
-            serde_json::json!({}),
-        );
+    if result.is_err() && not_atomic.is_none() && db.ledger.any_began() {
+        if db.ledger.all_rolled_back() && !matches!(result, Err(Error::TransactionEnded(_))) {
+            reporter.warn(
+                "rolled-back",
+                "the transaction was rolled back: the database, dbtool.meta included, is as it was",
+                serde_json::json!({}),
+            );
+        } else {
+            // Best effort: the connection that failed may be gone, so a new one records it.
+            let marked = db
+                .work()
+                .and_then(|mut client| mark_unfinished(&mut client, config, started_at, None));
+            reporter.warn(
+                "not-rolled-back",
+                format!(
+                    "dbtool could not verify that its transaction was rolled back as a whole: \
+                     part of this {command} may be committed (what ran before the failure), so \
+                     the database may not be as it was; {}",
+                    match marked {
+                        Ok(()) => format!("the {command} is marked unfinished"),
+                        Err(e) => format!("marking the {command} unfinished failed too: {e}"),
+                    }
+                ),
+                serde_json::json!({}),
+            );
+        }
     }
     result
 }

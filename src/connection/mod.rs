@@ -47,6 +47,47 @@ pub struct Database {
     pool: Pool<Connector>,
     pub stop: Stop,
     pub target: Target,
+    /// What the command's transactions (`unit::Unit`) did, for what a failure may claim.
+    pub ledger: std::sync::Arc<Ledger>,
+}
+
+/// What this command's transactions did: whether any committed, and whether the last one that
+/// ended without a commit was verifiably rolled back (the transaction it began, still open, then
+/// `ROLLBACK` answered). Only then may a failure say the database is as it was.
+#[derive(Default)]
+pub struct Ledger {
+    began: std::sync::atomic::AtomicBool,
+    committed: std::sync::atomic::AtomicBool,
+    unverified: std::sync::atomic::AtomicBool,
+}
+
+impl Ledger {
+    pub fn began(&self) {
+        self.began.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A `COMMIT` was sent (whatever it answered: a lost answer may still have committed).
+    pub fn committed(&self) {
+        self.committed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A transaction ended without a verified rollback.
+    pub fn unverified(&self) {
+        self.unverified
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Nothing committed, and every transaction begun was verifiably rolled back.
+    pub fn all_rolled_back(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        !self.committed.load(SeqCst) && !self.unverified.load(SeqCst)
+    }
+
+    /// Whether any transaction began.
+    pub fn any_began(&self) -> bool {
+        self.began.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl Database {
@@ -79,6 +120,7 @@ impl Database {
             pool,
             stop: stop.clone(),
             target,
+            ledger: std::sync::Arc::default(),
         })
     }
 

@@ -469,3 +469,25 @@ fn a_migration_that_changes_search_path_or_drops_its_schema_cannot_break_the_res
     );
     assert_eq!(db.overall_fingerprint(), fingerprint);
 }
+
+#[test]
+fn a_no_transaction_marker_after_a_byte_order_mark_is_not_all_or_nothing_and_never_claims_as_it_was()
+ {
+    let db = TestDb::new("atomic_bom");
+    db.run(&["reset", "--profile", "dev", "--yes"]).success();
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__outside.sql",
+        "\u{feff}-- no-transaction\nCREATE TABLE outside_marker (id int);\n",
+    );
+    project.write("migrations/V91__fails.sql", "SELECT 1 / 0;\n");
+    let run = reset_with(&db, &project, &[]);
+    run.code(6).stderr_has("not all or nothing");
+    assert!(!run.stderr.contains("as it was"), "{}", run.stderr);
+    // What ran before the marked file is committed, and the reset says it did not finish.
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_class WHERE relname = 'outside_marker'"),
+        1
+    );
+    db.assert_unfinished_and_never_skipped();
+}
