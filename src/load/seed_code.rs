@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::connection::conninfo::{RootCert, Tls};
-use crate::connection::{Database, describe_sql_error};
+use crate::connection::{Database, describe_sql_error, describe_sql_error_in};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 use crate::lock::LOCK_HELD_ENV;
@@ -100,20 +100,32 @@ impl SeedSql {
         self.files.is_empty()
     }
 
-    /// Runs every file inside the caller's transaction, the session settings restored after
-    /// each; an error names the file, line and column.
+    /// Runs every file inside the caller's transaction, one statement at a time so that an
+    /// error at run time (no position from the server) still names its statement's line, the
+    /// session settings restored after each file; an error names the file, line and column.
     pub fn run(&self, client: &mut Client, session: &str) -> Result<()> {
         for (path, text) in &self.files {
-            client
-                .batch_execute(text)
-                .and_then(|()| client.batch_execute(session))
-                .map_err(|e| {
-                    Error::Work(format!(
-                        "seed file {} failed: {}",
-                        path.display(),
-                        describe_sql_error(&e, Some(text))
-                    ))
+            let failed = |line: u64, what: String| {
+                Error::Work(format!(
+                    "seed file {}:{line} failed: {what}",
+                    path.display()
+                ))
+            };
+            let split = statements::split(text).map_err(|r| failed(r.line, r.why))?;
+            for statement in split.iter().filter(|s| s.meta_command.is_none()) {
+                let sql = &text[statement.start..statement.end];
+                // The server's position is in the statement; the file's is named.
+                let before = text[..statement.start].chars().count();
+                client.batch_execute(sql).map_err(|e| {
+                    failed(
+                        statement.line,
+                        describe_sql_error_in(&e, Some(text), |o| o + before),
+                    )
                 })?;
+            }
+            client
+                .batch_execute(session)
+                .map_err(|e| failed(1, describe_sql_error(&e, None)))?;
         }
         Ok(())
     }

@@ -35,6 +35,13 @@ fn sql_seed_files_run_inside_the_resets_transaction() {
     });
     assert!(stderr.contains("91_broken.sql"), "{stderr}");
     assert!(stderr.contains("line: 2"), "{stderr}");
+    // An error only running finds (the server gives no position) still names its line.
+    project.write("seeds/91_broken.sql", "SELECT 1;\n\nSELECT 1 / 0;\n");
+    let stderr = changes_nothing(&db, 7, || {
+        db.run_in(&project, &["reset", "--profile", "ci", "--yes"])
+    });
+    assert!(stderr.contains("91_broken.sql:3 failed"), "{stderr}");
+    assert!(stderr.contains("division by zero"), "{stderr}");
 }
 
 #[test]
