@@ -86,16 +86,21 @@ impl Unit {
     /// Commits, then runs each statement on its own outside any transaction block: a
     /// `-- no-transaction` migration. The connection stays outside a transaction (so that the
     /// migration's history row commits with it) until `reopen`.
-    pub fn outside(&mut self, statements: &[String]) -> Result<(), postgres::Error> {
+    /// A failing statement's error comes with its index: the ones before it are committed.
+    pub fn outside(
+        &mut self,
+        statements: &[String],
+    ) -> Result<(), (Option<usize>, postgres::Error)> {
         // What runs outside commits as it runs.
         self.ledger.committed();
         if self.open {
             self.open = false;
-            self.client.batch_execute("COMMIT")?;
+            self.client.batch_execute("COMMIT").map_err(|e| (None, e))?;
         }
         statements
             .iter()
-            .try_for_each(|s| self.client.batch_execute(s))
+            .enumerate()
+            .try_for_each(|(i, s)| self.client.batch_execute(s).map_err(|e| (Some(i), e)))
     }
 
     /// Opens the next transaction after `outside`.
