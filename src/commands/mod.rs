@@ -40,7 +40,17 @@ fn read_error(e: postgres::Error) -> Error {
     if crate::connection::explain_privilege(&e).is_some() {
         return Error::Usage(message);
     }
-    Error::Unreachable(message)
+    // Nor is a statement it answered with an error (a statement timeout, a lock timeout): only
+    // a lost connection or a server going away is.
+    let gone = e.as_db_error().is_none_or(|db| {
+        let code = db.code().code();
+        code.starts_with("08") || code.starts_with("57P")
+    });
+    if gone {
+        Error::Unreachable(message)
+    } else {
+        Error::Work(message)
+    }
 }
 
 fn meta_error(e: postgres::Error) -> Error {
@@ -323,14 +333,14 @@ fn all_or_nothing<T>(
         );
     }
     let result = work();
-    if result.is_err() && not_atomic.is_none() && db.ledger.any_began() {
+    if result.is_err() && db.ledger.any_began() {
         if db.ledger.all_rolled_back() && !matches!(result, Err(Error::TransactionEnded(_))) {
             reporter.warn(
                 "rolled-back",
                 "the transaction was rolled back: the database, dbtool.meta included, is as it was",
                 serde_json::json!({}),
             );
-        } else {
+        } else if not_atomic.is_none() {
             // Best effort: the connection that failed may be gone, so a new one records it.
             let marked = db
                 .work()

@@ -132,8 +132,10 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                     return Ok(Outcome::Skipped);
                 }
                 if not_atomic.is_some() {
+                    // Committed with the first thing that commits (a -- no-transaction
+                    // migration, the parallel load, the seed command); a failure before that
+                    // rolls it back with the rest, and the database is as it was.
                     mark_unfinished(unit.client(), config, started_at, None)?;
-                    unit.checkpoint()?;
                 }
                 phase(reporter, "drop", || {
                     drop::drop_all(&db, unit.client(), &config.schema, config.ddl_lock_timeout)
@@ -250,11 +252,11 @@ fn parallel_workers(config: &Config, args: &ResetArgs) -> Result<Option<usize>> 
     let Some(n) = args.parallel else {
         return Ok(None);
     };
-    if n == 0 {
-        return Err(Error::usage(
-            "--parallel 0 is not a number of connections: pass 2 or more, or leave it out for \
-             the atomic (one transaction) reset",
-        ));
+    if n < 2 {
+        return Err(Error::usage(format!(
+            "--parallel {n} is not a parallel load: pass 2 or more, or leave it out for the \
+             atomic (one transaction) reset"
+        )));
     }
     if n + 1 > config.pool_size {
         return Err(Error::usage(format!(

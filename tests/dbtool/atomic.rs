@@ -491,3 +491,31 @@ fn a_no_transaction_marker_after_a_byte_order_mark_is_not_all_or_nothing_and_nev
     );
     db.assert_unfinished_and_never_skipped();
 }
+
+#[test]
+fn a_parallel_reset_that_fails_before_any_change_leaves_no_unfinished_mark() {
+    let db = TestDb::new("atomic_parallel_refused");
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    // A reader the drop waits for, past --ddl-lock-timeout.
+    let mut reader = db.client();
+    reader
+        .batch_execute("BEGIN; LOCK TABLE clients IN ACCESS SHARE MODE")
+        .unwrap();
+    let stderr = changes_nothing(&db, 7, || {
+        db.run(&[
+            "reset",
+            "--profile",
+            "dev",
+            "--yes",
+            "--parallel",
+            "3",
+            "--ddl-lock-timeout",
+            "300ms",
+        ])
+    });
+    assert!(stderr.contains("as it was"), "{stderr}");
+    reader.batch_execute("ROLLBACK").unwrap();
+    let status = db.status();
+    assert!(status["unfinished"].is_null(), "{status}");
+    assert_eq!(status["last_reset"]["profile"], "ci");
+}
