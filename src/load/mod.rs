@@ -524,7 +524,9 @@ fn rejected(data: &Dataset, load: &TableLoad, chunk: &Chunk, e: &postgres::Error
         .split(", ")
         .find_map(|part| part.strip_prefix("column ")?.split(':').next())
         .map(str::to_string);
-    let Some(key) = rejected_row(chunk, context) else {
+    // A cancel (a statement timeout) stops the COPY wherever it is: no row is at fault.
+    let cancelled = e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED);
+    let Some(key) = rejected_row(chunk, context).filter(|_| !cancelled) else {
         return Error::Work(format!("seeding {} failed: {what}", load.table));
     };
     let table = &data.spec.tables[load.index];
