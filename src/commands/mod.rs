@@ -348,9 +348,9 @@ fn all_or_nothing<T>(
             reporter.warn(
                 "not-rolled-back",
                 format!(
-                    "dbtool could not verify that its transaction was rolled back as a whole: \
-                     part of this {command} may be committed (what ran before the failure), so \
-                     the database may not be as it was; {}",
+                    "the rollback of this {command} could not be verified (the transaction \
+                     dbtool began may have ended before it): part of it may be committed (what \
+                     ran before the failure), so the database may not be as it was; {}",
                     match marked {
                         Ok(()) => format!("the {command} is marked unfinished"),
                         Err(e) => format!("marking the {command} unfinished failed too: {e}"),
