@@ -233,6 +233,11 @@ pub struct GlobalArgs {
     #[arg(long, env = "DBTOOL_STATEMENT_TIMEOUT", global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub statement_timeout: Option<Duration>,
 
+    /// A seed command still running after this long is stopped (its whole process group) and
+    /// the reset or seed fails (exit 7)
+    #[arg(long, env = "DBTOOL_SEED_COMMAND_TIMEOUT", global = true, default_value = "1h", value_parser = parse_duration)]
+    pub seed_command_timeout: Duration,
+
     /// The application's schema
     #[arg(long, env = "DBTOOL_SCHEMA", global = true, default_value = "public")]
     pub schema: String,

@@ -98,6 +98,7 @@ pub struct Config {
     pub wait_for_db: Duration,
     pub ddl_lock_timeout: Duration,
     pub statement_timeout: Option<Duration>,
+    pub seed_command_timeout: Duration,
     pub schema: String,
     pub paths: Paths,
     pub output: Output,
@@ -145,6 +146,7 @@ impl Config {
             wait_for_db: g.wait_for_db.unwrap_or(wait_default),
             ddl_lock_timeout: g.ddl_lock_timeout,
             statement_timeout: g.statement_timeout.filter(|d| !d.is_zero()),
+            seed_command_timeout: g.seed_command_timeout,
             schema: g.schema.clone(),
             paths: Paths {
                 migrations: g.migrations_dir.clone(),

@@ -3,17 +3,23 @@
 //! signal, a lost lock, a kill) rolls all of it back: an explicit `ROLLBACK` when the process is
 //! still alive, the server's own when the connection closes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::Client;
+use postgres::error::SqlState;
+use postgres::{Client, SimpleQueryMessage};
 
-use crate::connection::{Database, WorkClient, describe_sql_error};
+use crate::connection::{Database, Ledger, WorkClient, describe_sql_error};
 use crate::error::{Error, Result};
 
 pub struct Unit {
     client: WorkClient,
     lock_timeout: Duration,
     open: bool,
+    /// `now()` of the open transaction: the time of its BEGIN, which no later transaction of
+    /// this connection shares, so the rollback can check that it ends this one.
+    began_at: Option<String>,
+    ledger: Arc<Ledger>,
 }
 
 impl Unit {
@@ -24,7 +30,10 @@ impl Unit {
             client: db.work()?,
             lock_timeout,
             open: false,
+            began_at: None,
+            ledger: db.ledger.clone(),
         };
+        unit.ledger.began();
         unit.open_transaction()?;
         Ok(unit)
     }
@@ -35,12 +44,30 @@ impl Unit {
     }
 
     fn try_open(&mut self) -> Result<(), postgres::Error> {
-        self.client.batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout TO {}",
+        let answer = self.client.simple_query(&format!(
+            "BEGIN; SET LOCAL lock_timeout TO {}; SELECT now()::text",
             self.lock_timeout.as_millis().clamp(1, i32::MAX as u128)
         ))?;
+        self.began_at = first_value(&answer);
         self.open = true;
         Ok(())
+    }
+
+    /// Rolls the open transaction back, checking first that it is still the one `try_open`
+    /// began (a statement may have ended it, and what ran after it then committed on its own);
+    /// the ledger hears when that cannot be shown.
+    fn roll_back(&mut self) {
+        self.open = false;
+        let same = match self.client.simple_query("SELECT now()::text") {
+            Ok(answer) => self.began_at.is_some() && first_value(&answer) == self.began_at,
+            // Failed, the transaction refuses every query until the rollback: still open.
+            Err(e) => e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION),
+        };
+        // Best effort: if the connection is gone, the server has rolled back already.
+        let rolled_back = self.client.batch_execute("ROLLBACK").is_ok();
+        if !(same && rolled_back) {
+            self.ledger.unverified();
+        }
     }
 
     /// The transaction's connection. Never call `transaction()` on it: the postgres crate's
@@ -49,24 +76,24 @@ impl Unit {
         &mut self.client
     }
 
-    /// Commits what was done so far and opens a new transaction: only where the user gave up
-    /// atomicity explicitly (a `-- no-transaction` migration, `--parallel`).
-    pub fn checkpoint(&mut self) -> Result<()> {
-        self.commit_open()?;
-        self.open_transaction()
-    }
-
     /// Commits, then runs each statement on its own outside any transaction block: a
     /// `-- no-transaction` migration. The connection stays outside a transaction (so that the
     /// migration's history row commits with it) until `reopen`.
-    pub fn outside(&mut self, statements: &[String]) -> Result<(), postgres::Error> {
+    /// A failing statement's error comes with its index: the ones before it are committed.
+    pub fn outside(
+        &mut self,
+        statements: &[String],
+    ) -> Result<(), (Option<usize>, postgres::Error)> {
+        // What runs outside commits as it runs.
+        self.ledger.committed();
         if self.open {
             self.open = false;
-            self.client.batch_execute("COMMIT")?;
+            self.client.batch_execute("COMMIT").map_err(|e| (None, e))?;
         }
         statements
             .iter()
-            .try_for_each(|s| self.client.batch_execute(s))
+            .enumerate()
+            .try_for_each(|(i, s)| self.client.batch_execute(s).map_err(|e| (Some(i), e)))
     }
 
     /// Opens the next transaction after `outside`.
@@ -85,19 +112,37 @@ impl Unit {
 
     fn commit_open(&mut self) -> Result<()> {
         self.open = false;
-        self.client
-            .batch_execute("COMMIT")
-            .map_err(|e| transaction_error("committing", &e))
+        match self.client.batch_execute("COMMIT") {
+            Ok(()) => {
+                self.ledger.committed();
+                Ok(())
+            }
+            Err(e) => {
+                // The server answered: it rolled the transaction back. No answer: the COMMIT
+                // may or may not have happened.
+                if e.as_db_error().is_none() {
+                    self.ledger.unverified();
+                }
+                Err(transaction_error("committing", &e))
+            }
+        }
     }
 }
 
 impl Drop for Unit {
     fn drop(&mut self) {
         if self.open {
-            // Best effort: if the connection is gone, the server has rolled back already.
-            let _ = self.client.batch_execute("ROLLBACK");
+            self.roll_back();
         }
     }
+}
+
+/// The first column of the first row of a simple query's answer.
+fn first_value(answer: &[SimpleQueryMessage]) -> Option<String> {
+    answer.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    })
 }
 
 fn transaction_error(what: &str, e: &postgres::Error) -> Error {

@@ -41,7 +41,17 @@ fn read_error(e: postgres::Error) -> Error {
     if crate::connection::explain_privilege(&e).is_some() {
         return Error::Usage(message);
     }
-    Error::Unreachable(message)
+    // Nor is a statement it answered with an error (a statement timeout, a lock timeout): only
+    // a lost connection or a server going away is.
+    let gone = e.as_db_error().is_none_or(|db| {
+        let code = db.code().code();
+        code.starts_with("08") || code.starts_with("57P")
+    });
+    if gone {
+        Error::Unreachable(message)
+    } else {
+        Error::Work(message)
+    }
 }
 
 fn meta_error(e: postgres::Error) -> Error {
@@ -443,8 +453,13 @@ fn repair_if_needed(client: &mut Client, config: &Config, reporter: &Reporter) -
 
 /// Runs a reset's or seed's work under the lock. When the user gave atomicity up (`not_atomic`
 /// says how), says so before anything starts; otherwise, when the work fails, says that its
-/// transaction was rolled back (the error itself follows as the last line).
+/// transaction was rolled back (the error itself follows as the last line), but only where that
+/// was verified (see `Ledger`): else it says that part may be committed and marks the command
+/// unfinished.
 fn all_or_nothing<T>(
+    db: &Database,
+    config: &Config,
+    started_at: SystemTime,
     reporter: &Reporter,
     command: &str,
     not_atomic: Option<&str>,
@@ -461,13 +476,32 @@ fn all_or_nothing<T>(
         );
     }
     let result = work();
-    let rolled_back = !matches!(result, Ok(_) | Err(Error::TransactionEnded(_)));
-    if rolled_back && not_atomic.is_none() {
-        reporter.warn(
-            "rolled-back",
-            "the transaction was rolled back: the database, dbtool.meta included, is as it was",
-            serde_json::json!({}),
-        );
+    if result.is_err() && db.ledger.any_began() {
+        if db.ledger.all_rolled_back() && !matches!(result, Err(Error::TransactionEnded(_))) {
+            reporter.warn(
+                "rolled-back",
+                "the transaction was rolled back: the database, dbtool.meta included, is as it was",
+                serde_json::json!({}),
+            );
+        } else if not_atomic.is_none() {
+            // Best effort: the connection that failed may be gone, so a new one records it.
+            let marked = db
+                .work()
+                .and_then(|mut client| mark_unfinished(&mut client, config, started_at, None));
+            reporter.warn(
+                "not-rolled-back",
+                format!(
+                    "the rollback of this {command} could not be verified (the transaction \
+                     dbtool began may have ended before it): part of it may be committed (what \
+                     ran before the failure), so the database may not be as it was; {}",
+                    match marked {
+                        Ok(()) => format!("the {command} is marked unfinished"),
+                        Err(e) => format!("marking the {command} unfinished failed too: {e}"),
+                    }
+                ),
+                serde_json::json!({}),
+            );
+        }
     }
     result
 }

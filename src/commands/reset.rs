@@ -146,120 +146,139 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         inputs.as_ref().and_then(|i| i.code.command.as_ref()),
     );
     let outcome = locked(config, &db, reporter, || {
-        all_or_nothing(reporter, "reset", not_atomic.as_deref(), || {
-            let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
-            // Before dbtool.meta is read: a role without rights there hears what it lacks.
-            privileges::check_reset(unit.client(), &config.schema)?;
-            refuse_if_protected(unit.client(), "reset")?;
-            // Asked before the lock; checked again under it, in case objects appeared since.
-            if !adopted && let Some(objects) = unrecorded_objects(unit.client(), &config.schema)? {
-                return Err(first_reset_refused(
-                    config,
-                    &objects,
-                    "Objects appeared after the check before the lock",
-                ));
-            }
-            if let (Some(within), Some(inputs)) = (args.skip_if_reset_within, &inputs)
-                && recent_reset(unit.client(), config, inputs, within, reporter)?
-            {
-                return Ok(Outcome::Skipped);
-            }
-            if not_atomic.is_some() {
-                mark_unfinished(unit.client(), config, started_at, None)?;
-                unit.checkpoint()?;
-            }
-            drop_phase(&db, &mut unit, &migrations, config, reporter)?;
-            let owned = meta::Owned {
-                since: rfc3339(started_at),
-                by: config.application_name(),
-                adopted: adopted.then(|| config.target().database()),
-            };
-            meta::record_owned(unit.client(), &config.schema, &owned).map_err(meta_error)?;
-            if let Err(error) = migrate_phase(&mut unit, &migrations, config, reporter) {
-                if matches!(error, Error::TransactionEnded(_)) {
-                    // The drop may be committed and the session is in autocommit: best effort,
-                    // `status` says this reset did not finish.
-                    let _ = mark_unfinished(unit.client(), config, started_at, None);
+        all_or_nothing(
+            &db,
+            config,
+            started_at,
+            reporter,
+            "reset",
+            not_atomic.as_deref(),
+            || {
+                let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+                // Before dbtool.meta is read: a role without rights there hears what it lacks.
+                privileges::check_reset(unit.client(), &config.schema)?;
+                refuse_if_protected(unit.client(), "reset")?;
+                // Asked before the lock; checked again under it, in case objects appeared since.
+                if !adopted
+                    && let Some(objects) = unrecorded_objects(unit.client(), &config.schema)?
+                {
+                    return Err(first_reset_refused(
+                        config,
+                        &objects,
+                        "Objects appeared after the check before the lock",
+                    ));
                 }
-                return Err(error);
-            }
-            let Some(inputs) = &inputs else {
-                // The data is gone: no last reset describes it any more.
-                meta::forget_reset(unit.client(), &config.schema).map_err(meta_error)?;
-                unit.commit()?;
-                return Ok(Outcome::Migrated);
-            };
-            inputs
-                .seeding
-                .check_against(unit.client(), &config.schema, &inputs.plan, reporter)?;
-            let sent = match parallel {
-                None => phase(reporter, "seed", || {
-                    seed::load_atomic(
-                        unit.client(),
-                        &db.stop,
-                        // The tables were created in this very transaction, unless a
-                        // -- no-transaction migration committed in between.
-                        migrations.outside_transaction().is_empty(),
-                        &inputs.data,
-                        &inputs.plan,
-                        &config.schema,
-                        reporter,
-                    )
-                })?,
-                Some(workers) => {
-                    let deferred =
-                        seed::set_aside(unit.client(), &inputs.data, &inputs.plan, &config.schema)?;
-                    mark_unfinished(unit.client(), config, started_at, Some(deferred.clone()))?;
+                if let (Some(within), Some(inputs)) = (args.skip_if_reset_within, &inputs)
+                    && recent_reset(unit.client(), config, inputs, within, reporter)?
+                {
+                    return Ok(Outcome::Skipped);
+                }
+                if not_atomic.is_some() {
+                    // Committed with the first thing that commits (a -- no-transaction
+                    // migration, the parallel load, the seed command); a failure before that
+                    // rolls it back with the rest, and the database is as it was.
+                    mark_unfinished(unit.client(), config, started_at, None)?;
+                }
+                drop_phase(&db, &mut unit, &migrations, config, reporter)?;
+                let owned = meta::Owned {
+                    since: rfc3339(started_at),
+                    by: config.application_name(),
+                    adopted: adopted.then(|| config.target().database()),
+                };
+                meta::record_owned(unit.client(), &config.schema, &owned).map_err(meta_error)?;
+                if let Err(error) = migrate_phase(&mut unit, &migrations, config, reporter) {
+                    if matches!(error, Error::TransactionEnded(_)) {
+                        // The drop may be committed and the session is in autocommit: best effort,
+                        // `status` says this reset did not finish.
+                        let _ = mark_unfinished(unit.client(), config, started_at, None);
+                    }
+                    return Err(error);
+                }
+                let Some(inputs) = &inputs else {
+                    // The data is gone: no last reset describes it any more.
+                    meta::forget_reset(unit.client(), &config.schema).map_err(meta_error)?;
                     unit.commit()?;
-                    let sent = phase(reporter, "seed", || {
-                        seed::load_parallel(
-                            &db,
-                            workers,
-                            &deferred,
+                    return Ok(Outcome::Migrated);
+                };
+                inputs.seeding.check_against(
+                    unit.client(),
+                    &config.schema,
+                    &inputs.plan,
+                    reporter,
+                )?;
+                let sent = match parallel {
+                    None => phase(reporter, "seed", || {
+                        seed::load_atomic(
+                            unit.client(),
+                            &db.stop,
+                            // The tables were created in this very transaction, unless a
+                            // -- no-transaction migration committed in between.
+                            migrations.outside_transaction().is_empty(),
                             &inputs.data,
                             &inputs.plan,
                             &config.schema,
                             reporter,
                         )
-                    })?;
-                    unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+                    })?,
+                    Some(workers) => {
+                        let deferred = seed::set_aside(
+                            unit.client(),
+                            &inputs.data,
+                            &inputs.plan,
+                            &config.schema,
+                        )?;
+                        mark_unfinished(unit.client(), config, started_at, Some(deferred.clone()))?;
+                        unit.commit()?;
+                        let sent = phase(reporter, "seed", || {
+                            seed::load_parallel(
+                                &db,
+                                workers,
+                                &deferred,
+                                &inputs.data,
+                                &inputs.plan,
+                                &config.schema,
+                                reporter,
+                            )
+                        })?;
+                        unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+                        sent
+                    }
+                };
+                let mut unit = run_seed_code(
+                    unit,
+                    &db,
+                    config,
+                    inputs.seeding,
+                    &inputs.code,
+                    started_at,
+                    reporter,
+                )?;
+                // The digests of the rows as sent hold unless the seed code changed rows after.
+                let known = if inputs.code.is_empty() {
                     sent
-                }
-            };
-            let mut unit = run_seed_code(
-                unit,
-                &db,
-                config,
-                inputs.seeding,
-                &inputs.code,
-                started_at,
-                reporter,
-            )?;
-            // The digests of the rows as sent hold unless the seed code changed rows after.
-            let known = if inputs.code.is_empty() {
-                sent
-            } else {
-                seed::ClientDigests::new()
-            };
-            let fingerprint = phase(reporter, "fingerprint", || {
-                if parallel.is_some() || inputs.code.command.is_some() {
-                    // Committed already: every work connection sees it.
-                    fingerprint::compute_knowing(&db, &config.schema, workers(config), &known)
                 } else {
-                    fingerprint::compute_in(unit.client(), &config.schema, &known)
-                }
-            })?;
-            phase(reporter, "record", || {
-                inputs
-                    .finished
-                    .record(unit.client(), config, &fingerprint.overall)
-            })?;
-            phase(reporter, "commit", || unit.commit())?;
-            Ok(Outcome::Seeded {
-                rows: inputs.plan.total_rows(),
-                fingerprint: fingerprint.overall,
-            })
-        })
+                    seed::ClientDigests::new()
+                };
+                let fingerprint = phase(reporter, "fingerprint", || {
+                    if parallel.is_some() || inputs.code.command.is_some() {
+                        // Committed already: every work connection sees it.
+                        fingerprint::compute_knowing(&db, &config.schema, workers(config), &known)
+                    } else {
+                        fingerprint::compute_in(unit.client(), &config.schema, &known)
+                    }
+                })?;
+                phase(reporter, "record", || {
+                    inputs
+                        .finished
+                        .record(unit.client(), config, &fingerprint.overall)
+                })?;
+                phase(reporter, "commit", || unit.commit())?;
+                Ok(Outcome::Seeded {
+                    rows: inputs.plan.total_rows(),
+                    fingerprint: fingerprint.overall,
+                })
+            },
+        )
     })
     .map_err(|e| super::init::explain_failure(e, seeding.as_ref()))?;
     match outcome {
@@ -325,11 +344,11 @@ fn parallel_workers(config: &Config, args: &ResetArgs) -> Result<Option<usize>> 
     let Some(n) = args.parallel else {
         return Ok(None);
     };
-    if n == 0 {
-        return Err(Error::usage(
-            "--parallel 0 is not a number of connections: pass 2 or more, or leave it out for \
-             the atomic (one transaction) reset",
-        ));
+    if n < 2 {
+        return Err(Error::usage(format!(
+            "--parallel {n} is not a parallel load: pass 2 or more, or leave it out for the \
+             atomic (one transaction) reset"
+        )));
     }
     if n + 1 > config.pool_size {
         return Err(Error::usage(format!(

@@ -84,43 +84,52 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
         )
     });
     let done = locked(config, &db, reporter, || {
-        all_or_nothing(reporter, "seed", not_atomic.as_deref(), || {
-            let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
-            // Before dbtool.meta is read: a role without rights there hears what it lacks.
-            privileges::check_seed(unit.client(), &config.schema, &seed::tables(&plan))?;
-            refuse_if_protected(unit.client(), "seed")?;
-            repair_if_needed(unit.client(), config, reporter)?;
-            seeding.check_against(unit.client(), &config.schema, &plan, reporter)?;
-            phase(reporter, "truncate", || {
-                truncate(unit.client(), &config.schema, &plan)
-            })?;
-            let sent = phase(reporter, "seed", || {
-                seed::load_atomic(
-                    unit.client(),
-                    &db.stop,
-                    // Every seeded table was truncated in this transaction.
-                    true,
-                    &data,
-                    &plan,
-                    &config.schema,
-                    reporter,
-                )
-            })?;
-            let mut unit = run_seed_code(unit, &db, config, &seeding, &code, started_at, reporter)?;
-            // The digests of the rows as sent hold unless the seed code changed rows after.
-            let known = if code.is_empty() {
-                sent
-            } else {
-                seed::ClientDigests::new()
-            };
-            let fingerprint = phase(reporter, "fingerprint", || {
-                fingerprint::compute_in(unit.client(), &config.schema, &known)
-            })?;
-            phase(reporter, "record", || {
-                finished.record(unit.client(), config, &fingerprint.overall)
-            })?;
-            unit.commit()
-        })
+        all_or_nothing(
+            &db,
+            config,
+            started_at,
+            reporter,
+            "seed",
+            not_atomic.as_deref(),
+            || {
+                let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+                // Before dbtool.meta is read: a role without rights there hears what it lacks.
+                privileges::check_seed(unit.client(), &config.schema, &seed::tables(&plan))?;
+                refuse_if_protected(unit.client(), "seed")?;
+                repair_if_needed(unit.client(), config, reporter)?;
+                seeding.check_against(unit.client(), &config.schema, &plan, reporter)?;
+                phase(reporter, "truncate", || {
+                    truncate(unit.client(), &config.schema, &plan)
+                })?;
+                let sent = phase(reporter, "seed", || {
+                    seed::load_atomic(
+                        unit.client(),
+                        &db.stop,
+                        // Every seeded table was truncated in this transaction.
+                        true,
+                        &data,
+                        &plan,
+                        &config.schema,
+                        reporter,
+                    )
+                })?;
+                let mut unit =
+                    run_seed_code(unit, &db, config, &seeding, &code, started_at, reporter)?;
+                // The digests of the rows as sent hold unless the seed code changed rows after.
+                let known = if code.is_empty() {
+                    sent
+                } else {
+                    seed::ClientDigests::new()
+                };
+                let fingerprint = phase(reporter, "fingerprint", || {
+                    fingerprint::compute_in(unit.client(), &config.schema, &known)
+                })?;
+                phase(reporter, "record", || {
+                    finished.record(unit.client(), config, &fingerprint.overall)
+                })?;
+                unit.commit()
+            },
+        )
     })?;
     if done.is_some() {
         reporter.done(

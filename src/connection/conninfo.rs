@@ -229,7 +229,7 @@ impl Target {
         let mut base = postgres::Config::new();
         let user = pick(
             "user",
-            parsed.get_user().map(str::to_string),
+            own_value("user").or_else(|| parsed.get_user().map(str::to_string)),
             "PGUSER",
             Some(env.os_user()),
         )
@@ -237,7 +237,7 @@ impl Target {
         base.user(&user);
         let dbname = pick(
             "database",
-            parsed.get_dbname().map(str::to_string),
+            own_value("dbname").or_else(|| parsed.get_dbname().map(str::to_string)),
             "PGDATABASE",
             Some(user.clone()),
         )
@@ -257,7 +257,8 @@ impl Target {
         let hostaddrs = parsed.get_hostaddrs().to_vec();
         let hosts_text = pick(
             "host",
-            (!string_hosts.is_empty()).then(|| string_hosts.join(",")),
+            own_value("host")
+                .or_else(|| (!string_hosts.is_empty()).then(|| string_hosts.join(","))),
             "PGHOST",
             hostaddrs.is_empty().then(default_socket_dir),
         );
@@ -296,7 +297,8 @@ impl Target {
         };
         let ports_text = pick(
             "port",
-            (!string_ports.is_empty()).then(|| string_ports.join(",")),
+            own_value("port")
+                .or_else(|| (!string_ports.is_empty()).then(|| string_ports.join(","))),
             "PGPORT",
             Some("5432".to_string()),
         )
@@ -332,7 +334,10 @@ impl Target {
         // The password: from the string, PGPASSWORD, or the password file per host.
         let mut warnings = Vec::new();
         let mut file_passwords = vec![None; endpoints.len()];
-        if let Some(password) = parsed.get_password() {
+        if let Some(password) = own_value("password")
+            .map(String::into_bytes)
+            .or_else(|| parsed.get_password().map(<[u8]>::to_vec))
+        {
             base.password(password);
             sources.push(("password", "(hidden)".into(), string_source.clone()));
         } else if let Some(password) = env.var("PGPASSWORD") {
@@ -548,9 +553,36 @@ fn malformed(text: &str, source: &Source, why: &str) -> Error {
     } else {
         "; expected postgres://user:password@host:port/database or key=value pairs (host=... dbname=...)"
     };
+    let why = secrets_in(text)
+        .iter()
+        .fold(why.to_string(), |why, secret| why.replace(secret, "****"));
     Error::usage(format!(
         "the connection string in {source} is malformed ({why}){hint}"
     ))
+}
+
+/// What may be a password in a connection string that did not parse: the part between `:` and
+/// `@` after `scheme://` (any scheme), and a `password=` value; longest first.
+fn secrets_in(text: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    if let Some((_, rest)) = text.split_once("://")
+        && let Some((userinfo, _)) = rest.rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        secrets.push(password.to_string());
+    }
+    for (i, _) in text.match_indices("password") {
+        let value = text[i + "password".len()..]
+            .trim_start()
+            .trim_start_matches('=')
+            .trim_start()
+            .trim_start_matches('\'');
+        let end = value.find([' ', '\'', '&']).unwrap_or(value.len());
+        secrets.push(value[..end].to_string());
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
 }
 
 fn host_text(host: &Host) -> String {
@@ -674,8 +706,13 @@ fn resolve_tls(
     })
 }
 
+/// A URL's query parameters that, as in libpq, override the parts of the URL before the `?`
+/// (the postgres crate would add a `?port=` to the URL's port list instead).
+const URL_OVERRIDES: &[&str] = &["host", "port", "user", "password", "dbname"];
+
 /// Splits a URL or key=value string into the part the postgres crate parses and dbtool's own
-/// options (`OWN_OPTIONS`), decoded.
+/// options (`OWN_OPTIONS`, and a URL's `URL_OVERRIDES`), decoded. A key given twice counts
+/// once, with its last value, as in libpq.
 fn split_options(text: &str) -> std::result::Result<(String, Vec<(String, String)>), String> {
     if text.is_empty() {
         return Ok((String::new(), Vec::new()));
@@ -686,13 +723,20 @@ fn split_options(text: &str) -> std::result::Result<(String, Vec<(String, String
         };
         let mut kept = Vec::new();
         let mut own = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = decode(k)?;
-            if OWN_OPTIONS.contains(&key.as_str()) {
-                own.push((key, decode(v)?));
+        let pairs: Vec<(String, &str)> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| Ok((decode(pair.split('=').next().unwrap_or(pair))?, pair)))
+            .collect::<std::result::Result<_, String>>()?;
+        for (i, (key, pair)) in pairs.iter().enumerate() {
+            if pairs[i + 1..].iter().any(|(later, _)| later == key) {
+                continue;
+            }
+            let value = pair.split_once('=').map_or("", |(_, v)| v);
+            if OWN_OPTIONS.contains(&key.as_str()) || URL_OVERRIDES.contains(&key.as_str()) {
+                own.push((key.clone(), decode(value)?));
             } else {
-                kept.push(pair);
+                kept.push(*pair);
             }
         }
         let rebuilt = if kept.is_empty() {
@@ -704,7 +748,13 @@ fn split_options(text: &str) -> std::result::Result<(String, Vec<(String, String
     }
     let mut kept = Vec::new();
     let mut own = Vec::new();
-    for (key, value) in key_value_pairs(text)? {
+    let pairs = key_value_pairs(text)?;
+    let last = |i: usize| !pairs[i + 1..].iter().any(|(later, _)| *later == pairs[i].0);
+    let pairs: Vec<_> = (0..pairs.len())
+        .filter(|&i| last(i))
+        .map(|i| pairs[i].clone())
+        .collect();
+    for (key, value) in pairs {
         if OWN_OPTIONS.contains(&key.as_str()) {
             own.push((key, value));
         } else {
@@ -788,6 +838,10 @@ type PasswordEntry = [String; 5];
 fn read_password_file(path: &Path, warnings: &mut Vec<String>) -> Option<Vec<PasswordEntry>> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() {
+        warnings.push(format!(
+            "password file {} is not a plain file and is ignored",
+            path.display()
+        ));
         return None;
     }
     #[cfg(unix)]
@@ -1034,6 +1088,60 @@ mod tests {
         let t = url("postgres://u@h/db", &[("PGPASSFILE", &path)]).unwrap();
         assert_eq!(t.file_passwords[0], None);
         assert!(t.warnings[0].contains("group or world access"));
+    }
+
+    #[test]
+    fn url_query_parameters_override_the_urls_parts_as_in_libpq() {
+        let t = url("postgres://u@h/db?port=6001", &[("PGPORT", "6000")]).unwrap();
+        assert_eq!(t.port(), 6001);
+        let t = url("postgres://u@h:5433/db?port=6001", &[]).unwrap();
+        assert_eq!((t.endpoints.len(), t.port()), (1, 6001));
+        let t = url(
+            "postgres://u:p@h/db?host=other&user=v&password=q&dbname=app&port=7&port=8",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.to_string(), "postgres://v@other:8/app");
+        assert_eq!(t.base.get_password(), Some(&b"q"[..]));
+        let t = url("postgres:///db?host=%2Frun%2Fpg", &[]).unwrap();
+        assert_eq!(t.endpoints[0].host, Host::Unix("/run/pg".into()));
+    }
+
+    #[test]
+    fn a_repeated_key_takes_its_last_value_as_in_libpq() {
+        let t = url("host=a port=5433 user=u port=6001 host=b", &[]).unwrap();
+        assert_eq!(t.endpoints.len(), 1);
+        assert_eq!(t.to_string(), "postgres://u@b:6001/u");
+        let t = url("host=h user=u sslmode=disable sslmode=require", &[]).unwrap();
+        assert_eq!(t.tls.mode, SslMode::Require);
+    }
+
+    #[test]
+    fn a_malformed_string_never_shows_its_password() {
+        for text in [
+            "http://user:pw-s3cret@h:5432/db",
+            "postgres://user:pw-s3cret@h:notaport/db",
+            "host=h password=pw-s3cret user",
+            "host=h password='pw-s3cret' port=x",
+        ] {
+            let e = url(text, &[]).unwrap_err().to_string();
+            assert!(!e.contains("pw-s3cret"), "{text}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_password_file_that_is_a_directory_is_named_in_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display().to_string();
+        let t = url("postgres://u@h/db", &[("PGPASSFILE", &path)]).unwrap();
+        assert!(
+            t.warnings
+                .iter()
+                .any(|w| w.contains(&path) && w.contains("not a plain file")),
+            "{:?}",
+            t.warnings
+        );
     }
 
     #[test]

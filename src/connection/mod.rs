@@ -47,6 +47,47 @@ pub struct Database {
     pool: Pool<Connector>,
     pub stop: Stop,
     pub target: Target,
+    /// What the command's transactions (`unit::Unit`) did, for what a failure may claim.
+    pub ledger: std::sync::Arc<Ledger>,
+}
+
+/// What this command's transactions did: whether any committed, and whether the last one that
+/// ended without a commit was verifiably rolled back (the transaction it began, still open, then
+/// `ROLLBACK` answered). Only then may a failure say the database is as it was.
+#[derive(Default)]
+pub struct Ledger {
+    began: std::sync::atomic::AtomicBool,
+    committed: std::sync::atomic::AtomicBool,
+    unverified: std::sync::atomic::AtomicBool,
+}
+
+impl Ledger {
+    pub fn began(&self) {
+        self.began.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A `COMMIT` was sent (whatever it answered: a lost answer may still have committed).
+    pub fn committed(&self) {
+        self.committed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A transaction ended without a verified rollback.
+    pub fn unverified(&self) {
+        self.unverified
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Nothing committed, and every transaction begun was verifiably rolled back.
+    pub fn all_rolled_back(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        !self.committed.load(SeqCst) && !self.unverified.load(SeqCst)
+    }
+
+    /// Whether any transaction began.
+    pub fn any_began(&self) -> bool {
+        self.began.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl Database {
@@ -79,6 +120,7 @@ impl Database {
             pool,
             stop: stop.clone(),
             target,
+            ledger: std::sync::Arc::default(),
         })
     }
 
@@ -808,6 +850,12 @@ pub fn explain_privilege(error: &postgres::Error) -> Option<String> {
     if *db.code() != SqlState::INSUFFICIENT_PRIVILEGE {
         return None;
     }
+    privilege_hint(message, db.hint().is_some())
+}
+
+/// What to do about an `insufficient_privilege` error with this message (`hinted`: the server
+/// gave a hint of its own).
+fn privilege_hint(message: &str, hinted: bool) -> Option<String> {
     let object = |prefix: &str| message.strip_prefix(prefix).map(str::trim);
     Some(
         if let Some(database) = object("permission denied for database") {
@@ -821,13 +869,16 @@ pub fn explain_privilege(error: &postgres::Error) -> Option<String> {
                 "the role lacks USAGE or CREATE on schema {schema}: GRANT USAGE, CREATE ON SCHEMA \
              {schema} TO the role, or run dbtool as the schema's owner"
             )
-        } else if let Some(role) = object("must be member of role") {
+        } else if let Some(role) = object("must be member of role")
+            // PostgreSQL 16 and later word the same refusal so.
+            .or_else(|| object("must be able to SET ROLE"))
+        {
             format!(
                 "a statement hands an object to role {role} (OWNER TO, as pg_dump writes it), which \
              the role running dbtool is not a member of: leave the OWNER TO out (pg_dump \
              --no-owner), or GRANT {role} TO the role"
             )
-        } else if db.hint().is_some() {
+        } else if hinted {
             // The server said what to do ("Must be superuser to create this extension.").
             return None;
         } else if message.starts_with("must be owner of") {
@@ -860,6 +911,23 @@ mod tests {
         assert_eq!(line_and_column(sql, 1), (1, 1));
         assert_eq!(line_and_column(sql, 26), (2, 1));
         assert_eq!(line_and_column(sql, 28), (2, 3));
+    }
+
+    #[test]
+    fn a_refused_role_change_is_explained_in_every_server_wording() {
+        for message in [
+            "must be member of role \"app_owner\"",   // PostgreSQL 13-15
+            "must be able to SET ROLE \"app_owner\"", // PostgreSQL 16 and later
+        ] {
+            let hint = privilege_hint(message, false).unwrap();
+            assert!(
+                hint.contains("role \"app_owner\"") && hint.contains("--no-owner"),
+                "{message}: {hint}"
+            );
+        }
+        // PostgreSQL 16 adds a detail but no hint; a hint of the server's own would not hide it.
+        let hint = privilege_hint("must be able to SET ROLE \"x\"", true).unwrap();
+        assert!(hint.contains("GRANT \"x\" TO the role"), "{hint}");
     }
 
     #[test]

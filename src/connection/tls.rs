@@ -64,8 +64,27 @@ fn internal(e: ErrorStack) -> Error {
     Error::Internal(anyhow::anyhow!("OpenSSL: {e}"))
 }
 
+/// One line: the file is missing or unreadable (what the system says), or OpenSSL's first
+/// reason, never its whole error stack.
 fn unusable(what: &str, path: &Path, e: ErrorStack) -> Error {
-    Error::usage(format!("{what} {} cannot be used: {e}", path.display()))
+    let why = match std::fs::File::open(path) {
+        Err(io) if io.kind() == std::io::ErrorKind::NotFound => "it does not exist".to_string(),
+        Err(io) => format!("it cannot be read: {io}"),
+        Ok(_) if path.is_dir() => "it is a directory".to_string(),
+        Ok(_) => format!(
+            "it is not a PEM {} OpenSSL can read ({})",
+            if what == "sslkey" {
+                "key"
+            } else {
+                "certificate"
+            },
+            e.errors()
+                .first()
+                .and_then(|e| e.reason())
+                .unwrap_or("no reason given")
+        ),
+    };
+    Error::usage(format!("{what} {} cannot be used: {why}", path.display()))
 }
 
 /// The platform's trusted roots. An OpenSSL built into the binary (`vendored-openssl`, the
@@ -164,6 +183,36 @@ impl TlsConnect<Socket> for LazyTlsConnect {
         match configured {
             Ok(connector) => connector.connect(stream),
             Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(root: &Path) -> String {
+        let tls = Tls {
+            mode: SslMode::VerifyCa,
+            root_cert: Some(RootCert::File(root.to_path_buf())),
+            cert: None,
+            key: None,
+        };
+        LazyTls::new(&tls).err().expect("refused").to_string()
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_certificate_is_one_line_without_openssl_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.crt");
+        let e = checked(&missing);
+        assert!(e.ends_with("cannot be used: it does not exist"), "{e}");
+        let garbage = dir.path().join("garbage.crt");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        let e = checked(&garbage);
+        assert!(e.contains("is not a PEM certificate"), "{e}");
+        for e in [checked(&missing), checked(&garbage), checked(dir.path())] {
+            assert!(!e.contains('\n') && !e.contains("error:"), "{e}");
         }
     }
 }

@@ -595,7 +595,8 @@ pub fn from_generated(
     ty: ColumnType,
 ) -> Option<Result<Value<'_>, String>> {
     use crate::spec::Value as Generated;
-    let out_of_range = |v: &dyn std::fmt::Display| format!("{v} is out of range for {ty:?}");
+    // The value as the spec shows it: a date or timestamp as a calendar time, not a count.
+    let out_of_range = || format!("{} is out of range for {ty:?}", value.shown());
     Some(match (value, ty) {
         (Generated::Text(t) | Generated::Json(t), _) => parse(ty, t),
         (Generated::Int(i), ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8) => {
@@ -607,12 +608,12 @@ pub fn from_generated(
             if fits {
                 Ok(Value::Int(*i))
             } else {
-                Err(out_of_range(i))
+                Err(out_of_range())
             }
         }
         (Generated::Int(i), ColumnType::Numeric { scale }) => parse_numeric(&i.to_string(), scale)
             .map(Value::Numeric)
-            .ok_or_else(|| out_of_range(i)),
+            .ok_or_else(out_of_range),
         (Generated::Dec(d), ColumnType::Numeric { scale }) => {
             Ok(Value::Numeric(decimal_numeric(d, scale)))
         }
@@ -620,16 +621,16 @@ pub fn from_generated(
         // date_recv takes an i32 of days: a date beyond it would wrap, not fail.
         (Generated::Date(d), ColumnType::Date) => i32::try_from(d - PG_EPOCH_DAYS)
             .map(|_| Value::Date(*d))
-            .map_err(|_| out_of_range(d)),
+            .map_err(|_| out_of_range()),
         // Midnight: the server prints it as a timestamp, with its time.
         (Generated::Date(d), ColumnType::Timestamp | ColumnType::Timestamptz) => d
             .checked_mul(86_400_000_000)
             .map(Value::Timestamp)
-            .ok_or_else(|| out_of_range(d)),
+            .ok_or_else(out_of_range),
         (Generated::Timestamp(t), ColumnType::Timestamp | ColumnType::Timestamptz) => t
             .checked_mul(1_000_000)
             .map(Value::Timestamp)
-            .ok_or_else(|| out_of_range(t)),
+            .ok_or_else(out_of_range),
         _ => return None,
     })
 }
@@ -802,6 +803,12 @@ mod tests {
             Generated::Timestamp(i64::MAX / 10),
             ColumnType::Timestamptz
         ));
+        // Named as a time, not as a raw count of seconds or days.
+        let far = Generated::Timestamp(1 << 45);
+        let Some(Err(e)) = from_generated(&far, ColumnType::Timestamptz) else {
+            panic!("refused")
+        };
+        assert!(e.starts_with("1116918-05-14 "), "{e}");
         assert_eq!(
             from_generated(&Generated::Date(0), ColumnType::Timestamp),
             Some(Ok(Value::Timestamp(0)))

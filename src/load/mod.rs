@@ -520,18 +520,15 @@ fn generate(
 fn rejected(data: &Dataset, load: &TableLoad, chunk: &Chunk, e: &postgres::Error) -> Error {
     let what = describe_sql_error(e, None);
     let context = e.as_db_error().and_then(|db| db.where_()).unwrap_or("");
-    let line: Option<u64> = context
-        .split(", ")
-        .find_map(|part| part.strip_prefix("line ")?.split(':').next()?.parse().ok());
     let column = context
         .split(", ")
         .find_map(|part| part.strip_prefix("column ")?.split(':').next())
         .map(str::to_string);
-    // "line 0": the COPY failed before its first row (a cancel, a timeout): no row to name.
-    let Some(line) = line.filter(|&line| line > 0) else {
+    // A cancel (a statement timeout) stops the COPY wherever it is: no row is at fault.
+    let cancelled = e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED);
+    let Some(key) = rejected_row(chunk, context).filter(|_| !cancelled) else {
         return Error::Work(format!("seeding {} failed: {what}", load.table));
     };
-    let key = chunk.first_index + line - 1;
     let table = &data.spec.tables[load.index];
     let fixed = table
         .fixed
@@ -550,6 +547,17 @@ fn rejected(data: &Dataset, load: &TableLoad, chunk: &Chunk, e: &postgres::Error
         load.table,
         column.map_or_else(String::new, |c| format!(", column {c}")),
     ))
+}
+
+/// The row key of the row the server's COPY context names (`COPY t, line 3, ...`: the chunk's
+/// third row). Line 0 (the COPY failed before its first row arrived, a statement timeout for
+/// one) and a line past the chunk name no row.
+fn rejected_row(chunk: &Chunk, context: &str) -> Option<u64> {
+    let line: u64 = context
+        .split(", ")
+        .find_map(|part| part.strip_prefix("line ")?.split(':').next()?.parse().ok())?;
+    let offset = line.checked_sub(1).filter(|&o| o < chunk.rows)?;
+    chunk.first_index.checked_add(offset)
 }
 
 /// The sequences that integer columns of the schema draw from: a serial's or an identity's own
@@ -627,4 +635,31 @@ pub fn advance_sequences(
         client.batch_execute(&setvals.join(";\n"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod rejected_row_tests {
+    use super::*;
+
+    fn chunk() -> Chunk {
+        Chunk {
+            roots: 0..10,
+            first_index: 100,
+            rows: 10,
+        }
+    }
+
+    #[test]
+    fn a_copy_line_names_the_row_of_its_chunk() {
+        let context = "COPY clients, line 3, column email: \"x\"";
+        assert_eq!(rejected_row(&chunk(), context), Some(102));
+    }
+
+    #[test]
+    fn line_zero_or_past_the_chunk_names_no_row() {
+        // A statement timeout before the first row arrived: the server says line 0.
+        assert_eq!(rejected_row(&chunk(), "COPY clients, line 0"), None);
+        assert_eq!(rejected_row(&chunk(), "COPY clients, line 11"), None);
+        assert_eq!(rejected_row(&chunk(), "COPY clients"), None);
+    }
 }

@@ -446,6 +446,12 @@ struct InUnit<'a> {
 enum StepError {
     #[error(transparent)]
     Sql(#[from] postgres::Error),
+    /// Statement `index` of a `-- no-transaction` file failed; the ones before it committed.
+    #[error("{error}")]
+    Outside {
+        index: usize,
+        error: postgres::Error,
+    },
     #[error(
         "it dropped the migration history table {0} (does it drop and recreate its own schema?); \
          a reset empties the schema itself, so leave that out"
@@ -482,7 +488,14 @@ impl InUnit<'_> {
                     });
                 }
             }
-            Plan::Outside(statements) => self.unit.outside(statements)?,
+            Plan::Outside(statements) => {
+                self.unit
+                    .outside(statements)
+                    .map_err(|(index, error)| match index {
+                        Some(index) => StepError::Outside { index, error },
+                        None => StepError::Sql(error),
+                    })?
+            }
         }
         self.after_migration()
     }
@@ -709,6 +722,14 @@ pub fn run(
                     let failing = pending.get(done).map(|&i| &migrations.sources[i]);
                     let sql = failing.map(|s| s.up.as_str());
                     let what = match source.downcast_ref::<StepError>() {
+                        Some(StepError::Outside { index, error }) => {
+                            let statements = match planned.get(done) {
+                                Some((_, Plan::Outside(statements))) => statements.as_slice(),
+                                _ => &[],
+                            };
+                            outside_failure(sql.unwrap_or_default(), statements, *index, error)
+                                + &kept_across_resets(error, schema)
+                        }
                         Some(StepError::Sql(pg)) => {
                             // The server's position is in the batch it ran; the file's is named.
                             let described = match planned.get(done) {
@@ -755,6 +776,50 @@ pub fn run(
             }))
         }
     }
+}
+
+/// A `-- no-transaction` file whose statement `index` failed: its line, and which statements
+/// before it committed (the file is not recorded as applied, so the next run starts it over).
+fn outside_failure(
+    file: &str,
+    statements: &[String],
+    index: usize,
+    error: &postgres::Error,
+) -> String {
+    // The statements are the file's text, trimmed (a CREATE EXTENSION with IF NOT EXISTS added
+    // is not found, and goes without a line).
+    let mut from = 0;
+    let lines: Vec<Option<usize>> = statements
+        .iter()
+        .map(|s| {
+            let at = from + file[from..].find(s.as_str())?;
+            from = at + s.len();
+            Some(file[..at].matches('\n').count() + 1)
+        })
+        .collect();
+    let line = |i: usize| lines.get(i).copied().flatten();
+    let at = line(index).map_or_else(String::new, |l| format!(" at line {l}"));
+    let committed = match index {
+        0 => "none of its statements had run, so nothing of it is committed".to_string(),
+        _ => format!(
+            "it runs outside any transaction (-- no-transaction), so its {} statement(s) before \
+             it are committed ({}); the file is not recorded as applied, so the next run starts it \
+             over: undo those statements (or make them idempotent, IF NOT EXISTS) first, or run \
+             `dbtool reset`",
+            index,
+            (0..index)
+                .map(|i| line(i)
+                    .map_or_else(|| format!("statement {}", i + 1), |l| format!("line {l}")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!(
+        "statement {} of {}{at}: {}; {committed}",
+        index + 1,
+        statements.len(),
+        describe_sql_error(error, None)
+    )
 }
 
 /// A reset empties only its own schema: another schema that a migration creates is still there

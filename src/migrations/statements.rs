@@ -192,6 +192,8 @@ pub struct Refusal {
 
 /// Whether the file asks to run outside the transaction (its first line is `-- no-transaction`).
 pub fn runs_outside(sql: &str) -> bool {
+    // A byte-order mark before the marker is not part of the line (`plan` reads it so too).
+    let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
     sql.lines().next().unwrap_or("").trim() == NO_TRANSACTION
 }
 
@@ -465,6 +467,13 @@ impl LineOffsets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_before_the_marker_still_marks_the_file() {
+        let sql = "\u{feff}-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c);\n";
+        assert!(runs_outside(sql));
+        assert!(matches!(plan(sql, "public"), Ok(Plan::Outside(_))));
+    }
 
     fn in_tx(sql: &str) -> String {
         match plan(sql, "public").unwrap() {

@@ -53,6 +53,20 @@ impl Value {
         })
     }
 
+    /// The value as a message shows it: text quoted, a timestamp or date as a calendar time.
+    pub fn shown(&self) -> String {
+        match self {
+            Value::Null => "null".to_string(),
+            Value::Text(s) => format!("{s:?}"),
+            // Past any calendar PostgreSQL knows (and the calendar arithmetic's range).
+            Value::Date(d) if d.unsigned_abs() > 1 << 32 => format!("{d} days after 1970-01-01"),
+            Value::Timestamp(t) if t.unsigned_abs() > 1 << 48 => {
+                format!("{t} seconds after 1970-01-01 00:00:00")
+            }
+            v => v.text().unwrap_or_default(),
+        }
+    }
+
     fn type_name(&self) -> &'static str {
         match self {
             Value::Null => "null",
@@ -165,6 +179,25 @@ pub enum BinOp {
 }
 
 impl BinOp {
+    /// As written in an expression.
+    fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Rem => "%",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::And => "and",
+            BinOp::Or => "or",
+        }
+    }
+
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
@@ -1270,7 +1303,14 @@ pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
     if a == Null || b == Null {
         return Ok(Null);
     }
-    let overflow = || format!("{op:?} overflows");
+    let overflow = || {
+        format!(
+            "{} {} {} is out of range",
+            a.shown(),
+            op.symbol(),
+            b.shown()
+        )
+    };
     // Numbers, including numeric text beside a number.
     if (a.is_number() || b.is_number())
         && let (Some(x), Some(y)) = (a.number(), b.number())
@@ -1300,7 +1340,8 @@ pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
     }
     let bad = |a: &Value, b: &Value| {
         format!(
-            "cannot apply {op:?} to {} and {}",
+            "cannot apply {} to {} and {}",
+            op.symbol(),
             a.type_name(),
             b.type_name()
         )
@@ -1312,7 +1353,9 @@ pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
         (BinOp::Sub, Timestamp(t), Duration(d)) => {
             Timestamp(t.checked_sub(*d).ok_or_else(overflow)?)
         }
-        (BinOp::Sub, Timestamp(x), Timestamp(y)) => Duration(x - y),
+        (BinOp::Sub, Timestamp(x), Timestamp(y)) => {
+            Duration(x.checked_sub(*y).ok_or_else(overflow)?)
+        }
         // A date moves by whole days: a part of a day would be lost without a word.
         (BinOp::Add | BinOp::Sub, Date(_), Duration(d)) if d.rem_euclid(86_400) != 0 => {
             return Err(format!(
@@ -1321,8 +1364,12 @@ pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
                 if op == BinOp::Add { "+" } else { "-" }
             ));
         }
-        (BinOp::Add, Date(day), Duration(d)) => Date(day + d.div_euclid(86_400)),
-        (BinOp::Sub, Date(day), Duration(d)) => Date(day - d.div_euclid(86_400)),
+        (BinOp::Add, Date(day), Duration(d)) => {
+            Date(day.checked_add(d.div_euclid(86_400)).ok_or_else(overflow)?)
+        }
+        (BinOp::Sub, Date(day), Duration(d)) => {
+            Date(day.checked_sub(d.div_euclid(86_400)).ok_or_else(overflow)?)
+        }
         (BinOp::Div, Duration(x), Duration(y)) => {
             if *y == 0 {
                 return Err("division by zero".into());
@@ -1344,11 +1391,11 @@ pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
             }
             Duration(x.rem_euclid(*y))
         }
-        (BinOp::Add, Date(day), Int(n)) => Date(day + n),
-        (BinOp::Sub, Date(day), Int(n)) => Date(day - n),
-        (BinOp::Sub, Date(x), Date(y)) => Int(x - y),
-        (BinOp::Add, Duration(x), Duration(y)) => Duration(x + y),
-        (BinOp::Sub, Duration(x), Duration(y)) => Duration(x - y),
+        (BinOp::Add, Date(day), Int(n)) => Date(day.checked_add(*n).ok_or_else(overflow)?),
+        (BinOp::Sub, Date(day), Int(n)) => Date(day.checked_sub(*n).ok_or_else(overflow)?),
+        (BinOp::Sub, Date(x), Date(y)) => Int(x.checked_sub(*y).ok_or_else(overflow)?),
+        (BinOp::Add, Duration(x), Duration(y)) => Duration(x.checked_add(*y).ok_or_else(overflow)?),
+        (BinOp::Sub, Duration(x), Duration(y)) => Duration(x.checked_sub(*y).ok_or_else(overflow)?),
         (BinOp::Mul, Duration(d), Int(n)) | (BinOp::Mul, Int(n), Duration(d)) => {
             Duration(d.checked_mul(*n).ok_or_else(overflow)?)
         }
@@ -1723,6 +1770,22 @@ mod tests {
             }
         }
         go(&parse(text).unwrap())
+    }
+
+    #[test]
+    fn an_overflow_names_its_operation_and_values() {
+        let e = binary(BinOp::Add, Value::Int(i64::MAX), Value::Int(1)).unwrap_err();
+        assert_eq!(e, format!("{} + 1 is out of range", i64::MAX));
+        let e = binary(
+            BinOp::Add,
+            Value::Timestamp(86_400),
+            Value::Duration(i64::MAX),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("1970-01-02 00:00:00+00 + "), "{e}");
+        // Dates and durations past the range fail in one clear line, not a panic.
+        assert!(binary(BinOp::Add, Value::Date(i64::MAX), Value::Int(1)).is_err());
+        assert!(binary(BinOp::Sub, Value::Duration(i64::MIN), Value::Duration(1)).is_err());
     }
 
     #[test]

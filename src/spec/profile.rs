@@ -36,6 +36,8 @@ enum RawPer {
     /// `[min, max]`; a Vec, as serde would take the first two of three numbers for a `[u64; 2]`.
     Range(Vec<u64>),
     Weights(BTreeMap<String, u64>),
+    /// Anything else (a profile key written after `[per]` lands here): named in the error.
+    Other(toml::Value),
 }
 
 /// Children per parent row, overriding the spec's.
@@ -175,6 +177,22 @@ impl Profile {
                     RawPer::Weights(w) => PerCounts::Weights(weighted_counts(&w).map_err(|e| {
                         Error::usage(format!("{}: per.{table}: {e}", file.display()))
                     })?),
+                    RawPer::Other(value) => {
+                        let top = ["description", "seed", "epoch", "extends", "seed_command"];
+                        return Err(Error::usage(format!(
+                            "{}: per.{table} = {value}: give [min, max] children per parent, or \
+                             weights {{ \"0\" = 1, \"2\" = 3 }}{}",
+                            file.display(),
+                            if top.contains(&table.as_str()) {
+                                format!(
+                                    "; `{table}` is a profile key: every key after [per] belongs \
+                                     to [per], so move it above the [counts] and [per] tables"
+                                )
+                            } else {
+                                String::new()
+                            }
+                        )));
+                    }
                 };
                 profile.per.insert(table, per);
             }
@@ -339,6 +357,22 @@ mod tests {
             panic!("a time")
         };
         assert!(datetime_epoch(&d).is_err());
+    }
+
+    #[test]
+    fn a_profile_key_under_per_is_named_not_an_untagged_enum() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("x.toml"),
+            "epoch = \"2025-01-01\"\n[per]\npets = [1, 3]\nseed = 5\n",
+        )
+        .unwrap();
+        let e = Profile::load(dir.path(), "x").unwrap_err().to_string();
+        assert!(!e.contains("untagged"), "{e}");
+        assert!(
+            e.contains("per.seed = 5") && e.contains("profile key"),
+            "{e}"
+        );
     }
 
     #[test]

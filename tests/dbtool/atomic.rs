@@ -87,16 +87,21 @@ fn a_failure_in_any_phase_leaves_the_whole_database_as_it_was() {
 fn a_seed_that_fails_midway_leaves_every_row_as_it_was() {
     let db = TestDb::new("atomic_seed");
     db.run(&["reset", "--profile", "ci", "--yes"]).success();
-    // The demo profile's biggest COPY takes longer than this.
+    // A statement that always outlasts the timeout (no race with how fast the machine is).
+    let slow = ProjectCopy::new();
+    slow.write("seeds/zz_slow.sql", "SELECT pg_sleep(30);\n");
     let stderr = changes_nothing(&db, 7, || {
-        db.run(&[
-            "seed",
-            "--profile",
-            "demo",
-            "--yes",
-            "--statement-timeout",
-            "100ms",
-        ])
+        db.run_in(
+            &slow,
+            &[
+                "seed",
+                "--profile",
+                "demo",
+                "--yes",
+                "--statement-timeout",
+                "100ms",
+            ],
+        )
     });
     assert!(stderr.contains("statement timeout"), "{stderr}");
     // A value outside an enum is found from the catalog before anything changes (exit 2).
@@ -461,4 +466,54 @@ fn a_migration_that_changes_search_path_or_drops_its_schema_cannot_break_the_res
     // refinery's history is in schema dbtool now: the schema itself is what it dropped.
     assert!(stderr.contains("dropped schema public"), "{stderr}");
     assert_eq!(db.overall_fingerprint(), fingerprint);
+}
+
+#[test]
+fn a_no_transaction_marker_after_a_byte_order_mark_is_not_all_or_nothing_and_never_claims_as_it_was()
+ {
+    let db = TestDb::new("atomic_bom");
+    db.run(&["reset", "--profile", "dev", "--yes"]).success();
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__outside.sql",
+        "\u{feff}-- no-transaction\nCREATE TABLE outside_marker (id int);\n",
+    );
+    project.write("migrations/V91__fails.sql", "SELECT 1 / 0;\n");
+    let run = reset_with(&db, &project, &[]);
+    run.code(6).stderr_has("not all or nothing");
+    assert!(!run.stderr.contains("as it was"), "{}", run.stderr);
+    // What ran before the marked file is committed, and the reset says it did not finish.
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_class WHERE relname = 'outside_marker'"),
+        1
+    );
+    db.assert_unfinished_and_never_skipped();
+}
+
+#[test]
+fn a_parallel_reset_that_fails_before_any_change_leaves_no_unfinished_mark() {
+    let db = TestDb::new("atomic_parallel_refused");
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    // A reader the drop waits for, past --ddl-lock-timeout.
+    let mut reader = db.client();
+    reader
+        .batch_execute("BEGIN; LOCK TABLE clients IN ACCESS SHARE MODE")
+        .unwrap();
+    let stderr = changes_nothing(&db, 7, || {
+        db.run(&[
+            "reset",
+            "--profile",
+            "dev",
+            "--yes",
+            "--parallel",
+            "3",
+            "--ddl-lock-timeout",
+            "300ms",
+        ])
+    });
+    assert!(stderr.contains("as it was"), "{stderr}");
+    reader.batch_execute("ROLLBACK").unwrap();
+    let status = db.status();
+    assert!(status["unfinished"].is_null(), "{status}");
+    assert_eq!(status["last_reset"]["profile"], "ci");
 }

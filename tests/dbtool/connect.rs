@@ -11,8 +11,9 @@ const DEAD_URL: &str = "postgres://postgres@127.0.0.1:1/postgres";
 fn an_unreachable_server_exits_5_at_once() {
     let run = Run::of(dbtool_command().env("DATABASE_URL", DEAD_URL).arg("status"));
     run.code(5).stderr_has("cannot connect");
+    // No retry: well below the 10 s connect_timeout even on a loaded machine.
     assert!(
-        run.elapsed < Duration::from_secs(3),
+        run.elapsed < Duration::from_secs(9),
         "took {:?}",
         run.elapsed
     );
@@ -27,7 +28,8 @@ fn wait_for_db_retries_for_the_given_time_then_exits_5() {
     ]));
     run.code(5);
     assert!(
-        run.elapsed >= Duration::from_millis(1900) && run.elapsed < Duration::from_secs(8),
+        // At least the wait asked for (a bound the process sets itself), and it ends.
+        run.elapsed >= Duration::from_millis(1900) && run.elapsed < Duration::from_secs(60),
         "took {:?}",
         run.elapsed
     );
@@ -68,11 +70,12 @@ fn an_unknown_role_or_database_exits_5() {
     let run = Run::of(dbtool_command().env("DATABASE_URL", &url).args([
         "status",
         "--wait-for-db",
-        "10s",
+        "10m",
     ]));
     run.code(5);
+    // Retrying would take ten minutes; no retry ends far sooner, however busy the machine.
     assert!(
-        run.elapsed < Duration::from_secs(3),
+        run.elapsed < Duration::from_secs(60),
         "took {:?}",
         run.elapsed
     );

@@ -102,3 +102,24 @@ fn an_sql_error_exits_6_with_line_and_column() {
         0
     );
 }
+
+#[test]
+fn a_failing_no_transaction_migration_names_its_line_and_what_it_committed() {
+    let db = TestDb::new("migrate_outside_fails");
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__outside.sql",
+        "-- no-transaction\nCREATE TABLE nt_a (id int);\nCREATE TABLE nt_b (id int);\n\nSELECT 1 / 0;\n",
+    );
+    let run = db.run_in(&project, &["migrate"]);
+    run.code(6)
+        .stderr_has("statement 3 of 3 at line 5")
+        .stderr_has("division by zero")
+        .stderr_has("(line 2, line 3)")
+        .stderr_has("undo those statements");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_class WHERE relname IN ('nt_a', 'nt_b')"),
+        2
+    );
+}

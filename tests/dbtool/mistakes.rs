@@ -580,3 +580,44 @@ fn dates_outside_the_years_postgresql_reads_as_written_are_refused_before_connec
         .stderr_has("table clients, column created_at")
         .stderr_has("years 1 to 9999");
 }
+
+#[test]
+fn parallel_below_2_is_refused_before_connecting() {
+    let project = ProjectCopy::new();
+    for n in ["0", "1"] {
+        offline(
+            &project,
+            &["reset", "--profile", "dev", "--yes", "--parallel", n],
+        )
+        .code(2)
+        .stderr_has("pass 2 or more");
+    }
+}
+
+#[test]
+fn a_statement_timeout_is_the_statements_failure_not_an_unreachable_server() {
+    let db = TestDb::new("read_timeout");
+    db.run(&["reset", "--profile", "ci", "--yes"]).success();
+    let before = db.dump_all();
+    // A session that holds dbtool.meta: every read of it waits, past any statement timeout.
+    let mut holder = db.client();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE dbtool.meta IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    db.run(&["status", "--statement-timeout", "300ms"])
+        .code(7)
+        .stderr_has("statement timeout");
+    db.run(&[
+        "reset",
+        "--profile",
+        "ci",
+        "--yes",
+        "--statement-timeout",
+        "300ms",
+    ])
+    .code(7)
+    .stderr_has("statement timeout")
+    .stderr_has("as it was");
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(db.dump_all(), before);
+}

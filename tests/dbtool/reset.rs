@@ -1,10 +1,12 @@
 //! `reset --profile dev`: the documented data, identical every time, serialized across
 //! processes.
 
+use std::io::Read;
 use std::process::Stdio;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::support::{Run, TestDb, dbtool_command};
+use crate::support::{Run, TestDb, dbtool_command, wait_until};
 
 #[test]
 fn dev_reset_seeds_the_documented_rows_and_repeats_them_exactly() {
@@ -114,6 +116,9 @@ fn concurrent_resets_and_seeds_serialize_and_end_with_a_lone_resets_data() {
 
     let db = TestDb::new("racing_resets");
     db.run(&["reset", "--profile", "dev", "--yes"]).success();
+    // Every process waits for the lock before any gets it: they race for it at once, however
+    // the machine schedules their start.
+    let (holder, _) = db.hold_lock();
     let start = Instant::now();
     let children: Vec<_> = (0..8)
         .map(|i| {
@@ -122,17 +127,43 @@ fn concurrent_resets_and_seeds_serialize_and_end_with_a_lone_resets_data() {
             } else {
                 &["seed", "--profile", "dev", "--yes"]
             };
-            db.dbtool()
+            let mut child = db
+                .dbtool()
                 .args(args)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
-                .expect("spawn dbtool")
+                .expect("spawn dbtool");
+            let stderr = Arc::new(Mutex::new(Vec::new()));
+            let mut pipe = child.stderr.take().unwrap();
+            let sink = stderr.clone();
+            let reader = std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buffer) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap().extend_from_slice(&buffer[..n]);
+                }
+            });
+            (child, stderr, reader)
         })
         .collect();
+    let all_waiting = wait_until(Duration::from_secs(120), || {
+        children.iter().all(|(_, stderr, _)| {
+            String::from_utf8_lossy(&stderr.lock().unwrap()).contains("waiting for the lock")
+        })
+    });
+    assert!(all_waiting, "not every process reached the lock");
+    drop(holder);
     let runs: Vec<Run> = children
         .into_iter()
-        .map(|c| Run::from_output(c.wait_with_output().unwrap(), start.elapsed()))
+        .map(|(child, stderr, reader)| {
+            let mut output = child.wait_with_output().unwrap();
+            reader.join().unwrap();
+            output.stderr = stderr.lock().unwrap().clone();
+            Run::from_output(output, start.elapsed())
+        })
         .collect();
     for run in &runs {
         run.success();

@@ -220,7 +220,7 @@ fn seed_language_mistakes_are_refused_before_connecting_naming_the_place() {
         (
             "tax       = { expr = \"round(subtotal * 0.08, 2)\" }",
             "tax       = { expr = \"subtotal * 'eight'\" }",
-            &["table invoices, column tax", "cannot apply Mul to"],
+            &["table invoices, column tax", "cannot apply * to"],
         ),
         (
             "'{first_name|lower}.{last_name|lower}{int(1, 99)}@example.com'",
