@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod constraints;
 pub mod copy;
 pub mod digest;
+pub mod empty;
 pub mod fit;
 pub mod seed_code;
 
@@ -527,7 +528,8 @@ fn rejected(data: &Dataset, load: &TableLoad, chunk: &Chunk, e: &postgres::Error
         .split(", ")
         .find_map(|part| part.strip_prefix("column ")?.split(':').next())
         .map(str::to_string);
-    let Some(line) = line else {
+    // A COPY cancelled before its first row (a statement timeout) says line 0.
+    let Some(line) = line.filter(|&l| l > 0) else {
         return Error::Work(format!("seeding {} failed: {what}", load.table));
     };
     let key = chunk.first_index + line - 1;
@@ -560,29 +562,28 @@ pub fn advance_sequences(
 ) -> Result<(), postgres::Error> {
     let rows = client.query(
         "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname),
-                pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname)
+                pg_catalog.pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname)
            FROM pg_attribute a
            JOIN pg_class c ON c.oid = a.attrelid
            JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = $1 AND c.relname = ANY($2) AND a.attnum > 0 AND NOT a.attisdropped
-            AND pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL",
+            AND pg_catalog.pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL",
         &[&schema, &tables],
     )?;
-    // Every setval in one round trip.
     let setvals: Vec<String> = rows
         .iter()
         .map(|row| {
             let (table, column, sequence): (String, String, String) =
                 (row.get(0), row.get(1), row.get(2));
             format!(
-                "SELECT setval('{}'::text::regclass, m) FROM (SELECT max({column})::bigint AS m FROM {table}) x \
+                "SELECT pg_catalog.setval('{}'::text::regclass, m) FROM (SELECT max({column})::bigint AS m FROM {table}) x \
                  WHERE m IS NOT NULL",
                 sequence.replace('\'', "''")
             )
         })
         .collect();
-    if !setvals.is_empty() {
-        client.batch_execute(&setvals.join(";\n"))?;
+    for sql in &setvals {
+        client.batch_execute(sql)?;
     }
     Ok(())
 }
