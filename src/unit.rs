@@ -35,8 +35,9 @@ impl Unit {
     }
 
     fn try_open(&mut self) -> Result<(), postgres::Error> {
+        self.client.batch_execute("BEGIN")?;
         self.client.batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout TO {}",
+            "SET LOCAL lock_timeout TO {}",
             self.lock_timeout.as_millis().clamp(1, i32::MAX as u128)
         ))?;
         self.open = true;

@@ -13,11 +13,11 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::connection::conninfo::{RootCert, Tls};
-use crate::connection::{Database, describe_sql_error};
+use crate::connection::{Database, describe_sql_error_in, execute_each};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 use crate::lock::LOCK_HELD_ENV;
-use crate::migrations::statements::{self, Plan};
+use crate::migrations::statements::{self, Batch, Plan};
 use crate::progress::Reporter;
 
 /// The seed code of a reset or seed: its SQL files and, optionally, its command.
@@ -47,7 +47,7 @@ impl SeedCode {
 
 /// The SQL seed files of the seeds directory.
 pub struct SeedSql {
-    files: Vec<(PathBuf, String)>,
+    files: Vec<(PathBuf, Batch)>,
     /// What was read, for the change digest.
     pub read: ReadFiles,
 }
@@ -71,7 +71,7 @@ impl SeedSql {
                 .read_to_string(&path)
                 .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
             let text = match statements::plan(&sql, schema) {
-                Ok(Plan::InTransaction(batch)) => batch.sql,
+                Ok(Plan::InTransaction(batch)) => batch,
                 Ok(Plan::Outside(_)) => {
                     return Err(Error::usage(format!(
                         "{}: a seed file runs inside the reset's transaction; `{}` is for migrations only",
@@ -100,18 +100,19 @@ impl SeedSql {
 
     /// Runs every file inside the caller's transaction, the session settings restored after
     /// each; an error names the file, line and column.
-    pub fn run(&self, client: &mut Client, session: &str) -> Result<()> {
-        for (path, text) in &self.files {
-            client
-                .batch_execute(text)
-                .and_then(|()| client.batch_execute(session))
-                .map_err(|e| {
-                    Error::Work(format!(
-                        "seed file {} failed: {}",
-                        path.display(),
-                        describe_sql_error(&e, Some(text))
-                    ))
-                })?;
+    pub fn run(&self, client: &mut Client, session: &[String]) -> Result<()> {
+        for (path, batch) in &self.files {
+            let failed = |e: postgres::Error, at: usize| {
+                Error::Work(format!(
+                    "seed file {} failed: {}",
+                    path.display(),
+                    describe_sql_error_in(&e, Some(&batch.sql), |o| at + o)
+                ))
+            };
+            for (at, statement) in batch.statements() {
+                client.batch_execute(statement).map_err(|e| failed(e, at))?;
+            }
+            execute_each(client, session).map_err(|e| failed(e, 0))?;
         }
         Ok(())
     }
@@ -247,7 +248,7 @@ fn waiting_for_our_lock(client: &mut Client, config: &Config, app_name: &str) ->
             "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
               WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
                 AND l.classid::bigint = $1 AND l.objid::bigint = $2
-                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = pg_catalog.current_database())
                 AND a.application_name = $3
               LIMIT 1",
             &[&hi, &lo, &app_name],

@@ -11,7 +11,7 @@ use postgres::{Client, GenericClient};
 use refinery::Migration;
 use refinery::error::Kind;
 
-use crate::connection::{describe_sql_error, describe_sql_error_in, quote_ident};
+use crate::connection::{describe_sql_error, describe_sql_error_in, execute_each, quote_ident};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 use crate::spec::{SchemaColumn, group_columns};
@@ -219,7 +219,7 @@ pub struct Applied {
 pub fn applied(client: &mut Client, schema: &str) -> Result<Vec<Applied>, postgres::Error> {
     let table = format!("{}.{HISTORY_TABLE}", quote_ident(schema));
     let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])?
+        .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&table])?
         .get(0);
     if !exists {
         return Ok(Vec::new());
@@ -280,7 +280,7 @@ pub fn compare(migrations: &Migrations, applied: &[Applied]) -> Comparison {
 struct InUnit<'a> {
     unit: &'a mut Unit,
     plans: HashMap<&'a str, &'a Plan>,
-    session: &'a str,
+    session: &'a [String],
     history: String,
 }
 
@@ -289,6 +289,10 @@ struct InUnit<'a> {
 enum StepError {
     #[error(transparent)]
     Sql(#[from] postgres::Error),
+    /// A statement of a file that runs in the transaction failed; `at` is where it starts (a
+    /// character offset in the batch's text), since the server's error position is in it.
+    #[error("{error}")]
+    Statement { error: postgres::Error, at: usize },
     #[error(
         "it dropped the migration history table {0} (does it drop and recreate its own schema?); \
          a reset empties the schema itself, so leave that out"
@@ -310,7 +314,7 @@ impl InUnit<'_> {
         match self
             .unit
             .client()
-            .simple_query("SELECT now() < statement_timestamp()")
+            .simple_query("SELECT pg_catalog.now() < pg_catalog.statement_timestamp()")
         {
             Err(_) => true,
             Ok(messages) => last_row_says(&messages, 0),
@@ -321,13 +325,11 @@ impl InUnit<'_> {
     /// file that ran inside the transaction, the transaction still open (in it, `now()` is the
     /// time of its BEGIN; outside one, the time of this very query).
     fn after_migration(&mut self) -> Result<(), StepError> {
-        // One round trip for all three.
+        execute_each(self.unit.client(), self.session)?;
         let messages = self.unit.client().simple_query(&format!(
-            "{}\nSELECT to_regclass('{}') IS NOT NULL, now() < statement_timestamp()",
-            self.session,
+            "SELECT pg_catalog.to_regclass('{}') IS NOT NULL, pg_catalog.now() < pg_catalog.statement_timestamp()",
             self.history.replace('\'', "''")
         ))?;
-        // The last row is this check's (the session settings may return one of their own).
         if self.unit.is_open() && !last_row_says(&messages, 1) {
             return Err(StepError::TransactionEnded(None));
         }
@@ -355,15 +357,17 @@ impl refinery_core::traits::sync::Transaction for InUnit<'_> {
         for query in queries {
             match self.plans.get(query) {
                 Some(Plan::InTransaction(batch)) => {
-                    if let Err(e) = self.unit.client().batch_execute(&batch.sql) {
-                        return Err(match self.in_transaction() {
-                            true => e.into(),
-                            false => StepError::TransactionEnded(Some(describe_sql_error_in(
-                                &e,
-                                Some(query),
-                                |o| batch.file_offset(o),
-                            ))),
-                        });
+                    for (at, statement) in batch.statements() {
+                        if let Err(e) = self.unit.client().batch_execute(statement) {
+                            return Err(match self.in_transaction() {
+                                true => StepError::Statement { error: e, at },
+                                false => StepError::TransactionEnded(Some(describe_sql_error_in(
+                                    &e,
+                                    Some(query),
+                                    |o| batch.file_offset(at + o),
+                                ))),
+                            });
+                        }
                     }
                     self.after_migration()?;
                 }
@@ -420,7 +424,7 @@ pub fn run(
     unit: &mut Unit,
     migrations: &Migrations,
     schema: &str,
-    session: &str,
+    session: &[String],
 ) -> Result<Vec<String>> {
     let sql_error = |e: postgres::Error| Error::Migration(describe_sql_error(&e, None));
     unit.client()
@@ -491,15 +495,34 @@ pub fn run(
                     let failing = pending.get(done).map(|&i| &migrations.list[i]);
                     let sql = failing.and_then(|m| m.sql());
                     let what = match source.downcast_ref::<StepError>() {
-                        Some(StepError::Sql(pg)) => {
-                            // The server's position is in the batch it ran; the file's is named.
+                        Some(StepError::Statement { error: pg, at }) => {
+                            // The server's position is in the statement it ran; the file's is named.
                             let described = match planned.get(done) {
                                 Some((_, Plan::InTransaction(batch))) => {
-                                    describe_sql_error_in(pg, sql, |o| batch.file_offset(o))
+                                    let mut text = describe_sql_error_in(pg, sql, |o| {
+                                        batch.file_offset(at + o)
+                                    });
+                                    // Without a position, the statement's own line.
+                                    if let (None, Some(sql)) =
+                                        (pg.as_db_error().and_then(|d| d.position()), sql)
+                                    {
+                                        let line = 1 + sql
+                                            .chars()
+                                            .take(batch.file_offset(*at))
+                                            .filter(|&c| c == '\n')
+                                            .count();
+                                        text.push_str(&format!(
+                                            " (in the statement at line {line})"
+                                        ));
+                                    }
+                                    text
                                 }
                                 _ => describe_sql_error(pg, sql),
                             };
                             described + &kept_across_resets(pg, schema)
+                        }
+                        Some(StepError::Sql(pg)) => {
+                            describe_sql_error(pg, sql) + &kept_across_resets(pg, schema)
                         }
                         _ => source.to_string(),
                     };
@@ -575,10 +598,10 @@ fn migrations_dir_hint(migrations: &Migrations) -> String {
 pub const COLUMNS_SQL: &str = "
     SELECT c.relname::text, a.attname::text,
            a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '',
-           format_type(a.atttypid, a.atttypmod),
+           pg_catalog.format_type(a.atttypid, a.atttypmod),
            bt.typname::text,
            CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
-           coalesce((SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
+           coalesce((SELECT pg_catalog.array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
                        FROM pg_enum e WHERE e.enumtypid = bt.oid), '{}'),
            a.attgenerated <> ''
       FROM pg_attribute a
