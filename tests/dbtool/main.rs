@@ -3,6 +3,7 @@
 //! database, so the tests run in parallel.
 
 mod atomic;
+mod citus;
 mod connect;
 mod digest;
 mod faults;
