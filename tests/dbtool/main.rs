@@ -18,5 +18,6 @@ mod roles;
 mod seed_code;
 mod seed_contract;
 mod seed_language;
+mod servers;
 mod support;
 mod tls;
