@@ -591,12 +591,13 @@ fn describe_connect_error(error: &ConnectError, target: &Target) -> (bool, Strin
             || *code == SqlState::ADMIN_SHUTDOWN
             || *code == SqlState::CRASH_SHUTDOWN
             || *code == SqlState::TOO_MANY_CONNECTIONS;
+        // PostgreSQL 13 ends the message with "SSL off" / "SSL on" instead.
         let hint = if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-            && message.contains("no encryption")
+            && (message.contains("no encryption") || message.ends_with("SSL off"))
         {
             "; the server accepts only encrypted connections: use sslmode=require, or verify-full with sslrootcert pointing at the server's CA"
         } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-            && message.contains("SSL encryption")
+            && (message.contains("SSL encryption") || message.ends_with("SSL on"))
         {
             "; the server accepts only unencrypted connections from here: use sslmode=prefer or disable"
         } else if *code == SqlState::INVALID_PASSWORD {
@@ -749,7 +750,11 @@ pub fn explain_privilege(error: &postgres::Error) -> Option<String> {
                 "the role lacks USAGE or CREATE on schema {schema}: GRANT USAGE, CREATE ON SCHEMA \
              {schema} TO the role, or run dbtool as the schema's owner"
             )
-        } else if let Some(role) = object("must be member of role") {
+        } else if let Some(role) =
+            // PostgreSQL 16 and later say the second.
+            object("must be member of role")
+                .or_else(|| object("must be able to SET ROLE"))
+        {
             format!(
                 "a statement hands an object to role {role} (OWNER TO, as pg_dump writes it), which \
              the role running dbtool is not a member of: leave the OWNER TO out (pg_dump \
