@@ -5,7 +5,8 @@
 # whole suite runs against throwaway servers of PostgreSQL 13, 14, 15, 16, 17 and 18, two at a
 # time, and the Citus tests against a coordinator with two workers (DESIGN.md §9). Everything it
 # starts is stopped on the way out. TEST_PG_VERSIONS="15 18" narrows the versions;
-# TEST_CITUS=0 skips Citus. Arguments are passed to the test binary (a name filter, --nocapture).
+# TEST_CITUS=0 skips Citus. Arguments go to each version's run of the integration tests (a name
+# filter, --nocapture).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,7 +59,7 @@ if [ -n "${TEST_DATABASE_URL:-}" ]; then
     exec cargo test --all-targets --locked -- "$@"
 fi
 echo "== unit tests" >&2
-cargo test --lib --bins --locked
+cargo test --lib --bins --examples --locked
 # The integration binary, run directly once per server (one build, no cargo lock between runs).
 suite=$(cargo test --test dbtool --locked --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import json, sys
@@ -76,13 +77,14 @@ stop_all() {
     for name in "${started[@]}"; do
         DBTOOL_SANDBOX=$name scripts/sandbox.sh stop 2>/dev/null || true
     done
+    [ -z "${citus_build:-}" ] || kill -- "-$citus_build" 2>/dev/null || true
     rm -rf "$logs"
 }
 trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# start NAME BINDIR [server options]: a sandbox server, stopped on exit.
+# start NAME BINDIR [server settings]: a sandbox server, stopped on exit.
 start() {
     local name=$1 bindir=$2
     shift 2
@@ -92,21 +94,20 @@ start() {
 url() { DBTOOL_SANDBOX=$1 scripts/sandbox.sh url; }
 
 versions=${TEST_PG_VERSIONS:-13 14 15 16 17 18}
+# Citus builds (the first time: minutes) while the versions' tests run.
+if [ "${TEST_CITUS:-1}" != 0 ]; then
+    # A process group of its own, so that an interrupted run stops the whole build.
+    setsid scripts/servers.sh citus >"$logs/citus-bindir" 2>"$logs/citus-build.log" &
+    citus_build=$!
+fi
 pg_dump=$(scripts/servers.sh pg_dump)
+# The server's own pg_dump where it has one (Debian's hides what Debian's server adds to the
+# catalog), else the newest, which dumps every older server.
+dump_for() { if [ -x "$1/pg_dump" ]; then echo "$1/pg_dump"; else echo "$pg_dump"; fi; }
 declare -A bindirs
 for v in $versions; do bindirs[$v]=$(scripts/servers.sh bindir "$v"); done
 
-# ---- the suite against each PostgreSQL major -----------------------------------------------
-# suite_on MAJOR ARGS...: the whole integration suite against a server of that major; its
-# output goes to a log, printed when it is done (two run side by side).
-suite_on() {
-    local v=$1
-    shift
-    start "test-pg$v" "${bindirs[$v]}" 2>>"$logs/pg$v.log"
-    TEST_DATABASE_URL=$(url "test-pg$v") TEST_PG_BINDIR=${bindirs[$v]} TEST_PG_DUMP=$pg_dump \
-        "$suite" "$@" >>"$logs/pg$v.log" 2>&1
-}
-
+# ---- the whole suite against each PostgreSQL major, two at a time --------------------------
 failed=()
 pending=($versions)
 while [ ${#pending[@]} -gt 0 ]; do
@@ -115,12 +116,15 @@ while [ ${#pending[@]} -gt 0 ]; do
     pids=()
     for v in "${batch[@]}"; do
         echo "== tests against PostgreSQL $v" >&2
-        suite_on "$v" "$@" &
+        start "test-pg$v" "${bindirs[$v]}"
+        TEST_DATABASE_URL=$(url "test-pg$v") TEST_PG_BINDIR=${bindirs[$v]} TEST_PG_DUMP=$(dump_for "${bindirs[$v]}") \
+            "$suite" "$@" >"$logs/pg$v.log" 2>&1 &
         pids+=($!)
     done
     for i in "${!batch[@]}"; do
         v=${batch[$i]}
         if wait "${pids[$i]}"; then status=0; else status=$?; fi
+        echo "== PostgreSQL $v:" >&2
         cat "$logs/pg$v.log"
         [ "$status" -eq 0 ] || failed+=("PostgreSQL $v")
         DBTOOL_SANDBOX="test-pg$v" scripts/sandbox.sh stop 2>/dev/null || true
@@ -130,21 +134,28 @@ done
 # ---- Citus: a coordinator and two workers --------------------------------------------------
 if [ "${TEST_CITUS:-1}" != 0 ]; then
     echo "== tests against Citus (a coordinator and two workers)" >&2
-    citus_bin=$(scripts/servers.sh citus)
-    for node in coordinator worker1 worker2; do
-        start "test-citus-$node" "$citus_bin" -c shared_preload_libraries=citus -c max_prepared_transactions=100
-    done
-    # Each test makes its own database a Citus one (tests/dbtool/citus.rs): Citus keeps its
-    # nodes per database.
-    coordinator=$(url test-citus-coordinator)
-    TEST_DATABASE_URL=$coordinator TEST_CITUS_URL=$coordinator \
-        TEST_CITUS_WORKER_URLS="$(url test-citus-worker1) $(url test-citus-worker2)" \
-        TEST_PG_BINDIR=$citus_bin TEST_PG_DUMP=$pg_dump \
-        "$suite" citus:: "$@" || failed+=("Citus")
+    if wait "$citus_build"; then
+        citus_build=
+        citus_bin=$(cat "$logs/citus-bindir")
+        for node in coordinator worker1 worker2; do
+            start "test-citus-$node" "$citus_bin" -c shared_preload_libraries=citus -c max_prepared_transactions=100
+        done
+        # Each test makes its own database a Citus one (tests/dbtool/citus.rs): Citus keeps its
+        # nodes per database.
+        coordinator=$(url test-citus-coordinator)
+        TEST_DATABASE_URL=$coordinator TEST_CITUS_URL=$coordinator \
+            TEST_CITUS_WORKER_URLS="$(url test-citus-worker1) $(url test-citus-worker2)" \
+            TEST_PG_BINDIR=$citus_bin TEST_PG_DUMP=$(dump_for "$citus_bin") \
+            "$suite" citus:: || failed+=("Citus")
+    else
+        citus_build=
+        cat "$logs/citus-build.log" >&2
+        failed+=("Citus (the build failed)")
+    fi
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "test.sh: tests failed against: ${failed[*]}" >&2
     exit 1
 fi
-echo "test.sh: every test passed against PostgreSQL ${versions// /, }${TEST_CITUS:+}$([ "${TEST_CITUS:-1}" != 0 ] && echo ' and Citus')" >&2
+echo "test.sh: every test passed against PostgreSQL ${versions// /, }$([ "${TEST_CITUS:-1}" != 0 ] && echo ' and Citus')" >&2
