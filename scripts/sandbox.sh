@@ -80,14 +80,21 @@ start() {
         chown postgres: "$data"
     fi
     chmod 700 "$data"
-    port=$(free_port)
     as_server_user "$bindir/initdb" -D "$data/pgdata" -U postgres --auth=trust -E UTF8 \
         --locale=C.UTF-8 --no-sync >"$data/initdb.log" 2>&1 \
         || { cat "$data/initdb.log" >&2; rm -rf "$data"; die "initdb failed"; }
-    as_server_user "$bindir/pg_ctl" -D "$data/pgdata" -l "$data/server.log" -w -t 60 \
-        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${DBTOOL_SANDBOX_OPTIONS:-}" \
-        start >/dev/null \
-        || { cat "$data/server.log" >&2; rm -rf "$data"; die "the server did not start"; }
+    # Another server may take the free port first (sandboxes start side by side): then another.
+    local try
+    for try in 1 2 3; do
+        port=$(free_port)
+        as_server_user "$bindir/pg_ctl" -D "$data/pgdata" -l "$data/server.log" -w -t 60 \
+            -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${DBTOOL_SANDBOX_OPTIONS:-}" \
+            start >/dev/null && break
+        if [ "$try" -eq 3 ] || ! grep -q "could not bind" "$data/server.log"; then
+            cat "$data/server.log" >&2; rm -rf "$data"; die "the server did not start"
+        fi
+        sleep 1
+    done
     mkdir -p "$state_dir"
     cat >"$state" <<STATE
 BINDIR=$bindir
