@@ -7,7 +7,9 @@
 #
 # DBTOOL_SANDBOX=NAME runs several side by side (the tests use "test"). As root, the server runs
 # as the `postgres` user, with its data in a directory under /tmp that user owns; where it is
-# is recorded in .sandbox/NAME.env (git-ignored).
+# is recorded in .sandbox/NAME.env (git-ignored). DBTOOL_SANDBOX_BINDIR=DIR starts the server
+# binaries in DIR (scripts/servers.sh prints one per PostgreSQL major) instead of the newest one
+# installed; DBTOOL_SANDBOX_OPTIONS adds server settings ("-c shared_preload_libraries=citus").
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,8 +70,9 @@ start() {
         rm -rf "$DATA"
         rm -f "$state"
     fi
-    local bindir
-    bindir=$(find_bindir) || { install_server; bindir=$(find_bindir) || die "postgresql installed, but no initdb found"; }
+    local bindir=${DBTOOL_SANDBOX_BINDIR:-}
+    [ -z "$bindir" ] || [ -x "$bindir/initdb" ] || die "no initdb in DBTOOL_SANDBOX_BINDIR=$bindir"
+    [ -n "$bindir" ] || bindir=$(find_bindir) || { install_server; bindir=$(find_bindir) || die "postgresql installed, but no initdb found"; }
     local data port
     data=$(mktemp -d /tmp/dbtool-sandbox-XXXXXX)
     if [ "$(id -u)" -eq 0 ]; then
@@ -77,14 +80,21 @@ start() {
         chown postgres: "$data"
     fi
     chmod 700 "$data"
-    port=$(free_port)
     as_server_user "$bindir/initdb" -D "$data/pgdata" -U postgres --auth=trust -E UTF8 \
         --locale=C.UTF-8 --no-sync >"$data/initdb.log" 2>&1 \
         || { cat "$data/initdb.log" >&2; rm -rf "$data"; die "initdb failed"; }
-    as_server_user "$bindir/pg_ctl" -D "$data/pgdata" -l "$data/server.log" -w -t 60 \
-        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-        start >/dev/null \
-        || { cat "$data/server.log" >&2; rm -rf "$data"; die "the server did not start"; }
+    # Another server may take the free port first (sandboxes start side by side): then another.
+    local try
+    for try in 1 2 3; do
+        port=$(free_port)
+        as_server_user "$bindir/pg_ctl" -D "$data/pgdata" -l "$data/server.log" -w -t 60 \
+            -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${DBTOOL_SANDBOX_OPTIONS:-}" \
+            start >/dev/null && break
+        if [ "$try" -eq 3 ] || ! grep -q "could not bind" "$data/server.log"; then
+            cat "$data/server.log" >&2; rm -rf "$data"; die "the server did not start"
+        fi
+        sleep 1
+    done
     mkdir -p "$state_dir"
     cat >"$state" <<STATE
 BINDIR=$bindir

@@ -44,8 +44,11 @@ impl Unit {
     }
 
     fn try_open(&mut self) -> Result<(), postgres::Error> {
+        self.client.batch_execute("BEGIN")?;
+        // One statement per query (a Citus coordinator hands a query's whole text on):
+        // set_config(..., true) is SET LOCAL.
         let answer = self.client.simple_query(&format!(
-            "BEGIN; SET LOCAL lock_timeout TO {}; SELECT now()::text",
+            "SELECT pg_catalog.now()::text, pg_catalog.set_config('lock_timeout', '{}', true)",
             self.lock_timeout.as_millis().clamp(1, i32::MAX as u128)
         ))?;
         self.began_at = first_value(&answer);
@@ -58,7 +61,7 @@ impl Unit {
     /// the ledger hears when that cannot be shown.
     fn roll_back(&mut self) {
         self.open = false;
-        let same = match self.client.simple_query("SELECT now()::text") {
+        let same = match self.client.simple_query("SELECT pg_catalog.now()::text") {
             Ok(answer) => self.began_at.is_some() && first_value(&answer) == self.began_at,
             // Failed, the transaction refuses every query until the rollback: still open.
             Err(e) => e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION),

@@ -17,6 +17,7 @@ use crate::connection::{Database, Early, describe_sql_error, quote_ident};
 use crate::drop::privileges;
 use crate::error::{Error, Result};
 use crate::load as seed;
+use crate::load::empty::{Emptied, empty};
 use crate::load::seed_code::SeedCode;
 use crate::migrations::Migrations;
 use crate::plan::{Plan, SeedPlan};
@@ -98,15 +99,15 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
                 refuse_if_protected(unit.client(), "seed")?;
                 repair_if_needed(unit.client(), config, reporter)?;
                 seeding.check_against(unit.client(), &config.schema, &plan, reporter)?;
-                phase(reporter, "truncate", || {
+                let emptied = phase(reporter, "truncate", || {
                     truncate(unit.client(), &config.schema, &plan)
                 })?;
                 let sent = phase(reporter, "seed", || {
                     seed::load_atomic(
                         unit.client(),
                         &db.stop,
-                        // Every seeded table was truncated in this transaction.
-                        true,
+                        // COPY FREEZE needs the tables truncated in this transaction.
+                        emptied == Emptied::Truncated,
                         &data,
                         &plan,
                         &config.schema,
@@ -141,16 +142,13 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
     Ok(())
 }
 
-/// Empties the seeded tables (and, by CASCADE, the tables that refer to them) inside the unit.
-fn truncate(client: &mut postgres::Client, schema: &str, plan: &SeedPlan) -> Result<()> {
+/// Empties the seeded tables (and, as CASCADE does, the tables that refer to them) inside the
+/// unit.
+fn truncate(client: &mut postgres::Client, schema: &str, plan: &SeedPlan) -> Result<Emptied> {
     let tables: Vec<String> = seed::tables(plan)
         .iter()
         .map(|t| format!("{}.{}", quote_ident(schema), quote_ident(t)))
         .collect();
-    client
-        .batch_execute(&format!(
-            "TRUNCATE {} RESTART IDENTITY CASCADE",
-            tables.join(", ")
-        ))
+    empty(client, &tables)
         .map_err(|e| Error::Work(format!("truncate failed: {}", describe_sql_error(&e, None))))
 }

@@ -31,15 +31,19 @@ pub type PooledClient = PooledConnection<Connector>;
 /// server's text of every value (and so the fingerprint) independent of the server's defaults.
 #[derive(Debug)]
 struct SessionSettings {
-    sql: String,
+    statements: Vec<String>,
 }
 
 impl CustomizeConnection<Client, ConnectError> for SessionSettings {
     fn on_acquire(&self, client: &mut Client) -> Result<(), ConnectError> {
-        client
-            .batch_execute(&self.sql)
-            .map_err(ConnectError::Driver)
+        execute_each(client, &self.statements).map_err(ConnectError::Driver)
     }
+}
+
+/// Runs `statements` one per query (DESIGN.md §9: a Citus coordinator hands a query's whole text
+/// on to its workers, so no query carries two statements).
+pub fn execute_each(client: &mut Client, statements: &[String]) -> Result<(), postgres::Error> {
+    statements.iter().try_for_each(|s| client.batch_execute(s))
 }
 
 /// The pool of a command, with the stop switch its work connections register with.
@@ -108,13 +112,13 @@ impl Database {
         stop.use_tls(connector.tls.clone());
         let target = connector.target.clone();
 
-        let sql = session_settings(config);
+        let statements = session_settings(config);
         let pool = Pool::builder()
             .max_size(config.pool_size)
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(30))
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .connection_customizer(Box::new(SessionSettings { sql }))
+            .connection_customizer(Box::new(SessionSettings { statements }))
             .build_unchecked(connector);
         Ok(Database {
             pool,
@@ -221,7 +225,7 @@ impl Database {
 /// the server's defaults. On PostgreSQL >= 14 the server checks every second that dbtool is still
 /// there, so a killed dbtool's transaction is rolled back within seconds even inside a long
 /// index build.
-pub fn session_settings(config: &Config) -> String {
+pub fn session_settings(config: &Config) -> Vec<String> {
     // Objects are created in the application's schema; extensions usually live in public.
     let search_path = if config.schema == "public" {
         "public".to_string()
@@ -230,20 +234,24 @@ pub fn session_settings(config: &Config) -> String {
     };
     // A migration's SET ROLE / SET SESSION AUTHORIZATION (pg_dump --use-set-session-authorization
     // writes them) ends with its file too, as Flyway does it; on a new connection both are no-ops.
-    let mut sql = format!(
-        "RESET SESSION AUTHORIZATION; RESET ROLE; \
-         SET search_path TO {search_path}; SET TIME ZONE 'UTC'; SET datestyle TO 'ISO, MDY'; \
-         SET intervalstyle TO 'postgres'; SET extra_float_digits TO 1; \
-         SELECT set_config('client_connection_check_interval', '1000', false) \
-          WHERE current_setting('server_version_num')::int >= 140000;"
-    );
+    let mut statements: Vec<String> = [
+        "RESET SESSION AUTHORIZATION",
+        "RESET ROLE",
+        &format!("SET search_path TO {search_path}"),
+        "SET TIME ZONE 'UTC'",
+        "SET datestyle TO 'ISO, MDY'",
+        "SET intervalstyle TO 'postgres'",
+        "SET extra_float_digits TO 1",
+        "SELECT pg_catalog.set_config('client_connection_check_interval', '1000', false) \
+          WHERE pg_catalog.current_setting('server_version_num')::int >= 140000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     if let Some(timeout) = config.statement_timeout {
-        sql.push_str(&format!(
-            " SET statement_timeout TO {};",
-            timeout.as_millis()
-        ));
+        statements.push(format!("SET statement_timeout TO {}", timeout.as_millis()));
     }
-    sql
+    statements
 }
 
 /// A pooled connection registered for cancellation.
@@ -632,12 +640,13 @@ fn describe_connect_error(error: &ConnectError, target: &Target) -> (bool, Strin
             || *code == SqlState::ADMIN_SHUTDOWN
             || *code == SqlState::CRASH_SHUTDOWN
             || *code == SqlState::TOO_MANY_CONNECTIONS;
+        // PostgreSQL 13 ends the message with "SSL off" / "SSL on" instead.
         let hint = if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-            && message.contains("no encryption")
+            && (message.contains("no encryption") || message.ends_with("SSL off"))
         {
             "; the server accepts only encrypted connections: use sslmode=require, or verify-full with sslrootcert pointing at the server's CA"
         } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-            && message.contains("SSL encryption")
+            && (message.contains("SSL encryption") || message.ends_with("SSL on"))
         {
             "; the server accepts only unencrypted connections from here: use sslmode=prefer or disable"
         } else if *code == SqlState::INVALID_PASSWORD {

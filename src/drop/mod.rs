@@ -93,7 +93,7 @@ SELECT kind, name, ord, owner FROM (
                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i')))
     UNION ALL
     SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
-           format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+           format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)),
            6, p.proowner
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
      WHERE n.nspname = $1
@@ -174,7 +174,7 @@ pub fn drop_all(
     let fail =
         |e: postgres::Error| Error::Work(format!("drop failed: {}", describe_sql_error(&e, None)));
     let drop_pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
+        .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
         .map_err(fail)?
         .get(0);
     let done = AtomicBool::new(false);
@@ -247,7 +247,7 @@ const BLOCKED_BY_SQL: &str = "
     SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
            extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start))::bigint
       FROM pg_stat_activity a
-     WHERE a.pid = ANY (pg_blocking_pids($1))
+     WHERE a.pid = ANY (pg_catalog.pg_blocking_pids($1))
      ORDER BY a.pid";
 
 /// When no spare connection could watch the drop: the sessions holding locks on the schema's
@@ -260,7 +260,7 @@ fn lock_holders(client: &mut Client, schema: &str) -> String {
            JOIN pg_stat_activity a ON a.pid = l.pid
            JOIN pg_class c ON c.oid = l.relation
            JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE l.granted AND n.nspname = $1 AND a.pid <> pg_backend_pid()
+          WHERE l.granted AND n.nspname = $1 AND a.pid <> pg_catalog.pg_backend_pid()
           ORDER BY a.pid",
         &[&schema],
     );

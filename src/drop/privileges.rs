@@ -21,9 +21,9 @@ pub struct Missing {
 /// Objects of `schema` a drop would remove (as drop.rs lists them) that the current role may not
 /// drop, because it is neither their owner nor a member of the owning role.
 const NOT_DROPPABLE_SQL: &str = concat!(
-    "SELECT kind || ' ' || name, 'ownership (owned by ' || pg_get_userbyid(owner) || ')' FROM (",
+    "SELECT kind || ' ' || name, 'ownership (owned by ' || pg_catalog.pg_get_userbyid(owner) || ')' FROM (",
     crate::drop::objects_sql!(),
-    ") listed WHERE NOT pg_has_role(current_user, owner, 'MEMBER') ORDER BY 1"
+    ") listed WHERE NOT pg_catalog.pg_has_role(current_user, owner, 'MEMBER') ORDER BY 1"
 );
 
 /// Everything the current role lacks to reset `schema`: dropping its objects, creating in it
@@ -33,8 +33,8 @@ pub fn missing_for_reset(
     schema: &str,
 ) -> Result<Vec<Missing>, postgres::Error> {
     let row = client.query_one(
-        "SELECT current_setting('is_superuser') = 'on', c, u FROM (
-             SELECT has_schema_privilege(n.oid, 'CREATE') c, has_schema_privilege(n.oid, 'USAGE') u
+        "SELECT pg_catalog.current_setting('is_superuser') = 'on', c, u FROM (
+             SELECT pg_catalog.has_schema_privilege(n.oid, 'CREATE') c, pg_catalog.has_schema_privilege(n.oid, 'USAGE') u
                FROM pg_namespace n WHERE n.nspname = $1
              UNION ALL SELECT true, true LIMIT 1) p",
         &[&schema],
@@ -69,15 +69,15 @@ pub fn missing_for_records(
     client: &mut impl GenericClient,
 ) -> Result<Vec<Missing>, postgres::Error> {
     let row = client.query_one(
-        "SELECT to_regnamespace('dbtool') IS NOT NULL,
-                has_database_privilege(current_database(), 'CREATE'),
-                COALESCE(has_schema_privilege(to_regnamespace('dbtool'), 'USAGE')
-                         AND CASE WHEN to_regclass('dbtool.meta') IS NULL
-                                  THEN has_schema_privilege(to_regnamespace('dbtool'), 'CREATE')
-                                  ELSE has_table_privilege(to_regclass('dbtool.meta'), 'SELECT, INSERT, UPDATE, DELETE')
+        "SELECT pg_catalog.to_regnamespace('dbtool') IS NOT NULL,
+                pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'),
+                COALESCE(pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace('dbtool'), 'USAGE')
+                         AND CASE WHEN pg_catalog.to_regclass('dbtool.meta') IS NULL
+                                  THEN pg_catalog.has_schema_privilege(pg_catalog.to_regnamespace('dbtool'), 'CREATE')
+                                  ELSE pg_catalog.has_table_privilege(pg_catalog.to_regclass('dbtool.meta'), 'SELECT, INSERT, UPDATE, DELETE')
                              END,
                          false),
-                current_database()",
+                pg_catalog.current_database()",
         &[],
     )?;
     let (exists, may_create, may_write, database): (bool, bool, bool, String) =
@@ -118,13 +118,13 @@ pub fn missing_for_seed(
             "SELECT 'table ' || (SELECT format('%I.%I', n.nspname, c.relname)
                                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                                   WHERE c.oid = t::regclass),
-                    array_to_string(ARRAY(SELECT p FROM unnest(ARRAY['TRUNCATE', 'INSERT', 'SELECT']) p
-                                           WHERE NOT has_table_privilege(t::regclass, p)), ', ')
+                    pg_catalog.array_to_string(ARRAY(SELECT p FROM unnest(ARRAY['TRUNCATE', 'INSERT', 'SELECT']) p
+                                           WHERE NOT pg_catalog.has_table_privilege(t::regclass, p)), ', ')
                FROM unnest($1::text[]) t
-              WHERE to_regclass(t) IS NOT NULL
-                AND NOT (has_table_privilege(t::regclass, 'TRUNCATE')
-                         AND has_table_privilege(t::regclass, 'INSERT')
-                         AND has_table_privilege(t::regclass, 'SELECT'))
+              WHERE pg_catalog.to_regclass(t) IS NOT NULL
+                AND NOT (pg_catalog.has_table_privilege(t::regclass, 'TRUNCATE')
+                         AND pg_catalog.has_table_privilege(t::regclass, 'INSERT')
+                         AND pg_catalog.has_table_privilege(t::regclass, 'SELECT'))
               ORDER BY 1",
             &[&names],
         )?

@@ -11,7 +11,6 @@
 //! aside is recorded with the unfinished mark (dbtool.meta), and a failed load is repaired
 //! (`repair`) right away, or by the next migrate or seed when dbtool could not do it (kill -9).
 
-use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
 use serde::{Deserialize, Serialize};
 
@@ -111,7 +110,7 @@ const SEEDED_SQL: &str = "
 // key (conparentid) goes and comes back with the parent's.
 const CONSTRAINTS_SQL: &str = "
     SELECT c.contype::text, format('%I.%I', n.nspname, t.relname), format('%I', c.conname),
-           pg_get_constraintdef(c.oid), n.nspname::text, t.relname::text, t.relkind = 'p'
+           pg_catalog.pg_get_constraintdef(c.oid), n.nspname::text, t.relname::text, t.relkind = 'p'
       FROM pg_constraint c
       JOIN pg_class t ON t.oid = c.conrelid
       JOIN pg_namespace n ON n.oid = t.relnamespace
@@ -127,7 +126,7 @@ const CONSTRAINTS_SQL: &str = "
 // the parent's.
 const INDEXES_SQL: &str = "
     SELECT format('%I.%I', n.nspname, t.relname), format('%I.%I', n.nspname, ic.relname),
-           pg_get_indexdef(i.indexrelid), t.relname::text
+           pg_catalog.pg_get_indexdef(i.indexrelid), t.relname::text
       FROM pg_index i
       JOIN pg_class ic ON ic.oid = i.indexrelid
       JOIN pg_class t ON t.oid = i.indrelid
@@ -234,8 +233,8 @@ pub fn defer(
                 .map(|t| format!("ALTER TABLE {t} DISABLE TRIGGER USER")),
         )
         .collect();
-    if !drops.is_empty() {
-        client.batch_execute(&drops.join(";\n")).map_err(&fail)?;
+    for sql in &drops {
+        client.batch_execute(sql).map_err(&fail)?;
     }
     Ok(deferred)
 }
@@ -257,11 +256,8 @@ fn triggers_on(deferred: &Deferred) -> Vec<String> {
 }
 
 /// Rebuilds what `defer` set aside on one connection, inside the caller's transaction: a foreign
-/// key added there is validated at once, in one pass.
-///
-/// Every statement goes in one round trip, inside a savepoint. When that fails, the savepoint
-/// is rolled back and the statements run again one by one, so that the error names the one
-/// that failed.
+/// key added there is validated at once, in one pass. One statement per query, so that an error
+/// names the statement that failed.
 pub fn restore(client: &mut Client, deferred: &Deferred) -> Result<()> {
     let statements: Vec<String> = deferred
         .entries
@@ -269,34 +265,12 @@ pub fn restore(client: &mut Client, deferred: &Deferred) -> Result<()> {
         .map(|e| e.create_sql(true))
         .chain(triggers_on(deferred))
         .collect();
-    if statements.is_empty() {
-        return Ok(());
-    }
-    let batch = format!(
-        "SAVEPOINT dbtool_rebuild;\n{};\nRELEASE SAVEPOINT dbtool_rebuild",
-        statements.join(";\n")
-    );
-    let Err(e) = client.batch_execute(&batch) else {
-        return Ok(());
-    };
-    // A cancel (lost lock, signal) or a lost connection is not the statement's fault.
-    let retry = e.code().is_some_and(|c| *c != SqlState::QUERY_CANCELED)
-        && !client.is_closed()
-        && client
-            .batch_execute("ROLLBACK TO SAVEPOINT dbtool_rebuild")
-            .is_ok();
-    if !retry {
-        return Err(rebuild_error("keys, indexes and foreign keys", &e));
-    }
     for sql in &statements {
         client
             .batch_execute(sql)
             .map_err(|e| rebuild_error(sql, &e))?;
     }
-    // Unreachable unless the batch failed for a reason that is gone now: done either way.
-    client
-        .batch_execute("RELEASE SAVEPOINT dbtool_rebuild")
-        .map_err(|e| rebuild_error("RELEASE SAVEPOINT dbtool_rebuild", &e))
+    Ok(())
 }
 
 /// `--parallel`: keys and indexes in one parallel pass; foreign keys added without validation
@@ -320,7 +294,16 @@ pub fn restore_parallel(db: &Database, deferred: &Deferred, workers: usize) -> R
         .chain(triggers_on(deferred))
         .collect();
     if !adds.is_empty() {
-        db.parallel(&[adds.join(";\n")], 1, run)?;
+        // Together or not at all, on one connection.
+        db.parallel(&[adds], 1, |client, adds: &Vec<String>| {
+            let mut tx = client
+                .transaction()
+                .map_err(|e| rebuild_error("BEGIN", &e))?;
+            for sql in adds {
+                tx.batch_execute(sql).map_err(|e| rebuild_error(sql, &e))?;
+            }
+            tx.commit().map_err(|e| rebuild_error("COMMIT", &e))
+        })?;
     }
     let validations: Vec<String> = deferred
         .of(Kind::ForeignKey)
@@ -342,10 +325,10 @@ pub fn repair(tx: &mut impl GenericClient, deferred: &Deferred) -> Result<()> {
     }
     for entry in &deferred.entries {
         let exists: bool = match entry.kind {
-            Kind::Index => tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&entry.name]),
+            Kind::Index => tx.query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&entry.name]),
             Kind::Key | Kind::ForeignKey => tx.query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_constraint
-                                 WHERE conrelid = $1::text::regclass AND format('%I', conname) = $2)",
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                                 WHERE conrelid = $1::text::regclass AND pg_catalog.format('%I', conname) = $2)",
                 &[&entry.table, &entry.name],
             ),
         }

@@ -25,7 +25,7 @@ pub fn server_query(schema: &str, table: &str) -> String {
         "SELECT n, lpad(to_hex((CASE WHEN u >= 9223372036854775808 THEN u - 18446744073709551616 \
                                      ELSE u END)::bigint), 16, '0')
            FROM (SELECT count(*) AS n,
-                        mod(mod(coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0),
+                        mod(mod(coalesce(sum(('x' || left(pg_catalog.md5(t::text), 16))::bit(64)::bigint), 0),
                                 18446744073709551616) + 18446744073709551616,
                             18446744073709551616) AS u
                    FROM {}.{} AS t) d",

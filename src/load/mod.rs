@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod constraints;
 pub mod copy;
 pub mod digest;
+pub mod empty;
 pub mod fit;
 pub mod seed_code;
 
@@ -615,7 +616,6 @@ pub fn advance_sequences(
             .push(format!("(SELECT max({column})::bigint FROM {table})"));
         entry.1 |= seeded;
     }
-    // Every setval in one round trip.
     let setvals: Vec<String> = uses
         .iter()
         .filter(|(_, (_, seeded))| *seeded)
@@ -625,14 +625,16 @@ pub fn advance_sequences(
                 many => format!("pg_catalog.greatest({})", many.join(", ")),
             };
             format!(
-                "SELECT pg_catalog.setval('{}'::text::pg_catalog.regclass, m) FROM (SELECT {largest} AS m) x \
-                 WHERE m IS NOT NULL",
+                "(SELECT pg_catalog.setval('{}'::text::pg_catalog.regclass, m) \
+                 FROM (SELECT {largest} AS m) x WHERE m IS NOT NULL)",
                 sequence.replace('\'', "''")
             )
         })
         .collect();
-    if !setvals.is_empty() {
-        client.batch_execute(&setvals.join(";\n"))?;
+    // One statement (one query, as Citus needs) moves many sequences; a select list holds at
+    // most 1,664 entries.
+    for calls in setvals.chunks(1000) {
+        client.batch_execute(&format!("SELECT {}", calls.join(", ")))?;
     }
     Ok(())
 }

@@ -15,11 +15,11 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::connection::conninfo::{RootCert, Tls};
-use crate::connection::{Database, describe_sql_error, describe_sql_error_in};
+use crate::connection::{Database, describe_sql_error, describe_sql_error_in, execute_each};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 use crate::lock::LOCK_HELD_ENV;
-use crate::migrations::statements::{self, Plan};
+use crate::migrations::statements::{self, Batch, Plan};
 use crate::progress::Reporter;
 
 /// The seed code of a reset or seed: its SQL files and, optionally, its command.
@@ -49,7 +49,7 @@ impl SeedCode {
 
 /// The SQL seed files of the seeds directory.
 pub struct SeedSql {
-    files: Vec<(PathBuf, String)>,
+    files: Vec<(PathBuf, Batch)>,
     /// What was read, for the change digest.
     pub read: ReadFiles,
 }
@@ -73,7 +73,7 @@ impl SeedSql {
                 .read_to_string(&path)
                 .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
             let text = match statements::plan(&sql, schema) {
-                Ok(Plan::InTransaction(batch)) => batch.sql,
+                Ok(Plan::InTransaction(batch)) => batch,
                 Ok(Plan::Outside(_)) => {
                     return Err(Error::usage(format!(
                         "{}: a seed file runs inside the reset's transaction; `{}` is for migrations only",
@@ -100,32 +100,27 @@ impl SeedSql {
         self.files.is_empty()
     }
 
-    /// Runs every file inside the caller's transaction, one statement at a time so that an
-    /// error at run time (no position from the server) still names its statement's line, the
-    /// session settings restored after each file; an error names the file, line and column.
-    pub fn run(&self, client: &mut Client, session: &str) -> Result<()> {
-        for (path, text) in &self.files {
-            let failed = |line: u64, what: String| {
+    /// Runs every file inside the caller's transaction, one statement a query, the session
+    /// settings restored after each file; an error names the file and the line of its
+    /// statement (and the column where the server gives a position).
+    pub fn run(&self, client: &mut Client, session: &[String]) -> Result<()> {
+        for (path, batch) in &self.files {
+            let failed = |line: usize, what: String| {
                 Error::Work(format!(
                     "seed file {}:{line} failed: {what}",
                     path.display()
                 ))
             };
-            let split = statements::split(text).map_err(|r| failed(r.line, r.why))?;
-            for statement in split.iter().filter(|s| s.meta_command.is_none()) {
-                let sql = &text[statement.start..statement.end];
-                // The server's position is in the statement; the file's is named.
-                let before = text[..statement.start].chars().count();
-                client.batch_execute(sql).map_err(|e| {
+            for (at, statement) in batch.statements() {
+                client.batch_execute(statement).map_err(|e| {
+                    let line = 1 + batch.sql.chars().take(at).filter(|&c| c == '\n').count();
                     failed(
-                        statement.line,
-                        describe_sql_error_in(&e, Some(text), |o| o + before),
+                        line,
+                        describe_sql_error_in(&e, Some(&batch.sql), |o| at + o),
                     )
                 })?;
             }
-            client
-                .batch_execute(session)
-                .map_err(|e| failed(1, describe_sql_error(&e, None)))?;
+            execute_each(client, session).map_err(|e| failed(1, describe_sql_error(&e, None)))?;
         }
         Ok(())
     }
@@ -403,7 +398,7 @@ fn waiting_for_our_lock(client: &mut Client, config: &Config, app_name: &str) ->
             "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
               WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1
                 AND l.classid::bigint = $1 AND l.objid::bigint = $2
-                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = pg_catalog.current_database())
                 AND a.application_name = $3
               LIMIT 1",
             &[&hi, &lo, &app_name],

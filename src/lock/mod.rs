@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 pub use crate::lock::holder::Holder;
 use crate::progress::Reporter;
 use postgres::Client;
+use postgres::error::SqlState;
 
 /// Set by dbtool in a seed command's environment to the key of the lock it holds meanwhile.
 pub const LOCK_HELD_ENV: &str = "DBTOOL_LOCK_HELD";
@@ -32,12 +33,12 @@ fn key_halves(key: i64) -> (i64, i64) {
 }
 
 const HOLDERS_SQL: &str = "
-    SELECT a.pid, coalesce(a.application_name, ''), host(a.client_addr),
-           to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+    SELECT a.pid, coalesce(a.application_name, ''), pg_catalog.host(a.client_addr),
+           pg_catalog.to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
            a.state, a.query
-      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
        AND l.classid::bigint = $1 AND l.objid::bigint = $2
      ORDER BY a.backend_start";
 
@@ -106,17 +107,30 @@ impl AdvisoryLock {
         // --statement-timeout is for work statements; the lock's own must never time out.
         conn.batch_execute("SET statement_timeout TO 0")
             .map_err(lock_error)?;
-        let backend_pid: i32 = conn
-            .query_one("SELECT pg_backend_pid()", &[])
-            .map_err(lock_error)?
-            .get(0);
+        let row = conn
+            .query_one(
+                "SELECT pg_catalog.pg_backend_pid(), pg_catalog.version()",
+                &[],
+            )
+            .map_err(lock_error)?;
+        let (backend_pid, server): (i32, String) = (row.get(0), row.get(1));
         let start = Instant::now();
         let mut last_report: Option<Instant> = None;
         loop {
             db.stop.check()?;
             let got: bool = conn
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-                .map_err(lock_error)?
+                .query_one("SELECT pg_catalog.pg_try_advisory_lock($1)", &[&key])
+                .map_err(|e| match e.code() {
+                    Some(&SqlState::UNDEFINED_FUNCTION | &SqlState::FEATURE_NOT_SUPPORTED) => {
+                        Error::Usage(format!(
+                            "the server has no session advisory lock (pg_try_advisory_lock: {}): \
+                             dbtool serializes its work with one, so it refuses this server ({server}); \
+                             nothing was changed. Point DATABASE_URL at PostgreSQL or a Citus coordinator",
+                            crate::connection::describe_sql_error(&e, None)
+                        ))
+                    }
+                    _ => lock_error(e),
+                })?
                 .get(0);
             if got {
                 break;
@@ -150,22 +164,42 @@ impl AdvisoryLock {
         }))
     }
 
-    /// Checks that the lock means something: a work connection must run on another backend and
-    /// must see the lock held by the lock connection's backend. Behind a transaction-pooling
-    /// proxy either check fails.
+    /// Checks, before any change, that the lock means something (DESIGN.md §9): a work
+    /// connection must run on another backend and must see the lock held by the lock
+    /// connection's backend in `pg_locks`. Behind a transaction-pooling proxy, or on an engine
+    /// whose `pg_try_advisory_lock` answers true without locking, a check fails. A Citus worker
+    /// is refused: its advisory locks are its own, unseen by a dbtool pointed at the coordinator.
     pub fn verify_from(&self, work: &mut Client) -> Result<()> {
         let (hi, lo) = key_halves(self.key);
+        let read_error =
+            |e: postgres::Error| Error::Work(crate::connection::describe_sql_error(&e, None));
         let row = work
             .query_one(
-                "SELECT pg_backend_pid(), EXISTS (
-                    SELECT 1 FROM pg_locks l
+                "SELECT pg_catalog.pg_backend_pid(), EXISTS (
+                    SELECT 1 FROM pg_catalog.pg_locks l
                      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-                       AND l.pid = $1 AND l.classid::bigint = $2 AND l.objid::bigint = $3)",
+                       AND l.pid = $1 AND l.classid::bigint = $2 AND l.objid::bigint = $3),
+                        pg_catalog.version(),
+                        pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL",
                 &[&self.backend_pid, &hi, &lo],
             )
-            .map_err(|e| Error::Work(crate::connection::describe_sql_error(&e, None)))?;
+            .map_err(read_error)?;
         let work_pid: i32 = row.get(0);
         let visible: bool = row.get(1);
+        let server: String = row.get(2);
+        if row.get::<_, bool>(3) {
+            let group: i32 = work
+                .query_one("SELECT groupid FROM pg_catalog.pg_dist_local_group", &[])
+                .map_err(read_error)?
+                .get(0);
+            if group != 0 {
+                return Err(Error::Usage(format!(
+                    "this server is a Citus worker node (group {group}), not the coordinator: its \
+                     advisory lock is its own, so a dbtool pointed at the coordinator would not see \
+                     it; nothing was changed. Point DATABASE_URL at the Citus coordinator"
+                )));
+            }
+        }
         if work_pid == self.backend_pid {
             return Err(Error::SharedBackend(format!(
                 "two client connections share one server session (backend pid {work_pid}), as \
@@ -174,8 +208,10 @@ impl AdvisoryLock {
         }
         if !visible {
             return Err(Error::SharedBackend(format!(
-                "the lock taken on backend pid {} is not held by that backend, as behind \
-                 PgBouncer with pool_mode=transaction",
+                "pg_try_advisory_lock answered true on backend pid {}, but pg_locks shows no such \
+                 lock held by that backend: either the server only imitates the lock (it is \
+                 {server}) or a proxy that pools transactions (PgBouncer with \
+                 pool_mode=transaction) stands in between; nothing was changed",
                 self.backend_pid
             )));
         }
@@ -241,7 +277,7 @@ fn keep(
                 let answer = match &lost {
                     Some(why) => Err(why.clone()),
                     None => conn
-                        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+                        .query_one("SELECT pg_catalog.pg_advisory_unlock($1)", &[&key])
                         .map(|row| row.get::<_, bool>(0))
                         .map_err(|e| format!("the unlock failed: {e}")),
                 };
@@ -251,10 +287,10 @@ fn keep(
             Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) if lost.is_none() => {
                 let check = conn.query_one(
-                    "SELECT pg_backend_pid() = $1 AND EXISTS (
-                        SELECT 1 FROM pg_locks l
+                    "SELECT pg_catalog.pg_backend_pid() = $1 AND EXISTS (
+                        SELECT 1 FROM pg_catalog.pg_locks l
                          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-                           AND l.pid = pg_backend_pid()
+                           AND l.pid = pg_catalog.pg_backend_pid()
                            AND l.classid::bigint = $2 AND l.objid::bigint = $3)",
                     &[&backend_pid, &hi, &lo],
                 );

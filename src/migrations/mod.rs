@@ -15,7 +15,7 @@ use postgres::{Client, GenericClient};
 use refinery::Migration;
 use refinery::error::Kind;
 
-use crate::connection::{describe_sql_error, describe_sql_error_in, quote_ident};
+use crate::connection::{describe_sql_error, describe_sql_error_in, execute_each, quote_ident};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 use crate::spec::{SchemaColumn, group_columns};
@@ -429,7 +429,7 @@ fn adopt_tool_history(
 struct InUnit<'a> {
     unit: &'a mut Unit,
     plans: HashMap<&'a str, &'a Plan>,
-    session: &'a str,
+    session: &'a [String],
     history: String,
     /// The tool whose own history is written beside refinery's, and the migrations in the order
     /// they run (refinery runs them in that order, so the next one run is the next of these).
@@ -452,6 +452,10 @@ enum StepError {
         index: usize,
         error: postgres::Error,
     },
+    /// A statement of a file that runs in the transaction failed; `at` is where it starts (a
+    /// character offset in the batch's text), since the server's error position is in it.
+    #[error("{error}")]
+    Statement { error: postgres::Error, at: usize },
     #[error(
         "it dropped the migration history table {0} (does it drop and recreate its own schema?); \
          a reset empties the schema itself, so leave that out"
@@ -477,15 +481,17 @@ impl InUnit<'_> {
     fn run_plan(&mut self, plan: &Plan, query: &str) -> Result<(), StepError> {
         match plan {
             Plan::InTransaction(batch) => {
-                if let Err(e) = self.unit.client().batch_execute(&batch.sql) {
-                    return Err(match self.in_transaction() {
-                        true => e.into(),
-                        false => StepError::TransactionEnded(Some(describe_sql_error_in(
-                            &e,
-                            Some(query),
-                            |o| batch.file_offset(o),
-                        ))),
-                    });
+                for (at, statement) in batch.statements() {
+                    if let Err(e) = self.unit.client().batch_execute(statement) {
+                        return Err(match self.in_transaction() {
+                            true => StepError::Statement { error: e, at },
+                            false => StepError::TransactionEnded(Some(describe_sql_error_in(
+                                &e,
+                                Some(query),
+                                |o| batch.file_offset(at + o),
+                            ))),
+                        });
+                    }
                 }
             }
             Plan::Outside(statements) => {
@@ -506,7 +512,7 @@ impl InUnit<'_> {
         match self
             .unit
             .client()
-            .simple_query("SELECT now() < statement_timestamp()")
+            .simple_query("SELECT pg_catalog.now() < pg_catalog.statement_timestamp()")
         {
             Err(_) => true,
             Ok(messages) => last_row_says(&messages, 0),
@@ -517,16 +523,16 @@ impl InUnit<'_> {
     /// file that ran inside the transaction, the transaction still open (in it, `now()` is the
     /// time of its BEGIN; outside one, the time of this very query).
     fn after_migration(&mut self) -> Result<(), StepError> {
-        // One round trip for all four.
+        execute_each(self.unit.client(), self.session)?;
+        // One query for all three checks.
         let messages = self.unit.client().simple_query(&format!(
-            "{}\nSELECT to_regclass('{}') IS NOT NULL, now() < statement_timestamp(), \
+            "SELECT pg_catalog.to_regclass('{}') IS NOT NULL, \
+             pg_catalog.now() < pg_catalog.statement_timestamp(), \
              coalesce((SELECT oid::text FROM pg_catalog.pg_namespace WHERE nspname = '{}'), '') = '{}'",
-            self.session,
             self.history.replace('\'', "''"),
             self.schema.replace('\'', "''"),
             self.schema_oid
         ))?;
-        // The last row is this check's (the session settings may return one of their own).
         if self.unit.is_open() && !last_row_says(&messages, 1) {
             return Err(StepError::TransactionEnded(None));
         }
@@ -619,7 +625,7 @@ pub fn run(
     unit: &mut Unit,
     migrations: &Migrations,
     schema: &str,
-    session: &str,
+    session: &[String],
 ) -> Result<Vec<String>> {
     let sql_error = |e: postgres::Error| Error::Migration(describe_sql_error(&e, None));
     unit.client()
@@ -730,15 +736,34 @@ pub fn run(
                             outside_failure(sql.unwrap_or_default(), statements, *index, error)
                                 + &kept_across_resets(error, schema)
                         }
-                        Some(StepError::Sql(pg)) => {
-                            // The server's position is in the batch it ran; the file's is named.
+                        Some(StepError::Statement { error: pg, at }) => {
+                            // The server's position is in the statement it ran; the file's is named.
                             let described = match planned.get(done) {
                                 Some((_, Plan::InTransaction(batch))) => {
-                                    describe_sql_error_in(pg, sql, |o| batch.file_offset(o))
+                                    let mut text = describe_sql_error_in(pg, sql, |o| {
+                                        batch.file_offset(at + o)
+                                    });
+                                    // Without a position, the statement's own line.
+                                    if let (None, Some(sql)) =
+                                        (pg.as_db_error().and_then(|d| d.position()), sql)
+                                    {
+                                        let line = 1 + sql
+                                            .chars()
+                                            .take(batch.file_offset(*at))
+                                            .filter(|&c| c == '\n')
+                                            .count();
+                                        text.push_str(&format!(
+                                            " (in the statement at line {line})"
+                                        ));
+                                    }
+                                    text
                                 }
                                 _ => describe_sql_error(pg, sql),
                             };
                             described + &kept_across_resets(pg, schema)
+                        }
+                        Some(StepError::Sql(pg)) => {
+                            describe_sql_error(pg, sql) + &kept_across_resets(pg, schema)
                         }
                         _ => source.to_string(),
                     };
@@ -890,10 +915,10 @@ fn run_repeatables(connection: &mut InUnit, migrations: &Migrations) -> Result<V
 pub const COLUMNS_SQL: &str = "
     SELECT c.relname::text, a.attname::text,
            a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '',
-           format_type(a.atttypid, a.atttypmod),
+           pg_catalog.format_type(a.atttypid, a.atttypmod),
            bt.typname::text,
            CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
-           coalesce((SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
+           coalesce((SELECT pg_catalog.array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
                        FROM pg_enum e WHERE e.enumtypid = bt.oid), '{}'),
            a.attgenerated <> ''
       FROM pg_attribute a

@@ -147,7 +147,7 @@ impl Statement {
 /// How a migration file will run.
 #[derive(Debug, Clone)]
 pub enum Plan {
-    /// Inside the reset's transaction, as one batch.
+    /// Inside the reset's transaction, one statement per query.
     InTransaction(Batch),
     /// Outside any transaction (`-- no-transaction`): each statement on its own.
     Outside(Vec<String>),
@@ -156,14 +156,27 @@ pub enum Plan {
 /// A file as it runs inside the transaction: its text, with a wrapping BEGIN/COMMIT and psql
 /// restrict lines blanked out (same length) and `IF NOT EXISTS` added to each CREATE EXTENSION.
 /// No newline is added or removed, so every line is where it was in the file.
+///
+/// Its statements are sent one per query: a server that forwards a query's text (a Citus
+/// coordinator passes a DDL statement's whole query string on to its workers) must not see the
+/// rest of the file with it, and an error belongs to exactly one statement.
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub sql: String,
     /// Where `IF NOT EXISTS` was added: character offsets in the file, ascending.
     added: Vec<usize>,
+    /// Each statement's byte range in `sql`.
+    pieces: Vec<(usize, usize)>,
 }
 
 impl Batch {
+    /// The statements to send, each with the character offset in `sql` where it starts.
+    pub fn statements(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.pieces
+            .iter()
+            .map(|&(start, end)| (self.sql[..start].chars().count(), &self.sql[start..end]))
+    }
+
     /// The character offset in the file of character `offset` of `sql` (both 0-based), so that
     /// a server error position points into the file as written.
     pub fn file_offset(&self, offset: usize) -> usize {
@@ -400,7 +413,25 @@ pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
         text.insert_str(at, IF_NOT_EXISTS);
     }
     let added = at.iter().map(|&at| sql[..at].chars().count()).collect();
-    Ok(Plan::InTransaction(Batch { sql: text, added }))
+    // A byte offset of the file in `text`: shifted by each IF NOT EXISTS inserted before it.
+    let shifted =
+        |offset: usize| offset + at.iter().filter(|&&a| a < offset).count() * IF_NOT_EXISTS.len();
+    let pieces = body
+        .iter()
+        .map(|s| (shifted(s.start), shifted(s.end)))
+        .filter(|&(start, end)| {
+            !text[start..end]
+                .trim()
+                .trim_end_matches(';')
+                .trim()
+                .is_empty()
+        })
+        .collect();
+    Ok(Plan::InTransaction(Batch {
+        sql: text,
+        added,
+        pieces,
+    }))
 }
 
 /// The rows of a `COPY ... FROM stdin` (tab-separated, `\.` at the end) are no SQL, and the
@@ -558,6 +589,39 @@ mod tests {
                 ["CREATE INDEX CONCURRENTLY a_id ON a (id);", "VACUUM a;"]
             ),
             Plan::InTransaction(_) => panic!("expected outside"),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_sent_one_statement_per_query() {
+        let sql = "BEGIN;\nCREATE TABLE a (id int);\n-- a comment; with a semicolon\n\
+                   CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n\
+                   CREATE EXTENSION citext; ;\nINSERT INTO a VALUES (1);\nCOMMIT;";
+        let Plan::InTransaction(batch) = plan(sql, "public").unwrap() else {
+            panic!("expected in-transaction");
+        };
+        let statements: Vec<(usize, &str)> = batch.statements().collect();
+        assert_eq!(
+            statements.iter().map(|s| s.1).collect::<Vec<_>>(),
+            [
+                "CREATE TABLE a (id int);",
+                "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;",
+                "CREATE EXTENSION IF NOT EXISTS citext;",
+                "INSERT INTO a VALUES (1);",
+            ]
+        );
+        // Each starts where the file has it, so that error positions point into the file.
+        for (at, text) in &statements {
+            let first = &text[..text.find(' ').unwrap()];
+            let line = text.lines().next().unwrap();
+            let in_file = sql
+                .find(&line[..line.len().min(16)])
+                .unwrap_or_else(|| sql.find(first).unwrap());
+            assert_eq!(
+                batch.file_offset(*at),
+                sql[..in_file].chars().count(),
+                "{text}"
+            );
         }
     }
 

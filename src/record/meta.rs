@@ -80,7 +80,10 @@ fn unfinished_key(schema: &str) -> String {
 
 fn exists(client: &mut Client) -> Result<bool, postgres::Error> {
     Ok(client
-        .query_one("SELECT to_regclass('dbtool.meta') IS NOT NULL", &[])?
+        .query_one(
+            "SELECT pg_catalog.to_regclass('dbtool.meta') IS NOT NULL",
+            &[],
+        )?
         .get(0))
 }
 
@@ -89,13 +92,13 @@ pub fn ensure(client: &mut Client) -> Result<(), postgres::Error> {
     if exists(client)? {
         return Ok(());
     }
+    client.batch_execute("CREATE SCHEMA IF NOT EXISTS dbtool")?;
     client.batch_execute(
-        "CREATE SCHEMA IF NOT EXISTS dbtool;
-         CREATE TABLE IF NOT EXISTS dbtool.meta (
+        "CREATE TABLE IF NOT EXISTS dbtool.meta (
              key        text PRIMARY KEY,
              value      jsonb NOT NULL,
-             updated_at timestamptz NOT NULL DEFAULT now()
-         );",
+             updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+         )",
     )
 }
 

@@ -72,7 +72,7 @@ pub fn gather(
     migrations: Option<&Migrations>,
 ) -> Result<Status, postgres::Error> {
     let row = client.query_one(
-        "SELECT current_setting('server_version'), current_database()::text",
+        "SELECT pg_catalog.current_setting('server_version'), pg_catalog.current_database()::text",
         &[],
     )?;
     let applied = migrations::applied(client, &config.schema)?;

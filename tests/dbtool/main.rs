@@ -3,6 +3,7 @@
 //! database, so the tests run in parallel.
 
 mod atomic;
+mod citus;
 mod connect;
 mod digest;
 mod faults;
@@ -22,5 +23,6 @@ mod schemas;
 mod seed_code;
 mod seed_contract;
 mod seed_language;
+mod servers;
 mod support;
 mod tls;

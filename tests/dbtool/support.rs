@@ -405,8 +405,12 @@ pub fn server_dir() -> tempfile::TempDir {
     dir
 }
 
-/// pg_dump from PATH, or from the newest server installation.
+/// pg_dump: TEST_PG_DUMP (scripts/test.sh sets one that dumps every server version it tests),
+/// else from PATH, else from the newest server installation.
 pub fn pg_dump() -> String {
+    if let Ok(path) = std::env::var("TEST_PG_DUMP") {
+        return path;
+    }
     if std::process::Command::new("pg_dump")
         .arg("--version")
         .output()
@@ -417,8 +421,13 @@ pub fn pg_dump() -> String {
     server_bindir().join("pg_dump").display().to_string()
 }
 
-/// PostgreSQL's server binaries.
+/// The server binaries of the tests that start a server of their own (TLS, restarts, a late
+/// server): TEST_PG_BINDIR, which scripts/test.sh sets to the version under test, else the
+/// newest Debian installation.
 pub fn server_bindir() -> PathBuf {
+    if let Ok(dir) = std::env::var("TEST_PG_BINDIR") {
+        return PathBuf::from(dir);
+    }
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|d| {
             d.filter_map(|e| e.ok())

@@ -121,9 +121,10 @@ impl Tool for Drizzle {
     }
 
     fn create_history(&self, client: &mut Client, _schema: &str) -> Result<(), postgres::Error> {
+        // One statement a query (a Citus coordinator hands a query's whole text on).
+        client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{SCHEMA}\""))?;
         client.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS \"{SCHEMA}\";
-             CREATE TABLE IF NOT EXISTS {TABLE} (
+            "CREATE TABLE IF NOT EXISTS {TABLE} (
                 id SERIAL PRIMARY KEY,
                 hash text NOT NULL,
                 created_at bigint

@@ -220,7 +220,7 @@ impl Tool for Flyway {
         if exists(client, &table)? {
             return Ok(());
         }
-        // As Flyway's PostgreSQL createMetaDataTable.sql writes it.
+        // As Flyway's PostgreSQL createMetaDataTable.sql writes it, one statement a query.
         client.batch_execute(&format!(
             "CREATE TABLE {table} (
                 \"installed_rank\" INT NOT NULL,
@@ -233,9 +233,13 @@ impl Tool for Flyway {
                 \"installed_on\" TIMESTAMP NOT NULL DEFAULT now(),
                 \"execution_time\" INTEGER NOT NULL,
                 \"success\" BOOLEAN NOT NULL
-             );
-             ALTER TABLE {table} ADD CONSTRAINT \"flyway_schema_history_pk\" PRIMARY KEY (\"installed_rank\");
-             CREATE INDEX \"flyway_schema_history_s_idx\" ON {table} (\"success\")"
+             )"
+        ))?;
+        client.batch_execute(&format!(
+            "ALTER TABLE {table} ADD CONSTRAINT \"flyway_schema_history_pk\" PRIMARY KEY (\"installed_rank\")"
+        ))?;
+        client.batch_execute(&format!(
+            "CREATE INDEX \"flyway_schema_history_s_idx\" ON {table} (\"success\")"
         ))
     }
 

@@ -1,0 +1,211 @@
+//! Citus (DESIGN.md §9): dbtool pointed at the coordinator of a cluster with two workers. The
+//! cluster comes from scripts/test.sh (TEST_CITUS_URL: the coordinator; TEST_CITUS_WORKER_URLS:
+//! the workers, space-separated); without it these tests say so and pass.
+//!
+//! The example application's tables become Citus reference tables (copied to every node, as a
+//! team's lookup tables are) by one more migration, and the data must be the data plain
+//! PostgreSQL gets from the same migrations.
+
+use postgres::{Client, NoTls};
+
+use crate::support::{ProjectCopy, TestDb, admin_url, with_database};
+
+/// The example's tables, parents first, as create_reference_table needs them.
+const TABLES: [&str; 8] = [
+    "staff",
+    "services",
+    "clients",
+    "pets",
+    "grooming_visits",
+    "invoices",
+    "invoice_line_items",
+    "tip_splits",
+];
+
+struct Cluster {
+    coordinator: String,
+    workers: Vec<String>,
+}
+
+fn cluster() -> Option<Cluster> {
+    let Ok(coordinator) = std::env::var("TEST_CITUS_URL") else {
+        eprintln!("no Citus cluster (TEST_CITUS_URL): skipped; scripts/test.sh starts one");
+        return None;
+    };
+    let workers = std::env::var("TEST_CITUS_WORKER_URLS")
+        .expect("TEST_CITUS_WORKER_URLS names the workers of TEST_CITUS_URL")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    Some(Cluster {
+        coordinator,
+        workers,
+    })
+}
+
+/// The port of a postgres:// URL.
+fn port_of(url: &str) -> u16 {
+    let config: postgres::Config = url.parse().expect("a postgres URL");
+    config.get_ports().first().copied().unwrap_or(5432)
+}
+
+impl Cluster {
+    /// A database of its own on every node, with Citus in it and the workers registered: Citus
+    /// keeps its nodes per database.
+    fn database(&self, label: &str) -> TestDb {
+        let db = TestDb::new(label);
+        assert_eq!(
+            with_database(&admin_url(), "x"),
+            with_database(&self.coordinator, "x"),
+            "the Citus tests run with TEST_DATABASE_URL at the coordinator"
+        );
+        for worker in &self.workers {
+            let mut admin = Client::connect(worker, NoTls).expect("connect to a Citus worker");
+            admin
+                .batch_execute(&format!("CREATE DATABASE \"{}\"", db.name))
+                .expect("create the database on a worker");
+            Client::connect(&with_database(worker, &db.name), NoTls)
+                .expect("connect to the worker's database")
+                .batch_execute("CREATE EXTENSION citus")
+                .expect("CREATE EXTENSION citus on a worker");
+        }
+        let mut coordinator = db.client();
+        coordinator.batch_execute("CREATE EXTENSION citus").unwrap();
+        coordinator
+            .execute(
+                "SELECT citus_set_coordinator_host('127.0.0.1', $1)",
+                &[&i32::from(port_of(&self.coordinator))],
+            )
+            .unwrap();
+        for worker in &self.workers {
+            coordinator
+                .execute(
+                    "SELECT citus_add_node('127.0.0.1', $1)",
+                    &[&i32::from(port_of(worker))],
+                )
+                .expect("citus_add_node");
+        }
+        db
+    }
+
+    fn worker_url(&self, db: &TestDb) -> String {
+        with_database(&self.workers[0], &db.name)
+    }
+}
+
+/// The example project with one more migration making every table a reference table.
+fn citus_project() -> ProjectCopy {
+    let project = ProjectCopy::new();
+    let calls: Vec<String> = TABLES
+        .iter()
+        .map(|t| format!("SELECT create_reference_table('{t}');\n"))
+        .collect();
+    project.write(
+        "migrations/V90__citus_reference_tables.sql",
+        &calls.concat(),
+    );
+    project
+}
+
+/// The fingerprint plain PostgreSQL gives the example's migrations with these arguments.
+fn plain_fingerprint(args: &[&str]) -> String {
+    let plain = TestDb::new("citus_plain");
+    plain.run(args).success();
+    plain.overall_fingerprint()
+}
+
+#[test]
+fn reset_seed_migrate_status_and_fingerprint_on_a_citus_coordinator_match_plain_postgresql() {
+    let Some(cluster) = cluster() else { return };
+    let db = cluster.database("citus_reset");
+    let project = citus_project();
+    for profile in ["dev", "demo"] {
+        let args = ["reset", "--profile", profile, "--yes"];
+        db.run_in(&project, &args).success();
+        assert_eq!(
+            db.scalar("SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'n'"),
+            TABLES.len() as i64,
+            "every table is a reference table"
+        );
+        assert_eq!(
+            db.overall_fingerprint(),
+            plain_fingerprint(&args),
+            "{profile}"
+        );
+    }
+    let seeded = ["seed", "--profile", "dev", "--yes"];
+    db.run_in(&project, &seeded).success();
+    assert_eq!(
+        db.overall_fingerprint(),
+        plain_fingerprint(&["reset", "--profile", "dev", "--yes"])
+    );
+    db.run_in(&project, &["migrate"]).success();
+    let status = db.status();
+    assert_eq!(
+        status["migrations"]["pending"].as_array().map(Vec::len),
+        Some(0),
+        "{status}"
+    );
+    // The workers hold the same rows (a reference table's copy on each node).
+    let worker = Client::connect(&cluster.worker_url(&db), NoTls).map(|mut w| {
+        w.query_one("SELECT count(*) FROM clients", &[])
+            .unwrap()
+            .get::<_, i64>(0)
+    });
+    assert_eq!(worker.unwrap(), db.scalar("SELECT count(*) FROM clients"));
+}
+
+#[test]
+fn a_parallel_reset_on_a_citus_coordinator_matches_plain_postgresql() {
+    let Some(cluster) = cluster() else { return };
+    let db = cluster.database("citus_parallel");
+    let project = citus_project();
+    let args = ["reset", "--profile", "dev", "--yes", "--parallel", "3"];
+    db.run_in(&project, &args).success();
+    db.run_in(&project, &args).success();
+    assert_eq!(
+        db.overall_fingerprint(),
+        plain_fingerprint(&["reset", "--profile", "dev", "--yes"])
+    );
+}
+
+#[test]
+fn a_migration_error_on_citus_names_its_statement_line() {
+    let Some(cluster) = cluster() else { return };
+    let db = cluster.database("citus_migration_error");
+    let project = citus_project();
+    project.write(
+        "migrations/V91__broken.sql",
+        "CREATE TABLE later (id int);\n\nSELECT create_reference_table('later');\n\
+         SELECT create_reference_table('later');\n",
+    );
+    // The server gives no position here: the statement's own line is named.
+    db.run_in(&project, &["reset", "--profile", "dev", "--yes"])
+        .code(6)
+        .stderr_has("V91__broken")
+        .stderr_has("already distributed (in the statement at line 4)");
+}
+
+#[test]
+fn a_citus_worker_is_refused_with_exit_2_before_any_change() {
+    let Some(cluster) = cluster() else { return };
+    let db = cluster.database("citus_worker");
+    let project = citus_project();
+    let mut cmd = crate::support::dbtool_command();
+    cmd.env("DATABASE_URL", cluster.worker_url(&db))
+        .args(["reset", "--profile", "dev", "--yes"])
+        .args(project.dirs());
+    crate::support::Run::of(&mut cmd)
+        .code(2)
+        .stderr_has("Citus worker")
+        .stderr_has("coordinator");
+    let tables = Client::connect(&cluster.worker_url(&db), NoTls)
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'dbtool')",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(tables, 0, "nothing was created on the worker");
+}
