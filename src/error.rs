@@ -85,6 +85,17 @@ impl Error {
         Error::Usage(message.into())
     }
 
+    /// A read that failed before anything began: nothing can have changed, and the message
+    /// says so (a failure inside the transaction says it only once the rollback is verified).
+    pub fn before_any_change(self) -> Self {
+        match self {
+            Error::Work(message) => Error::Work(format!(
+                "{message}; nothing was changed: the database is as it was"
+            )),
+            other => other,
+        }
+    }
+
     /// The error of a step (drop, migrate, load, record...) names that step, so a server error
     /// that says only "permission denied for database x" still says where it happened.
     pub fn in_step(self, step: &str) -> Self {

@@ -139,7 +139,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         );
         return Ok(());
     }
-    let adopted = adopt(config, args, &mut *db.work()?)?;
+    let adopted = adopt(config, args, &mut *db.work()?).map_err(Error::before_any_change)?;
     let not_atomic = atomicity_given_up(
         &migrations,
         parallel,
