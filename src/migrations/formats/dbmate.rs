@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::{
-    Format, Listing, Source, Tool, exists, history_error, numbered, qualified, up_section,
-};
+use super::{Format, Listing, Source, Tool, history_rows, numbered, qualified, up_section};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -104,17 +102,14 @@ impl Tool for Dbmate {
         sources: &[Source],
     ) -> Result<Vec<String>> {
         let table = qualified(schema, TABLE);
-        let read = |client: &mut Client| -> Result<Vec<String>, postgres::Error> {
-            if !exists(client, &table)? {
-                return Ok(Vec::new());
-            }
-            Ok(client
-                .query(&format!("SELECT version::text FROM {table}"), &[])?
-                .iter()
-                .map(|r| r.get(0))
-                .collect())
-        };
-        let applied = read(client).map_err(|e| history_error(&table, e))?;
+        let applied: Vec<String> = history_rows(
+            client,
+            &table,
+            &format!("SELECT version::text FROM {table}"),
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
         Ok(sources
             .iter()
             .filter(|s| s.version.as_ref().is_some_and(|v| applied.contains(v)))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use postgres::Client;
 use sha2::{Digest, Sha256};
 
-use super::{Format, Listing, Source, Tool, exists, hex, history_error};
+use super::{Format, Listing, Source, Tool, hex, history_rows};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -101,15 +101,13 @@ impl Tool for Drizzle {
         _schema: &str,
         sources: &[Source],
     ) -> Result<Vec<String>> {
-        let read = |client: &mut Client| -> Result<Option<i64>, postgres::Error> {
-            if !exists(client, TABLE)? {
-                return Ok(None);
-            }
-            client
-                .query_one(&format!("SELECT max(created_at) FROM {TABLE}"), &[])?
-                .try_get(0)
-        };
-        let latest = read(client).map_err(|e| history_error(TABLE, e))?;
+        let latest: Option<i64> = history_rows(
+            client,
+            TABLE,
+            &format!("SELECT max(created_at) FROM {TABLE}"),
+        )?
+        .first()
+        .and_then(|r| r.get(0));
         Ok(match latest {
             None => Vec::new(),
             Some(latest) => sources

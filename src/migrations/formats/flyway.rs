@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::{Format, Listing, Source, Tool, exists, history_error, qualified};
+use super::{Format, Listing, Source, Tool, exists, history_rows, qualified};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -177,23 +177,16 @@ impl Tool for Flyway {
         sources: &[Source],
     ) -> Result<Vec<String>> {
         let table = qualified(schema, TABLE);
-        let read = |client: &mut Client| -> Result<Vec<HistoryRow>, postgres::Error> {
-            if !exists(client, &table)? {
-                return Ok(Vec::new());
-            }
-            Ok(client
-                .query(
-                    &format!(
-                        "SELECT version, description, checksum, success FROM {table}
-                          ORDER BY installed_rank"
-                    ),
-                    &[],
-                )?
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                .collect())
-        };
-        let rows = read(client).map_err(|e| history_error(&table, e))?;
+        let rows: Vec<HistoryRow> = history_rows(
+            client,
+            &table,
+            &format!(
+                "SELECT version, description, checksum, success FROM {table} ORDER BY installed_rank"
+            ),
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
         if let Some((version, description, _, _)) = rows.iter().find(|r| !r.3) {
             return Err(Error::Migration(format!(
                 "{table} records a failed migration ({} {description}); `flyway repair` it, or \

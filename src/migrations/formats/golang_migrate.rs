@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::{Format, Listing, Source, Tool, exists, history_error, numbered, qualified};
+use super::{Format, Listing, Source, Tool, history_rows, numbered, qualified};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -95,15 +95,15 @@ impl Tool for GolangMigrate {
         sources: &[Source],
     ) -> Result<Vec<String>> {
         let table = qualified(schema, TABLE);
-        let read = |client: &mut Client| -> Result<Option<(i64, bool)>, postgres::Error> {
-            if !exists(client, &table)? {
-                return Ok(None);
-            }
-            Ok(client
-                .query_opt(&format!("SELECT version, dirty FROM {table} LIMIT 1"), &[])?
-                .map(|r| (r.get(0), r.get(1))))
-        };
-        let Some((latest, dirty)) = read(client).map_err(|e| history_error(&table, e))? else {
+        let row = history_rows(
+            client,
+            &table,
+            &format!("SELECT version, dirty FROM {table} LIMIT 1"),
+        )?;
+        let Some((latest, dirty)) = row
+            .first()
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, bool>(1)))
+        else {
             return Ok(Vec::new());
         };
         if dirty {

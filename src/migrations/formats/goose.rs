@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::{
-    Format, Listing, Source, Tool, exists, history_error, numbered, qualified, up_section,
-};
+use super::{Format, Listing, Source, Tool, exists, history_rows, numbered, qualified, up_section};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -134,25 +132,19 @@ impl Tool for Goose {
         sources: &[Source],
     ) -> Result<Vec<String>> {
         let table = qualified(schema, TABLE);
-        let read = |client: &mut Client| -> Result<Vec<i64>, postgres::Error> {
-            if !exists(client, &table)? {
-                return Ok(Vec::new());
-            }
-            Ok(client
-                .query(
-                    &format!(
-                        "SELECT version_id FROM (
-                            SELECT DISTINCT ON (version_id) version_id, is_applied
-                              FROM {table} ORDER BY version_id, id DESC) latest
-                          WHERE is_applied AND version_id <> 0"
-                    ),
-                    &[],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect())
-        };
-        let applied = read(client).map_err(|e| history_error(&table, e))?;
+        let applied: Vec<i64> = history_rows(
+            client,
+            &table,
+            &format!(
+                "SELECT version_id FROM (
+                    SELECT DISTINCT ON (version_id) version_id, is_applied
+                      FROM {table} ORDER BY version_id, id DESC) latest
+                  WHERE is_applied AND version_id <> 0"
+            ),
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
         Ok(sources
             .iter()
             .filter(|s| {

@@ -295,11 +295,27 @@ pub(crate) fn qualified(schema: &str, table: &str) -> String {
 /// Whether `table` exists.
 pub(crate) fn exists(client: &mut Client, table: &str) -> Result<bool, postgres::Error> {
     Ok(client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])?
+        .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&table])?
         .get(0))
 }
 
-pub(crate) fn history_error(table: &str, e: postgres::Error) -> Error {
+/// The rows `query` reads from a tool's history table `table`: none where the table does not
+/// exist (the tool never ran here).
+pub(crate) fn history_rows(
+    client: &mut Client,
+    table: &str,
+    query: &str,
+) -> Result<Vec<postgres::Row>> {
+    let read = |client: &mut Client| {
+        if !exists(client, table)? {
+            return Ok(Vec::new());
+        }
+        client.query(query, &[])
+    };
+    read(client).map_err(|e| history_error(table, e))
+}
+
+fn history_error(table: &str, e: postgres::Error) -> Error {
     Error::Migration(format!(
         "reading {table} failed: {}",
         crate::connection::describe_sql_error(&e, None)

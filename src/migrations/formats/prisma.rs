@@ -8,7 +8,7 @@ use std::time::Duration;
 use postgres::Client;
 use sha2::{Digest, Sha256};
 
-use super::{Format, Listing, Source, Tool, exists, hex, history_error, qualified};
+use super::{Format, Listing, Source, Tool, hex, history_rows, qualified};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -84,22 +84,16 @@ impl Tool for Prisma {
     fn tool_applied(&self, client: &mut Client, schema: &str, _: &[Source]) -> Result<Vec<String>> {
         let table = qualified(schema, TABLE);
         // The migrations that finished, and one that started and did not (a failed deploy).
-        let read = |client: &mut Client| -> Result<(Vec<String>, Option<String>), postgres::Error> {
-            if !exists(client, &table)? {
-                return Ok((Vec::new(), None));
-            }
-            let rows = client.query(
-                &format!(
-                    "SELECT migration_name, finished_at IS NOT NULL FROM {table}
-                      WHERE rolled_back_at IS NULL ORDER BY started_at"
-                ),
-                &[],
-            )?;
-            let finished = rows.iter().filter(|r| r.get(1)).map(|r| r.get(0)).collect();
-            let failed = rows.iter().find(|r| !r.get::<_, bool>(1)).map(|r| r.get(0));
-            Ok((finished, failed))
-        };
-        let (applied, failed) = read(client).map_err(|e| history_error(&table, e))?;
+        let rows = history_rows(
+            client,
+            &table,
+            &format!(
+                "SELECT migration_name, finished_at IS NOT NULL FROM {table}
+                  WHERE rolled_back_at IS NULL ORDER BY started_at"
+            ),
+        )?;
+        let applied: Vec<String> = rows.iter().filter(|r| r.get(1)).map(|r| r.get(0)).collect();
+        let failed: Option<String> = rows.iter().find(|r| !r.get::<_, bool>(1)).map(|r| r.get(0));
         if let Some(failed) = failed {
             return Err(Error::Migration(format!(
                 "{table} records migration {failed} as started and not finished (a failed \

@@ -9,7 +9,7 @@ use postgres::Client;
 use sha2::{Digest, Sha384};
 
 use super::golang_migrate::up_or_down;
-use super::{Format, Listing, Source, Tool, exists, history_error, numbered, qualified};
+use super::{Format, Listing, Source, Tool, history_rows, numbered, qualified};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -97,17 +97,14 @@ impl Tool for Sqlx {
         sources: &[Source],
     ) -> Result<Vec<String>> {
         let table = qualified(schema, TABLE);
-        let read = |client: &mut Client| -> Result<Vec<(i64, bool)>, postgres::Error> {
-            if !exists(client, &table)? {
-                return Ok(Vec::new());
-            }
-            Ok(client
-                .query(&format!("SELECT version, success FROM {table}"), &[])?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect())
-        };
-        let applied = read(client).map_err(|e| history_error(&table, e))?;
+        let applied: Vec<(i64, bool)> = history_rows(
+            client,
+            &table,
+            &format!("SELECT version, success FROM {table}"),
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
         if let Some((dirty, _)) = applied.iter().find(|(_, success)| !success) {
             return Err(Error::Migration(format!(
                 "{table} records migration {dirty} as partially applied (dirty); fix the database \
