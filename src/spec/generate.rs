@@ -2129,28 +2129,47 @@ false|a|7|x|2024-06-03|67.35|generated|ALPHA--49-13|-49|9|4|alpha|13|2024-12-07 
 }
 
 #[cfg(test)]
+mod fixtures {
+    use crate::error::Result;
+    use crate::spec::Spec;
+    use crate::spec::profile::Profile;
+
+    /// A spec from the text of its seed.toml, with `files` (name, contents) beside it.
+    pub fn spec(toml: &str, files: &[(&str, &str)]) -> Result<Spec> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.toml"), toml).unwrap();
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).unwrap();
+        }
+        Spec::load(dir.path())
+    }
+
+    /// A profile of seed `seed` with `counts`, at 2025-01-01.
+    pub fn profile(seed: u64, counts: &[(&str, u64)]) -> Profile {
+        Profile {
+            name: "t".into(),
+            description: String::new(),
+            seed,
+            epoch: 1_735_689_600,
+            counts: counts.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+            per: Default::default(),
+            files: Default::default(),
+            seed_command: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod language {
     use super::*;
     use crate::spec::Spec;
 
     fn load(spec: &str) -> Result<Spec> {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
-        std::fs::write(dir.path().join("places.csv"), "city,zip\nA,1\nB,2\nC,3\n").unwrap();
-        Spec::load(dir.path())
+        super::fixtures::spec(spec, &[("places.csv", "city,zip\nA,1\nB,2\nC,3\n")])
     }
 
     fn profile() -> Profile {
-        Profile {
-            name: "t".into(),
-            description: String::new(),
-            seed: 7,
-            epoch: 1_735_689_600,
-            counts: Default::default(),
-            per: Default::default(),
-            files: Default::default(),
-            seed_command: None,
-        }
+        super::fixtures::profile(7, &[])
     }
 
     fn column(data: &Dataset, table: &str, name: &str) -> Vec<Option<String>> {
@@ -2297,22 +2316,11 @@ mod unique_sets {
     use crate::spec::Spec;
 
     fn profile() -> Profile {
-        Profile {
-            name: "t".into(),
-            description: String::new(),
-            seed: 3,
-            epoch: 1_735_689_600,
-            counts: Default::default(),
-            per: Default::default(),
-            files: Default::default(),
-            seed_command: None,
-        }
+        super::fixtures::profile(3, &[])
     }
 
     fn load(spec: &str) -> Result<Spec> {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
-        Spec::load(dir.path())
+        super::fixtures::spec(spec, &[])
     }
 
     fn cells(data: &Dataset, table: &str, columns: &[&str]) -> Vec<Vec<String>> {
@@ -2444,22 +2452,11 @@ mod where_expressions {
     use crate::spec::Spec;
 
     fn load(spec: &str) -> Spec {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
-        Spec::load(dir.path()).unwrap()
+        super::fixtures::spec(spec, &[]).unwrap()
     }
 
     fn profile(counts: &[(&str, u64)]) -> Profile {
-        Profile {
-            name: "t".into(),
-            description: String::new(),
-            seed: 5,
-            epoch: 1_735_689_600,
-            counts: counts.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
-            per: Default::default(),
-            files: Default::default(),
-            seed_command: None,
-        }
+        super::fixtures::profile(5, counts)
     }
 
     /// Every row of `table`: its cells by column name.
@@ -2590,22 +2587,11 @@ mod child_counts {
     use crate::spec::Spec;
 
     fn load(spec: &str) -> Result<Spec> {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("seed.toml"), spec).unwrap();
-        Spec::load(dir.path())
+        super::fixtures::spec(spec, &[])
     }
 
     fn profile() -> Profile {
-        Profile {
-            name: "t".into(),
-            description: String::new(),
-            seed: 11,
-            epoch: 1_735_689_600,
-            counts: Default::default(),
-            per: Default::default(),
-            files: Default::default(),
-            seed_command: None,
-        }
+        super::fixtures::profile(11, &[])
     }
 
     const SPEC: &str = r#"
@@ -2752,20 +2738,10 @@ plan_id = { gen = "parent", column = "id" }
 "#;
 
     fn setup() -> (Spec, Profile) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("seed.toml"), SPEC).unwrap();
-        let spec = Spec::load(dir.path()).unwrap();
-        let profile = Profile {
-            name: "t".into(),
-            description: String::new(),
-            seed: 9,
-            epoch: 1_735_689_600,
-            counts: Default::default(),
-            per: Default::default(),
-            files: Default::default(),
-            seed_command: None,
-        };
-        (spec, profile)
+        (
+            super::fixtures::spec(SPEC, &[]).unwrap(),
+            super::fixtures::profile(9, &[]),
+        )
     }
 
     #[test]
