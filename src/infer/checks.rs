@@ -271,19 +271,23 @@ impl Parser {
         }
         if let Some(Tok::Op(op)) = self.peek().cloned() {
             self.at += 1;
-            if op == "=" && self.keyword("ANY") {
-                self.expect(Tok::Open)?;
-                let list = self.operand()?;
-                self.expect(Tok::Close)?;
-                let Node::Array(items) = list else {
-                    return Err("ANY over something other than an array".into());
-                };
-                return Ok(Node::AnyOf(Box::new(left), items));
-            }
-            let right = self.operand()?;
-            return Ok(Node::Cmp(Box::new(left), op, Box::new(right)));
+            return self.compared(left, op);
         }
         Ok(left)
+    }
+    /// `left op ...` once `op` is read: `= ANY (array)` or a comparison with the next operand.
+    fn compared(&mut self, left: Node, op: String) -> Result<Node, String> {
+        if op == "=" && self.keyword("ANY") {
+            self.expect(Tok::Open)?;
+            let list = self.operand()?;
+            self.expect(Tok::Close)?;
+            let Node::Array(items) = list else {
+                return Err("ANY over something other than an array".into());
+            };
+            return Ok(Node::AnyOf(Box::new(left), items));
+        }
+        let right = self.operand()?;
+        Ok(Node::Cmp(Box::new(left), op, Box::new(right)))
     }
     fn operand(&mut self) -> Result<Node, String> {
         match self.peek().cloned() {
@@ -296,17 +300,7 @@ impl Parser {
                     && matches!(inner, Node::Col(_) | Node::Func(..) | Node::Array(_))
                 {
                     self.at += 1;
-                    if op == "=" && self.keyword("ANY") {
-                        self.expect(Tok::Open)?;
-                        let list = self.operand()?;
-                        self.expect(Tok::Close)?;
-                        let Node::Array(items) = list else {
-                            return Err("ANY over something other than an array".into());
-                        };
-                        return Ok(Node::AnyOf(Box::new(inner), items));
-                    }
-                    let right = self.operand()?;
-                    return Ok(Node::Cmp(Box::new(inner), op, Box::new(right)));
+                    return self.compared(inner, op);
                 }
                 Ok(inner)
             }
