@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::{Format, Listing, Source, Tool, history_rows, numbered, qualified};
+use super::{Format, Listing, Source, Tool, Versioned, history_rows, numbered, qualified};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -39,7 +39,7 @@ impl Tool for GolangMigrate {
     }
 
     fn read(&self, listing: &Listing, files: &mut ReadFiles) -> Result<Vec<Source>> {
-        let mut sources: Vec<(u64, Source)> = Vec::new();
+        let mut sources = Versioned::<u64>::new(listing);
         for file in &listing.sql {
             let path = listing.path(file);
             let Some((version, title, up)) = up_or_down(file) else {
@@ -52,21 +52,10 @@ impl Tool for GolangMigrate {
             if !up {
                 continue;
             }
-            let number: u64 = version.parse().map_err(|_| {
-                Error::usage(format!(
-                    "{}: version {version} is too large",
-                    path.display()
-                ))
-            })?;
-            if let Some((_, twin)) = sources.iter().find(|(v, _)| *v == number) {
-                return Err(Error::usage(format!(
-                    "{}: version {number} is used twice ({} and {file})",
-                    listing.dir.display(),
-                    twin.id
-                )));
-            }
+            let number = Versioned::<u64>::number(&path, version)?;
+            sources.check_free(number, file)?;
             let text = listing.read_file(files, &path)?;
-            sources.push((
+            sources.push(
                 number,
                 Source {
                     id: file.trim_end_matches(".up.sql").to_string(),
@@ -77,10 +66,9 @@ impl Tool for GolangMigrate {
                     text,
                     created: None,
                 },
-            ));
+            );
         }
-        sources.sort_by_key(|(v, _)| *v);
-        Ok(sources.into_iter().map(|(_, s)| s).collect())
+        Ok(sources.in_order())
     }
 
     fn history_table(&self, schema: &str) -> Option<String> {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::{Format, Listing, Source, Tool, exists, history_rows, numbered, qualified, up_section};
+use super::{
+    Format, Listing, Source, Tool, Versioned, exists, history_rows, numbered, qualified, up_section,
+};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -53,7 +55,7 @@ impl Tool for Goose {
                 listing.path(go).display()
             )));
         }
-        let mut sources: Vec<(i64, Source)> = Vec::new();
+        let mut sources = Versioned::<i64>::new(listing);
         for file in &listing.sql {
             let path = listing.path(file);
             let stem = file.trim_end_matches(".sql");
@@ -64,19 +66,8 @@ impl Tool for Goose {
                     path.display()
                 )));
             };
-            let number: i64 = version.parse().map_err(|_| {
-                Error::usage(format!(
-                    "{}: version {version} is too large",
-                    path.display()
-                ))
-            })?;
-            if let Some((_, twin)) = sources.iter().find(|(v, _)| *v == number) {
-                return Err(Error::usage(format!(
-                    "{}: version {number} is used twice ({} and {file})",
-                    listing.dir.display(),
-                    twin.id
-                )));
-            }
+            let number = Versioned::<i64>::number(&path, version)?;
+            sources.check_free(number, file)?;
             let text = listing.read_file(files, &path)?;
             if !is_goose(&text) {
                 return Err(Error::usage(format!(
@@ -103,7 +94,7 @@ impl Tool for Goose {
                 |l| annotation(l).is_some_and(|a| a == "down"),
                 outside,
             );
-            sources.push((
+            sources.push(
                 number,
                 Source {
                     id: stem.to_string(),
@@ -114,10 +105,9 @@ impl Tool for Goose {
                     text,
                     created: None,
                 },
-            ));
+            );
         }
-        sources.sort_by_key(|(v, _)| *v);
-        Ok(sources.into_iter().map(|(_, s)| s).collect())
+        Ok(sources.in_order())
     }
 
     fn history_table(&self, schema: &str) -> Option<String> {

@@ -292,6 +292,53 @@ pub(crate) fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(table))
 }
 
+/// Migrations keyed by a whole-number version (refinery, golang-migrate, goose, sqlx): each tool
+/// runs them in version order and refuses a version used twice.
+pub(crate) struct Versioned<'a, V> {
+    dir: &'a Path,
+    sources: Vec<(V, Source)>,
+}
+
+impl<'a, V: Copy + Ord + std::fmt::Display + std::str::FromStr> Versioned<'a, V> {
+    pub fn new(listing: &'a Listing) -> Self {
+        Versioned {
+            dir: &listing.dir,
+            sources: Vec::with_capacity(listing.sql.len()),
+        }
+    }
+
+    /// `version` as a number, refused where it does not fit (a 20-digit timestamp).
+    pub fn number(path: &Path, version: &str) -> Result<V> {
+        version.parse().map_err(|_| {
+            Error::usage(format!(
+                "{}: version {version} is too large",
+                path.display()
+            ))
+        })
+    }
+
+    /// Refuses `version` for `file` when another file has it already.
+    pub fn check_free(&self, version: V, file: &str) -> Result<()> {
+        match self.sources.iter().find(|(v, _)| *v == version) {
+            Some((_, twin)) => Err(Error::usage(format!(
+                "{}: version {version} is used twice ({} and {file})",
+                self.dir.display(),
+                twin.id
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    pub fn push(&mut self, version: V, source: Source) {
+        self.sources.push((version, source));
+    }
+
+    pub fn in_order(mut self) -> Vec<Source> {
+        self.sources.sort_by_key(|(v, _)| *v);
+        self.sources.into_iter().map(|(_, s)| s).collect()
+    }
+}
+
 /// Whether `table` exists.
 pub(crate) fn exists(client: &mut Client, table: &str) -> Result<bool, postgres::Error> {
     Ok(client

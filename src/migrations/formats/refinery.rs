@@ -1,7 +1,7 @@
 //! refinery's own layout, dbtool's native one: `V{n}__{name}.sql`, flat. refinery's history is
 //! dbtool's own record, so there is no other history to keep.
 
-use super::{Format, Listing, Source, Tool};
+use super::{Format, Listing, Source, Tool, Versioned};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -25,20 +25,14 @@ impl Tool for Refinery {
     }
 
     fn read(&self, listing: &Listing, files: &mut ReadFiles) -> Result<Vec<Source>> {
-        let mut sources: Vec<(i32, Source)> = Vec::with_capacity(listing.sql.len());
+        let mut sources = Versioned::<i32>::new(listing);
         for file in &listing.sql {
             let path = listing.path(file);
             let stem = file.trim_end_matches(".sql");
             check_name(stem).map_err(|why| Error::usage(format!("{}: {why}", path.display())))?;
             let (version, name) = stem[1..].split_once("__").expect("checked");
             let version: i32 = version.parse().expect("checked");
-            if let Some((_, twin)) = sources.iter().find(|(v, _)| *v == version) {
-                return Err(Error::usage(format!(
-                    "{}: version {version} is used twice ({} and {stem})",
-                    listing.dir.display(),
-                    twin.id
-                )));
-            }
+            sources.check_free(version, stem)?;
             let text = listing.read_file(files, &path)?;
             if let Some(tool) = [
                 (super::goose::is_goose(&text), "goose (-- +goose Up / Down)"),
@@ -57,7 +51,7 @@ impl Tool for Refinery {
                     path.display()
                 )));
             }
-            sources.push((
+            sources.push(
                 version,
                 Source {
                     id: stem.to_string(),
@@ -68,10 +62,9 @@ impl Tool for Refinery {
                     text,
                     created: None,
                 },
-            ));
+            );
         }
-        sources.sort_by_key(|(v, _)| *v);
-        Ok(sources.into_iter().map(|(_, s)| s).collect())
+        Ok(sources.in_order())
     }
 }
 

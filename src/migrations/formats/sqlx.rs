@@ -9,7 +9,7 @@ use postgres::Client;
 use sha2::{Digest, Sha384};
 
 use super::golang_migrate::up_or_down;
-use super::{Format, Listing, Source, Tool, history_rows, numbered, qualified};
+use super::{Format, Listing, Source, Tool, Versioned, history_rows, numbered, qualified};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -44,7 +44,7 @@ impl Tool for Sqlx {
     }
 
     fn read(&self, listing: &Listing, files: &mut ReadFiles) -> Result<Vec<Source>> {
-        let mut sources: Vec<(i64, Source)> = Vec::new();
+        let mut sources = Versioned::<i64>::new(listing);
         for file in &listing.sql {
             let path = listing.path(file);
             let stem = match up_or_down(file) {
@@ -60,15 +60,9 @@ impl Tool for Sqlx {
                     path.display()
                 )));
             };
-            if let Some((_, twin)) = sources.iter().find(|(v, _)| *v == version) {
-                return Err(Error::usage(format!(
-                    "{}: version {version} is used twice ({} and {file})",
-                    listing.dir.display(),
-                    twin.id
-                )));
-            }
+            sources.check_free(version, file)?;
             let text = listing.read_file(files, &path)?;
-            sources.push((
+            sources.push(
                 version,
                 Source {
                     id: stem.to_string(),
@@ -79,10 +73,9 @@ impl Tool for Sqlx {
                     text,
                     created: None,
                 },
-            ));
+            );
         }
-        sources.sort_by_key(|(v, _)| *v);
-        Ok(sources.into_iter().map(|(_, s)| s).collect())
+        Ok(sources.in_order())
     }
 
     fn history_table(&self, schema: &str) -> Option<String> {
