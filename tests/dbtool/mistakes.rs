@@ -20,14 +20,6 @@ fn offline(project: &ProjectCopy, args: &[&str]) -> Run {
     )
 }
 
-/// Replaces `from` by `to` in one of the project copy's files.
-fn edit(project: &ProjectCopy, file: &str, from: &str, to: &str) {
-    let path = project.path(file);
-    let text = std::fs::read_to_string(&path).expect("read");
-    assert!(text.contains(from), "{file} lacks {from:?}");
-    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
-}
-
 fn one_error_line(run: &Run) -> &str {
     let lines: Vec<&str> = run.stderr.lines().filter(|l| l.contains("error")).collect();
     assert_eq!(lines.len(), 1, "one error line expected:\n{}", run.stderr);
@@ -114,7 +106,7 @@ fn spec_values_of_the_wrong_shape_are_refused_before_connecting() {
     ];
     for (from, to, named) in cases {
         let project = ProjectCopy::new();
-        edit(&project, "seeds/seed.toml", from, to);
+        project.edit("seeds/seed.toml", from, to);
         let run = offline(&project, &["reset", "--profile", "ci", "--yes"]);
         run.code(2).stderr_has(named);
         one_error_line(&run);
@@ -124,8 +116,7 @@ fn spec_values_of_the_wrong_shape_are_refused_before_connecting() {
 #[test]
 fn per_with_three_numbers_is_refused() {
     let project = ProjectCopy::new();
-    edit(
-        &project,
+    project.edit(
         "profiles/dev.toml",
         "tip_splits = [0, 2]",
         "tip_splits = [0, 2, 5]",
@@ -156,8 +147,7 @@ fn refused_before_anything_changes(project: &ProjectCopy, label: &str, table: &s
 #[test]
 fn an_int_range_past_integer_is_refused_from_the_catalog() {
     let project = ProjectCopy::new();
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         r#"quantity    = { gen = "int", min = 1, max = 2 }"#,
         r#"quantity    = { gen = "int", min = 1, max = 3000000000 }"#,
@@ -174,8 +164,7 @@ fn an_int_range_past_integer_is_refused_from_the_catalog() {
 fn a_serial_start_near_the_types_maximum_is_refused_from_the_catalog() {
     let project = ProjectCopy::new();
     // staff.id is an integer; ci seeds 4 staff, so the last id would be 2147483648.
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         "id         = { gen = \"serial\" }\nfirst_name",
         "id         = { gen = \"serial\", start = 2147483645 }\nfirst_name",
@@ -186,8 +175,7 @@ fn a_serial_start_near_the_types_maximum_is_refused_from_the_catalog() {
 #[test]
 fn a_value_outside_an_enum_is_refused_from_the_catalog() {
     let project = ProjectCopy::new();
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         r#"values = ["paid", "open", "draft", "void"]"#,
         r#"values = ["paid", "open", "draft", "refunded"]"#,
@@ -202,8 +190,7 @@ fn a_generated_column_in_the_spec_is_refused_from_the_catalog() {
         "migrations/V90__generated.sql",
         "ALTER TABLE pets ADD COLUMN name_length integer GENERATED ALWAYS AS (length(name)) STORED;",
     );
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         r#"weight_kg  = { gen = "decimal", min = 1.5, max = 45, scale = 2, null = 0.05 }"#,
         "weight_kg  = { gen = \"decimal\", min = 1.5, max = 45, scale = 2, null = 0.05 }\n\
@@ -225,8 +212,7 @@ fn a_generated_column_in_the_spec_is_refused_from_the_catalog() {
 fn huge_counts_and_serials_past_bigint_are_refused_at_once_before_connecting() {
     for count in ["1000000000000", "9223372036854775807"] {
         let project = ProjectCopy::new();
-        edit(
-            &project,
+        project.edit(
             "profiles/dev.toml",
             "clients = 100",
             &format!("clients = {count}"),
@@ -248,8 +234,7 @@ fn huge_counts_and_serials_past_bigint_are_refused_at_once_before_connecting() {
         );
     }
     let project = ProjectCopy::new();
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         "id        = { gen = \"serial\" }\nstatus    = { gen = \"choice\"",
         "id        = { gen = \"serial\", start = 9223372036854775000 }\nstatus    = { gen = \"choice\"",
@@ -272,7 +257,7 @@ fn data_files_must_lie_inside_the_seeds_directory() {
         (r#"fixed = "data/staff.csv""#, r#"fixed = "/etc/passwd""#),
     ] {
         let project = ProjectCopy::new();
-        edit(&project, "seeds/seed.toml", from, to);
+        project.edit("seeds/seed.toml", from, to);
         offline(&project, &["reset", "--profile", "ci", "--dry-run"])
             .code(2)
             .stderr_has("inside the seeds directory");
@@ -280,8 +265,7 @@ fn data_files_must_lie_inside_the_seeds_directory() {
     // A symbolic link inside the directory that leads out of it.
     let project = ProjectCopy::new();
     std::os::unix::fs::symlink("/etc/hostname", project.path("seeds/data/outside.txt")).unwrap();
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         r#"file = "data/notes.txt""#,
         r#"file = "data/outside.txt""#,
@@ -328,8 +312,7 @@ fn a_directory_named_like_a_profile_file_is_named() {
 #[test]
 fn a_bare_toml_datetime_epoch_is_the_same_epoch_as_the_quoted_one() {
     let project = ProjectCopy::new();
-    edit(
-        &project,
+    project.edit(
         "profiles/dev.toml",
         r#"epoch = "2025-01-01T00:00:00Z""#,
         "epoch = 2025-01-01T00:00:00Z",
@@ -341,8 +324,7 @@ fn a_bare_toml_datetime_epoch_is_the_same_epoch_as_the_quoted_one() {
         .success();
     assert_eq!(db.overall_fingerprint(), quoted);
     // A time of day alone is not an epoch, and says so.
-    edit(
-        &project,
+    project.edit(
         "profiles/dev.toml",
         "epoch = 2025-01-01T00:00:00Z",
         "epoch = 07:30:00",
@@ -405,12 +387,7 @@ fn a_dotenv_line_dotenvy_cannot_parse_names_the_file_and_line() {
 #[test]
 fn toml_errors_are_one_line_and_the_snippet_comes_with_verbose() {
     let project = ProjectCopy::new();
-    edit(
-        &project,
-        "profiles/dev.toml",
-        "clients = 100",
-        "clients = = 100",
-    );
+    project.edit("profiles/dev.toml", "clients = 100", "clients = = 100");
     let run = offline(&project, &["reset", "--profile", "dev", "--yes"]);
     run.code(2).stderr_has("dev.toml:8:");
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
@@ -569,8 +546,7 @@ fn fingerprint_and_status_say_when_the_lock_is_held() {
 #[test]
 fn dates_outside_the_years_postgresql_reads_as_written_are_refused_before_connecting() {
     let project = ProjectCopy::new();
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         r#"created_at = { gen = "timestamp", from = "-1095d", to = "-1d" }"#,
         r#"created_at = { gen = "timestamp", from = "-300000000y", to = "-1d" }"#,

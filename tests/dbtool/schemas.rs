@@ -2,34 +2,11 @@
 //! partitions share its sequence, a trigger-filled NOT NULL tsvector, a domain, a materialized
 //! view and a junction table with a composite key (tests/pagila).
 
-use std::path::Path;
-
-use crate::support::{ProjectCopy, Run, TestDb, dbtool_command, project_dir};
+use crate::support::{ProjectCopy, Run, TestDb};
 
 /// A copy of tests/pagila that a test may change.
 fn pagila() -> ProjectCopy {
-    let dir = tempfile::tempdir().expect("temp dir");
-    copy_dir(&project_dir().join("tests/pagila"), dir.path());
-    ProjectCopy { dir }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
-fn edit(project: &ProjectCopy, file: &str, from: &str, to: &str) {
-    let text = std::fs::read_to_string(project.path(file)).unwrap();
-    assert!(text.contains(from), "{file} has {from:?}");
-    project.write(file, &text.replacen(from, to, 1));
+    ProjectCopy::of("tests/pagila")
 }
 
 fn reset(db: &TestDb, project: &ProjectCopy, extra: &[&str]) -> Run {
@@ -154,19 +131,8 @@ fn distinct_refs_give_each_parent_distinct_children_and_too_few_candidates_are_r
     );
 
     // A film may have 8 actors, but there are only 5: refused before connecting.
-    edit(&project, "profiles/dev.toml", "actor = 200", "actor = 5");
-    let run = Run::of(
-        dbtool_command()
-            .args([
-                "--database-url",
-                "postgres://nobody@127.0.0.1:9/none",
-                "reset",
-                "--yes",
-                "--profile",
-                "dev",
-            ])
-            .args(project.dirs()),
-    );
+    project.edit("profiles/dev.toml", "actor = 200", "actor = 5");
+    let run = project.reset_without_a_server();
     run.code(2)
         .stderr_has("seed.toml: table film_actor, column actor_id: distinct: a row of film may have up to 8 rows here, but actor has only 5 candidates");
 }
@@ -176,8 +142,7 @@ fn values_the_database_invents_and_tables_left_out_are_named() {
     let project = pagila();
     // actor.last_update left to DEFAULT now(); a table the spec does not know, with a row
     // that a migration inserts with its default clock_timestamp().
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         "last_update = { gen = \"timestamp\", from = \"-30d\", to = \"-1d\" }\n\n[[tables]]\nname = \"language\"",
         "\n[[tables]]\nname = \"language\"",
@@ -234,8 +199,7 @@ fn values_the_database_invents_and_tables_left_out_are_named() {
 #[test]
 fn a_not_null_column_is_left_to_a_trigger_only_when_the_trigger_fires() {
     let project = pagila();
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         "name = \"film\"\n",
         "name = \"film\"\ndisable_triggers = true\n",
@@ -250,24 +214,12 @@ fn a_not_null_column_is_left_to_a_trigger_only_when_the_trigger_fires() {
 fn a_20000_deep_expression_is_one_line_naming_file_and_column() {
     let project = pagila();
     let deep = format!("{}1{}", "(".repeat(20_000), ")".repeat(20_000));
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         "release_year = { gen = \"int\", min = 1990, max = 2024 }",
         &format!("release_year = {{ expr = \"{deep}\" }}"),
     );
-    let run = Run::of(
-        dbtool_command()
-            .args([
-                "--database-url",
-                "postgres://nobody@127.0.0.1:9/none",
-                "reset",
-                "--yes",
-                "--profile",
-                "dev",
-            ])
-            .args(project.dirs()),
-    );
+    let run = project.reset_without_a_server();
     run.code(2)
         .stderr_has("seed.toml: table film, column release_year: in \"((((")
         .stderr_has("nests more than 100 levels deep");
@@ -299,24 +251,12 @@ fn text_functions_reach_the_database_and_a_numeric_constant_in_arithmetic_is_ref
         "0007"
     );
 
-    edit(
-        &project,
+    project.edit(
         "seeds/seed.toml",
         "rental_rate  = { gen = \"choice\", values = [\"0.99\", \"2.99\", \"4.99\"] }",
         "rental_rate  = { expr = \"base_rate * 2\" }\nbase_rate    = { gen = \"constant\", value = 2.49 }",
     );
-    let run = Run::of(
-        dbtool_command()
-            .args([
-                "--database-url",
-                "postgres://nobody@127.0.0.1:9/none",
-                "reset",
-                "--yes",
-                "--profile",
-                "dev",
-            ])
-            .args(project.dirs()),
-    );
+    let run = project.reset_without_a_server();
     run.code(2).stderr_has(
         "seed.toml: table film, column rental_rate: uses film.base_rate in arithmetic, but it is a `constant`, which is text (\"2.49\"); make it a number with base_rate = { expr = \"2.49\" }",
     );

@@ -2,7 +2,7 @@
 //! checked by SQL over whole tables; every new construct's mistakes are refused before any
 //! connection (exit 2), naming the file, table and column.
 
-use crate::support::{ProjectCopy, Run, TestDb, dbtool_command};
+use crate::support::{ProjectCopy, Run, TestDb};
 
 /// Each query counts the rows that break one invariant: all must be 0.
 const VIOLATIONS: &[(&str, &str)] = &[
@@ -155,18 +155,7 @@ fn refused(from: &str, to: &str) -> Run {
     let spec = std::fs::read_to_string(project.path("seeds/seed.toml")).unwrap();
     assert!(spec.contains(from), "the spec has {from:?}");
     project.write("seeds/seed.toml", &spec.replacen(from, to, 1));
-    let run = Run::of(
-        dbtool_command()
-            .args([
-                "--database-url",
-                "postgres://nobody@127.0.0.1:9/none",
-                "reset",
-                "--yes",
-                "--profile",
-                "dev",
-            ])
-            .args(project.dirs()),
-    );
+    let run = project.reset_without_a_server();
     run.code(2);
     run
 }

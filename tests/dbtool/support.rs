@@ -330,6 +330,38 @@ impl ProjectCopy {
         ProjectCopy { dir }
     }
 
+    /// A copy of the project under `sub` of this repository (tests/pagila, say).
+    pub fn of(sub: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_dir(&project_dir().join(sub), dir.path());
+        ProjectCopy { dir }
+    }
+
+    /// Replaces the first `from` by `to` in one of the copy's files.
+    pub fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.path(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{file} lacks {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+    }
+
+    /// `reset --profile dev` of this copy against a server that does not exist: what a spec or
+    /// profile mistake makes of it before any connection.
+    pub fn reset_without_a_server(&self) -> Run {
+        Run::of(
+            dbtool_command()
+                .args([
+                    "--database-url",
+                    "postgres://nobody@127.0.0.1:9/none",
+                    "reset",
+                    "--yes",
+                    "--profile",
+                    "dev",
+                ])
+                .args(self.dirs()),
+        )
+    }
+
     pub fn path(&self, sub: &str) -> PathBuf {
         self.dir.path().join(sub)
     }
