@@ -839,6 +839,15 @@ pub fn describe_sql_error_in(
     if let Some(lacks) = explain_privilege(error) {
         text.push_str(&format!("; {lacks}"));
     }
+    if db.code() == &postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION {
+        // dbtool stops at the first error it reads, so the transaction was aborted between
+        // two statements: the server log then shows a statement timeout with no statement.
+        text.push_str(
+            "; the transaction was aborted between two statements, most likely by the \
+             statement timeout expiring just as the previous statement finished (the server \
+             raises it after the statement completed); a longer --statement-timeout avoids it",
+        );
+    }
     text
 }
 
