@@ -51,12 +51,14 @@ as_server_user() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Ports below the kernel's ephemeral range (32768 and up by default), so that no client
+# connection's own port takes the one a server is about to bind; from FROM on.
 free_port() {
     local port
-    for port in $(seq 54320 54420); do
+    for port in $(seq "${1:-25432}" 25531); do
         port_in_use "$port" || { echo "$port"; return 0; }
     done
-    die "no free port between 54320 and 54420"
+    die "no free port between ${1:-25432} and 25531"
 }
 
 start() {
@@ -84,9 +86,9 @@ start() {
         --locale=C.UTF-8 --no-sync >"$data/initdb.log" 2>&1 \
         || { cat "$data/initdb.log" >&2; rm -rf "$data"; die "initdb failed"; }
     # Another server may take the free port first (sandboxes start side by side): then another.
-    local try
+    local try port=25431
     for try in 1 2 3; do
-        port=$(free_port)
+        port=$(free_port $((port + 1)))
         as_server_user "$bindir/pg_ctl" -D "$data/pgdata" -l "$data/server.log" -w -t 60 \
             -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${DBTOOL_SANDBOX_OPTIONS:-}" \
             start >/dev/null && break
