@@ -53,6 +53,10 @@ impl Cluster {
     /// A database of its own on every node, with Citus in it and the workers registered: Citus
     /// keeps its nodes per database.
     fn database(&self, label: &str) -> TestDb {
+        // One test at a time adds the workers: citus_add_node from several databases at once
+        // failed on a loaded machine ("failure on connection marked as essential").
+        static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = SETUP.lock().unwrap_or_else(|e| e.into_inner());
         let db = TestDb::new(label);
         assert_eq!(
             with_database(&admin_url(), "x"),
