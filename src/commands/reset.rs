@@ -23,7 +23,7 @@ use crate::load::seed_code::{SeedCode, SeedCommand};
 use crate::migrations::Migrations;
 use crate::plan::SeedPlan;
 use crate::progress::Reporter;
-use crate::record::{fingerprint, meta};
+use crate::record::{fingerprint, meta, warm};
 use crate::spec::Dataset;
 use crate::unit::Unit;
 
@@ -108,12 +108,33 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         )?;
     }
     let db = Database::connect_early(config, stop, reporter, early)?;
+    let not_atomic = atomicity_given_up(
+        &migrations,
+        parallel,
+        inputs.as_ref().and_then(|i| i.code.command.as_ref()),
+    );
+    let migrations_digest = format!("{:016x}", migrations.files.digest());
+    let cold_because = cold_because(args, seeding.as_ref(), not_atomic.as_deref());
     if args.dry_run.dry_run {
         let objects = drop::inventory(&mut *db.work()?, &config.schema).map_err(read_error)?;
-        let notes = match &inputs {
+        let mut notes = match &inputs {
             Some(i) if !objects.is_empty() => i.seeding.notes_now(&db, &config.schema),
             _ => Vec::new(),
         };
+        let path = choose_path(
+            &mut *db.work()?,
+            config,
+            &migrations,
+            &migrations_digest,
+            cold_because.clone(),
+        )?;
+        notes.push(match path {
+            Ok(_) => "path: warm (the migration files and the schema's catalog are unchanged \
+                      since the last cold reset: no drop, no migrations; their rows and \
+                      sequence positions are restored)"
+                .to_string(),
+            Err(why) => format!("path: cold (drop and migrate): {why}"),
+        });
         print_plan(
             config,
             Some(objects),
@@ -123,11 +144,6 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         );
         return Ok(());
     }
-    let not_atomic = atomicity_given_up(
-        &migrations,
-        parallel,
-        inputs.as_ref().and_then(|i| i.code.command.as_ref()),
-    );
     let outcome = locked(config, &db, reporter, || {
         all_or_nothing(reporter, "reset", not_atomic.as_deref(), || {
             let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
@@ -143,14 +159,68 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 mark_unfinished(unit.client(), config, started_at, None)?;
                 unit.checkpoint()?;
             }
-            drop_phase(&db, &mut unit, &migrations, config, reporter)?;
-            if let Err(error) = migrate_phase(&mut unit, &migrations, config, reporter) {
-                if matches!(error, Error::TransactionEnded(_)) {
-                    // The drop may be committed and the session is in autocommit: best effort,
-                    // `status` says this reset did not finish.
-                    let _ = mark_unfinished(unit.client(), config, started_at, None);
+            let path = choose_path(
+                unit.client(),
+                config,
+                &migrations,
+                &migrations_digest,
+                cold_because.clone(),
+            )?;
+            match path {
+                Ok(record) => {
+                    reporter.info(
+                        "path",
+                        "warm path: the migration files and the schema's catalog are unchanged \
+                         since the last cold reset; restoring what the migrations left",
+                        json!({ "path": "warm" }),
+                    );
+                    phase(reporter, "restore", || {
+                        drop::watching_locks(
+                            &db,
+                            unit.client(),
+                            &config.schema,
+                            config.ddl_lock_timeout,
+                            "warm path's truncate",
+                            |client| warm::empty_tables(client, &config.schema),
+                        )?;
+                        warm::restore(unit.client(), &config.schema, &record)
+                    })?;
                 }
-                return Err(error);
+                Err(why) => {
+                    reporter.info(
+                        "path",
+                        format!("cold path (drop and migrate): {why}"),
+                        json!({ "path": "cold", "why": why }),
+                    );
+                    warm::forget(unit.client(), &config.schema).map_err(meta_error)?;
+                    let since = warm::transaction_id(unit.client())?;
+                    drop_phase(&db, &mut unit, &migrations, config, reporter)?;
+                    if let Err(error) = migrate_phase(&mut unit, &migrations, config, reporter) {
+                        if matches!(error, Error::TransactionEnded(_)) {
+                            // The drop may be committed and the session is in autocommit: best
+                            // effort, `status` says this reset did not finish.
+                            let _ = mark_unfinished(unit.client(), config, started_at, None);
+                        }
+                        return Err(error);
+                    }
+                    if not_atomic.is_none() {
+                        let recorded = warm::record(
+                            unit.client(),
+                            &config.schema,
+                            migrations.format_name(),
+                            &migrations_digest,
+                            since,
+                            &migrations.history_schemas_outside(&config.schema),
+                        )?;
+                        if let Err(why) = recorded {
+                            reporter.info(
+                                "warm-not-recorded",
+                                format!("the next reset takes the cold path too: {why}"),
+                                json!({ "why": why }),
+                            );
+                        }
+                    }
+                }
             }
             let Some(inputs) = &inputs else {
                 // The data is gone: no last reset describes it any more.
@@ -166,8 +236,8 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                     seed::load_atomic(
                         unit.client(),
                         &db.stop,
-                        // The tables were created in this very transaction, unless a
-                        // -- no-transaction migration committed in between.
+                        // The tables were created (cold) or truncated (warm) in this very
+                        // transaction, unless a -- no-transaction migration committed in between.
                         migrations.outside_transaction().is_empty(),
                         &inputs.data,
                         &inputs.plan,
@@ -245,6 +315,47 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         ),
     }
     Ok(())
+}
+
+/// Why this reset takes the cold path whatever the database holds, if it does.
+fn cold_because(
+    args: &ResetArgs,
+    seeding: Option<&Seeding>,
+    not_atomic: Option<&str>,
+) -> Option<String> {
+    if args.cold {
+        return Some("--cold".into());
+    }
+    if let Some(why) = not_atomic {
+        return Some(why.to_string());
+    }
+    match seeding {
+        None => Some("--skip-seed".into()),
+        Some(s) if s.inferred.is_some() => {
+            Some("the seed spec is inferred from the schema (no seeds/seed.toml)".into())
+        }
+        Some(_) => None,
+    }
+}
+
+/// The warm path's record when it may run, or why the cold path runs.
+fn choose_path(
+    client: &mut postgres::Client,
+    config: &Config,
+    migrations: &Migrations,
+    migrations_digest: &str,
+    cold_because: Option<String>,
+) -> Result<std::result::Result<warm::Record, String>> {
+    if let Some(why) = cold_because {
+        return Ok(Err(why));
+    }
+    warm::next(
+        client,
+        &config.schema,
+        migrations.format_name(),
+        migrations_digest,
+    )
+    .map_err(read_error)
 }
 
 /// `--parallel N`: N work connections besides the lock's, so the pool needs N + 1.

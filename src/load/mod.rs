@@ -527,7 +527,8 @@ fn rejected(data: &Dataset, load: &TableLoad, chunk: &Chunk, e: &postgres::Error
         .split(", ")
         .find_map(|part| part.strip_prefix("column ")?.split(':').next())
         .map(str::to_string);
-    let Some(line) = line else {
+    // Line 0: the COPY failed before its first row (a statement timeout, say).
+    let Some(line) = line.filter(|l| *l > 0) else {
         return Error::Work(format!("seeding {} failed: {what}", load.table));
     };
     let key = chunk.first_index + line - 1;

@@ -22,3 +22,4 @@ mod seed_contract;
 mod seed_language;
 mod support;
 mod tls;
+mod warm;
