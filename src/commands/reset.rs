@@ -204,21 +204,14 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                         return Err(error);
                     }
                     if not_atomic.is_none() {
-                        let recorded = warm::record(
+                        record_warm(
                             unit.client(),
-                            &config.schema,
-                            migrations.format_name(),
+                            config,
+                            &migrations,
                             &migrations_digest,
                             since,
-                            &migrations.history_schemas_outside(&config.schema),
+                            reporter,
                         )?;
-                        if let Err(why) = recorded {
-                            reporter.info(
-                                "warm-not-recorded",
-                                format!("the next reset takes the cold path too: {why}"),
-                                json!({ "why": why }),
-                            );
-                        }
                     }
                 }
             }
@@ -313,6 +306,51 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
             started.elapsed(),
             json!({ "rows": rows, "fingerprint": fingerprint }),
         ),
+    }
+    Ok(())
+}
+
+/// After a cold reset's migrations: what the warm path of the next reset needs. Optional: a
+/// failure to record (a privilege the role lacks, say) is rolled back to before it and reported,
+/// and the next reset is cold too.
+fn record_warm(
+    client: &mut postgres::Client,
+    config: &Config,
+    migrations: &Migrations,
+    migrations_digest: &str,
+    since: i64,
+    reporter: &Reporter,
+) -> Result<()> {
+    client
+        .batch_execute("SAVEPOINT dbtool_warm")
+        .map_err(meta_error)?;
+    let recorded = warm::record(
+        client,
+        &config.schema,
+        migrations.format_name(),
+        migrations_digest,
+        since,
+        &migrations.history_schemas_outside(&config.schema),
+    );
+    let why = match recorded {
+        Ok(Ok(())) => None,
+        Ok(Err(why)) => Some(why),
+        Err(e) => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT dbtool_warm")
+                .map_err(meta_error)?;
+            Some(format!("recording it failed: {e}"))
+        }
+    };
+    client
+        .batch_execute("RELEASE SAVEPOINT dbtool_warm")
+        .map_err(meta_error)?;
+    if let Some(why) = why {
+        reporter.info(
+            "warm-not-recorded",
+            format!("the next reset takes the cold path too: {why}"),
+            json!({ "why": why }),
+        );
     }
     Ok(())
 }
