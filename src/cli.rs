@@ -67,6 +67,10 @@ pub struct ResetArgs {
     /// Drop and migrate only
     #[arg(long)]
     pub skip_seed: bool,
+    /// Always drop and migrate (never the warm path, which restores what the unchanged
+    /// migrations left instead of running them again)
+    #[arg(long)]
+    pub cold: bool,
     #[command(flatten)]
     pub dry_run: DryRun,
     /// Exit 0 and change nothing when the last reset used the same profile, seed, migrations and

@@ -24,7 +24,7 @@ use crate::load::seed_code::{SeedCode, SeedCommand};
 use crate::migrations::Migrations;
 use crate::plan::{Plan, SeedPlan};
 use crate::progress::Reporter;
-use crate::record::{fingerprint, meta};
+use crate::record::{fingerprint, meta, warm};
 use crate::spec::Dataset;
 use crate::unit::Unit;
 
@@ -110,6 +110,13 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     }
     let create = args.create.create_database && !args.dry_run.dry_run;
     let db = connect_or_create(config, stop, reporter, early, create)?;
+    let not_atomic = atomicity_given_up(
+        &migrations,
+        parallel,
+        inputs.as_ref().and_then(|i| i.code.command.as_ref()),
+    );
+    let migrations_digest = format!("{:016x}", migrations.files.digest());
+    let cold_because = cold_because(args, seeding.as_ref(), not_atomic.as_deref());
     if args.dry_run.dry_run {
         let (objects, first_reset) = {
             let mut client = db.work()?;
@@ -121,10 +128,24 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 ),
             }
         };
-        let notes = match &inputs {
+        let mut notes = match &inputs {
             Some(i) if !objects.is_empty() => i.seeding.notes_now(&db, &config.schema),
             _ => Vec::new(),
         };
+        let path = choose_path(
+            &mut *db.work()?,
+            config,
+            &migrations,
+            &migrations_digest,
+            cold_because.clone(),
+        )?;
+        notes.push(match path {
+            Ok(_) => "path: warm (the migration files and the schema's catalog are unchanged \
+                      since the last cold reset: no drop, no migrations; their rows and \
+                      sequence positions are restored)"
+                .to_string(),
+            Err(why) => format!("path: cold (drop and migrate): {why}"),
+        });
         print_plan(
             config,
             Plan {
@@ -140,11 +161,6 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
         return Ok(());
     }
     let adopted = adopt(config, args, &mut *db.work()?).map_err(Error::before_any_change)?;
-    let not_atomic = atomicity_given_up(
-        &migrations,
-        parallel,
-        inputs.as_ref().and_then(|i| i.code.command.as_ref()),
-    );
     let outcome = locked(config, &db, reporter, || {
         all_or_nothing(
             &db,
@@ -179,21 +195,70 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                     // rolls it back with the rest, and the database is as it was.
                     mark_unfinished(unit.client(), config, started_at, None)?;
                 }
-                drop_phase(&db, &mut unit, &migrations, config, reporter)?;
+                let path = choose_path(
+                    unit.client(),
+                    config,
+                    &migrations,
+                    &migrations_digest,
+                    cold_because.clone(),
+                )?;
+                match path {
+                    Ok(record) => {
+                        reporter.info(
+                            "path",
+                            "warm path: the migration files and the schema's catalog are \
+                             unchanged since the last cold reset; restoring what the migrations \
+                             left",
+                            json!({ "path": "warm" }),
+                        );
+                        phase(reporter, "restore", || {
+                            drop::watching_locks(
+                                &db,
+                                unit.client(),
+                                &config.schema,
+                                config.ddl_lock_timeout,
+                                "warm path's truncate",
+                                |client| warm::empty_tables(client, &config.schema),
+                            )?;
+                            warm::restore(unit.client(), &config.schema, &record)
+                        })?;
+                    }
+                    Err(why) => {
+                        reporter.info(
+                            "path",
+                            format!("cold path (drop and migrate): {why}"),
+                            json!({ "path": "cold", "why": why }),
+                        );
+                        warm::forget(unit.client(), &config.schema).map_err(meta_error)?;
+                        let since = warm::transaction_id(unit.client())?;
+                        drop_phase(&db, &mut unit, &migrations, config, reporter)?;
+                        if let Err(error) = migrate_phase(&mut unit, &migrations, config, reporter)
+                        {
+                            if matches!(error, Error::TransactionEnded(_)) {
+                                // The drop may be committed and the session is in autocommit:
+                                // best effort, `status` says this reset did not finish.
+                                let _ = mark_unfinished(unit.client(), config, started_at, None);
+                            }
+                            return Err(error);
+                        }
+                        if not_atomic.is_none() {
+                            record_warm(
+                                unit.client(),
+                                config,
+                                &migrations,
+                                &migrations_digest,
+                                since,
+                                reporter,
+                            )?;
+                        }
+                    }
+                }
                 let owned = meta::Owned {
                     since: rfc3339(started_at),
                     by: config.application_name(),
                     adopted: adopted.then(|| config.target().database()),
                 };
                 meta::record_owned(unit.client(), &config.schema, &owned).map_err(meta_error)?;
-                if let Err(error) = migrate_phase(&mut unit, &migrations, config, reporter) {
-                    if matches!(error, Error::TransactionEnded(_)) {
-                        // The drop may be committed and the session is in autocommit: best effort,
-                        // `status` says this reset did not finish.
-                        let _ = mark_unfinished(unit.client(), config, started_at, None);
-                    }
-                    return Err(error);
-                }
                 let Some(inputs) = &inputs else {
                     // The data is gone: no last reset describes it any more.
                     meta::forget_reset(unit.client(), &config.schema).map_err(meta_error)?;
@@ -211,8 +276,9 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                         seed::load_atomic(
                             unit.client(),
                             &db.stop,
-                            // The tables were created in this very transaction, unless a
-                            // -- no-transaction migration committed in between.
+                            // The tables were created (cold) or truncated (warm) in this very
+                            // transaction, unless a -- no-transaction migration committed in
+                            // between.
                             migrations.outside_transaction().is_empty(),
                             &inputs.data,
                             &inputs.plan,
@@ -422,4 +488,90 @@ fn recent_reset(
         json!({ "age_s": age }),
     );
     Ok(true)
+}
+
+/// After a cold reset's migrations: what the warm path of the next reset needs. Optional: a
+/// failure to record (a privilege the role lacks, say) is rolled back to before it and reported,
+/// and the next reset is cold too.
+fn record_warm(
+    client: &mut postgres::Client,
+    config: &Config,
+    migrations: &Migrations,
+    migrations_digest: &str,
+    since: i64,
+    reporter: &Reporter,
+) -> Result<()> {
+    client
+        .batch_execute("SAVEPOINT dbtool_warm")
+        .map_err(meta_error)?;
+    let recorded = warm::record(
+        client,
+        &config.schema,
+        migrations.format_name(),
+        migrations_digest,
+        since,
+        &migrations.history_schemas_outside(&config.schema),
+    );
+    let why = match recorded {
+        Ok(Ok(())) => None,
+        Ok(Err(why)) => Some(why),
+        Err(e) => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT dbtool_warm")
+                .map_err(meta_error)?;
+            Some(format!("recording it failed: {e}"))
+        }
+    };
+    client
+        .batch_execute("RELEASE SAVEPOINT dbtool_warm")
+        .map_err(meta_error)?;
+    if let Some(why) = why {
+        reporter.info(
+            "warm-not-recorded",
+            format!("the next reset takes the cold path too: {why}"),
+            json!({ "why": why }),
+        );
+    }
+    Ok(())
+}
+
+/// Why this reset takes the cold path whatever the database holds, if it does.
+fn cold_because(
+    args: &ResetArgs,
+    seeding: Option<&Seeding>,
+    not_atomic: Option<&str>,
+) -> Option<String> {
+    if args.cold {
+        return Some("--cold".into());
+    }
+    if let Some(why) = not_atomic {
+        return Some(why.to_string());
+    }
+    match seeding {
+        None => Some("--skip-seed".into()),
+        Some(s) if s.inferred.is_some() => {
+            Some("the seed spec is inferred from the schema (no seeds/seed.toml)".into())
+        }
+        Some(_) => None,
+    }
+}
+
+/// The warm path's record when it may run, or why the cold path runs.
+fn choose_path(
+    client: &mut postgres::Client,
+    config: &Config,
+    migrations: &Migrations,
+    migrations_digest: &str,
+    cold_because: Option<String>,
+) -> Result<std::result::Result<warm::Record, String>> {
+    if let Some(why) = cold_because {
+        return Ok(Err(why));
+    }
+    warm::next(
+        client,
+        &config.schema,
+        migrations.format_name(),
+        migrations_digest,
+    )
+    .map_err(read_error)
 }

@@ -171,8 +171,25 @@ pub fn drop_all(
     schema: &str,
     ddl_lock_timeout: Duration,
 ) -> Result<usize> {
-    let fail =
-        |e: postgres::Error| Error::Work(format!("drop failed: {}", describe_sql_error(&e, None)));
+    watching_locks(db, client, schema, ddl_lock_timeout, "drop", |client| {
+        drop_objects(client, schema)
+    })
+}
+
+/// Runs `work` (which starts with `SAVEPOINT dbtool_drop`) while a spare work connection samples
+/// the sessions blocking it, so that a lock timeout names them: the drop, and the warm path's
+/// truncate.
+pub fn watching_locks<T>(
+    db: &Database,
+    client: &mut Client,
+    schema: &str,
+    ddl_lock_timeout: Duration,
+    what: &str,
+    work: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+) -> Result<T> {
+    let fail = |e: postgres::Error| {
+        Error::Work(format!("{what} failed: {}", describe_sql_error(&e, None)))
+    };
     let drop_pid: i32 = client
         .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
         .map_err(fail)?
@@ -194,7 +211,7 @@ pub fn drop_all(
                 }
             });
         }
-        let dropped = drop_objects(client, schema);
+        let dropped = work(client);
         done.store(true, Ordering::Release);
         dropped
     });
@@ -206,7 +223,7 @@ pub fn drop_all(
             let sampled = sampled.into_inner().unwrap_or_else(|e| e.into_inner());
             let who = sampled.unwrap_or_else(|| lock_holders(client, schema));
             Err(Error::Work(format!(
-                "the drop waited longer than --ddl-lock-timeout {} for locks held by {who}; \
+                "the {what} waited longer than --ddl-lock-timeout {} for locks held by {who}; \
                  nothing was changed. End those sessions (or raise --ddl-lock-timeout) and retry",
                 humantime::format_duration(ddl_lock_timeout),
             )))

@@ -149,6 +149,22 @@ impl Migrations {
     }
 }
 
+impl Migrations {
+    /// The schemas, other than `schema`, where the tool keeps its history (drizzle's).
+    pub fn history_schemas_outside(&self, schema: &str) -> Vec<String> {
+        self.tool()
+            .history_table(schema)
+            .filter(|t| !t.starts_with(&format!("{}.", quote_ident(schema))))
+            .and_then(|t| {
+                t.split("\".\"")
+                    .next()
+                    .map(|s| s.trim_matches('"').to_string())
+            })
+            .into_iter()
+            .collect()
+    }
+}
+
 /// A tool's migration name as a refinery name (letters, digits, underscores).
 fn refinery_name(id: &str) -> String {
     id.chars()

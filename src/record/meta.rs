@@ -135,6 +135,26 @@ fn write<T: Serialize>(client: &mut Client, key: &str, value: &T) -> Result<(), 
     Ok(())
 }
 
+/// A key of dbtool.meta by name (the warm path's record).
+pub fn read_key<T: for<'de> Deserialize<'de>>(
+    client: &mut Client,
+    key: &str,
+) -> Result<Option<T>, postgres::Error> {
+    read(client, key)
+}
+
+pub fn write_key<T: Serialize>(
+    client: &mut Client,
+    key: &str,
+    value: &T,
+) -> Result<(), postgres::Error> {
+    write(client, key, value)
+}
+
+pub fn remove_key(client: &mut Client, key: &str) -> Result<(), postgres::Error> {
+    remove(client, key)
+}
+
 pub fn last_reset(client: &mut Client, schema: &str) -> Result<Option<LastReset>, postgres::Error> {
     read(client, &last_reset_key(schema))
 }

@@ -3,3 +3,4 @@
 pub mod fingerprint;
 pub mod meta;
 pub mod status;
+pub mod warm;

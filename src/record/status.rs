@@ -21,6 +21,9 @@ pub struct Status {
     pub last_reset: Option<LastReset>,
     /// A reset or seed that started replacing the data and did not finish.
     pub unfinished: Option<Unfinished>,
+    /// Which path the next reset takes (`warm` or `cold: why`), unless its flags say cold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_reset: Option<String>,
     /// Set while someone holds the lock: what that means for the rest of this status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_progress: Option<String>,
@@ -83,6 +86,20 @@ pub fn gather(
     {
         c.pending = pending;
     }
+    let next_reset = match migrations {
+        None => None,
+        Some(m) => Some(
+            match super::warm::next(
+                client,
+                &config.schema,
+                m.format_name(),
+                &format!("{:016x}", m.files.digest()),
+            )? {
+                Ok(_) => "warm".to_string(),
+                Err(why) => format!("cold: {why}"),
+            },
+        ),
+    };
     let target = config.target();
     let lock = lock_status(client, config)?;
     Ok(Status {
@@ -100,6 +117,7 @@ pub fn gather(
         protected: meta::protection(client)?,
         last_reset: meta::last_reset(client, &config.schema)?,
         unfinished: meta::unfinished(client, &config.schema)?,
+        next_reset,
     })
 }
 
@@ -199,6 +217,18 @@ impl Status {
                 ),
             },
         );
+        if let Some(next) = &self.next_reset {
+            line(
+                "next reset",
+                match next.as_str() {
+                    "warm" => "warm path (migration files and catalog unchanged since the last \
+                               cold reset; --cold, --parallel, a seed command or an inferred \
+                               spec make it cold)"
+                        .to_string(),
+                    cold => format!("cold path ({})", cold.trim_start_matches("cold: ")),
+                },
+            );
+        }
         if let Some(note) = &self.in_progress {
             out.push_str(&format!("{:<12} {note}\n", "in progress"));
         }

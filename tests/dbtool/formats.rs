@@ -938,3 +938,46 @@ fn sqlx_cli_itself_sees_nothing_pending_after_a_reset_and_applies_only_a_new_mig
                    || encode(checksum, 'hex'), ', ' ORDER BY version) FROM _sqlx_migrations";
     assert_eq!(db.text(history), reference.text(history));
 }
+
+#[test]
+fn a_warm_reset_of_every_format_keeps_the_tools_history_and_dumps_as_a_cold_reset() {
+    let spec = spec_dirs();
+    let seeds = spec.path().join("seeds").display().to_string();
+    let profiles = spec.path().join("profiles").display().to_string();
+    for tool in FORMATS {
+        let db = TestDb::new(&format!("fmt_warm_{tool}"));
+        let folder = Folder::of(tool);
+        let args = [
+            "reset",
+            "--profile",
+            "small",
+            "--yes",
+            "--seeds-dir",
+            &seeds,
+            "--profiles-dir",
+            &profiles,
+        ];
+        run(&db, &folder, &args).success();
+        let history = history_rows(&db, tool);
+        run(&db, &folder, &args).success().stderr_has("warm path");
+        assert_eq!(history_rows(&db, tool), history, "{tool}");
+        let status = run(&db, &folder, &["status", "--json"]);
+        let status: serde_json::Value = serde_json::from_str(&status.success().stdout).unwrap();
+        assert_eq!(
+            status["migrations"]["pending"],
+            serde_json::json!([]),
+            "{tool}"
+        );
+        // The application's schema and data; the tools' history rows hold times and ids.
+        let mut dump = vec!["--schema", "public"];
+        for table in HISTORY {
+            dump.extend(["--exclude-table-data", table]);
+        }
+        let warm = db.dump(&dump);
+        let mut cold = args.to_vec();
+        cold.push("--cold");
+        run(&db, &folder, &cold).success().stderr_has("cold path");
+        assert_eq!(db.dump(&dump), warm, "{tool}");
+        assert_eq!(history_rows(&db, tool), history, "{tool}");
+    }
+}

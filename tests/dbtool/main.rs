@@ -26,3 +26,4 @@ mod seed_language;
 mod servers;
 mod support;
 mod tls;
+mod warm;
