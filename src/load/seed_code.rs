@@ -371,18 +371,16 @@ impl Group {
 /// Ends the server sessions the seed command opened (they carry its application_name): a
 /// statement it sent before it was stopped must not run on after the lock is released.
 fn end_sessions(client: &mut Client, app_name: &str) {
-    let end = "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity
-                WHERE application_name = $1 AND pid <> pg_catalog.pg_backend_pid()";
-    let _ = client.execute(end, &[&app_name]);
-    let gone = Instant::now();
-    while gone.elapsed() < STOP_GRACE {
-        let left = client
-            .query_one(
-                "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE application_name = $1",
-                &[&app_name],
-            )
-            .map_or(0, |row| row.get::<_, i64>(0));
-        if left == 0 {
+    // Terminates every such session each time round, until none is left: the cancel that a
+    // signal sends to the work in flight may land on one of these queries instead.
+    let ending = Instant::now();
+    while ending.elapsed() < STOP_GRACE {
+        let left = client.query_one(
+            "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity
+              WHERE application_name = $1 AND pid <> pg_catalog.pg_backend_pid()",
+            &[&app_name],
+        );
+        if left.is_ok_and(|row| row.get::<_, i64>(0) == 0) {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
