@@ -238,24 +238,25 @@ pub fn transaction_id(client: &mut Client) -> Result<i64> {
 
 /// Something the migrations changed outside the schema (catalog rows written since `since`, by
 /// this transaction, or rows of other schemas' tables): the warm path would not redo it, so
-/// there is no warm record. `excluded`: schemas dbtool itself writes (the histories).
+/// there is no warm record. `excluded`: schemas dbtool itself writes (the histories). Toast and
+/// temporary schemas are the server's own (PostgreSQL 13 gives every toast table a row type).
 const OUTSIDE: &str = r#"
 WITH since AS (SELECT pg_catalog.age($2::text::xid) AS age)
 SELECT what FROM (
   SELECT 'schema ' || nspname, xmin FROM pg_catalog.pg_namespace
-   WHERE nspname <> $1 AND nspname <> ALL($3::text[])
+   WHERE nspname <> $1 AND nspname <> ALL($3::text[]) AND nspname !~ '^pg_(toast|temp_|toast_temp_)'
   UNION ALL
   SELECT 'relation ' || n.nspname || '.' || c.relname, c.xmin
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   WHERE n.nspname <> $1 AND n.nspname <> ALL($3::text[]) AND n.nspname NOT LIKE 'pg\_toast%'
+   WHERE n.nspname <> $1 AND n.nspname <> ALL($3::text[]) AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
   UNION ALL
   SELECT 'function ' || n.nspname || '.' || p.proname, p.xmin
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-   WHERE n.nspname <> $1 AND n.nspname <> ALL($3::text[])
+   WHERE n.nspname <> $1 AND n.nspname <> ALL($3::text[]) AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
   UNION ALL
   SELECT 'type ' || n.nspname || '.' || t.typname, t.xmin
     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-   WHERE n.nspname <> $1 AND n.nspname <> ALL($3::text[])
+   WHERE n.nspname <> $1 AND n.nspname <> ALL($3::text[]) AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
   UNION ALL
   SELECT 'extension ' || extname, xmin FROM pg_catalog.pg_extension
   UNION ALL
