@@ -428,6 +428,19 @@ pub fn next(
     if super::meta::last_reset(client, schema)?.is_none() {
         return Ok(Err("no finished reset is recorded".into()));
     }
+    let citus: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')",
+            &[],
+        )?
+        .get(0);
+    if citus {
+        return Ok(Err(
+            "the database is distributed with Citus, which cannot restart its sequences where \
+             the migrations left them"
+                .into(),
+        ));
+    }
     check(client, schema, migrations_format, migrations_digest)
 }
 
