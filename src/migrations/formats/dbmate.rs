@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::{Format, Listing, Source, Tool, history_rows, numbered, qualified, up_section};
+use super::{
+    Format, Listing, Source, Tool, history_rows, ids_where, misnamed, numbered, qualified,
+    up_section,
+};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -30,12 +33,7 @@ impl Tool for Dbmate {
     }
 
     fn evidence(&self, listing: &Listing) -> Vec<String> {
-        listing
-            .sql
-            .iter()
-            .filter(|f| is_dbmate(&listing.peek(f)))
-            .cloned()
-            .collect()
+        listing.sql_marked(is_dbmate)
     }
 
     fn read(&self, listing: &Listing, files: &mut ReadFiles) -> Result<Vec<Source>> {
@@ -44,11 +42,7 @@ impl Tool for Dbmate {
             let path = listing.path(file);
             let stem = file.trim_end_matches(".sql");
             let Some((version, name)) = numbered(stem) else {
-                return Err(Error::usage(format!(
-                    "{}: dbmate reads {{version}}_{{name}}.sql files, so it would never run this \
-                     one; rename it or move it out",
-                    path.display()
-                )));
+                return Err(misnamed(&path, "dbmate", "{version}_{name}.sql"));
             };
             if let Some(twin) = sources
                 .iter()
@@ -110,11 +104,9 @@ impl Tool for Dbmate {
         .iter()
         .map(|r| r.get(0))
         .collect();
-        Ok(sources
-            .iter()
-            .filter(|s| s.version.as_ref().is_some_and(|v| applied.contains(v)))
-            .map(|s| s.id.clone())
-            .collect())
+        Ok(ids_where(sources, |s| {
+            s.version.as_ref().is_some_and(|v| applied.contains(v))
+        }))
     }
 
     fn create_history(&self, client: &mut Client, schema: &str) -> Result<(), postgres::Error> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::{Format, Listing, Source, Tool, exists, history_rows, qualified};
+use super::{Format, Listing, Source, Tool, exists, history_rows, ids_where, misnamed, qualified};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -108,11 +108,11 @@ impl Tool for Flyway {
                 )));
             }
             let Some(kind) = kind(file) else {
-                return Err(Error::usage(format!(
-                    "{}: Flyway reads V{{version}}__{{description}}.sql and R__{{description}}.sql \
-                     files, so it would never run this one; rename it or move it out",
-                    path.display()
-                )));
+                return Err(misnamed(
+                    &path,
+                    "Flyway",
+                    "V{version}__{description}.sql and R__{description}.sql",
+                ));
             };
             let (parts, description) = match kind {
                 Kind::Undo => continue,
@@ -128,15 +128,13 @@ impl Tool for Flyway {
                     line + 1
                 )));
             }
-            let source = Source {
-                id: file.trim_end_matches(".sql").to_string(),
-                version: parts.as_ref().map(|p| p.join(".")),
-                description: description.replace('_', " "),
+            let source = Source::whole(
+                file.trim_end_matches(".sql").to_string(),
+                parts.as_ref().map(|p| p.join(".")),
+                description.replace('_', " "),
                 path,
-                up: text.clone(),
                 text,
-                created: None,
-            };
+            );
             match parts {
                 Some(parts) => {
                     if let Some((_, twin)) = versioned
@@ -194,18 +192,14 @@ impl Tool for Flyway {
                 version.as_deref().unwrap_or("R")
             )));
         }
-        Ok(sources
-            .iter()
-            .filter(|s| match &s.version {
-                Some(v) => rows.iter().any(|r| r.0.as_deref() == Some(v.as_str())),
-                None => rows
-                    .iter()
-                    .rev()
-                    .find(|r| r.0.is_none() && r.1 == s.description)
-                    .is_some_and(|r| r.2 == Some(checksum(&s.text))),
-            })
-            .map(|s| s.id.clone())
-            .collect())
+        Ok(ids_where(sources, |s| match &s.version {
+            Some(v) => rows.iter().any(|r| r.0.as_deref() == Some(v.as_str())),
+            None => rows
+                .iter()
+                .rev()
+                .find(|r| r.0.is_none() && r.1 == s.description)
+                .is_some_and(|r| r.2 == Some(checksum(&s.text))),
+        }))
     }
 
     fn create_history(&self, client: &mut Client, schema: &str) -> Result<(), postgres::Error> {

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use super::{Format, Listing, Source, Tool, Versioned, history_rows, numbered, qualified};
+use super::{
+    Format, Listing, Source, Tool, Versioned, history_rows, ids_where, misnamed, numbered,
+    qualified,
+};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -43,11 +46,11 @@ impl Tool for GolangMigrate {
         for file in &listing.sql {
             let path = listing.path(file);
             let Some((version, title, up)) = up_or_down(file) else {
-                return Err(Error::usage(format!(
-                    "{}: golang-migrate reads {{version}}_{{title}}.up.sql and .down.sql files only, \
-                     so it would never run this one; rename it or move it out",
-                    path.display()
-                )));
+                return Err(misnamed(
+                    &path,
+                    "golang-migrate",
+                    "{version}_{title}.up.sql and .down.sql",
+                ));
             };
             if !up {
                 continue;
@@ -57,15 +60,13 @@ impl Tool for GolangMigrate {
             let text = listing.read_file(files, &path)?;
             sources.push(
                 number,
-                Source {
-                    id: file.trim_end_matches(".up.sql").to_string(),
-                    version: Some(number.to_string()),
-                    description: title.to_string(),
+                Source::whole(
+                    file.trim_end_matches(".up.sql").to_string(),
+                    Some(number.to_string()),
+                    title.to_string(),
                     path,
-                    up: text.clone(),
                     text,
-                    created: None,
-                },
+                ),
             );
         }
         Ok(sources.in_order())
@@ -100,11 +101,7 @@ impl Tool for GolangMigrate {
                  the database and `migrate force`, or reset it"
             )));
         }
-        Ok(sources
-            .iter()
-            .filter(|s| version_of(s) <= latest)
-            .map(|s| s.id.clone())
-            .collect())
+        Ok(ids_where(sources, |s| version_of(s) <= latest))
     }
 
     fn create_history(&self, client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
@@ -133,9 +130,5 @@ impl Tool for GolangMigrate {
 }
 
 fn version_of(source: &Source) -> i64 {
-    source
-        .version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(i64::MAX)
+    source.version_number().unwrap_or(i64::MAX)
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use postgres::Client;
 
 use super::{
-    Format, Listing, Source, Tool, Versioned, exists, history_rows, numbered, qualified, up_section,
+    Format, Listing, Source, Tool, Versioned, exists, history_rows, ids_where, misnamed, numbered,
+    qualified, up_section,
 };
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
@@ -34,12 +35,7 @@ impl Tool for Goose {
     }
 
     fn evidence(&self, listing: &Listing) -> Vec<String> {
-        listing
-            .sql
-            .iter()
-            .filter(|f| is_goose(&listing.peek(f)))
-            .cloned()
-            .collect()
+        listing.sql_marked(is_goose)
     }
 
     fn read(&self, listing: &Listing, files: &mut ReadFiles) -> Result<Vec<Source>> {
@@ -60,11 +56,7 @@ impl Tool for Goose {
             let path = listing.path(file);
             let stem = file.trim_end_matches(".sql");
             let Some((version, name)) = numbered(stem) else {
-                return Err(Error::usage(format!(
-                    "{}: goose reads {{version}}_{{name}}.sql files, so it would never run this \
-                     one; rename it or move it out",
-                    path.display()
-                )));
+                return Err(misnamed(&path, "goose", "{version}_{name}.sql"));
             };
             let number = Versioned::<i64>::number(&path, version)?;
             sources.check_free(number, file)?;
@@ -135,16 +127,9 @@ impl Tool for Goose {
         .iter()
         .map(|r| r.get(0))
         .collect();
-        Ok(sources
-            .iter()
-            .filter(|s| {
-                s.version
-                    .as_deref()
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .is_some_and(|v| applied.contains(&v))
-            })
-            .map(|s| s.id.clone())
-            .collect())
+        Ok(ids_where(sources, |s| {
+            s.version_number().is_some_and(|v| applied.contains(&v))
+        }))
     }
 
     fn create_history(&self, client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
@@ -175,11 +160,7 @@ impl Tool for Goose {
         _rank: usize,
         _took: Duration,
     ) -> Result<(), postgres::Error> {
-        let version: i64 = source
-            .version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_default();
+        let version = source.version_number().unwrap_or_default();
         client.execute(
             &format!(
                 "INSERT INTO {} (version_id, is_applied) VALUES ($1, true)",

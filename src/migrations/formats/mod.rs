@@ -43,6 +43,49 @@ pub struct Source {
     pub created: Option<i64>,
 }
 
+impl Source {
+    /// A migration whose whole file runs (no sections, no directive to map).
+    pub(crate) fn whole(
+        id: String,
+        version: Option<String>,
+        description: String,
+        path: PathBuf,
+        text: String,
+    ) -> Self {
+        Source {
+            id,
+            version,
+            description,
+            path,
+            up: text.clone(),
+            text,
+            created: None,
+        }
+    }
+
+    /// The version as the whole number goose, golang-migrate and sqlx store.
+    pub(crate) fn version_number(&self) -> Option<i64> {
+        self.version.as_deref().and_then(|v| v.parse().ok())
+    }
+}
+
+/// The ids of the `sources` a tool's history says are applied, in run order.
+pub(crate) fn ids_where(sources: &[Source], applied: impl Fn(&Source) -> bool) -> Vec<String> {
+    sources
+        .iter()
+        .filter(|s| applied(s))
+        .map(|s| s.id.clone())
+        .collect()
+}
+
+/// A file in the folder that the tool would never run, named as the tool names its files.
+pub(crate) fn misnamed(path: &Path, tool: &str, names: &str) -> Error {
+    Error::usage(format!(
+        "{}: {tool} reads {names} files, so it would never run this one; rename it or move it out",
+        path.display()
+    ))
+}
+
 /// A migrations folder's top level, as the readers look at it.
 pub struct Listing {
     pub dir: PathBuf,
@@ -92,6 +135,15 @@ impl Listing {
     /// A file's text for recognising it (not remembered: the readers read what runs).
     pub fn peek(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    /// The `.sql` files whose text carries a tool's own annotations.
+    pub fn sql_marked(&self, is_tools: fn(&str) -> bool) -> Vec<String> {
+        self.sql
+            .iter()
+            .filter(|f| is_tools(&self.peek(f)))
+            .cloned()
+            .collect()
     }
 
     /// Reads a file that will run (remembered in `files`).

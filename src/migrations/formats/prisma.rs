@@ -58,20 +58,14 @@ impl Tool for Prisma {
                 )));
             }
             let text = listing.read_file(files, &path)?;
-            sources.push(Source {
-                id: folder.clone(),
-                version: Some(
-                    folder
-                        .split_once('_')
-                        .map_or(folder.as_str(), |(v, _)| v)
-                        .to_string(),
-                ),
-                description: folder.split_once('_').map_or("", |(_, n)| n).to_string(),
+            let (version, description) = folder.split_once('_').unwrap_or((folder, ""));
+            sources.push(Source::whole(
+                folder.clone(),
+                Some(version.to_string()),
+                description.to_string(),
                 path,
-                up: text.clone(),
                 text,
-                created: None,
-            });
+            ));
         }
         Ok(sources)
     }

@@ -53,15 +53,13 @@ impl Tool for Refinery {
             }
             sources.push(
                 version,
-                Source {
-                    id: stem.to_string(),
-                    version: Some(version.to_string()),
-                    description: name.to_string(),
+                Source::whole(
+                    stem.to_string(),
+                    Some(version.to_string()),
+                    name.to_string(),
                     path,
-                    up: text.clone(),
                     text,
-                    created: None,
-                },
+                ),
             );
         }
         Ok(sources.in_order())

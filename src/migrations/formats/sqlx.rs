@@ -9,7 +9,10 @@ use postgres::Client;
 use sha2::{Digest, Sha384};
 
 use super::golang_migrate::up_or_down;
-use super::{Format, Listing, Source, Tool, Versioned, history_rows, numbered, qualified};
+use super::{
+    Format, Listing, Source, Tool, Versioned, history_rows, ids_where, misnamed, numbered,
+    qualified,
+};
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
 
@@ -54,25 +57,19 @@ impl Tool for Sqlx {
             };
             let parsed = numbered(stem).and_then(|(v, d)| Some((v.parse::<i64>().ok()?, d)));
             let Some((version, description)) = parsed else {
-                return Err(Error::usage(format!(
-                    "{}: sqlx reads {{version}}_{{description}}.sql files, so it would never run \
-                     this one; rename it or move it out",
-                    path.display()
-                )));
+                return Err(misnamed(&path, "sqlx", "{version}_{description}.sql"));
             };
             sources.check_free(version, file)?;
             let text = listing.read_file(files, &path)?;
             sources.push(
                 version,
-                Source {
-                    id: stem.to_string(),
-                    version: Some(version.to_string()),
-                    description: description.replace('_', " "),
+                Source::whole(
+                    stem.to_string(),
+                    Some(version.to_string()),
+                    description.replace('_', " "),
                     path,
-                    up: text.clone(),
                     text,
-                    created: None,
-                },
+                ),
             );
         }
         Ok(sources.in_order())
@@ -104,16 +101,10 @@ impl Tool for Sqlx {
                  and that row, or reset it"
             )));
         }
-        Ok(sources
-            .iter()
-            .filter(|s| {
-                s.version
-                    .as_deref()
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .is_some_and(|v| applied.iter().any(|(a, _)| *a == v))
-            })
-            .map(|s| s.id.clone())
-            .collect())
+        Ok(ids_where(sources, |s| {
+            s.version_number()
+                .is_some_and(|v| applied.iter().any(|(a, _)| *a == v))
+        }))
     }
 
     fn create_history(&self, client: &mut Client, schema: &str) -> Result<(), postgres::Error> {
@@ -138,11 +129,7 @@ impl Tool for Sqlx {
         _rank: usize,
         took: Duration,
     ) -> Result<(), postgres::Error> {
-        let version: i64 = source
-            .version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_default();
+        let version = source.version_number().unwrap_or_default();
         let checksum = Sha384::digest(source.text.as_bytes()).to_vec();
         let nanos = i64::try_from(took.as_nanos()).unwrap_or(i64::MAX);
         client.execute(
