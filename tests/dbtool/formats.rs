@@ -794,25 +794,25 @@ species  = { gen = "choice", values = ["dog", "cat"], null = 0.1 }
     dir
 }
 
+/// `reset --profile small --yes` with the seeds and profiles of [`spec_dirs`].
+fn small_reset(spec: &tempfile::TempDir) -> Vec<String> {
+    let dir = |name: &str| spec.path().join(name).display().to_string();
+    ["reset", "--profile", "small", "--yes", "--seeds-dir"]
+        .map(String::from)
+        .into_iter()
+        .chain([dir("seeds"), "--profiles-dir".into(), dir("profiles")])
+        .collect()
+}
+
 #[test]
 fn a_seeded_reset_of_every_format_is_deterministic_whatever_the_tools_history_holds() {
     let spec = spec_dirs();
-    let seeds = spec.path().join("seeds").display().to_string();
-    let profiles = spec.path().join("profiles").display().to_string();
+    let args = small_reset(&spec);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut fingerprints = Vec::new();
     for tool in FORMATS {
         let db = TestDb::new(&format!("fmt_seed_{tool}"));
         let folder = Folder::of(tool);
-        let args = [
-            "reset",
-            "--profile",
-            "small",
-            "--yes",
-            "--seeds-dir",
-            &seeds,
-            "--profiles-dir",
-            &profiles,
-        ];
         run(&db, &folder, &args).success();
         assert_eq!(db.scalar("SELECT count(*) FROM owners"), 20, "{tool}");
         let first = db.overall_fingerprint();
@@ -942,21 +942,11 @@ fn sqlx_cli_itself_sees_nothing_pending_after_a_reset_and_applies_only_a_new_mig
 #[test]
 fn a_warm_reset_of_every_format_keeps_the_tools_history_and_dumps_as_a_cold_reset() {
     let spec = spec_dirs();
-    let seeds = spec.path().join("seeds").display().to_string();
-    let profiles = spec.path().join("profiles").display().to_string();
+    let args = small_reset(&spec);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     for tool in FORMATS {
         let db = TestDb::new(&format!("fmt_warm_{tool}"));
         let folder = Folder::of(tool);
-        let args = [
-            "reset",
-            "--profile",
-            "small",
-            "--yes",
-            "--seeds-dir",
-            &seeds,
-            "--profiles-dir",
-            &profiles,
-        ];
         run(&db, &folder, &args).success();
         let history = history_rows(&db, tool);
         run(&db, &folder, &args).success().stderr_has("warm path");
