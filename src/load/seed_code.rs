@@ -72,11 +72,12 @@ impl SeedSql {
             let sql = read
                 .read_to_string(&path)
                 .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
-            let text = match statements::plan(&sql, schema) {
+            let text = match statements::plan(&sql, schema, false) {
                 Ok(Plan::InTransaction(batch)) => batch,
                 Ok(Plan::Outside(_)) => {
                     return Err(Error::usage(format!(
-                        "{}: a seed file runs inside the reset's transaction; `{}` is for migrations only",
+                        "{}: a seed file runs inside the reset's transaction, so it cannot be `{}` \
+                         (for migrations only) or build an index CONCURRENTLY",
                         path.display(),
                         statements::NO_TRANSACTION
                     )));

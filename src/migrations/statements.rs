@@ -39,6 +39,8 @@ pub struct Statement {
     pub from_stdin: bool,
     /// `CREATE EXTENSION ...`: the byte offset just after the word EXTENSION.
     extension_end: Option<usize>,
+    /// The byte range of the word CONCURRENTLY among its leading words.
+    concurrently: Option<(usize, usize)>,
 }
 
 impl Statement {
@@ -99,6 +101,20 @@ impl Statement {
         None
     }
 
+    /// `CREATE|DROP INDEX`, `REINDEX` or `ALTER TABLE ... DETACH PARTITION` with CONCURRENTLY:
+    /// PostgreSQL runs it outside a transaction only, while the same statement without the word
+    /// runs inside one and leaves the same schema. (`REFRESH MATERIALIZED VIEW CONCURRENTLY`
+    /// runs inside a transaction as it is.)
+    fn concurrent(&self) -> bool {
+        let w = |words: &[&str]| self.starts_with(words);
+        self.concurrently.is_some()
+            && (w(&["CREATE", "INDEX"])
+                || w(&["CREATE", "UNIQUE", "INDEX"])
+                || w(&["DROP", "INDEX"])
+                || w(&["REINDEX"])
+                || (w(&["ALTER", "TABLE"]) && self.has("DETACH")))
+    }
+
     /// Why this statement cannot run inside the reset's transaction, if it cannot.
     fn outside_only(&self) -> Option<&'static str> {
         let w = |words: &[&str]| self.starts_with(words);
@@ -114,15 +130,7 @@ impl Statement {
         {
             return Some("ends the transaction that the reset runs in");
         }
-        let concurrently = self.has("CONCURRENTLY");
-        if concurrently
-            && (w(&["CREATE", "INDEX"])
-                || w(&["CREATE", "UNIQUE", "INDEX"])
-                || w(&["DROP", "INDEX"])
-                || w(&["REINDEX"])
-                || w(&["REFRESH", "MATERIALIZED", "VIEW"])
-                || (w(&["ALTER", "TABLE"]) && self.has("DETACH")))
-        {
+        if self.concurrent() {
             return Some("cannot run inside a transaction block (CONCURRENTLY)");
         }
         if w(&["VACUUM"])
@@ -251,6 +259,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                 meta_command: Some(sql[start..line_end].trim_end().to_string()),
                 from_stdin: false,
                 extension_end: None,
+                concurrently: None,
             });
             while tokens
                 .peek()
@@ -269,6 +278,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
             meta_command: None,
             from_stdin: false,
             extension_end: None,
+            concurrently: None,
         });
         statement.end = end;
         let follows_begin = std::mem::take(&mut after_begin);
@@ -310,6 +320,9 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                     statement.extension_end = Some(end);
                 }
                 if statement.words.len() < 8 {
+                    if upper == "CONCURRENTLY" {
+                        statement.concurrently = Some((start, end));
+                    }
                     statement.words.push(upper);
                 }
             }
@@ -323,7 +336,14 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
 /// Decides how a migration file runs, or why it cannot run as written. `schema` is the schema
 /// the reset empties but keeps: a `CREATE SCHEMA` of it (pg_dump writes one) is blanked out. A
 /// `CREATE EXTENSION` runs as `CREATE EXTENSION IF NOT EXISTS`, since a reset keeps extensions.
-pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
+///
+/// `BEGIN; ... COMMIT;` blocks (Prisma writes one around an enum change) run as part of the
+/// transaction, their two statements blanked. An index statement with `CONCURRENTLY`, which
+/// PostgreSQL runs outside a transaction only, runs in a `fresh` schema (every table new in this
+/// transaction, invisible to others: a reset) without the word, which leaves the same index;
+/// elsewhere (`migrate` on a database in use) its file runs outside the transaction, as Flyway
+/// runs such a file.
+pub fn plan(sql: &str, schema: &str, fresh: bool) -> Result<Plan, Refusal> {
     // A UTF-8 byte-order mark (some Windows editors write one) is not SQL: one space keeps every
     // character position.
     let unmarked;
@@ -341,7 +361,7 @@ pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
         statement: text_of(s),
         why: why.to_string(),
     };
-    if runs_outside(sql) {
+    let outside = || -> Result<Plan, Refusal> {
         for s in &statements {
             if s.meta_command.is_some() && !is_restrict(s) {
                 return Err(meta_refusal(s));
@@ -350,7 +370,7 @@ pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
                 return Err(refusal(s, why));
             }
         }
-        return Ok(Plan::Outside(
+        Ok(Plan::Outside(
             statements
                 .iter()
                 .filter(|s| !is_restrict(s))
@@ -362,7 +382,10 @@ pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
                     text.trim().to_string()
                 })
                 .collect(),
-        ));
+        ))
+    };
+    if runs_outside(sql) {
+        return outside();
     }
     let mut blank: Vec<(usize, usize)> = Vec::new();
     let mut body: Vec<&Statement> = Vec::new();
@@ -378,22 +401,40 @@ pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
             body.push(s);
         }
     }
-    // A file wrapped whole in BEGIN ... COMMIT.
-    if let (Some(first), Some(last)) = (body.first(), body.last())
-        && body.len() >= 2
-        && first.opens_transaction()
-        && last.commits()
-    {
-        blank.push((first.start, first.end));
-        blank.push((last.start, last.end));
-        body = body[1..body.len() - 1].to_vec();
+    // BEGIN ... COMMIT blocks, the whole file or a part of it.
+    let mut open: Option<usize> = None;
+    let mut paired: Vec<usize> = Vec::new();
+    for (i, s) in body.iter().enumerate() {
+        if s.opens_transaction() {
+            open = Some(i);
+        } else if s.commits() {
+            paired.extend(open.take().map(|o| [o, i]).into_iter().flatten());
+        } else if s.outside_only().is_some() && !s.concurrent() {
+            open = None;
+        }
     }
-    if let Some((s, why)) = body.iter().find_map(|s| {
-        s.outside_only()
-            .or_else(|| s.unrunnable(schema))
-            .map(|w| (s, w))
-    }) {
-        return Err(refusal(s, why));
+    for &i in &paired {
+        blank.push((body[i].start, body[i].end));
+    }
+    let body: Vec<&Statement> = body
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !paired.contains(i))
+        .map(|(_, s)| *s)
+        .collect();
+    let mut concurrent_outside = false;
+    for s in &body {
+        if s.concurrent() && s.unrunnable(schema).is_none() {
+            match (fresh, s.concurrently) {
+                (true, Some(word)) => blank.push(word),
+                _ => concurrent_outside = true,
+            }
+        } else if let Some(why) = s.outside_only().or_else(|| s.unrunnable(schema)) {
+            return Err(refusal(s, why));
+        }
+    }
+    if concurrent_outside {
+        return outside();
     }
     let mut text = sql.to_string();
     for (start, end) in blank {
@@ -503,11 +544,11 @@ mod tests {
     fn a_byte_order_mark_before_the_marker_still_marks_the_file() {
         let sql = "\u{feff}-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c);\n";
         assert!(runs_outside(sql));
-        assert!(matches!(plan(sql, "public"), Ok(Plan::Outside(_))));
+        assert!(matches!(plan(sql, "public", true), Ok(Plan::Outside(_))));
     }
 
     fn in_tx(sql: &str) -> String {
-        match plan(sql, "public").unwrap() {
+        match plan(sql, "public", true).unwrap() {
             Plan::InTransaction(batch) => batch.sql,
             Plan::Outside(_) => panic!("expected in-transaction"),
         }
@@ -525,6 +566,55 @@ mod tests {
     }
 
     #[test]
+    fn begin_commit_blocks_inside_a_file_run_in_the_transaction() {
+        // As `prisma migrate dev` writes an enum change, with more statements after it.
+        let sql = "-- AlterEnum\nBEGIN;\nCREATE TYPE s_new AS ENUM ('a');\nDROP TYPE s;\nCOMMIT;\n\
+                   -- AlterTable\nALTER TABLE t ADD COLUMN x text;\nBEGIN;\nSELECT 2;\nCOMMIT;\n";
+        let text = in_tx(sql);
+        assert_eq!(text.len(), sql.len());
+        assert!(
+            !text.contains("BEGIN") && !text.contains("COMMIT"),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().nth(6),
+            Some("ALTER TABLE t ADD COLUMN x text;")
+        );
+    }
+
+    #[test]
+    fn an_index_built_concurrently_runs_in_a_reset_without_the_word_and_outside_in_a_migrate() {
+        let sql = "CREATE TABLE a (id int);\nCREATE INDEX CONCURRENTLY a_id ON a (id);\n\
+                   DROP INDEX CONCURRENTLY IF EXISTS b;\nREFRESH MATERIALIZED VIEW CONCURRENTLY m;\n";
+        let text = in_tx(sql);
+        assert_eq!(text.len(), sql.len());
+        assert_eq!(
+            text.lines().nth(1),
+            Some("CREATE INDEX              a_id ON a (id);")
+        );
+        assert_eq!(
+            text.lines().nth(2),
+            Some("DROP INDEX              IF EXISTS b;")
+        );
+        assert!(text.contains("REFRESH MATERIALIZED VIEW CONCURRENTLY m"));
+        match plan(sql, "public", false).unwrap() {
+            Plan::Outside(statements) => {
+                assert_eq!(statements[1], "CREATE INDEX CONCURRENTLY a_id ON a (id);")
+            }
+            Plan::InTransaction(_) => panic!("a live schema's concurrent build runs outside"),
+        }
+        // Only a file with nothing else that ends the transaction.
+        assert!(
+            plan(
+                "CREATE INDEX CONCURRENTLY i ON a (id);\nCOMMIT;",
+                "public",
+                false
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn begin_inside_bodies_and_strings_is_not_a_transaction() {
         let sql = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN COMMIT; RETURN 1; END $$;\n\
                    DO $x$ BEGIN ROLLBACK; END $x$;\n\
@@ -538,7 +628,7 @@ mod tests {
 
     #[test]
     fn a_column_named_begin_opens_no_body_that_could_hide_a_commit() {
-        let refused = |sql: &str| plan(sql, "public").unwrap_err();
+        let refused = |sql: &str| plan(sql, "public", true).unwrap_err();
         let r = refused(
             "CREATE TABLE period (id int, begin date);\n\
              CREATE OR REPLACE VIEW v_period AS SELECT id, begin FROM period;\n\
@@ -548,7 +638,7 @@ mod tests {
         let r = refused(
             "CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS 'SELECT 1';\n\
              CREATE OR REPLACE FUNCTION g() RETURNS TABLE (begin int) LANGUAGE sql AS 'SELECT 1';\n\
-             CREATE INDEX CONCURRENTLY a_id ON a (id);",
+             VACUUM a;",
         );
         assert_eq!(r.line, 3);
         // A body's CASE ... END nests; the body's own END closes it.
@@ -561,10 +651,7 @@ mod tests {
 
     #[test]
     fn statements_that_end_or_cannot_run_in_a_transaction_are_refused_with_their_line() {
-        let refused = |sql: &str| plan(sql, "public").unwrap_err();
-        let r = refused("CREATE TABLE a (id int);\n\nCREATE INDEX CONCURRENTLY a_id ON a (id);");
-        assert_eq!(r.line, 3);
-        assert!(r.statement.starts_with("CREATE INDEX CONCURRENTLY"));
+        let refused = |sql: &str| plan(sql, "public", true).unwrap_err();
         assert_eq!(
             refused("CREATE TABLE a (id int);\nCOMMIT;\nSELECT 1;").line,
             2
@@ -572,9 +659,11 @@ mod tests {
         assert_eq!(refused("SELECT 1;\nVACUUM a;").line, 2);
         assert_eq!(refused("ALTER SYSTEM SET work_mem = '1MB';").line, 1);
         assert_eq!(
-            refused("BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nCOMMIT;").line,
-            3
+            refused("BEGIN;\nSELECT 1;\nBEGIN;\nSELECT 2;\nCOMMIT;").line,
+            1
         );
+        assert_eq!(refused("SELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;").line, 2);
+        assert_eq!(refused("BEGIN;\nSELECT 1;\nROLLBACK;\nCOMMIT;").line, 1);
         assert_eq!(refused("\\connect other\nSELECT 1;").line, 1);
         // SAVEPOINT and ROLLBACK TO stay inside the transaction.
         in_tx("SAVEPOINT s; SELECT 1; ROLLBACK TO SAVEPOINT s; RELEASE s;");
@@ -583,7 +672,7 @@ mod tests {
     #[test]
     fn no_transaction_files_run_statement_by_statement() {
         let sql = "-- no-transaction\nCREATE INDEX CONCURRENTLY a_id ON a (id);\nVACUUM a;";
-        match plan(sql, "public").unwrap() {
+        match plan(sql, "public", true).unwrap() {
             Plan::Outside(statements) => assert_eq!(
                 statements,
                 ["CREATE INDEX CONCURRENTLY a_id ON a (id);", "VACUUM a;"]
@@ -597,7 +686,7 @@ mod tests {
         let sql = "BEGIN;\nCREATE TABLE a (id int);\n-- a comment; with a semicolon\n\
                    CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n\
                    CREATE EXTENSION citext; ;\nINSERT INTO a VALUES (1);\nCOMMIT;";
-        let Plan::InTransaction(batch) = plan(sql, "public").unwrap() else {
+        let Plan::InTransaction(batch) = plan(sql, "public", true).unwrap() else {
             panic!("expected in-transaction");
         };
         let statements: Vec<(usize, &str)> = batch.statements().collect();
@@ -630,7 +719,7 @@ mod tests {
         let sql = "CREATE EXTENSION pgcrypto; SELECT nope;\n\
                    create /* extension */ extension \"uuid-ossp\" with schema public;\n\
                    CREATE EXTENSION IF NOT EXISTS citext;\nSELECT also_nope;";
-        let Plan::InTransaction(batch) = plan(sql, "public").unwrap() else {
+        let Plan::InTransaction(batch) = plan(sql, "public", true).unwrap() else {
             panic!("expected in-transaction");
         };
         assert_eq!(
@@ -652,7 +741,13 @@ mod tests {
         }
         // Inside an added IF NOT EXISTS: where it was added.
         assert_eq!(batch.file_offset(char_at(&batch.sql, "NOT")), 16);
-        match plan("-- no-transaction\nCREATE EXTENSION vector;", "public").unwrap() {
+        match plan(
+            "-- no-transaction\nCREATE EXTENSION vector;",
+            "public",
+            true,
+        )
+        .unwrap()
+        {
             Plan::Outside(statements) => {
                 assert_eq!(statements, ["CREATE EXTENSION IF NOT EXISTS vector;"])
             }
@@ -678,7 +773,7 @@ mod tests {
 
     #[test]
     fn dropping_the_reset_schema_or_reading_rows_from_psql_is_refused_with_its_line() {
-        let refused = |sql: &str| plan(sql, "public").unwrap_err();
+        let refused = |sql: &str| plan(sql, "public", true).unwrap_err();
         let r = refused("SELECT 1;\nDROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;");
         assert_eq!(r.line, 2);
         assert!(r.why.contains("history table"), "{}", r.why);

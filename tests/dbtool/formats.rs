@@ -643,6 +643,34 @@ fn a_mixed_folder_an_empty_one_and_a_broken_journal_are_exit_2_in_one_line() {
 }
 
 #[test]
+fn prismas_begin_commit_block_runs_inside_the_resets_transaction() {
+    // `prisma migrate dev` writes an enum change as a BEGIN ... COMMIT block, and more
+    // statements after it in the same file; `prisma migrate deploy` runs the file as it is.
+    let db = TestDb::new("fmt_prisma_block");
+    let folder = Folder::of("prisma");
+    let dir = folder.file("20261207103339_mood");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("migration.sql"),
+        "-- CreateEnum\nCREATE TYPE \"Mood\" AS ENUM ('calm');\n\n-- AlterEnum\nBEGIN;\n\
+         CREATE TYPE \"Mood_new\" AS ENUM ('calm', 'happy');\nALTER TYPE \"Mood\" RENAME TO \"Mood_old\";\n\
+         ALTER TYPE \"Mood_new\" RENAME TO \"Mood\";\nDROP TYPE \"Mood_old\";\nCOMMIT;\n\n\
+         -- AlterTable\nALTER TABLE \"pets\" ADD COLUMN \"mood\" \"Mood\";\n",
+    )
+    .unwrap();
+    let reset = run(&db, &folder, &["reset", "--skip-seed", "--yes"]);
+    assert!(!reset.success().stderr.contains("not all or nothing"));
+    assert_eq!(
+        db.text("SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid WHERE t.typname = 'Mood'"),
+        "calm,happy"
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM _prisma_migrations WHERE migration_name = '20261207103339_mood' AND finished_at IS NOT NULL"),
+        1
+    );
+}
+
+#[test]
 fn a_tool_directive_to_run_outside_the_transaction_is_dbtools_no_transaction() {
     let db = TestDb::new("fmt_notx");
     let folder = Folder::of("goose");
@@ -673,16 +701,39 @@ fn a_tool_directive_to_run_outside_the_transaction_is_dbtools_no_transaction() {
         1
     );
 
-    // Without the directive, the statement is refused before anything changes.
+    // Without the directive, as Flyway or golang-migrate write it: a reset builds the index of
+    // its new table inside its one transaction (all or nothing still), a Flyway `migrate` of a
+    // database in use outside it, as Flyway does.
     let folder = Folder::of("goose");
     std::fs::write(
         folder.file("20261207103339_concurrent.sql"),
         "-- +goose Up\nCREATE INDEX CONCURRENTLY pets_name_idx ON pets (name);\n",
     )
     .unwrap();
-    run(&db, &folder, &["reset", "--skip-seed", "--yes"])
-        .code(6)
-        .stderr_has("20261207103339_concurrent.sql:2");
+    let reset = run(&db, &folder, &["reset", "--skip-seed", "--yes"]);
+    assert!(!reset.success().stderr.contains("not all or nothing"));
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'pets_name_idx'"),
+        1
+    );
+    let db = TestDb::new("fmt_concurrently_live");
+    let folder = Folder::of("flyway");
+    run(&db, &folder, &["reset", "--skip-seed", "--yes"]).success();
+    std::fs::write(
+        folder.file("V3__index.sql"),
+        "CREATE INDEX CONCURRENTLY pets_name_idx ON pets (name);\n",
+    )
+    .unwrap();
+    run(&db, &folder, &["migrate"])
+        .success()
+        .stderr_has("migrate done: 1 applied");
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE c.relname = 'pets_name_idx' AND i.indisvalid"
+        ),
+        1
+    );
 }
 
 #[test]
