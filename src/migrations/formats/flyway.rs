@@ -72,15 +72,19 @@ impl Tool for Flyway {
         Format::Flyway
     }
 
-    /// What refinery does not read: dotted versions, repeatables, Flyway's configuration.
+    /// What refinery does not read: dotted versions, descriptions beyond letters, digits and
+    /// underscores (`V2__add-index.sql`), versions beyond 32 bits, repeatables, Flyway's
+    /// configuration. (A `U` file alone says nothing: refinery reads it as unversioned.)
     fn evidence(&self, listing: &Listing) -> Vec<String> {
         let mut found: Vec<String> = listing
             .sql
             .iter()
             .filter(|f| match kind(f) {
                 Some(Kind::Repeatable(_)) => true,
-                Some(Kind::Versioned(parts, _)) => parts.len() > 1,
-                _ => false,
+                Some(Kind::Versioned(..)) => {
+                    super::refinery::check_name(f.trim_end_matches(".sql")).is_err()
+                }
+                Some(Kind::Undo) | None => false,
             })
             .cloned()
             .collect();

@@ -461,10 +461,12 @@ mod tests {
         let goose = "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n";
         let dbmate = "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 2;\n";
         let journal = r#"{"entries":[{"idx":0,"when":1,"tag":"0000_a"}]}"#;
-        let cases: [(&[(&str, &str)], Format); 9] = [
+        let cases: [(&[(&str, &str)], Format); 11] = [
             (&[("V1__a.sql", "")], Format::Refinery),
             (&[("V1__a.sql", ""), ("V1.1__b.sql", "")], Format::Flyway),
             (&[("V1__a.sql", ""), ("R__v.sql", "")], Format::Flyway),
+            (&[("V1__a.sql", ""), ("V2__add-b.sql", "")], Format::Flyway),
+            (&[("V20240101120000__a.sql", "")], Format::Flyway),
             (
                 &[("0000_a.sql", ""), ("meta/_journal.json", journal)],
                 Format::Drizzle,
