@@ -128,6 +128,11 @@ impl Migrations {
             .collect()
     }
 
+    /// The repeatable migrations' names.
+    pub fn repeatable_ids(&self) -> impl Iterator<Item = &str> {
+        self.repeatables.iter().map(|s| s.id.as_str())
+    }
+
     /// The migrations as their tool names them, in the order they run.
     pub fn names(&self) -> Vec<String> {
         self.all().map(|s| s.id.clone()).collect()
@@ -314,6 +319,9 @@ pub struct Comparison {
     pub divergent: Vec<String>,
     /// Applied, but the file is gone.
     pub missing: Vec<String>,
+    /// Repeatable migrations (Flyway's `R__`) the tool's history holds as they are now: dbtool's
+    /// own history keeps versioned migrations only.
+    pub repeatables_applied: usize,
 }
 
 /// refinery's format compares by version, as refinery does; the others by the tool's name (the

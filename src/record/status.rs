@@ -84,6 +84,10 @@ pub fn gather(
     if let (Some(c), Some(m)) = (comparison.as_mut(), migrations)
         && let Ok(pending) = migrations::pending(client, m, &config.schema)
     {
+        c.repeatables_applied = m
+            .repeatable_ids()
+            .filter(|id| !pending.iter().any(|p| p == id))
+            .count();
         c.pending = pending;
     }
     let next_reset = match migrations {
@@ -164,7 +168,12 @@ impl Status {
                 Some(h) => format!("held by {} (key {})", h.describe(), self.lock.key),
             },
         );
-        let applied = self.migrations.applied.len();
+        let applied = self.migrations.applied.len()
+            + self
+                .migrations
+                .comparison
+                .as_ref()
+                .map_or(0, |c| c.repeatables_applied);
         line(
             "migrations",
             match &self.migrations.comparison {

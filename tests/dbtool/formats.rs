@@ -323,6 +323,16 @@ fn the_tools_history_rows_are_the_tools_own() {
     run(&db, &folder, &["migrate"])
         .success()
         .stderr_has("migrate done: 0 applied");
+    // The repeatable counts among the applied (dbtool's own history keeps versioned ones only).
+    let status = run(&db, &folder, &["status"]);
+    assert!(
+        status
+            .success()
+            .stdout
+            .contains("3 applied, 0 pending (flyway migrations)"),
+        "{}",
+        status.stdout
+    );
 
     let folder = Folder::of("drizzle");
     run(&db, &folder, &["reset", "--skip-seed", "--yes"]).success();
