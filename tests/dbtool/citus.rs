@@ -111,6 +111,23 @@ fn citus_project() -> ProjectCopy {
     project
 }
 
+/// The example project with the two tables nobody refers to distributed by hash (as a team's
+/// big tables are), referring to the other tables, reference tables.
+fn citus_project_with_distributed_tables() -> ProjectCopy {
+    let project = ProjectCopy::new();
+    let mut calls: Vec<String> = TABLES[..6]
+        .iter()
+        .map(|t| format!("SELECT create_reference_table('{t}');\n"))
+        .collect();
+    for t in &TABLES[6..] {
+        calls.push(format!(
+            "SELECT create_distributed_table('{t}', 'invoice_id');\n"
+        ));
+    }
+    project.write("migrations/V90__citus_tables.sql", &calls.concat());
+    project
+}
+
 /// The fingerprint plain PostgreSQL gives the example's migrations with these arguments.
 fn plain_fingerprint(args: &[&str]) -> String {
     let plain = TestDb::new("citus_plain");
@@ -212,4 +229,27 @@ fn a_citus_worker_is_refused_with_exit_2_before_any_change() {
         .unwrap()
         .get::<_, i64>(0);
     assert_eq!(tables, 0, "nothing was created on the worker");
+}
+
+#[test]
+fn seed_empties_distributed_tables_that_refer_to_reference_tables_on_citus() {
+    let Some(cluster) = cluster() else { return };
+    let db = cluster.database("citus_distributed");
+    let project = citus_project_with_distributed_tables();
+    db.run_in(&project, &["reset", "--profile", "dev", "--yes"])
+        .success();
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'h'"),
+        2,
+        "two hash-distributed tables"
+    );
+    // A parallel DML on a distributed table, then one on the reference table it refers to, in
+    // one transaction: Citus refuses it unless the transaction is in sequential mode.
+    db.run_in(&project, &["seed", "--profile", "dev", "--yes"])
+        .success();
+    let expected = plain_fingerprint(&["reset", "--profile", "dev", "--yes"]);
+    assert_eq!(db.overall_fingerprint(), expected);
+    db.run_in(&project, &["seed", "--profile", "dev", "--yes"])
+        .success();
+    assert_eq!(db.overall_fingerprint(), expected);
 }
