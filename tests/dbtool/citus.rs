@@ -291,7 +291,7 @@ fn a_citus_worker_is_refused_with_exit_2_before_any_change() {
 }
 
 #[test]
-fn seed_empties_distributed_tables_that_refer_to_reference_tables_on_citus() {
+fn hash_distributed_tables_referring_to_reference_tables_reset_seed_and_reset_in_parallel() {
     let Some(cluster) = cluster() else { return };
     let db = cluster.database("citus_distributed");
     let project = citus_project_with_distributed_tables();
@@ -310,5 +310,11 @@ fn seed_empties_distributed_tables_that_refer_to_reference_tables_on_citus() {
     assert_eq!(db.overall_fingerprint(), expected);
     db.run_in(&project, &["seed", "--profile", "dev", "--yes"])
         .success();
+    assert_eq!(db.overall_fingerprint(), expected);
+    db.run_in(
+        &project,
+        &["reset", "--profile", "dev", "--yes", "--parallel", "3"],
+    )
+    .success();
     assert_eq!(db.overall_fingerprint(), expected);
 }
