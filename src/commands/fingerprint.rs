@@ -14,6 +14,7 @@ use crate::record::{fingerprint, status};
 /// A digest taken while a reset holds the lock says so: it may be the old data, not the new.
 pub fn run(config: &Config, json: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let db = Database::connect(config, stop, reporter)?;
+    lock::refuse_if_citus_worker(&mut *db.work()?)?;
     let lock_key = config.lock_key.value;
     let held_before = lock::holders(&mut *db.work()?, lock_key).map_err(read_error)?;
     let mut fp = fingerprint::compute(&db, &config.schema, workers(config))?;

@@ -17,7 +17,7 @@ use crate::connection::{Database, Early, describe_sql_error, quote_ident};
 use crate::drop::privileges;
 use crate::error::{Error, Result};
 use crate::load as seed;
-use crate::load::empty::{Emptied, empty};
+use crate::load::empty::{Emptied, empty, sequential_if_sharded};
 use crate::load::seed_code::SeedCode;
 use crate::migrations::Migrations;
 use crate::plan::{Plan, SeedPlan};
@@ -94,6 +94,8 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
             not_atomic.as_deref(),
             || {
                 let mut unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+                sequential_if_sharded(unit.client())
+                    .map_err(|e| Error::Work(describe_sql_error(&e, None)))?;
                 // Before dbtool.meta is read: a role without rights there hears what it lacks.
                 privileges::check_seed(unit.client(), &config.schema, &seed::tables(&plan))?;
                 refuse_if_protected(unit.client(), "seed")?;

@@ -11,6 +11,7 @@ use crate::record::status;
 
 pub fn run(config: &Config, json: bool, stop: &Stop, reporter: &Reporter) -> Result<()> {
     let db = Database::connect(config, stop, reporter)?;
+    crate::lock::refuse_if_citus_worker(&mut *db.work()?)?;
     let migrations =
         Migrations::load(&config.paths.migrations, config.paths.migrations_format).ok();
     let status =

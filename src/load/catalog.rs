@@ -132,10 +132,11 @@ pub fn schema_facts(
     }
     let tables = client.query(TABLES_OF_SCHEMA_SQL, &[&schema])?;
     if !tables.is_empty() {
-        // Whether each holds rows, in one round trip.
+        // Whether each holds rows, in one round trip (`SELECT 1`: Citus cannot plan a select of
+        // no columns from a distributed table).
         let probes: Vec<String> = tables
             .iter()
-            .map(|t| format!("EXISTS (SELECT FROM {})", t.get::<_, String>(0)))
+            .map(|t| format!("EXISTS (SELECT 1 FROM {})", t.get::<_, String>(0)))
             .collect();
         let row = client.query_one(&format!("SELECT ARRAY[{}]", probes.join(", ")), &[])?;
         let holds: Vec<bool> = row.get(0);

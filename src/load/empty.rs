@@ -1,12 +1,17 @@
 //! Emptying the seeded tables before `dbtool seed` loads them, inside the unit's transaction.
 //!
 //! `TRUNCATE ... RESTART IDENTITY CASCADE` everywhere but on a Citus coordinator, where a
-//! truncation costs a round of commands per table and node (it switches to sequential mode across
-//! reference tables): about twenty times plain PostgreSQL's for the dev data. There, few rows are
-//! deleted instead, children first, and the sequences the truncation would restart are restarted;
-//! the result is the same rows and sequence positions. Anything that would make a DELETE differ
-//! from a truncation (user triggers or rules, partitions, a cycle of foreign keys), or many rows,
-//! keeps the truncation.
+//! truncation costs a round of commands per table and node, and truncates each table again for
+//! every table that refers to it (Citus adds CASCADE to each shard's truncation): about twenty
+//! times plain PostgreSQL's for the dev data. There, few rows are deleted instead, children
+//! first, and the sequences the truncation would restart are restarted; the result is the same
+//! rows and sequence positions. Anything that would make a DELETE differ from a truncation (user
+//! triggers or rules, partitions, a cycle of foreign keys), or many rows, keeps the truncation.
+//!
+//! A table distributed by hash (or range) is read and modified over many connections at once;
+//! after that, Citus refuses a DML or truncation of a reference table it refers to in the same
+//! transaction. In a database with such a table, [`sequential_if_sharded`] puts the seed's
+//! transaction in sequential mode (one connection per node) before it reads any table.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,7 +30,8 @@ pub enum Emptied {
 }
 
 /// The tables `tables` (qualified, quoted) and every table that refers to them, with whether a
-/// DELETE may stand in for their truncation, and the foreign keys between them.
+/// DELETE may stand in for their truncation, whether they are Citus tables, and the foreign keys
+/// between them.
 const CLOSURE_SQL: &str = "
     WITH RECURSIVE closure(rel) AS (
         SELECT pg_catalog.unnest($1::text[])::regclass::oid
@@ -42,6 +48,27 @@ const CLOSURE_SQL: &str = "
            ARRAY(SELECT DISTINCT c.confrelid::regclass::text FROM pg_catalog.pg_constraint c
                   WHERE c.conrelid = r.oid AND c.contype = 'f' AND c.confrelid <> r.oid)
       FROM closure JOIN pg_catalog.pg_class r ON r.oid = closure.rel";
+
+/// On a Citus coordinator whose database has a table distributed by hash or range, puts the
+/// transaction in sequential mode; call it first in the transaction.
+pub fn sequential_if_sharded(client: &mut Client) -> Result<(), postgres::Error> {
+    if client
+        .query_one(
+            "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
+            &[],
+        )?
+        .get(0)
+        && client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE partmethod <> 'n')",
+                &[],
+            )?
+            .get(0)
+    {
+        client.batch_execute("SET LOCAL citus.multi_shard_modify_mode = 'sequential'")?;
+    }
+    Ok(())
+}
 
 /// Empties `tables` (qualified, quoted) and, as CASCADE would, the tables that refer to them,
 /// restarting their sequences.
@@ -104,19 +131,20 @@ fn deletable(
     let Some(order) = children_first(&parents) else {
         return Ok(None);
     };
-    // A query per table: on a coordinator each is a local read of its copy.
-    let mut rows_left = DELETE_AT_MOST;
-    for table in &order {
-        let n: i64 = client
-            .query_one(
-                &format!("SELECT count(*) FROM (SELECT FROM {table} LIMIT $1) x"),
-                &[&(rows_left + 1)],
-            )?
-            .get(0);
-        rows_left -= n;
-        if rows_left < 0 {
-            return Ok(None);
-        }
+    // Up to DELETE_AT_MOST + 1 rows counted per table, in one round trip. `SELECT 1`: Citus
+    // cannot plan a select of no columns from a distributed table.
+    let counts: Vec<String> = order
+        .iter()
+        .map(|t| format!("(SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT $1) x)"))
+        .collect();
+    let rows: i64 = client
+        .query_one(
+            &format!("SELECT ({})::int8", counts.join(" + ")),
+            &[&(DELETE_AT_MOST + 1)],
+        )?
+        .get(0);
+    if rows > DELETE_AT_MOST {
+        return Ok(None);
     }
     Ok(Some(order))
 }

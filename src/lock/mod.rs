@@ -26,6 +26,38 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How often a waiter says who holds the lock.
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Refuses a Citus worker node (DESIGN.md §9), exit 2: its advisory lock and its `dbtool.meta`
+/// are its own, so a dbtool pointed at the coordinator would not see its lock, and what `status`,
+/// `fingerprint` or `lock status` read there would be the worker's, not the database's. Every
+/// command that takes the lock or reads what dbtool keeps calls it before anything else.
+pub fn refuse_if_citus_worker(client: &mut Client) -> Result<()> {
+    let read_error =
+        |e: postgres::Error| Error::Work(crate::connection::describe_sql_error(&e, None));
+    let citus: bool = client
+        .query_one(
+            "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL",
+            &[],
+        )
+        .map_err(read_error)?
+        .get(0);
+    if !citus {
+        return Ok(());
+    }
+    let group: i32 = client
+        .query_one("SELECT groupid FROM pg_catalog.pg_dist_local_group", &[])
+        .map_err(read_error)?
+        .get(0);
+    if group == 0 {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "this server is a Citus worker node (group {group}), not the coordinator: its advisory \
+         lock and its dbtool.meta are its own, so a dbtool pointed at the coordinator would not \
+         see its lock, and what it reads there is the worker's, not the database's; nothing was \
+         changed. Point DATABASE_URL at the Citus coordinator"
+    )))
+}
+
 /// PostgreSQL shows a bigint advisory key as classid = high 32 bits, objid = low 32 bits.
 fn key_halves(key: i64) -> (i64, i64) {
     let bits = key as u64;
@@ -188,17 +220,7 @@ impl AdvisoryLock {
         let visible: bool = row.get(1);
         let server: String = row.get(2);
         if row.get::<_, bool>(3) {
-            let group: i32 = work
-                .query_one("SELECT groupid FROM pg_catalog.pg_dist_local_group", &[])
-                .map_err(read_error)?
-                .get(0);
-            if group != 0 {
-                return Err(Error::Usage(format!(
-                    "this server is a Citus worker node (group {group}), not the coordinator: its \
-                     advisory lock is its own, so a dbtool pointed at the coordinator would not see \
-                     it; nothing was changed. Point DATABASE_URL at the Citus coordinator"
-                )));
-            }
+            refuse_if_citus_worker(work)?;
         }
         if work_pid == self.backend_pid {
             return Err(Error::SharedBackend(format!(

@@ -52,7 +52,7 @@ fn port_of(url: &str) -> u16 {
 impl Cluster {
     /// A database of its own on every node, with Citus in it and the workers registered: Citus
     /// keeps its nodes per database.
-    fn database(&self, label: &str) -> TestDb {
+    fn database(&self, label: &str) -> ClusterDb {
         // One test at a time adds the workers: citus_add_node from several databases at once
         // failed on a loaded machine ("failure on connection marked as essential").
         static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -89,11 +89,45 @@ impl Cluster {
                 )
                 .expect("citus_add_node");
         }
-        db
+        ClusterDb {
+            db,
+            workers: self.workers.clone(),
+        }
     }
 
     fn worker_url(&self, db: &TestDb) -> String {
         with_database(&self.workers[0], &db.name)
+    }
+}
+
+/// A test's database on the coordinator and its namesakes on the workers, all dropped at the end
+/// (a worker's database left behind keeps a Citus maintenance daemon, and the workers run out of
+/// background workers).
+struct ClusterDb {
+    db: TestDb,
+    workers: Vec<String>,
+}
+
+impl std::ops::Deref for ClusterDb {
+    type Target = TestDb;
+    fn deref(&self) -> &TestDb {
+        &self.db
+    }
+}
+
+impl Drop for ClusterDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        for worker in &self.workers {
+            if let Ok(mut admin) = Client::connect(worker, NoTls) {
+                let _ = admin.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.db.name
+                ));
+            }
+        }
     }
 }
 
@@ -108,6 +142,23 @@ fn citus_project() -> ProjectCopy {
         "migrations/V90__citus_reference_tables.sql",
         &calls.concat(),
     );
+    project
+}
+
+/// The example project with the two tables nobody refers to distributed by hash (as a team's
+/// big tables are), referring to the other tables, reference tables.
+fn citus_project_with_distributed_tables() -> ProjectCopy {
+    let project = ProjectCopy::new();
+    let mut calls: Vec<String> = TABLES[..6]
+        .iter()
+        .map(|t| format!("SELECT create_reference_table('{t}');\n"))
+        .collect();
+    for t in &TABLES[6..] {
+        calls.push(format!(
+            "SELECT create_distributed_table('{t}', 'invoice_id');\n"
+        ));
+    }
+    project.write("migrations/V90__citus_tables.sql", &calls.concat());
     project
 }
 
@@ -195,21 +246,75 @@ fn a_citus_worker_is_refused_with_exit_2_before_any_change() {
     let Some(cluster) = cluster() else { return };
     let db = cluster.database("citus_worker");
     let project = citus_project();
-    let mut cmd = crate::support::dbtool_command();
-    cmd.env("DATABASE_URL", cluster.worker_url(&db))
-        .args(["reset", "--profile", "dev", "--yes"])
-        .args(project.dirs());
-    crate::support::Run::of(&mut cmd)
-        .code(2)
-        .stderr_has("Citus worker")
-        .stderr_has("coordinator");
+    // Those that take the lock or write, and those that read what dbtool keeps (dbtool.meta, the
+    // lock's holder) or the data: on a worker, that would be the worker's own.
+    let commands: [&[&str]; 9] = [
+        &["reset", "--profile", "dev", "--yes"],
+        &["seed", "--profile", "dev", "--yes"],
+        &["migrate"],
+        &["protect"],
+        &["unprotect"],
+        &["status"],
+        &["fingerprint"],
+        &["lock", "status"],
+        &["status", "--json"],
+    ];
+    for args in commands {
+        let mut cmd = crate::support::dbtool_command();
+        cmd.env("DATABASE_URL", cluster.worker_url(&db))
+            .args(args)
+            .args(project.dirs());
+        let run = crate::support::Run::of(&mut cmd);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains("Citus worker node") && run.stderr.contains("coordinator"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            run.stdout, "",
+            "{args:?}: nothing is reported as the database's"
+        );
+    }
     let tables = Client::connect(&cluster.worker_url(&db), NoTls)
         .unwrap()
         .query_one(
-            "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'dbtool')",
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname IN ('public', 'dbtool') AND c.relkind IN ('r', 'p', 'S')",
             &[],
         )
         .unwrap()
         .get::<_, i64>(0);
     assert_eq!(tables, 0, "nothing was created on the worker");
+    // The coordinator of the same cluster is not refused.
+    db.run(&["status"]).success();
+}
+
+#[test]
+fn hash_distributed_tables_referring_to_reference_tables_reset_seed_and_reset_in_parallel() {
+    let Some(cluster) = cluster() else { return };
+    let db = cluster.database("citus_distributed");
+    let project = citus_project_with_distributed_tables();
+    db.run_in(&project, &["reset", "--profile", "dev", "--yes"])
+        .success();
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_dist_partition WHERE partmethod = 'h'"),
+        2,
+        "two hash-distributed tables"
+    );
+    // A parallel DML on a distributed table, then one on the reference table it refers to, in
+    // one transaction: Citus refuses it unless the transaction is in sequential mode.
+    db.run_in(&project, &["seed", "--profile", "dev", "--yes"])
+        .success();
+    let expected = plain_fingerprint(&["reset", "--profile", "dev", "--yes"]);
+    assert_eq!(db.overall_fingerprint(), expected);
+    db.run_in(&project, &["seed", "--profile", "dev", "--yes"])
+        .success();
+    assert_eq!(db.overall_fingerprint(), expected);
+    db.run_in(
+        &project,
+        &["reset", "--profile", "dev", "--yes", "--parallel", "3"],
+    )
+    .success();
+    assert_eq!(db.overall_fingerprint(), expected);
 }
