@@ -128,6 +128,15 @@ impl Migrations {
             .collect()
     }
 
+    /// The migrations that add a label to an enum type (`ALTER TYPE ... ADD VALUE`): PostgreSQL
+    /// before 17 refuses to use such a label in the transaction that added it.
+    pub fn adding_enum_labels(&self) -> Vec<String> {
+        self.all()
+            .filter(|s| statements::adds_enum_label(&s.up))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+
     /// The repeatable migrations' names.
     pub fn repeatable_ids(&self) -> impl Iterator<Item = &str> {
         self.repeatables.iter().map(|s| s.id.as_str())

@@ -218,6 +218,15 @@ pub fn runs_outside(sql: &str) -> bool {
     sql.lines().next().unwrap_or("").trim() == NO_TRANSACTION
 }
 
+/// Whether `sql` adds a label to an enum type (`ALTER TYPE ... ADD VALUE`).
+pub fn adds_enum_label(sql: &str) -> bool {
+    split(sql).is_ok_and(|statements| {
+        statements.iter().any(|s| {
+            s.starts_with(&["ALTER", "TYPE"]) && s.words.windows(2).any(|w| w == ["ADD", "VALUE"])
+        })
+    })
+}
+
 /// Splits `sql` into statements.
 pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
     let dialect = PostgreSqlDialect {};
@@ -563,6 +572,20 @@ mod tests {
         assert_eq!(text.lines().nth(1), Some("CREATE TABLE a (id int);"));
         let sql = "-- generated\nSTART TRANSACTION;\nCREATE TABLE a (id int);\nEND;";
         assert!(!in_tx(sql).contains("START"));
+    }
+
+    #[test]
+    fn adding_an_enum_label_is_seen_however_the_type_is_named() {
+        assert!(adds_enum_label(
+            "CREATE TABLE t (id int);\nALTER TYPE \"public\".\"source\" ADD VALUE 'github';"
+        ));
+        assert!(adds_enum_label(
+            "alter type public.source add value if not exists 'x' before 'y';"
+        ));
+        assert!(!adds_enum_label(
+            "ALTER TYPE source RENAME VALUE 'a' TO 'b';\nALTER TYPE s ADD ATTRIBUTE value int;"
+        ));
+        assert!(!adds_enum_label("SELECT 'ALTER TYPE s ADD VALUE x';"));
     }
 
     #[test]
