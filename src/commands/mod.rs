@@ -161,20 +161,25 @@ impl Seeding {
     }
 
     /// Warns about what the spec leaves to the database: columns a trigger fills, values the
-    /// database invents on every reset, tables left out.
+    /// database invents on every reset, tables left out. Returns the tables that hold rows now.
     fn check_against(
         &self,
         client: &mut Client,
         schema: &str,
         plan: &SeedPlan,
         reporter: &Reporter,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         let columns = crate::migrations::schema_columns(client, schema).map_err(read_error)?;
         let facts = crate::load::catalog::schema_facts(client, schema).map_err(read_error)?;
         for note in spec::check_against_schema(&self.spec, schema, &columns, &facts)? {
             report_note(reporter, &note);
         }
-        crate::load::fit::check_types(&self.spec, plan, &columns)
+        crate::load::fit::check_types(&self.spec, plan, &columns)?;
+        Ok(facts
+            .tables
+            .into_iter()
+            .filter_map(|(table, rows)| rows.then_some(table))
+            .collect())
     }
 }
 

@@ -265,7 +265,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                     unit.commit()?;
                     return Ok(Outcome::Migrated);
                 };
-                inputs.seeding.check_against(
+                let holding_rows = inputs.seeding.check_against(
                     unit.client(),
                     &config.schema,
                     &inputs.plan,
@@ -319,12 +319,10 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                     started_at,
                     reporter,
                 )?;
-                // The digests of the rows as sent hold unless the seed code changed rows after.
-                let known = if inputs.code.is_empty() {
-                    sent
-                } else {
-                    seed::ClientDigests::new()
-                };
+                // The digests of the rows as sent hold unless the table held rows already (the
+                // migrations inserted them) or the seed code changed rows after.
+                let mut known = sent;
+                known.retain(|table, _| inputs.code.is_empty() && !holding_rows.contains(table));
                 let fingerprint = phase(reporter, "fingerprint", || {
                     if parallel.is_some() || inputs.code.command.is_some() {
                         // Committed already: every work connection sees it.

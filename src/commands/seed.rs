@@ -100,6 +100,7 @@ pub fn run(config: &Config, args: &SeedArgs, stop: &Stop, reporter: &Reporter) -
                 privileges::check_seed(unit.client(), &config.schema, &seed::tables(&plan))?;
                 refuse_if_protected(unit.client(), "seed")?;
                 repair_if_needed(unit.client(), config, reporter)?;
+                // The seeded tables are emptied below: what they hold now is not kept.
                 seeding.check_against(unit.client(), &config.schema, &plan, reporter)?;
                 let emptied = phase(reporter, "truncate", || {
                     truncate(unit.client(), &config.schema, &plan)

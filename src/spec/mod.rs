@@ -607,7 +607,7 @@ pub fn schema_notes(spec: &Spec, facts: &SchemaFacts) -> Vec<SchemaNote> {
     }
     for d in &facts.volatile_defaults {
         let holds_rows = facts.tables.iter().any(|(t, rows)| *t == d.table && *rows);
-        if holds_rows && spec.table(&d.table).is_none() {
+        if holds_rows {
             notes.push(SchemaNote::Volatile(format!(
                 "table {}, column {}: the rows the migrations insert may take its default {}, which differs on every reset; \
                  give the value in the migration's INSERT",

@@ -318,3 +318,26 @@ big              = {{ expr = \"id * {big}\" }}"
         "{stderr}"
     );
 }
+
+#[test]
+fn a_seeded_table_holding_rows_from_the_migrations_is_fingerprinted_whole() {
+    // The client digests only the rows it sends: a table that held rows already is the server's
+    // to digest, or the recorded fingerprint would differ from `dbtool fingerprint`.
+    let db = TestDb::new("digest_migration_rows");
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__house_call.sql",
+        "INSERT INTO services (id, name, duration_minutes, price) VALUES (1000, 'House Call', 120, 99);",
+    );
+    for path in ["cold path", "warm path"] {
+        db.run_in(&project, &["reset", "--yes", "--profile", "dev"])
+            .success()
+            .stderr_has(path);
+        assert_eq!(db.scalar("SELECT count(*) FROM services"), 11);
+        assert_eq!(
+            db.status()["last_reset"]["fingerprint"],
+            db.fingerprint()["overall"],
+            "{path}"
+        );
+    }
+}
