@@ -4,8 +4,12 @@
 //!
 //!     cargo run --release --example generate -- --profile bench [--project DIR]
 //!         [--types-from DATABASE_URL [--binary] [--digest]] [--by-table] [--table NAME]
+//!         [--threads N]
 //!
 //! prints `<profile>: <rows> rows, <bytes> bytes of COPY in <s> s: <n> rows/s`. With
+//! `--threads N` the rows are generated as an atomic reset generates them (chunk by chunk, each
+//! chunk's parts on N threads, written in key order) and the line ends with the md5 of every
+//! byte of COPY and the tables' digests: equal on any N when threads do not change the data. With
 //! `--types-from` (a database the project's migrations ran in) it reads the columns' types
 //! from there, once, to measure binary COPY encoding (`--binary`) and the client's digest
 //! (`--digest`) too. `--by-table` prints each table's rows and seconds to stderr; `--table` generates one table only.
@@ -16,14 +20,18 @@ use std::time::Instant;
 use dbtool::load::catalog::table_columns;
 use dbtool::load::copy::{RowEncoder, spec_column_types};
 use dbtool::load::digest::{RowText, Sum};
+use dbtool::load::generate_in_order;
+use dbtool::plan::SeedPlan;
 use dbtool::spec::profile::Profile;
 use dbtool::spec::{Dataset, Spec};
+use md5::{Digest, Md5};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut profile_name = "bench".to_string();
     let mut project = PathBuf::from(".");
     let (mut types_from, mut binary, mut digest, mut by_table) = (None, false, false, false);
     let mut only: Option<String> = None;
+    let mut threads: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -34,6 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--digest" => digest = true,
             "--by-table" => by_table = true,
             "--table" => only = Some(args.next().ok_or("--table needs a name")?),
+            "--threads" => {
+                let n = args.next().ok_or("--threads needs a number")?;
+                threads = Some(n.parse().map_err(|_| "--threads needs a number")?);
+            }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -48,6 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     } else if binary || digest {
         return Err("--binary and --digest need --types-from".into());
+    }
+    if let Some(threads) = threads {
+        return in_order(&data, &profile_name, &catalog, binary, digest, threads);
     }
     let started = Instant::now();
     let (mut rows, mut bytes) = (0u64, 0u64);
@@ -105,4 +120,95 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows as f64 / seconds
     );
     Ok(())
+}
+
+/// `--threads`: every table's chunks as an atomic reset makes them, each generated on `threads`
+/// threads into buffers written in key order; the bytes go into one md5.
+fn in_order(
+    data: &Dataset,
+    profile_name: &str,
+    catalog: &[Vec<(String, dbtool::load::copy::ColumnType)>],
+    binary: bool,
+    digest: bool,
+    threads: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let plan = SeedPlan::new(data, profile_name);
+    let started = Instant::now();
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    let mut stream = Md5::new();
+    let mut digests = Md5::new();
+    for load in &plan.tables {
+        let table = load.index;
+        let encoder = if binary {
+            let types = spec_column_types(data, table, &catalog[table]);
+            RowEncoder::for_table(data, table, types, "public", false)
+        } else {
+            RowEncoder::text(data.spec.tables[table].columns.len())
+        };
+        let row_text = if digest {
+            RowText::new(data, table, &catalog[table])
+        } else {
+            None
+        };
+        let mut table_sum = Sum::default();
+        for chunk in &load.chunks {
+            let (written, produced) = generate_in_order(
+                data,
+                table,
+                chunk,
+                threads,
+                |roots, first_index, (first, last), full| {
+                    let (mut sum, mut text) = (Sum::default(), Vec::new());
+                    let mut buffer = Vec::with_capacity(1 << 16);
+                    if first {
+                        encoder.begin(&mut buffer);
+                    }
+                    data.for_each_row_values(table, roots, first_index, &mut |values| {
+                        if let Some(rt) = &row_text {
+                            rt.add(values, &mut text, &mut sum)?;
+                        }
+                        encoder.row(values, &mut buffer)?;
+                        if buffer.len() >= 1 << 16 {
+                            let next = Vec::with_capacity(1 << 16);
+                            let _ = full.send(std::mem::replace(&mut buffer, next));
+                        }
+                        Ok(())
+                    })?;
+                    if last {
+                        encoder.end(&mut buffer);
+                    }
+                    let _ = full.send(buffer);
+                    Ok(sum)
+                },
+                |buffer| {
+                    bytes += buffer.len() as u64;
+                    stream.update(&buffer);
+                    Ok(())
+                },
+            );
+            written?;
+            for sum in produced {
+                table_sum.merge(sum?);
+            }
+            rows += chunk.rows;
+        }
+        digests.update(format!(
+            "{} {} {}\n",
+            load.table,
+            table_sum.rows,
+            table_sum.hex()
+        ));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{profile_name}: {rows} rows, {bytes} bytes of COPY in {seconds:.3} s: {:.0} rows/s on {threads} threads; COPY md5 {}, digests md5 {}",
+        rows as f64 / seconds,
+        hex(&stream.finalize()),
+        hex(&digests.finalize())
+    );
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

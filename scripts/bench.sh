@@ -186,6 +186,17 @@ inferred=$work/inferred
     --profiles-dir "$inferred/profiles" init --from-database
 sed -e 's/^\([a-z_]*\) = 50$/\1 = 200000/' "$inferred/profiles/dev.toml" > "$inferred/profiles/bench.toml"
 gen_inferred=$(gen_rate --project "$inferred")
+# On 1, 2, 4 and 8 threads, as an atomic reset generates rows (chunk by chunk, written in key
+# order): rows/s, and whether every byte of COPY and every digest equals the 1-thread run's.
+gen_threads=()
+for n in 1 2 4 8; do
+    line=$(./target/release/examples/generate --profile bench --types-from "$(url bench_dbtool)" \
+        --binary --digest --threads "$n")
+    hashes=$(echo "$line" | sed -n 's/.*COPY md5 \([0-9a-f]*\), digests md5 \([0-9a-f]*\).*/\1 \2/p')
+    [ "$n" = 1 ] && hashes_1=$hashes
+    same=no; [ -n "$hashes" ] && [ "$hashes" = "$hashes_1" ] && same=yes
+    gen_threads+=("$n $(echo "$line" | sed -n 's/.* \([0-9]*\) rows\/s.*/\1/p') $same")
+done
 
 # ---- the table
 dev_t=$(median < "$work/dev.dbtool"); dev_r=$(median < "$work/dev.restore")
@@ -231,6 +242,10 @@ fi
 printf '%-58s %9s %9s %7s %s\n' "generation alone, bench profile, one core (rows/s): text" "$gen_text" "" "" "report"
 printf '%-58s %9s %9s %7s %s\n' "  ... binary COPY and digest, as a reset sends rows" "$gen_reset" "" "" "report"
 printf '%-58s %9s %9s %7s %s\n' "generation alone, the spec dbtool init infers (text)" "$gen_inferred" "" "" "report"
+for entry in "${gen_threads[@]}"; do
+    read -r n r same <<< "$entry"
+    printf '%-58s %9s %9s %7s %s\n' "  ... on $n threads (binary + digest; same bytes: $same)" "$r" "" "" "near-linear, same bytes"
+done
 printf '%-58s %9s\n' "bench reset rows/s" "$(rate "$(rows_of bench)" "$big_t")"
 printf '(rows: dev %s, bench %s, load %s; %s cores)\n' "$(rows_of dev)" "$(rows_of bench)" "$(rows_of load)" "$cores"
 

@@ -90,7 +90,7 @@ impl Connections<'_> {
     /// are cores (the server's backend takes its share); over the pool, one per connection.
     fn generators(&self) -> usize {
         match self {
-            Connections::One { .. } => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Connections::One { .. } => generation_threads(),
             Connections::Pool { .. } => 1,
         }
     }
@@ -101,6 +101,19 @@ impl Connections<'_> {
     fn can_freeze(&self) -> bool {
         matches!(self, Connections::One { freeze: true, .. })
     }
+}
+
+/// Overrides how many threads generate the rows of an atomic load (benchmarks and tests): a
+/// positive number. The rows are the same whatever it is.
+pub const GENERATION_THREADS_ENV: &str = "DBTOOL_GENERATION_THREADS";
+
+/// Threads that generate an atomic load's rows: `GENERATION_THREADS_ENV`, else one per core.
+pub fn generation_threads() -> usize {
+    std::env::var(GENERATION_THREADS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The seeded tables' names, in load order.
@@ -382,44 +395,19 @@ fn copy_chunk(
     let (load, encoder) = (table.load, &table.encoder);
     stop.check()?;
     let fail = |e: postgres::Error| rejected(data, load, chunk, &e);
-    let parts = split(data, load.index, chunk, generators);
     let mut writer = client.copy_in(encoder.statement()).map_err(fail)?;
     let write_failed =
         |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", load.table));
-    let (produced, written) = std::thread::scope(|scope| {
-        let last = parts.len() - 1;
-        let (producers, receivers): (Vec<_>, Vec<_>) = parts
-            .iter()
-            .enumerate()
-            .map(|(k, (roots, first_index))| {
-                let (full, receive) = std::sync::mpsc::channel::<Vec<u8>>();
-                let producer = scope.spawn(move || {
-                    generate(
-                        data,
-                        table,
-                        roots.clone(),
-                        *first_index,
-                        (k == 0, k == last),
-                        stop,
-                        &full,
-                    )
-                });
-                (producer, receive)
-            })
-            .unzip();
-        let written: Result<()> = receivers.iter().try_for_each(|receive| {
-            receive
-                .iter()
-                .try_for_each(|buffer| writer.write_all(&buffer).map_err(write_failed))
-        });
-        // Unblocks producers whose sends would now fail.
-        drop(receivers);
-        let produced: Vec<_> = producers
-            .into_iter()
-            .map(|p| p.join().expect("the row producer does not panic"))
-            .collect();
-        (produced, written)
-    });
+    let (written, produced) = generate_in_order(
+        data,
+        load.index,
+        chunk,
+        generators,
+        |roots, first_index, ends, full| {
+            generate(data, table, roots, first_index, ends, stop, full)
+        },
+        |buffer| writer.write_all(&buffer).map_err(write_failed),
+    );
     // On an error the writer drops unfinished, which aborts the COPY. A write error explains a
     // producer's failed send, so it comes first.
     written?;
@@ -437,6 +425,47 @@ fn copy_chunk(
         _ => *table_sum = None,
     }
     Ok(())
+}
+
+/// Generates one chunk's rows on `threads` threads and hands their bytes to `write` in key
+/// order: the chunk's roots are split into that many consecutive parts, each generated at once
+/// by `part(roots, first_index, (first, last), sender)`, which sends its buffers; the buffers of
+/// one part are written before any of the next, so the stream is byte for byte that of one
+/// generator. Memory is bounded by the chunk. Returns the write's result (a write error
+/// explains a part's failed send, so it comes first) and each part's result, in order.
+pub fn generate_in_order<R: Send>(
+    data: &Dataset,
+    table: usize,
+    chunk: &Chunk,
+    threads: usize,
+    part: impl Fn(Range<u64>, u64, (bool, bool), &std::sync::mpsc::Sender<Vec<u8>>) -> Result<R> + Sync,
+    mut write: impl FnMut(Vec<u8>) -> Result<()>,
+) -> (Result<()>, Vec<Result<R>>) {
+    let parts = split(data, table, chunk, threads);
+    let part = &part;
+    std::thread::scope(|scope| {
+        let last = parts.len() - 1;
+        let (producers, receivers): (Vec<_>, Vec<_>) = parts
+            .iter()
+            .enumerate()
+            .map(|(k, (roots, first_index))| {
+                let (full, receive) = std::sync::mpsc::channel::<Vec<u8>>();
+                let producer = scope
+                    .spawn(move || part(roots.clone(), *first_index, (k == 0, k == last), &full));
+                (producer, receive)
+            })
+            .unzip();
+        let written: Result<()> = receivers
+            .iter()
+            .try_for_each(|receive| receive.iter().try_for_each(&mut write));
+        // Unblocks producers whose sends would now fail.
+        drop(receivers);
+        let produced: Vec<_> = producers
+            .into_iter()
+            .map(|p| p.join().expect("the row producer does not panic"))
+            .collect();
+        (written, produced)
+    })
 }
 
 /// A chunk's roots in up to `parts` consecutive ranges, each with its first row's index.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::support::{ProjectCopy, TestDb};
+use crate::support::{ProjectCopy, Run, TestDb};
 
 /// The dev profile's data, pinned. If a change moves it, the change altered generated data:
 /// that needs a new spec `version`, never a silent update of this value.
@@ -42,6 +42,30 @@ fn pool_size_does_not_change_the_data() {
     reset_with(&small, None, &["--profile", "demo", "--pool-size", "2"]);
     reset_with(&large, None, &["--profile", "demo", "--pool-size", "8"]);
     assert_eq!(small.fingerprint(), large.fingerprint());
+}
+
+/// The atomic reset generates each chunk's rows on DBTOOL_GENERATION_THREADS threads and writes
+/// them in key order into its one COPY stream: the data is the same on any number of them. The
+/// demo profile's 20,000-row tables fill most of a chunk, so 8 threads split it 8 ways.
+#[test]
+fn generation_threads_do_not_change_the_data() {
+    let fingerprints: Vec<serde_json::Value> = ["1", "2", "8"]
+        .iter()
+        .map(|threads| {
+            let db = TestDb::new(&format!("threads{threads}"));
+            Run::of(db.dbtool().env("DBTOOL_GENERATION_THREADS", threads).args([
+                "reset",
+                "--yes",
+                "--profile",
+                "demo",
+            ]))
+            .success();
+            assert_eq!(db.scalar("SELECT count(*) FROM grooming_visits"), 20_000);
+            db.fingerprint()
+        })
+        .collect();
+    assert_eq!(fingerprints[0], fingerprints[1]);
+    assert_eq!(fingerprints[0], fingerprints[2]);
 }
 
 /// md5 of a query's rows, in order.
