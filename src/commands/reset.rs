@@ -117,6 +117,10 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
     );
     let migrations_digest = format!("{:016x}", migrations.files.digest());
     let cold_because = cold_because(args, seeding.as_ref(), not_atomic.as_deref());
+    let enum_labels = match &inputs {
+        Some(_) => new_enum_labels_need_a_commit(&db, &migrations)?,
+        None => None,
+    };
     if args.dry_run.dry_run {
         let (objects, first_reset) = {
             let mut client = db.work()?;
@@ -202,6 +206,7 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                     &migrations_digest,
                     cold_because.clone(),
                 )?;
+                let mut committed_midway = false;
                 match path {
                     Ok(record) => {
                         reporter.info(
@@ -251,6 +256,21 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                                 reporter,
                             )?;
                         }
+                        if let (Some(why), Some(_)) = (&enum_labels, &inputs) {
+                            reporter.warn(
+                                "not-atomic",
+                                format!(
+                                    "{why}: the migrations commit before the seed, so this reset                                      is not all or nothing, and it is marked unfinished until it                                      completes (a warm reset, which runs no migrations, is one                                      transaction again)"
+                                ),
+                                json!({}),
+                            );
+                            if not_atomic.is_none() {
+                                mark_unfinished(unit.client(), config, started_at, None)?;
+                            }
+                            unit.commit()?;
+                            unit = Unit::begin(&db, config.ddl_lock_timeout)?;
+                            committed_midway = true;
+                        }
                     }
                 }
                 let owned = meta::Owned {
@@ -277,9 +297,9 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                             unit.client(),
                             &db.stop,
                             // The tables were created (cold) or truncated (warm) in this very
-                            // transaction, unless a -- no-transaction migration committed in
-                            // between.
-                            migrations.outside_transaction().is_empty(),
+                            // transaction, unless a -- no-transaction migration or new enum
+                            // labels committed in between.
+                            migrations.outside_transaction().is_empty() && !committed_midway,
                             &inputs.data,
                             &inputs.plan,
                             &config.schema,
@@ -449,6 +469,35 @@ fn atomicity_given_up(
         ));
     }
     (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// PostgreSQL before 17 refuses to use an enum label in the transaction that added it (`unsafe
+/// use of new value`): when a migration adds one, a cold reset commits its migrations before it
+/// seeds. Why, when it must.
+fn new_enum_labels_need_a_commit(
+    db: &crate::connection::Database,
+    migrations: &Migrations,
+) -> Result<Option<String>> {
+    let files = migrations.adding_enum_labels();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let version: i32 = db
+        .work()?
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int",
+            &[],
+        )
+        .map_err(read_error)?
+        .get(0);
+    Ok((version < 170_000).then(|| {
+        format!(
+            "PostgreSQL {} cannot use an enum label in the transaction that added it, and {} \
+             adds one",
+            version / 10_000,
+            files.join(", ")
+        )
+    }))
 }
 
 /// `--skip-if-reset-within`: the last reset used the same profile, seed, migrations and spec,

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, TestDb, dbtool_command, wait_until};
+use crate::support::{ProjectCopy, Run, TestDb, dbtool_command, wait_until};
 
 #[test]
 fn dev_reset_seeds_the_documented_rows_and_repeats_them_exactly() {
@@ -288,4 +288,43 @@ fn skip_seed_drops_and_migrates_only() {
     );
     let status = db.status();
     assert!(status["unfinished"].is_null(), "{status}");
+}
+
+#[test]
+fn an_enum_label_a_migration_adds_is_seeded_on_every_server_version() {
+    // PostgreSQL before 17 refuses a label in the transaction that added it ("unsafe use of new
+    // value"): there a cold reset commits its migrations before it seeds, and says so.
+    let db = TestDb::new("enum_label");
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__client_source.sql",
+        "CREATE TYPE client_source AS ENUM ('trello');\n\
+         ALTER TABLE clients ADD COLUMN source client_source NOT NULL DEFAULT 'trello';",
+    );
+    project.write(
+        "migrations/V91__github.sql",
+        "ALTER TYPE client_source ADD VALUE 'github';",
+    );
+    project.edit(
+        "seeds/seed.toml",
+        "name = \"clients\"\n[tables.columns]\n",
+        "name = \"clients\"\n[tables.columns]\nsource = { gen = \"cycle\", values = [\"trello\", \"github\"] }\n",
+    );
+    let before_17 = db.scalar("SELECT current_setting('server_version_num')::bigint / 10000") < 17;
+    let mut fingerprints = Vec::new();
+    for path in ["cold path", "warm path"] {
+        let run = db.run_in(&project, &["reset", "--yes", "--profile", "dev"]);
+        run.success().stderr_has(path);
+        let committed = run.stderr.contains("the migrations commit before the seed");
+        assert_eq!(
+            committed,
+            before_17 && path == "cold path",
+            "{}",
+            run.stderr
+        );
+        assert!(db.scalar("SELECT count(*) FROM clients WHERE source = 'github'") > 0);
+        assert!(db.status()["unfinished"].is_null());
+        fingerprints.push(db.overall_fingerprint());
+    }
+    assert_eq!(fingerprints[0], fingerprints[1]);
 }
