@@ -579,6 +579,19 @@ const SEQUENCE_USES_SQL: &str = "
          WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
            AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
            AND dep.deptype IN ('a', 'i') AND dep.refobjsubid > 0
+        UNION
+        -- `nextval('name'::text)`, `nextval(('name'::text)::regclass)` (old dumps): the name is
+        -- looked up when the default runs, so no dependency records the sequence.
+        SELECT COALESCE(pg_catalog.to_regclass(x.name),
+                        pg_catalog.to_regclass(pg_catalog.format('%I.', dn.nspname) || x.name)),
+               d.adrelid, d.adnum
+          FROM pg_catalog.pg_attrdef d
+          JOIN pg_catalog.pg_class dc ON dc.oid = d.adrelid
+          JOIN pg_catalog.pg_namespace dn ON dn.oid = dc.relnamespace
+          CROSS JOIN LATERAL pg_catalog.regexp_matches(pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+                                                       'nextval[(][(]?''((?:[^'']|'''')+)''::text', 'g') AS m(v)
+          CROSS JOIN LATERAL (SELECT pg_catalog.replace(m.v[1], '''''', '''')) AS x(name)
+         WHERE dn.nspname = $1
     )
     SELECT DISTINCT pg_catalog.format('%I.%I', sn.nspname, s.relname),
            pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.format('%I', a.attname),

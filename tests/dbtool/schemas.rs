@@ -261,3 +261,65 @@ fn text_functions_reach_the_database_and_a_numeric_constant_in_arithmetic_is_ref
         "seed.toml: table film, column rental_rate: uses film.base_rate in arithmetic, but it is a `constant`, which is text (\"2.49\"); make it a number with base_rate = { expr = \"2.49\" }",
     );
 }
+
+#[test]
+fn sequences_named_in_any_spelling_of_nextval_are_moved_past_their_columns() {
+    let project = pagila();
+    project.write(
+        "migrations/V4__tickets.sql",
+        r#"CREATE SEQUENCE plain_seq;
+           CREATE SEQUENCE "Ticket ""Quoted"" Seq";
+           CREATE SEQUENCE qualified_seq;
+           CREATE SEQUENCE text_seq;
+           CREATE SEQUENCE old_style_seq;
+           CREATE TABLE ticket (
+               plain_id integer DEFAULT nextval('plain_seq') NOT NULL,
+               quoted_id integer DEFAULT nextval('"Ticket ""Quoted"" Seq"') NOT NULL,
+               qualified_id bigint DEFAULT nextval('public.qualified_seq') NOT NULL,
+               text_id integer DEFAULT nextval('text_seq'::text) NOT NULL,
+               old_style_id integer DEFAULT nextval(('public.old_style_seq'::text)::regclass) NOT NULL
+           );"#,
+    );
+    let seeds = std::fs::read_to_string(project.path("seeds/seed.toml")).expect("seed.toml");
+    project.write(
+        "seeds/seed.toml",
+        &format!(
+            "{seeds}
+[[tables]]
+name = \"ticket\"
+[tables.columns]
+plain_id     = {{ gen = \"serial\" }}
+quoted_id    = {{ expr = \"plain_id + 100\" }}
+qualified_id = {{ expr = \"plain_id + 200\" }}
+text_id      = {{ expr = \"plain_id + 300\" }}
+old_style_id = {{ expr = \"plain_id + 400\" }}
+"
+        ),
+    );
+    project.edit("profiles/dev.toml", "[counts]\n", "[counts]\nticket = 10\n");
+    let db = TestDb::new("pagila_nextval_spellings");
+    reset(&db, &project, &[]);
+    for (sequence, largest) in [
+        ("plain_seq", 10),
+        ("\"Ticket \"\"Quoted\"\" Seq\"", 110),
+        ("qualified_seq", 210),
+        ("text_seq", 310),
+        ("old_style_seq", 410),
+    ] {
+        assert_eq!(
+            db.scalar(&format!("SELECT last_value FROM {sequence}")),
+            largest,
+            "{sequence} stands at its column's maximum"
+        );
+    }
+    let mut client = db.client();
+    let row = client
+        .query_one(
+            "INSERT INTO ticket DEFAULT VALUES
+             RETURNING plain_id::bigint, quoted_id::bigint, qualified_id, text_id::bigint, old_style_id::bigint",
+            &[],
+        )
+        .expect("an insert without ids succeeds after a reset");
+    let ids: Vec<i64> = (0..5).map(|i| row.get(i)).collect();
+    assert_eq!(ids, [11, 111, 211, 311, 411]);
+}
