@@ -262,6 +262,65 @@ fn text_functions_reach_the_database_and_a_numeric_constant_in_arithmetic_is_ref
     );
 }
 
+/// Rows of each partition of `payment`, by partition.
+fn payments_by_partition(db: &TestDb) -> Vec<(String, i64)> {
+    db.client()
+        .query(
+            "SELECT tableoid::regclass::text, count(*) FROM payment GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .expect("payments by partition")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[test]
+fn a_partitioned_table_loads_straight_into_its_partitions_with_the_rows_a_load_through_its_parent_gives()
+ {
+    let project = pagila();
+    let routed = TestDb::new("pagila_routed");
+    reset(&routed, &project, &[])
+        .stderr_has("payment: rows go straight to its 3 partitions with COPY FREEZE");
+    // Every row in its partition, none in the parent.
+    assert_eq!(routed.scalar("SELECT count(*) FROM ONLY payment"), 0);
+    assert_eq!(
+        routed.scalar(
+            "SELECT count(*) FROM payment
+              WHERE tableoid::regclass::text <> 'payment_p' || to_char(payment_date AT TIME ZONE 'UTC', 'YYYY_MM')"
+        ),
+        0
+    );
+    let partitions = payments_by_partition(&routed);
+    assert_eq!(partitions.len(), 3, "{partitions:?}");
+    assert!(partitions.iter().all(|(_, n)| *n > 100), "{partitions:?}");
+
+    // The same project, but a statement trigger on the parent: the server routes every row.
+    let through_parent = pagila();
+    through_parent.write(
+        "migrations/V4__payment_statement_trigger.sql",
+        "CREATE FUNCTION payment_loaded() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+         CREATE TRIGGER payment_loaded AFTER INSERT ON payment
+             FOR EACH STATEMENT EXECUTE FUNCTION payment_loaded();",
+    );
+    let parent = TestDb::new("pagila_through_parent");
+    let run = reset(&parent, &through_parent, &[]);
+    assert!(
+        !run.stderr.contains("rows go straight"),
+        "a table with a trigger of its own is loaded through it:\n{}",
+        run.stderr
+    );
+    assert_eq!(payments_by_partition(&parent), partitions);
+    assert_eq!(parent.fingerprint(), routed.fingerprint());
+
+    // Over the pool (no FREEZE there: each COPY commits on its own), the same rows again.
+    let pooled = TestDb::new("pagila_routed_parallel");
+    reset(&pooled, &project, &["--parallel", "2"])
+        .stderr_has("payment: rows go straight to its 3 partitions");
+    assert_eq!(pooled.fingerprint(), routed.fingerprint());
+    assert_eq!(payments_by_partition(&pooled), partitions);
+}
+
 #[test]
 fn sequences_named_in_any_spelling_of_nextval_are_moved_past_their_columns() {
     let project = pagila();
