@@ -14,6 +14,13 @@
 #                                     binary files of the same rows (written once with COPY ... TO)
 #                                     plus the same index and key builds (superuser, local server)
 #   peak RSS                      dev and load reset
+#   partitioned reset (1M rows)   a Pagila-shaped project (tests/pagila, bench/pagila/profiles:
+#                                     payment partitioned by month) vs pg_restore
+#                                     --single-transaction of a dump of the same data into an empty
+#                                     schema (PARTITIONED_RUNS times, default RUNS;
+#                                     BENCH_SKIP_PARTITIONED=1 skips it)
+#   huge reset (10M rows)         the example app with 3M visits (bench/huge/profiles): peak RSS
+#                                     and that no row limit is hit, once (BENCH_SKIP_HUGE=1 skips it)
 #   generation alone              rows/s of the bench profile on one core, no database
 #                                     (cargo run --release --example generate): text COPY, and
 #                                     binary COPY with the client's digest as a reset sends it;
@@ -26,6 +33,9 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 LOAD_RUNS=${LOAD_RUNS:-3}
 BENCH_SKIP_LOAD=${BENCH_SKIP_LOAD:-0}
+PARTITIONED_RUNS=${PARTITIONED_RUNS:-$RUNS}
+BENCH_SKIP_PARTITIONED=${BENCH_SKIP_PARTITIONED:-0}
+BENCH_SKIP_HUGE=${BENCH_SKIP_HUGE:-0}
 
 need=()
 [ -x /usr/bin/time ] || need+=(time)
@@ -49,7 +59,7 @@ pg() { "$bindir/$1" "${@:2}"; }
 base=${DATABASE_URL%/*}
 url() { echo "$base/$1"; }
 sql() { pg psql -q -X -At -v ON_ERROR_STOP=1 "$(url "$1")" -c "SET client_min_messages = warning" -c "$2"; }
-for db in bench_dbtool bench_restore bench_floor; do
+for db in bench_dbtool bench_restore bench_floor bench_pagila bench_huge; do
     sql postgres "DROP DATABASE IF EXISTS $db WITH (FORCE)"
     sql postgres "CREATE DATABASE $db"
 done
@@ -174,6 +184,29 @@ if [ "$BENCH_SKIP_LOAD" != 1 ]; then
     reset_vs_restore load "$LOAD_RUNS"
 fi
 
+# ---- partitioned: a Pagila-shaped project, 1M payment rows in monthly partitions (issue 20)
+pagila=(--migrations-dir tests/pagila/migrations --seeds-dir tests/pagila/seeds --profiles-dir bench/pagila/profiles)
+: > "$work/payment.dbtool"; : > "$work/payment.restore"; : > "$work/payment.rss"
+if [ "$BENCH_SKIP_PARTITIONED" != 1 ]; then
+    "$dbtool" --database-url "$(url bench_pagila)" "${pagila[@]}" reset --yes --profile payment >/dev/null 2>&1
+    pg pg_dump -Fc -n public -f "$work/payment.dump" "$(url bench_pagila)"
+    for _ in $(seq "$PARTITIONED_RUNS"); do
+        timed "$dbtool" --database-url "$(url bench_pagila)" "${pagila[@]}" reset --yes --profile payment >> "$work/payment.dbtool"
+        cat "$work/rss" >> "$work/payment.rss"
+        restore_into_empty payment >> "$work/payment.restore"
+    done
+fi
+
+# ---- huge: the example app with 3M visits and about 10M rows, once: peak RSS, no row limit hit
+huge_rss=n/a; huge_t=n/a; huge_rows=n/a
+if [ "$BENCH_SKIP_HUGE" != 1 ]; then
+    huge_t=$(timed "$dbtool" --database-url "$(url bench_huge)" --profiles-dir bench/huge/profiles reset --yes --profile huge)
+    huge_rss=$(cat "$work/rss")
+    # Every row the profile promises is in the database (a limit would have been exit 2).
+    huge_rows=$("$dbtool" --database-url "$(url bench_huge)" fingerprint --json \
+                | sed -n 's/.*"rows": *\([0-9]*\).*/\1/p' | paste -sd+ | bc)
+fi
+
 # ---- generation alone, one core, no database
 gen_rate() { taskset -c 0 ./target/release/examples/generate --profile bench "$@" | sed -n 's/.* \([0-9]*\) rows\/s.*/\1/p'; }
 gen_text=$(gen_rate)
@@ -239,6 +272,17 @@ if [ "$BENCH_SKIP_LOAD" != 1 ]; then
     load_rss=$(median_int < "$work/load.rss")
     printf '%-58s %8sKB %7sKB %7s %s\n' "peak RSS, load reset vs dev reset" "$load_rss" "$dev_rss" "$(ratio "$load_rss" "$dev_rss")" "<= 64 MB and <= 2.0"
 fi
+if [ "$BENCH_SKIP_PARTITIONED" != 1 ]; then
+    row "partitioned reset (1M payment rows) vs pg_restore -1 (median of $PARTITIONED_RUNS)" \
+        "$(median < "$work/payment.dbtool")" "$(median < "$work/payment.restore")" "<= 1.0"
+else
+    row "partitioned reset (skipped: BENCH_SKIP_PARTITIONED=1)" n/a n/a "<= 1.0"
+fi
+if [ "$BENCH_SKIP_HUGE" != 1 ]; then
+    printf '%-58s %8sKB %9s %7s %s\n' "peak RSS, huge reset ($huge_rows rows in ${huge_t}s)" "$huge_rss" "64 MB" "" "<= 64 MB, every row"
+else
+    printf '%-58s %9s %9s %7s %s\n' "peak RSS, huge reset (skipped: BENCH_SKIP_HUGE=1)" n/a "" "" "<= 64 MB"
+fi
 printf '%-58s %9s %9s %7s %s\n' "generation alone, bench profile, one core (rows/s): text" "$gen_text" "" "" "report"
 printf '%-58s %9s %9s %7s %s\n' "  ... binary COPY and digest, as a reset sends rows" "$gen_reset" "" "" "report"
 printf '%-58s %9s %9s %7s %s\n' "generation alone, the spec dbtool init infers (text)" "$gen_inferred" "" "" "report"
@@ -248,6 +292,9 @@ for entry in "${gen_threads[@]}"; do
 done
 printf '%-58s %9s\n' "bench reset rows/s" "$(rate "$(rows_of bench)" "$big_t")"
 printf '(rows: dev %s, bench %s, load %s; %s cores)\n' "$(rows_of dev)" "$(rows_of bench)" "$(rows_of load)" "$cores"
+printf '(rows: partitioned %s, huge %s expected)\n' \
+    "$("$dbtool" "${pagila[@]}" profiles | sed -n 's/^payment (seed [0-9]*, \([0-9]*\) rows).*/\1/p')" \
+    "$("$dbtool" --profiles-dir bench/huge/profiles profiles | sed -n 's/^huge (seed [0-9]*, \([0-9]*\) rows).*/\1/p')"
 
 # ---- where one bench reset's time goes: CPU of dbtool and of the server, and WAL, by phase
 # Samples /proc every 0.1 s: dbtool's own CPU ticks, and the server's (every process of the

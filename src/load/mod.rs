@@ -8,6 +8,7 @@ pub mod copy;
 pub mod digest;
 pub mod empty;
 pub mod fit;
+pub mod partitions;
 pub mod seed_code;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +30,7 @@ use crate::spec::Dataset;
 use catalog::LoadedTable;
 use constraints::Deferred;
 use copy::RowEncoder;
+use partitions::Routing;
 
 /// Rows between two progress updates.
 const PROGRESS_EVERY: u64 = 2_000;
@@ -283,6 +285,39 @@ fn load_levels(
             ))
         })
     })?;
+    // Partitioned tables whose rows the client can route to their partitions.
+    let routings = connections.catalog(|client| {
+        partitions::read(client, schema, &tables(plan), data, |name| {
+            let load = plan.tables.iter().find(|t| t.table == name)?;
+            let found = catalog.get(name)?;
+            let types = copy::spec_column_types(data, load.index, &found.columns);
+            let binary = copy::parses_on_client(data, load.index, &types);
+            Some((load.index, types, binary))
+        })
+        .map_err(|e| {
+            Error::Work(format!(
+                "seeding failed: reading the partitions of the seeded tables: {}",
+                describe_sql_error(&e, None)
+            ))
+        })
+    })?;
+    let mut routed: Vec<(&String, &Routing)> = routings.iter().collect();
+    routed.sort_by_key(|(table, _)| *table);
+    for (table, routing) in routed {
+        let freeze = if connections.can_freeze() {
+            " with COPY FREEZE"
+        } else {
+            ""
+        };
+        reporter.info(
+            "partitions",
+            format!(
+                "{table}: rows go straight to its {} partitions{freeze}",
+                routing.partitions.len()
+            ),
+            serde_json::json!({ "table": table, "partitions": routing.partitions.len() }),
+        );
+    }
     let mut digests = ClientDigests::new();
     for level in 0..levels {
         let loads: Vec<&TableLoad> = plan.tables.iter().filter(|t| t.level == level).collect();
@@ -291,6 +326,7 @@ fn load_levels(
             data,
             &loads,
             &catalog,
+            &routings,
             schema,
             reporter,
         )?);
@@ -308,6 +344,8 @@ struct Table<'a> {
     sum: Mutex<Option<Sum>>,
     progress: TableProgress,
     chunks_left: AtomicUsize,
+    /// A partitioned table's partitions that its rows are routed to, with their COPYs.
+    routing: Option<(Routing, Vec<String>)>,
 }
 
 /// The tables of one level (none refers to another) load together, their chunks spread over
@@ -317,6 +355,7 @@ fn load_level(
     data: &Dataset,
     loads: &[&TableLoad],
     catalog: &HashMap<String, LoadedTable>,
+    routings: &HashMap<String, Routing>,
     schema: &str,
     reporter: &Reporter,
 ) -> Result<Vec<(String, Sum)>> {
@@ -337,6 +376,16 @@ fn load_level(
             } else {
                 RowText::new(data, load.index, &found.columns)
             };
+            // A partition was created or truncated with its parent: it takes FREEZE, the
+            // partitioned parent does not.
+            let routing = routings.get(&load.table).map(|routing| {
+                let statements = routing
+                    .partitions
+                    .iter()
+                    .map(|p| partitions::copy_statement(data, load.index, p, freeze))
+                    .collect();
+                (routing.clone(), statements)
+            });
             let freeze = freeze && found.plain;
             Ok(Table {
                 load,
@@ -345,6 +394,7 @@ fn load_level(
                 row_text,
                 progress: reporter.table(&load.table, load.rows),
                 chunks_left: AtomicUsize::new(load.chunks.len()),
+                routing,
             })
         })
         .collect::<Result<_>>()?;
@@ -394,6 +444,10 @@ fn copy_chunk(
 ) -> Result<()> {
     let (load, encoder) = (table.load, &table.encoder);
     stop.check()?;
+    if let Some(routing) = &table.routing {
+        let parts = split(data, load.index, chunk, generators);
+        return copy_chunk_routed(client, data, table, routing, &parts, stop);
+    }
     let fail = |e: postgres::Error| rejected(data, load, chunk, &e);
     let mut writer = client.copy_in(encoder.statement()).map_err(fail)?;
     let write_failed =
@@ -466,6 +520,131 @@ pub fn generate_in_order<R: Send>(
             .collect();
         (written, produced)
     })
+}
+
+/// A routed table's chunk: its parts generate at once, each row into its partition's buffer
+/// (or the parent's), then one COPY per partition that has rows, the parts' rows in order, so
+/// that each partition holds its rows in the order loading through the parent gives. Memory is
+/// bounded by the chunk's encoded rows.
+fn copy_chunk_routed(
+    client: &mut Client,
+    data: &Dataset,
+    table: &Table,
+    (routing, statements): &(Routing, Vec<String>),
+    parts: &[(Range<u64>, u64)],
+    stop: &Stop,
+) -> Result<()> {
+    let load = table.load;
+    let produced: Vec<Result<RoutedPart>> = std::thread::scope(|scope| {
+        let producers: Vec<_> = parts
+            .iter()
+            .map(|(roots, first_index)| {
+                scope.spawn(move || {
+                    generate_routed(data, table, routing, roots.clone(), *first_index, stop)
+                })
+            })
+            .collect();
+        producers
+            .into_iter()
+            .map(|p| p.join().expect("the row producer does not panic"))
+            .collect()
+    });
+    let mut targets: Vec<Vec<Vec<u8>>> = vec![Vec::new(); statements.len() + 1];
+    let mut digest: Option<Sum> = Some(Sum::default());
+    for part in produced {
+        let (buffers, sum) = part?;
+        for (target, buffer) in buffers.into_iter().enumerate() {
+            if !buffer.is_empty() {
+                targets[target].push(buffer);
+            }
+        }
+        match (sum, digest.as_mut()) {
+            (Some(sum), Some(total)) => total.merge(sum),
+            _ => digest = None,
+        }
+    }
+    for (target, buffers) in targets.iter().enumerate() {
+        if buffers.is_empty() {
+            continue;
+        }
+        stop.check()?;
+        // The last target is the parent: rows no partition takes, for the server to decide.
+        let (statement, name) = match statements.get(target) {
+            Some(statement) => (statement.as_str(), routing.partitions[target].as_str()),
+            None => (table.encoder.statement(), load.table.as_str()),
+        };
+        let fail = |e: postgres::Error| {
+            Error::Work(format!(
+                "seeding {} failed (COPY into {name}): {}",
+                load.table,
+                describe_sql_error(&e, None)
+            ))
+        };
+        let mut writer = client.copy_in(statement).map_err(fail)?;
+        let mut edge = Vec::new();
+        table.encoder.begin(&mut edge);
+        let write_failed =
+            |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", load.table));
+        writer.write_all(&edge).map_err(write_failed)?;
+        for buffer in buffers {
+            writer.write_all(buffer).map_err(write_failed)?;
+        }
+        edge.clear();
+        table.encoder.end(&mut edge);
+        writer.write_all(&edge).map_err(write_failed)?;
+        writer.finish().map_err(fail)?;
+    }
+    let mut table_sum = table.sum.lock().expect("no chunk panicked");
+    match (digest, table_sum.as_mut()) {
+        (Some(sum), Some(total)) => total.merge(sum),
+        _ => *table_sum = None,
+    }
+    Ok(())
+}
+
+/// A part's encoded rows per partition (the parent's last), and its digest.
+type RoutedPart = (Vec<Vec<u8>>, Option<Sum>);
+
+/// `generate` for a routed table: the rows of `roots`, encoded, one buffer per partition and a
+/// last one for the parent (no stream's start or end: one COPY may take several parts' rows).
+fn generate_routed(
+    data: &Dataset,
+    table: &Table,
+    routing: &Routing,
+    roots: Range<u64>,
+    first_index: u64,
+    stop: &Stop,
+) -> Result<RoutedPart> {
+    let (load, encoder, progress) = (table.load, &table.encoder, &table.progress);
+    let mut row_text = table.row_text.as_ref();
+    let mut sum = Sum::default();
+    let mut text = Vec::new();
+    let parent = routing.partitions.len();
+    let mut buffers = vec![Vec::new(); parent + 1];
+    let mut unreported = 0;
+    data.for_each_row_values(load.index, roots, first_index, &mut |values| {
+        if let Some(rt) = row_text
+            && !rt.add(values, &mut text, &mut sum)?
+        {
+            row_text = None;
+        }
+        let target = routing.route(values)?.unwrap_or(parent);
+        encoder
+            .row(values, &mut buffers[target])
+            .map_err(|e| match e {
+                Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
+                e => e,
+            })?;
+        unreported += 1;
+        if unreported == PROGRESS_EVERY {
+            progress.inc(unreported);
+            unreported = 0;
+            stop.check()?;
+        }
+        Ok(())
+    })?;
+    progress.inc(unreported);
+    Ok((buffers, row_text.map(|_| sum)))
 }
 
 /// A chunk's roots in up to `parts` consecutive ranges, each with its first row's index.
@@ -608,6 +787,19 @@ const SEQUENCE_USES_SQL: &str = "
          WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
            AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
            AND dep.deptype IN ('a', 'i') AND dep.refobjsubid > 0
+        UNION
+        -- `nextval('name'::text)`, `nextval(('name'::text)::regclass)` (old dumps): the name is
+        -- looked up when the default runs, so no dependency records the sequence.
+        SELECT COALESCE(pg_catalog.to_regclass(x.name),
+                        pg_catalog.to_regclass(pg_catalog.format('%I.', dn.nspname) || x.name)),
+               d.adrelid, d.adnum
+          FROM pg_catalog.pg_attrdef d
+          JOIN pg_catalog.pg_class dc ON dc.oid = d.adrelid
+          JOIN pg_catalog.pg_namespace dn ON dn.oid = dc.relnamespace
+          CROSS JOIN LATERAL pg_catalog.regexp_matches(pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+                                                       'nextval[(][(]?''((?:[^'']|'''')+)''::text', 'g') AS m(v)
+          CROSS JOIN LATERAL (SELECT pg_catalog.replace(m.v[1], '''''', '''')) AS x(name)
+         WHERE dn.nspname = $1
     )
     SELECT DISTINCT pg_catalog.format('%I.%I', sn.nspname, s.relname),
            pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.format('%I', a.attname),

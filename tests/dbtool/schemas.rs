@@ -261,3 +261,124 @@ fn text_functions_reach_the_database_and_a_numeric_constant_in_arithmetic_is_ref
         "seed.toml: table film, column rental_rate: uses film.base_rate in arithmetic, but it is a `constant`, which is text (\"2.49\"); make it a number with base_rate = { expr = \"2.49\" }",
     );
 }
+
+/// Rows of each partition of `payment`, by partition.
+fn payments_by_partition(db: &TestDb) -> Vec<(String, i64)> {
+    db.client()
+        .query(
+            "SELECT tableoid::regclass::text, count(*) FROM payment GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .expect("payments by partition")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[test]
+fn a_partitioned_table_loads_straight_into_its_partitions_with_the_rows_a_load_through_its_parent_gives()
+ {
+    let project = pagila();
+    let routed = TestDb::new("pagila_routed");
+    reset(&routed, &project, &[])
+        .stderr_has("payment: rows go straight to its 3 partitions with COPY FREEZE");
+    // Every row in its partition, none in the parent.
+    assert_eq!(routed.scalar("SELECT count(*) FROM ONLY payment"), 0);
+    assert_eq!(
+        routed.scalar(
+            "SELECT count(*) FROM payment
+              WHERE tableoid::regclass::text <> 'payment_p' || to_char(payment_date AT TIME ZONE 'UTC', 'YYYY_MM')"
+        ),
+        0
+    );
+    let partitions = payments_by_partition(&routed);
+    assert_eq!(partitions.len(), 3, "{partitions:?}");
+    assert!(partitions.iter().all(|(_, n)| *n > 100), "{partitions:?}");
+
+    // The same project, but a statement trigger on the parent: the server routes every row.
+    let through_parent = pagila();
+    through_parent.write(
+        "migrations/V4__payment_statement_trigger.sql",
+        "CREATE FUNCTION payment_loaded() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+         CREATE TRIGGER payment_loaded AFTER INSERT ON payment
+             FOR EACH STATEMENT EXECUTE FUNCTION payment_loaded();",
+    );
+    let parent = TestDb::new("pagila_through_parent");
+    let run = reset(&parent, &through_parent, &[]);
+    assert!(
+        !run.stderr.contains("rows go straight"),
+        "a table with a trigger of its own is loaded through it:\n{}",
+        run.stderr
+    );
+    assert_eq!(payments_by_partition(&parent), partitions);
+    assert_eq!(parent.fingerprint(), routed.fingerprint());
+
+    // Over the pool (no FREEZE there: each COPY commits on its own), the same rows again.
+    let pooled = TestDb::new("pagila_routed_parallel");
+    reset(&pooled, &project, &["--parallel", "2"])
+        .stderr_has("payment: rows go straight to its 3 partitions");
+    assert_eq!(pooled.fingerprint(), routed.fingerprint());
+    assert_eq!(payments_by_partition(&pooled), partitions);
+}
+
+#[test]
+fn sequences_named_in_any_spelling_of_nextval_are_moved_past_their_columns() {
+    let project = pagila();
+    project.write(
+        "migrations/V4__tickets.sql",
+        r#"CREATE SEQUENCE plain_seq;
+           CREATE SEQUENCE "Ticket ""Quoted"" Seq";
+           CREATE SEQUENCE qualified_seq;
+           CREATE SEQUENCE text_seq;
+           CREATE SEQUENCE old_style_seq;
+           CREATE TABLE ticket (
+               plain_id integer DEFAULT nextval('plain_seq') NOT NULL,
+               quoted_id integer DEFAULT nextval('"Ticket ""Quoted"" Seq"') NOT NULL,
+               qualified_id bigint DEFAULT nextval('public.qualified_seq') NOT NULL,
+               text_id integer DEFAULT nextval('text_seq'::text) NOT NULL,
+               old_style_id integer DEFAULT nextval(('public.old_style_seq'::text)::regclass) NOT NULL
+           );"#,
+    );
+    let seeds = std::fs::read_to_string(project.path("seeds/seed.toml")).expect("seed.toml");
+    project.write(
+        "seeds/seed.toml",
+        &format!(
+            "{seeds}
+[[tables]]
+name = \"ticket\"
+[tables.columns]
+plain_id     = {{ gen = \"serial\" }}
+quoted_id    = {{ expr = \"plain_id + 100\" }}
+qualified_id = {{ expr = \"plain_id + 200\" }}
+text_id      = {{ expr = \"plain_id + 300\" }}
+old_style_id = {{ expr = \"plain_id + 400\" }}
+"
+        ),
+    );
+    project.edit("profiles/dev.toml", "[counts]\n", "[counts]\nticket = 10\n");
+    let db = TestDb::new("pagila_nextval_spellings");
+    reset(&db, &project, &[]);
+    for (sequence, largest) in [
+        ("plain_seq", 10),
+        ("\"Ticket \"\"Quoted\"\" Seq\"", 110),
+        ("qualified_seq", 210),
+        ("text_seq", 310),
+        ("old_style_seq", 410),
+    ] {
+        assert_eq!(
+            db.scalar(&format!("SELECT last_value FROM {sequence}")),
+            largest,
+            "{sequence} stands at its column's maximum"
+        );
+    }
+    let mut client = db.client();
+    let row = client
+        .query_one(
+            "INSERT INTO ticket DEFAULT VALUES
+             RETURNING plain_id::bigint, quoted_id::bigint, qualified_id, text_id::bigint, old_style_id::bigint",
+            &[],
+        )
+        .expect("an insert without ids succeeds after a reset");
+    let ids: Vec<i64> = (0..5).map(|i| row.get(i)).collect();
+    assert_eq!(ids, [11, 111, 211, 311, 411]);
+}
