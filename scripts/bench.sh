@@ -128,8 +128,36 @@ reset dev >/dev/null 2>&1
 dump dev
 empty_schema bench_restore
 pg pg_restore --single-transaction --no-owner -d "$(url bench_restore)" "$work/dev.dump"
+# The physical floor of a warm dev reset: one psql session doing only what a reset must (BEGIN,
+# the lock, TRUNCATE of the tables, binary COPY of the same rows parents first, the meta row,
+# COMMIT, unlock): no digests, no checks of the catalog, foreign keys not checked (superuser:
+# session_replication_role = replica; else checked row by row). One connection where dbtool
+# opens two: a lower bound. If it is above 0.5x pg_restore, so is every warm reset.
+dev_floor_sql=$work/dev-floor.sql
+mkdir -p "$work/dev-floor"
+{
+    echo "BEGIN;"
+    [ "$(sql postgres "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")" = t ] &&
+        echo "SET LOCAL session_replication_role = replica;"
+    echo "SELECT pg_catalog.pg_advisory_lock(4242);"
+    echo "TRUNCATE TABLE $(sql bench_dbtool "SELECT string_agg(format('public.%I', relname), ', ') FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'");"
+    # Parents first: dbtool's own load order (its plan's levels).
+    for t in $(sql bench_dbtool "WITH RECURSIVE d(oid, depth) AS (
+                 SELECT c.oid, 0 FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+                 UNION ALL SELECT f.conrelid, d.depth + 1 FROM pg_constraint f JOIN d ON f.confrelid = d.oid
+                  WHERE f.contype = 'f' AND f.conrelid <> f.confrelid AND d.depth < 20)
+               SELECT relname FROM d JOIN pg_class c USING (oid) GROUP BY relname ORDER BY max(depth), relname"); do
+        sql bench_dbtool "COPY public.\"$t\" TO STDOUT (FORMAT binary)" > "$work/dev-floor/$t.bin"
+        echo "\\copy public.\"$t\" FROM '$work/dev-floor/$t.bin' (FORMAT binary, FREEZE)"
+    done
+    echo "UPDATE dbtool.meta SET updated_at = pg_catalog.now() WHERE key = 'last_reset:public';"
+    echo "COMMIT;"
+    echo "SELECT pg_catalog.pg_advisory_unlock(4242);"
+} > "$dev_floor_sql"
+: > "$work/dev.floor"
 for _ in $(seq "$RUNS"); do
     timed "$dbtool" --database-url "$(url bench_dbtool)" reset --yes --profile dev >> "$work/dev.dbtool"
+    timed "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -f "$dev_floor_sql" "$(url bench_dbtool)" >> "$work/dev.floor"
     cat "$work/rss" >> "$work/dev.rss"
     timed "$bindir/pg_restore" --single-transaction --clean --if-exists --no-owner \
         -d "$(url bench_restore)" "$work/dev.dump" >> "$work/dev.restore"
@@ -246,6 +274,7 @@ printf '\n%-58s %9s %9s %7s %s\n' "measure (median of $RUNS, alternating)" dbtoo
 if [ "$has_cold" = 1 ]; then
     row "dev reset, warm path, vs pg_restore -1 --clean" "$dev_t" "$dev_r" "<= 0.5"
     row "dev reset --cold vs pg_restore -1 --clean" "$(median < "$work/dev.cold")" "$dev_r" "<= 1.0"
+    row "dev floor (psql: truncate, COPY, commit) vs pg_restore -1" "$(median < "$work/dev.floor")" "$dev_r" "(the warm goal's floor)"
     row "bench atomic reset, warm, vs pg_restore -1 into empty" "$big_t" "$big_r" "<= 0.85"
     row "bench atomic reset --cold vs pg_restore -1 into empty" "$(median < "$work/bench.cold")" "$big_r" "<= 0.85"
 else

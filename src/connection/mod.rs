@@ -112,7 +112,7 @@ impl Database {
         stop.use_tls(connector.tls.clone());
         let target = connector.target.clone();
 
-        let statements = session_settings(config);
+        let statements = vec![connection_settings(config)];
         let pool = Pool::builder()
             .max_size(config.pool_size)
             .min_idle(Some(0))
@@ -226,32 +226,50 @@ impl Database {
 /// there, so a killed dbtool's transaction is rolled back within seconds even inside a long
 /// index build.
 pub fn session_settings(config: &Config) -> Vec<String> {
+    // A migration's SET ROLE / SET SESSION AUTHORIZATION (pg_dump --use-set-session-authorization
+    // writes them) ends with its file too, as Flyway does it; on a new connection both are no-ops
+    // (so `SessionSettings` leaves them out).
+    vec![
+        "RESET SESSION AUTHORIZATION".to_string(),
+        "RESET ROLE".to_string(),
+        connection_settings(config),
+    ]
+}
+
+/// The settings themselves as one statement (one round trip, one statement per query for a
+/// Citus coordinator): `set_config(name, value, false)` is `SET name TO value`.
+fn connection_settings(config: &Config) -> String {
     // Objects are created in the application's schema; extensions usually live in public.
     let search_path = if config.schema == "public" {
         "public".to_string()
     } else {
         format!("{}, public", quote_ident(&config.schema))
     };
-    // A migration's SET ROLE / SET SESSION AUTHORIZATION (pg_dump --use-set-session-authorization
-    // writes them) ends with its file too, as Flyway does it; on a new connection both are no-ops.
-    let mut statements: Vec<String> = [
-        "RESET SESSION AUTHORIZATION",
-        "RESET ROLE",
-        &format!("SET search_path TO {search_path}"),
-        "SET TIME ZONE 'UTC'",
-        "SET datestyle TO 'ISO, MDY'",
-        "SET intervalstyle TO 'postgres'",
-        "SET extra_float_digits TO 1",
-        "SELECT pg_catalog.set_config('client_connection_check_interval', '1000', false) \
-          WHERE pg_catalog.current_setting('server_version_num')::int >= 140000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut settings = vec![
+        ("search_path", search_path),
+        ("TimeZone", "UTC".to_string()),
+        ("DateStyle", "ISO, MDY".to_string()),
+        ("IntervalStyle", "postgres".to_string()),
+        ("extra_float_digits", "1".to_string()),
+    ];
     if let Some(timeout) = config.statement_timeout {
-        statements.push(format!("SET statement_timeout TO {}", timeout.as_millis()));
+        settings.push(("statement_timeout", timeout.as_millis().to_string()));
     }
-    statements
+    let mut columns: Vec<String> = settings
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "pg_catalog.set_config('{name}', '{}', false)",
+                value.replace('\'', "''")
+            )
+        })
+        .collect();
+    columns.push(
+        "CASE WHEN pg_catalog.current_setting('server_version_num')::int >= 140000 THEN \
+         pg_catalog.set_config('client_connection_check_interval', '1000', false) END"
+            .to_string(),
+    );
+    format!("SELECT {}", columns.join(", "))
 }
 
 /// A pooled connection registered for cancellation.

@@ -91,6 +91,13 @@ pub fn holders(client: &mut Client, key: i64) -> Result<Vec<Holder>, postgres::E
         .collect())
 }
 
+fn lock_error(e: postgres::Error) -> Error {
+    Error::Unreachable(format!(
+        "the lock connection failed: {}",
+        crate::connection::describe_sql_error(&e, None)
+    ))
+}
+
 /// The outcome of trying to take the lock.
 pub enum Acquired {
     Held(AdvisoryLock),
@@ -129,29 +136,31 @@ impl AdvisoryLock {
                  must not run dbtool reset, seed or migrate against the same database"
             )));
         }
-        let mut conn = db.reserve()?;
-        let lock_error = |e: postgres::Error| {
-            Error::Unreachable(format!(
-                "the lock connection failed: {}",
-                crate::connection::describe_sql_error(&e, None)
-            ))
-        };
-        // --statement-timeout is for work statements; the lock's own must never time out.
-        conn.batch_execute("SET statement_timeout TO 0")
-            .map_err(lock_error)?;
-        let row = conn
-            .query_one(
-                "SELECT pg_catalog.pg_backend_pid(), pg_catalog.version()",
-                &[],
-            )
-            .map_err(lock_error)?;
-        let (backend_pid, server): (i32, String) = (row.get(0), row.get(1));
+        // The work connection opens (and takes its session settings) while this one takes the
+        // lock: it waits in the pool for the work, which starts with it.
+        let (conn, backend_pid, server) = std::thread::scope(|scope| {
+            let work = std::thread::Builder::new()
+                .name("open-work".into())
+                .spawn_scoped(scope, || db.work().map(drop))
+                .ok();
+            let lock = Self::open(db);
+            // Its failure is the work's to report, when the work asks for a connection.
+            if let Some(work) = work {
+                let _ = work.join();
+            }
+            lock
+        })?;
+        let mut conn = conn;
         let start = Instant::now();
         let mut last_report: Option<Instant> = None;
         loop {
             db.stop.check()?;
+            // One round trip a try (no separate prepare).
             let got: bool = conn
-                .query_one("SELECT pg_catalog.pg_try_advisory_lock($1)", &[&key])
+                .query_typed_one(
+                    "SELECT pg_catalog.pg_try_advisory_lock($1)",
+                    &[(&key, postgres::types::Type::INT8)],
+                )
                 .map_err(|e| match e.code() {
                     Some(&SqlState::UNDEFINED_FUNCTION | &SqlState::FEATURE_NOT_SUPPORTED) => {
                         Error::Usage(format!(
@@ -194,6 +203,34 @@ impl AdvisoryLock {
             requests: Some(requests),
             keeper: Some(keeper),
         }))
+    }
+
+    /// The lock's connection, its statement timeout off, its backend's pid and the server's
+    /// version: one round trip after the session settings.
+    fn open(db: &Database) -> Result<(PooledClient, i32, String)> {
+        let mut conn = db.reserve()?;
+        // --statement-timeout is for work statements; the lock's own must never time out.
+        let answer = conn
+            .simple_query(
+                "SELECT pg_catalog.pg_backend_pid(), pg_catalog.version(), \
+                 pg_catalog.set_config('statement_timeout', '0', false)",
+            )
+            .map_err(lock_error)?;
+        let row = answer
+            .iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .ok_or_else(|| Error::Unreachable("the lock connection answered no row".into()))?;
+        let backend_pid = row
+            .get(0)
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .ok_or_else(|| {
+                Error::Unreachable("the lock connection answered no backend pid".into())
+            })?;
+        let server = row.get(1).unwrap_or_default().to_string();
+        Ok((conn, backend_pid, server))
     }
 
     /// Checks, before any change, that the lock means something (DESIGN.md §9): a work

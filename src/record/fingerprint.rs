@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use md5::{Digest, Md5};
 use postgres::Client;
+use postgres::types::Type;
 use serde::Serialize;
 
 use crate::connection::{Database, describe_sql_error};
@@ -51,13 +52,17 @@ impl Fingerprint {
 /// Base tables of the schema (without the migration tools' history tables) with their size in
 /// pages.
 fn tables(client: &mut Client, schema: &str) -> Result<Vec<(String, i64)>, postgres::Error> {
-    let rows = client.query(
+    // One round trip (no separate prepare), as for each table's digest.
+    let rows = client.query_typed(
         "SELECT c.relname::text, c.relpages::bigint
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
             AND c.relname <> ALL($2)
           ORDER BY c.relname",
-        &[&schema, &HISTORY_TABLES.as_slice()],
+        &[
+            (&schema, Type::TEXT),
+            (&HISTORY_TABLES.as_slice(), Type::TEXT_ARRAY),
+        ],
     )?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
@@ -65,7 +70,7 @@ fn tables(client: &mut Client, schema: &str) -> Result<Vec<(String, i64)>, postg
 /// The server's digest of one table.
 fn digest_table(client: &mut Client, schema: &str, table: &str) -> Result<TableDigest> {
     let row = client
-        .query_one(&digest::server_query(schema, table), &[])
+        .query_typed_one(&digest::server_query(schema, table), &[])
         .map_err(read_failed)?;
     Ok(TableDigest {
         table: table.to_string(),

@@ -2,6 +2,7 @@
 //! protection). The `dbtool` schema is never dropped.
 
 use postgres::Client;
+use postgres::types::Type;
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = crate::config::DBTOOL_SCHEMA;
@@ -80,7 +81,7 @@ fn unfinished_key(schema: &str) -> String {
 
 fn exists(client: &mut Client) -> Result<bool, postgres::Error> {
     Ok(client
-        .query_one(
+        .query_typed_one(
             "SELECT pg_catalog.to_regclass('dbtool.meta') IS NOT NULL",
             &[],
         )?
@@ -109,9 +110,9 @@ fn read<T: for<'de> Deserialize<'de>>(
     if !exists(client)? {
         return Ok(None);
     }
-    let row = client.query_opt(
+    let row = client.query_typed_opt(
         "SELECT value::text FROM dbtool.meta WHERE key = $1",
-        &[&key],
+        &[(&key, Type::TEXT)],
     )?;
     Ok(row.and_then(|r| serde_json::from_str(&r.get::<_, String>(0)).ok()))
 }
@@ -119,7 +120,10 @@ fn read<T: for<'de> Deserialize<'de>>(
 /// Removes a key; nothing to do when dbtool.meta does not exist yet.
 fn remove(client: &mut Client, key: &str) -> Result<(), postgres::Error> {
     if exists(client)? {
-        client.execute("DELETE FROM dbtool.meta WHERE key = $1", &[&key])?;
+        client.execute_typed(
+            "DELETE FROM dbtool.meta WHERE key = $1",
+            &[(&key, Type::TEXT)],
+        )?;
     }
     Ok(())
 }
@@ -127,10 +131,10 @@ fn remove(client: &mut Client, key: &str) -> Result<(), postgres::Error> {
 fn write<T: Serialize>(client: &mut Client, key: &str, value: &T) -> Result<(), postgres::Error> {
     ensure(client)?;
     let json = serde_json::to_string(value).expect("meta values serialize");
-    client.execute(
+    client.execute_typed(
         "INSERT INTO dbtool.meta (key, value) VALUES ($1, $2::text::jsonb)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
-        &[&key, &json],
+        &[(&key, Type::TEXT), (&json, Type::TEXT)],
     )?;
     Ok(())
 }
@@ -153,6 +157,50 @@ pub fn write_key<T: Serialize>(
 
 pub fn remove_key(client: &mut Client, key: &str) -> Result<(), postgres::Error> {
     remove(client, key)
+}
+
+/// What the warm path's choice reads, in one round trip when dbtool.meta exists (two in all):
+/// the schema's unfinished reset, its last reset, the key `warm` (the warm record), and whether
+/// the database has the Citus extension.
+#[allow(clippy::type_complexity)]
+pub fn warm_inputs<W: for<'de> Deserialize<'de>>(
+    client: &mut Client,
+    schema: &str,
+    warm: &str,
+) -> Result<(Option<Unfinished>, Option<LastReset>, Option<W>, bool), postgres::Error> {
+    const CITUS: &str = "EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')";
+    if !exists(client)? {
+        let citus: bool = client
+            .query_typed_one(&format!("SELECT {CITUS}"), &[])?
+            .get(0);
+        return Ok((None, None, None, citus));
+    }
+    let keys = [
+        unfinished_key(schema),
+        last_reset_key(schema),
+        warm.to_string(),
+    ];
+    let row = client.query_typed_one(
+        &format!(
+            "SELECT (SELECT value::text FROM dbtool.meta WHERE key = $1),
+                    (SELECT value::text FROM dbtool.meta WHERE key = $2),
+                    (SELECT value::text FROM dbtool.meta WHERE key = $3), {CITUS}"
+        ),
+        &[
+            (&keys[0], Type::TEXT),
+            (&keys[1], Type::TEXT),
+            (&keys[2], Type::TEXT),
+        ],
+    )?;
+    fn parsed<T: for<'de> Deserialize<'de>>(value: Option<String>) -> Option<T> {
+        value.and_then(|v| serde_json::from_str(&v).ok())
+    }
+    Ok((
+        parsed(row.get(0)),
+        parsed(row.get(1)),
+        parsed(row.get(2)),
+        row.get(3),
+    ))
 }
 
 pub fn last_reset(client: &mut Client, schema: &str) -> Result<Option<LastReset>, postgres::Error> {

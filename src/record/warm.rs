@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use postgres::Client;
+use postgres::types::Type;
 use serde::{Deserialize, Serialize};
 
 use crate::connection::{describe_sql_error, quote_ident};
@@ -140,7 +141,9 @@ pub fn catalog_digest(
     client: &mut Client,
     schema: &str,
 ) -> std::result::Result<String, postgres::Error> {
-    Ok(client.query_one(CATALOG_DIGEST, &[&schema])?.get(0))
+    Ok(client
+        .query_typed_one(CATALOG_DIGEST, &[(&schema, Type::TEXT)])?
+        .get(0))
 }
 
 /// Per table of the schema: its name, how many rows it holds (up to the limit + 1), whether it
@@ -178,7 +181,10 @@ struct Table {
 
 fn tables(client: &mut Client, schema: &str) -> std::result::Result<Vec<Table>, postgres::Error> {
     Ok(client
-        .query(TABLES, &[&schema, &MAX_ROWS_PER_TABLE])?
+        .query_typed(
+            TABLES,
+            &[(&schema, Type::TEXT), (&MAX_ROWS_PER_TABLE, Type::INT8)],
+        )?
         .iter()
         .map(|r| Table {
             name: r.get(0),
@@ -216,12 +222,12 @@ fn ensure_rows_table(client: &mut Client) -> std::result::Result<(), postgres::E
 pub fn forget(client: &mut Client, schema: &str) -> std::result::Result<(), postgres::Error> {
     super::meta::remove_key(client, &key(schema))?;
     let exists: bool = client
-        .query_one("SELECT to_regclass('dbtool.warm_rows') IS NOT NULL", &[])?
+        .query_typed_one("SELECT to_regclass('dbtool.warm_rows') IS NOT NULL", &[])?
         .get(0);
     if exists {
-        client.execute(
+        client.execute_typed(
             "DELETE FROM dbtool.warm_rows WHERE schema_name = $1",
-            &[&schema],
+            &[(&schema, Type::TEXT)],
         )?;
     }
     Ok(())
@@ -231,7 +237,7 @@ pub fn forget(client: &mut Client, schema: &str) -> std::result::Result<(), post
 /// newer `xmin`.
 pub fn transaction_id(client: &mut Client) -> Result<i64> {
     Ok(client
-        .query_one("SELECT pg_catalog.txid_current() % 4294967296", &[])
+        .query_typed_one("SELECT pg_catalog.txid_current() % 4294967296", &[])
         .map_err(sql_error)?
         .get(0))
 }
@@ -287,7 +293,14 @@ pub fn record(
     let mut excluded = excluded.to_vec();
     excluded.push(crate::config::DBTOOL_SCHEMA.to_string());
     if let Some(row) = client
-        .query_opt(OUTSIDE, &[&schema, &since.to_string(), &excluded])
+        .query_typed_opt(
+            OUTSIDE,
+            &[
+                (&schema, Type::TEXT),
+                (&since.to_string(), Type::TEXT),
+                (&excluded, Type::TEXT_ARRAY),
+            ],
+        )
         .map_err(sql_error)?
     {
         let what: String = row.get(0);
@@ -344,7 +357,7 @@ pub fn record(
         data.push(rows);
     }
     let sequences = client
-        .query(SEQUENCES, &[&schema])
+        .query_typed(SEQUENCES, &[(&schema, Type::TEXT)])
         .map_err(sql_error)?
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -362,15 +375,23 @@ pub fn record(
     };
     if !order.is_empty() {
         ensure_rows_table(client).map_err(sql_error)?;
-        for (i, (t, rows)) in order.iter().zip(&data).enumerate() {
-            client
-                .execute(
-                    "INSERT INTO dbtool.warm_rows (schema_name, position, table_name, columns, data)
-                     VALUES ($1, $2, $3, $4, $5)",
-                    &[&schema, &(i as i32), &t.name, &t.columns, rows],
-                )
-                .map_err(sql_error)?;
-        }
+        // One statement for every table's rows.
+        let names: Vec<&str> = order.iter().map(|t| t.name.as_str()).collect();
+        let columns: Vec<&str> = order.iter().map(|t| t.columns.as_str()).collect();
+        client
+            .execute_typed(
+                "INSERT INTO dbtool.warm_rows (schema_name, position, table_name, columns, data)
+                 SELECT $1, r.position - 1, r.table_name, r.columns, r.data
+                   FROM unnest($2::text[], $3::text[], $4::bytea[])
+                        WITH ORDINALITY AS r(table_name, columns, data, position)",
+                &[
+                    (&schema, Type::TEXT),
+                    (&names, Type::TEXT_ARRAY),
+                    (&columns, Type::TEXT_ARRAY),
+                    (&data, Type::BYTEA_ARRAY),
+                ],
+            )
+            .map_err(sql_error)?;
     }
     super::meta::write_key(client, &key(schema), &record).map_err(sql_error)?;
     Ok(Ok(()))
@@ -419,21 +440,18 @@ pub fn next(
     migrations_format: &str,
     migrations_digest: &str,
 ) -> std::result::Result<std::result::Result<Record, String>, postgres::Error> {
-    if let Some(u) = super::meta::unfinished(client, schema)? {
+    // One round trip for the three keys and the Citus check.
+    let (unfinished, last_reset, record, citus) =
+        super::meta::warm_inputs(client, schema, &key(schema))?;
+    if let Some(u) = unfinished {
         return Ok(Err(format!(
             "an unfinished {} ({}, started {}) came after the last reset",
             u.command, u.by, u.started_at
         )));
     }
-    if super::meta::last_reset(client, schema)?.is_none() {
+    if last_reset.is_none() {
         return Ok(Err("no finished reset is recorded".into()));
     }
-    let citus: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')",
-            &[],
-        )?
-        .get(0);
     if citus {
         return Ok(Err(
             "the database is distributed with Citus, which cannot restart its sequences where \
@@ -441,17 +459,18 @@ pub fn next(
                 .into(),
         ));
     }
-    check(client, schema, migrations_format, migrations_digest)
+    check(client, schema, record, migrations_format, migrations_digest)
 }
 
 /// Whether the warm path may run: `Ok(record)`, or why not.
 fn check(
     client: &mut Client,
     schema: &str,
+    record: Option<Record>,
     migrations_format: &str,
     migrations_digest: &str,
 ) -> std::result::Result<std::result::Result<Record, String>, postgres::Error> {
-    let Some(record) = read(client, schema)? else {
+    let Some(record) = record else {
         return Ok(Err("no warm record of a cold reset".into()));
     };
     if record.dbtool_version != env!("CARGO_PKG_VERSION") {
@@ -479,12 +498,12 @@ pub fn empty_tables(client: &mut Client, schema: &str) -> std::result::Result<()
     client.batch_execute("SAVEPOINT dbtool_drop")?;
     // Names only: counting rows (as `tables` does) would cost a query per table.
     let names: Vec<String> = client
-        .query(
+        .query_typed(
             "SELECT pg_catalog.format('%I.%I', $1::text, c.relname) FROM pg_catalog.pg_class c
               WHERE c.relnamespace =
                     (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
                 AND c.relkind IN ('r', 'p') ORDER BY c.relname",
-            &[&schema],
+            &[(&schema, Type::TEXT)],
         )?
         .iter()
         .map(|r| r.get(0))
@@ -501,10 +520,10 @@ pub fn empty_tables(client: &mut Client, schema: &str) -> std::result::Result<()
 pub fn restore(client: &mut Client, schema: &str, record: &Record) -> Result<()> {
     if !record.tables.is_empty() {
         let rows = client
-            .query(
+            .query_typed(
                 "SELECT table_name, columns, data FROM dbtool.warm_rows WHERE schema_name = $1
                  ORDER BY position",
-                &[&schema],
+                &[(&schema, Type::TEXT)],
             )
             .map_err(sql_error)?;
         for row in rows {
