@@ -35,13 +35,7 @@ trap 'exit 143' TERM
 echo "== cargo test --no-run" >&2
 cargo test --all-targets --locked --no-run
 # The integration binary, run directly (no cargo lock, no rebuild between runs).
-suite=$(cargo test --test dbtool --locked --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "dbtool" and m.get("executable") and "test" in m["target"]["kind"]:
-        print(m["executable"])')
-[ -x "$suite" ] || { echo "test-busy.sh: the integration test binary was not found" >&2; exit 1; }
+suite=$(scripts/integration-binary.sh)
 
 # ---- the server ----------------------------------------------------------------------------
 bindir=$(scripts/servers.sh bindir "$major")

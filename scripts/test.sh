@@ -60,13 +60,7 @@ fi
 echo "== unit tests" >&2
 cargo test --lib --bins --examples --locked
 # The integration binary, run directly once per server (one build, no cargo lock between runs).
-suite=$(cargo test --test dbtool --locked --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "dbtool" and m.get("executable") and "test" in m["target"]["kind"]:
-        print(m["executable"])')
-[ -x "$suite" ] || { echo "test.sh: the integration test binary was not found" >&2; exit 1; }
+suite=$(scripts/integration-binary.sh)
 
 # ---- servers -------------------------------------------------------------------------------
 started=()

@@ -615,36 +615,58 @@ fn generate_routed(
     first_index: u64,
     stop: &Stop,
 ) -> Result<RoutedPart> {
-    let (load, encoder, progress) = (table.load, &table.encoder, &table.progress);
+    let parent = routing.partitions.len();
+    let mut buffers = vec![Vec::new(); parent + 1];
+    let sum = each_row(data, table, roots, first_index, stop, |values| {
+        let target = routing.route(values)?.unwrap_or(parent);
+        table
+            .encoder
+            .row(values, &mut buffers[target])
+            .map_err(|e| encoding_failed(table.load, e))
+    })?;
+    Ok((buffers, sum))
+}
+
+/// Walks the rows of `roots`: digests each (while the client can digest the table), hands it to
+/// `encode`, reports progress and checks for a stop (the lock lost, a signal) every
+/// `PROGRESS_EVERY` rows. Returns the rows' digest.
+fn each_row<'d>(
+    data: &'d Dataset,
+    table: &Table,
+    roots: Range<u64>,
+    first_index: u64,
+    stop: &Stop,
+    mut encode: impl FnMut(&mut crate::spec::RowValues<'d>) -> Result<()>,
+) -> Result<Option<Sum>> {
     let mut row_text = table.row_text.as_ref();
     let mut sum = Sum::default();
     let mut text = Vec::new();
-    let parent = routing.partitions.len();
-    let mut buffers = vec![Vec::new(); parent + 1];
     let mut unreported = 0;
-    data.for_each_row_values(load.index, roots, first_index, &mut |values| {
+    data.for_each_row_values(table.load.index, roots, first_index, &mut |values| {
         if let Some(rt) = row_text
             && !rt.add(values, &mut text, &mut sum)?
         {
             row_text = None;
         }
-        let target = routing.route(values)?.unwrap_or(parent);
-        encoder
-            .row(values, &mut buffers[target])
-            .map_err(|e| match e {
-                Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
-                e => e,
-            })?;
+        encode(values)?;
         unreported += 1;
         if unreported == PROGRESS_EVERY {
-            progress.inc(unreported);
+            table.progress.inc(unreported);
             unreported = 0;
             stop.check()?;
         }
         Ok(())
     })?;
-    progress.inc(unreported);
-    Ok((buffers, row_text.map(|_| sum)))
+    table.progress.inc(unreported);
+    Ok(row_text.map(|_| sum))
+}
+
+/// An encoding error, named with its table.
+fn encoding_failed(load: &TableLoad, e: Error) -> Error {
+    match e {
+        Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
+        e => e,
+    }
 }
 
 /// A chunk's roots in up to `parts` consecutive ranges, each with its first row's index.
@@ -681,38 +703,21 @@ fn generate(
     stop: &Stop,
     full: &std::sync::mpsc::Sender<Vec<u8>>,
 ) -> Result<Option<Sum>> {
-    let (load, encoder, progress) = (table.load, &table.encoder, &table.progress);
-    let mut row_text = table.row_text.as_ref();
-    let mut sum = Sum::default();
-    let mut text = Vec::new();
+    let encoder = &table.encoder;
     let mut buffer = Vec::with_capacity(COPY_BUFFER + 512);
     // The writer has gone: it failed, and says why.
-    let gone = || Error::Work(format!("seeding {} failed", load.table));
+    let gone = || Error::Work(format!("seeding {} failed", table.load.table));
     if first {
         encoder.begin(&mut buffer);
     }
-    let mut unreported = 0;
-    data.for_each_row_values(load.index, roots, first_index, &mut |values| {
-        if let Some(rt) = row_text
-            && !rt.add(values, &mut text, &mut sum)?
-        {
-            row_text = None;
-        }
-        encoder.row(values, &mut buffer).map_err(|e| match e {
-            Error::Work(m) => Error::Work(format!("seeding {}: {m}", load.table)),
-            e => e,
-        })?;
+    let sum = each_row(data, table, roots, first_index, stop, |values| {
+        encoder
+            .row(values, &mut buffer)
+            .map_err(|e| encoding_failed(table.load, e))?;
         if buffer.len() >= COPY_BUFFER {
             let next = Vec::with_capacity(COPY_BUFFER + 512);
             full.send(std::mem::replace(&mut buffer, next))
                 .map_err(|_| gone())?;
-        }
-        unreported += 1;
-        if unreported == PROGRESS_EVERY {
-            progress.inc(unreported);
-            unreported = 0;
-            // Stop generating as soon as the lock is lost or a signal comes.
-            stop.check()?;
         }
         Ok(())
     })?;
@@ -720,8 +725,7 @@ fn generate(
         encoder.end(&mut buffer);
     }
     full.send(buffer).map_err(|_| gone())?;
-    progress.inc(unreported);
-    Ok(row_text.map(|_| sum))
+    Ok(sum)
 }
 
 /// A row the server rejected, named by table, column, row key and (for a fixed row) its CSV
