@@ -72,12 +72,11 @@ impl SeedSql {
             let sql = read
                 .read_to_string(&path)
                 .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
-            let text = match statements::plan(&sql, schema, false) {
+            let text = match statements::plan(&sql, schema) {
                 Ok(Plan::InTransaction(batch)) => batch,
                 Ok(Plan::Outside(_)) => {
                     return Err(Error::usage(format!(
-                        "{}: a seed file runs inside the reset's transaction, so it cannot be `{}` \
-                         (for migrations only) or build an index CONCURRENTLY",
+                        "{}: a seed file runs inside the reset's transaction; `{}` is for migrations only",
                         path.display(),
                         statements::NO_TRANSACTION
                     )));

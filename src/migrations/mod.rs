@@ -92,8 +92,8 @@ impl Migrations {
 
     /// How a migration runs; a statement it cannot run as written is exit 6, naming the file,
     /// line and statement, and saying how to proceed.
-    fn plan(source: &Source, schema: &str, fresh: bool) -> Result<Plan> {
-        statements::plan(&source.up, schema, fresh).map_err(|r: Refusal| {
+    fn plan(source: &Source, schema: &str) -> Result<Plan> {
+        statements::plan(&source.up, schema).map_err(|r: Refusal| {
             let statement = r.statement.lines().next().unwrap_or("");
             let shown = if statement.is_empty() {
                 String::new()
@@ -116,7 +116,7 @@ impl Migrations {
     /// reset runs every migration, in a schema it has just emptied).
     pub fn check_all(&self, schema: &str) -> Result<()> {
         self.all()
-            .try_for_each(|s| Self::plan(s, schema, true).map(|_| ()))
+            .try_for_each(|s| Self::plan(s, schema).map(|_| ()))
     }
 
     /// The migrations that run outside the transaction (`-- no-transaction`, or the tool's own
@@ -470,9 +470,6 @@ struct InUnit<'a> {
     schema: &'a str,
     /// The schema's oid before the migrations: a file that drops and recreates it changes it.
     schema_oid: String,
-    /// No migration had been applied to the schema (a reset, or a first `migrate`): every
-    /// table the migrations touch is new in this transaction.
-    fresh: bool,
     running: Vec<(usize, &'a Source)>,
     next: usize,
 }
@@ -696,10 +693,9 @@ pub fn run(
                 .any(|a| a.version == migrations.list[i].version())
         })
         .collect();
-    let fresh = before.is_empty();
     let planned: Vec<(usize, Plan)> = pending
         .iter()
-        .map(|&i| Ok((i, Migrations::plan(&migrations.sources[i], schema, fresh)?)))
+        .map(|&i| Ok((i, Migrations::plan(&migrations.sources[i], schema)?)))
         .collect::<Result<_>>()?;
     let plans = planned
         .iter()
@@ -719,7 +715,6 @@ pub fn run(
         .get(0);
     let mut connection = InUnit {
         schema_oid,
-        fresh,
         unit,
         plans,
         session,
@@ -914,7 +909,7 @@ fn run_repeatables(connection: &mut InUnit, migrations: &Migrations) -> Result<V
         if current.contains(&source.id) {
             continue;
         }
-        let plan = Migrations::plan(source, schema, connection.fresh)?;
+        let plan = Migrations::plan(source, schema)?;
         let started = Instant::now();
         let ran = connection.run_plan(&plan, &source.up).and_then(|()| {
             connection.tool.record(

@@ -39,8 +39,8 @@ pub struct Statement {
     pub from_stdin: bool,
     /// `CREATE EXTENSION ...`: the byte offset just after the word EXTENSION.
     extension_end: Option<usize>,
-    /// The byte range of the word CONCURRENTLY among its leading words.
-    concurrently: Option<(usize, usize)>,
+    /// The word CONCURRENTLY is among its leading words.
+    concurrently: bool,
 }
 
 impl Statement {
@@ -101,13 +101,12 @@ impl Statement {
         None
     }
 
-    /// `CREATE|DROP INDEX`, `REINDEX` or `ALTER TABLE ... DETACH PARTITION` with CONCURRENTLY:
-    /// PostgreSQL runs it outside a transaction only, while the same statement without the word
-    /// runs inside one and leaves the same schema. (`REFRESH MATERIALIZED VIEW CONCURRENTLY`
-    /// runs inside a transaction as it is.)
+    /// `CREATE|DROP INDEX`, `REINDEX` or `ALTER TABLE ... DETACH PARTITION` with CONCURRENTLY,
+    /// which PostgreSQL runs outside a transaction only. (`REFRESH MATERIALIZED VIEW
+    /// CONCURRENTLY` runs inside one.)
     fn concurrent(&self) -> bool {
         let w = |words: &[&str]| self.starts_with(words);
-        self.concurrently.is_some()
+        self.concurrently
             && (w(&["CREATE", "INDEX"])
                 || w(&["CREATE", "UNIQUE", "INDEX"])
                 || w(&["DROP", "INDEX"])
@@ -218,6 +217,17 @@ pub fn runs_outside(sql: &str) -> bool {
     sql.lines().next().unwrap_or("").trim() == NO_TRANSACTION
 }
 
+/// Whether `sql` builds or drops an index CONCURRENTLY (and holds nothing else that could not
+/// run inside a transaction): Flyway, golang-migrate and Prisma run such a file outside one.
+pub fn builds_concurrently(sql: &str) -> bool {
+    split(sql).is_ok_and(|statements| {
+        statements.iter().any(Statement::concurrent)
+            && statements
+                .iter()
+                .all(|s| s.concurrent() || s.outside_only().is_none())
+    })
+}
+
 /// Whether `sql` adds a label to an enum type (`ALTER TYPE ... ADD VALUE`).
 pub fn adds_enum_label(sql: &str) -> bool {
     split(sql).is_ok_and(|statements| {
@@ -268,7 +278,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                 meta_command: Some(sql[start..line_end].trim_end().to_string()),
                 from_stdin: false,
                 extension_end: None,
-                concurrently: None,
+                concurrently: false,
             });
             while tokens
                 .peek()
@@ -287,7 +297,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
             meta_command: None,
             from_stdin: false,
             extension_end: None,
-            concurrently: None,
+            concurrently: false,
         });
         statement.end = end;
         let follows_begin = std::mem::take(&mut after_begin);
@@ -329,9 +339,7 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                     statement.extension_end = Some(end);
                 }
                 if statement.words.len() < 8 {
-                    if upper == "CONCURRENTLY" {
-                        statement.concurrently = Some((start, end));
-                    }
+                    statement.concurrently |= upper == "CONCURRENTLY";
                     statement.words.push(upper);
                 }
             }
@@ -345,14 +353,9 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
 /// Decides how a migration file runs, or why it cannot run as written. `schema` is the schema
 /// the reset empties but keeps: a `CREATE SCHEMA` of it (pg_dump writes one) is blanked out. A
 /// `CREATE EXTENSION` runs as `CREATE EXTENSION IF NOT EXISTS`, since a reset keeps extensions.
-///
-/// `BEGIN; ... COMMIT;` blocks (Prisma writes one around an enum change) run as part of the
-/// transaction, their two statements blanked. An index statement with `CONCURRENTLY`, which
-/// PostgreSQL runs outside a transaction only, runs in a `fresh` schema (every table new in this
-/// transaction, invisible to others: a reset) without the word, which leaves the same index;
-/// elsewhere (`migrate` on a database in use) its file runs outside the transaction, as Flyway
-/// runs such a file.
-pub fn plan(sql: &str, schema: &str, fresh: bool) -> Result<Plan, Refusal> {
+/// `BEGIN; ... COMMIT;` blocks (Prisma writes one around an enum change, with more statements
+/// after it) run as part of the transaction, their two statements blanked.
+pub fn plan(sql: &str, schema: &str) -> Result<Plan, Refusal> {
     // A UTF-8 byte-order mark (some Windows editors write one) is not SQL: one space keeps every
     // character position.
     let unmarked;
@@ -370,7 +373,7 @@ pub fn plan(sql: &str, schema: &str, fresh: bool) -> Result<Plan, Refusal> {
         statement: text_of(s),
         why: why.to_string(),
     };
-    let outside = || -> Result<Plan, Refusal> {
+    if runs_outside(sql) {
         for s in &statements {
             if s.meta_command.is_some() && !is_restrict(s) {
                 return Err(meta_refusal(s));
@@ -379,7 +382,7 @@ pub fn plan(sql: &str, schema: &str, fresh: bool) -> Result<Plan, Refusal> {
                 return Err(refusal(s, why));
             }
         }
-        Ok(Plan::Outside(
+        return Ok(Plan::Outside(
             statements
                 .iter()
                 .filter(|s| !is_restrict(s))
@@ -391,10 +394,7 @@ pub fn plan(sql: &str, schema: &str, fresh: bool) -> Result<Plan, Refusal> {
                     text.trim().to_string()
                 })
                 .collect(),
-        ))
-    };
-    if runs_outside(sql) {
-        return outside();
+        ));
     }
     let mut blank: Vec<(usize, usize)> = Vec::new();
     let mut body: Vec<&Statement> = Vec::new();
@@ -418,7 +418,7 @@ pub fn plan(sql: &str, schema: &str, fresh: bool) -> Result<Plan, Refusal> {
             open = Some(i);
         } else if s.commits() {
             paired.extend(open.take().map(|o| [o, i]).into_iter().flatten());
-        } else if s.outside_only().is_some() && !s.concurrent() {
+        } else if s.outside_only().is_some() {
             open = None;
         }
     }
@@ -431,19 +431,12 @@ pub fn plan(sql: &str, schema: &str, fresh: bool) -> Result<Plan, Refusal> {
         .filter(|(i, _)| !paired.contains(i))
         .map(|(_, s)| *s)
         .collect();
-    let mut concurrent_outside = false;
-    for s in &body {
-        if s.concurrent() && s.unrunnable(schema).is_none() {
-            match (fresh, s.concurrently) {
-                (true, Some(word)) => blank.push(word),
-                _ => concurrent_outside = true,
-            }
-        } else if let Some(why) = s.outside_only().or_else(|| s.unrunnable(schema)) {
-            return Err(refusal(s, why));
-        }
-    }
-    if concurrent_outside {
-        return outside();
+    if let Some((s, why)) = body.iter().find_map(|s| {
+        s.outside_only()
+            .or_else(|| s.unrunnable(schema))
+            .map(|w| (s, w))
+    }) {
+        return Err(refusal(s, why));
     }
     let mut text = sql.to_string();
     for (start, end) in blank {
@@ -553,11 +546,11 @@ mod tests {
     fn a_byte_order_mark_before_the_marker_still_marks_the_file() {
         let sql = "\u{feff}-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c);\n";
         assert!(runs_outside(sql));
-        assert!(matches!(plan(sql, "public", true), Ok(Plan::Outside(_))));
+        assert!(matches!(plan(sql, "public"), Ok(Plan::Outside(_))));
     }
 
     fn in_tx(sql: &str) -> String {
-        match plan(sql, "public", true).unwrap() {
+        match plan(sql, "public").unwrap() {
             Plan::InTransaction(batch) => batch.sql,
             Plan::Outside(_) => panic!("expected in-transaction"),
         }
@@ -606,35 +599,24 @@ mod tests {
     }
 
     #[test]
-    fn an_index_built_concurrently_runs_in_a_reset_without_the_word_and_outside_in_a_migrate() {
+    fn an_index_built_concurrently_is_found_and_refused_in_the_transaction() {
         let sql = "CREATE TABLE a (id int);\nCREATE INDEX CONCURRENTLY a_id ON a (id);\n\
                    DROP INDEX CONCURRENTLY IF EXISTS b;\nREFRESH MATERIALIZED VIEW CONCURRENTLY m;\n";
-        let text = in_tx(sql);
-        assert_eq!(text.len(), sql.len());
-        assert_eq!(
-            text.lines().nth(1),
-            Some("CREATE INDEX              a_id ON a (id);")
-        );
-        assert_eq!(
-            text.lines().nth(2),
-            Some("DROP INDEX              IF EXISTS b;")
-        );
-        assert!(text.contains("REFRESH MATERIALIZED VIEW CONCURRENTLY m"));
-        match plan(sql, "public", false).unwrap() {
-            Plan::Outside(statements) => {
-                assert_eq!(statements[1], "CREATE INDEX CONCURRENTLY a_id ON a (id);")
-            }
-            Plan::InTransaction(_) => panic!("a live schema's concurrent build runs outside"),
-        }
-        // Only a file with nothing else that ends the transaction.
-        assert!(
-            plan(
-                "CREATE INDEX CONCURRENTLY i ON a (id);\nCOMMIT;",
-                "public",
-                false
-            )
-            .is_err()
-        );
+        assert!(builds_concurrently(sql));
+        let r = plan(sql, "public").unwrap_err();
+        assert_eq!(r.line, 2);
+        assert!(r.why.contains("CONCURRENTLY"), "{}", r.why);
+        // A REFRESH ... CONCURRENTLY alone runs inside; VACUUM is no index build.
+        assert!(!builds_concurrently(
+            "REFRESH MATERIALIZED VIEW CONCURRENTLY m;"
+        ));
+        assert!(matches!(
+            plan("REFRESH MATERIALIZED VIEW CONCURRENTLY m;", "public"),
+            Ok(Plan::InTransaction(_))
+        ));
+        assert!(!builds_concurrently(
+            "CREATE INDEX CONCURRENTLY i ON a (id);\nVACUUM a;"
+        ));
     }
 
     #[test]
@@ -651,7 +633,7 @@ mod tests {
 
     #[test]
     fn a_column_named_begin_opens_no_body_that_could_hide_a_commit() {
-        let refused = |sql: &str| plan(sql, "public", true).unwrap_err();
+        let refused = |sql: &str| plan(sql, "public").unwrap_err();
         let r = refused(
             "CREATE TABLE period (id int, begin date);\n\
              CREATE OR REPLACE VIEW v_period AS SELECT id, begin FROM period;\n\
@@ -661,7 +643,7 @@ mod tests {
         let r = refused(
             "CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS 'SELECT 1';\n\
              CREATE OR REPLACE FUNCTION g() RETURNS TABLE (begin int) LANGUAGE sql AS 'SELECT 1';\n\
-             VACUUM a;",
+             CREATE INDEX CONCURRENTLY a_id ON a (id);",
         );
         assert_eq!(r.line, 3);
         // A body's CASE ... END nests; the body's own END closes it.
@@ -674,7 +656,10 @@ mod tests {
 
     #[test]
     fn statements_that_end_or_cannot_run_in_a_transaction_are_refused_with_their_line() {
-        let refused = |sql: &str| plan(sql, "public", true).unwrap_err();
+        let refused = |sql: &str| plan(sql, "public").unwrap_err();
+        let r = refused("CREATE TABLE a (id int);\n\nCREATE INDEX CONCURRENTLY a_id ON a (id);");
+        assert_eq!(r.line, 3);
+        assert!(r.statement.starts_with("CREATE INDEX CONCURRENTLY"));
         assert_eq!(
             refused("CREATE TABLE a (id int);\nCOMMIT;\nSELECT 1;").line,
             2
@@ -695,7 +680,7 @@ mod tests {
     #[test]
     fn no_transaction_files_run_statement_by_statement() {
         let sql = "-- no-transaction\nCREATE INDEX CONCURRENTLY a_id ON a (id);\nVACUUM a;";
-        match plan(sql, "public", true).unwrap() {
+        match plan(sql, "public").unwrap() {
             Plan::Outside(statements) => assert_eq!(
                 statements,
                 ["CREATE INDEX CONCURRENTLY a_id ON a (id);", "VACUUM a;"]
@@ -709,7 +694,7 @@ mod tests {
         let sql = "BEGIN;\nCREATE TABLE a (id int);\n-- a comment; with a semicolon\n\
                    CREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n\
                    CREATE EXTENSION citext; ;\nINSERT INTO a VALUES (1);\nCOMMIT;";
-        let Plan::InTransaction(batch) = plan(sql, "public", true).unwrap() else {
+        let Plan::InTransaction(batch) = plan(sql, "public").unwrap() else {
             panic!("expected in-transaction");
         };
         let statements: Vec<(usize, &str)> = batch.statements().collect();
@@ -742,7 +727,7 @@ mod tests {
         let sql = "CREATE EXTENSION pgcrypto; SELECT nope;\n\
                    create /* extension */ extension \"uuid-ossp\" with schema public;\n\
                    CREATE EXTENSION IF NOT EXISTS citext;\nSELECT also_nope;";
-        let Plan::InTransaction(batch) = plan(sql, "public", true).unwrap() else {
+        let Plan::InTransaction(batch) = plan(sql, "public").unwrap() else {
             panic!("expected in-transaction");
         };
         assert_eq!(
@@ -764,13 +749,7 @@ mod tests {
         }
         // Inside an added IF NOT EXISTS: where it was added.
         assert_eq!(batch.file_offset(char_at(&batch.sql, "NOT")), 16);
-        match plan(
-            "-- no-transaction\nCREATE EXTENSION vector;",
-            "public",
-            true,
-        )
-        .unwrap()
-        {
+        match plan("-- no-transaction\nCREATE EXTENSION vector;", "public").unwrap() {
             Plan::Outside(statements) => {
                 assert_eq!(statements, ["CREATE EXTENSION IF NOT EXISTS vector;"])
             }
@@ -796,7 +775,7 @@ mod tests {
 
     #[test]
     fn dropping_the_reset_schema_or_reading_rows_from_psql_is_refused_with_its_line() {
-        let refused = |sql: &str| plan(sql, "public", true).unwrap_err();
+        let refused = |sql: &str| plan(sql, "public").unwrap_err();
         let r = refused("SELECT 1;\nDROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;");
         assert_eq!(r.line, 2);
         assert!(r.why.contains("history table"), "{}", r.why);

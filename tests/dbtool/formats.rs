@@ -711,39 +711,50 @@ fn a_tool_directive_to_run_outside_the_transaction_is_dbtools_no_transaction() {
         1
     );
 
-    // Without the directive, as Flyway or golang-migrate write it: a reset builds the index of
-    // its new table inside its one transaction (all or nothing still), a Flyway `migrate` of a
-    // database in use outside it, as Flyway does.
+    // Without the directive goose runs the file in a transaction, where PostgreSQL refuses it:
+    // refused before anything changes.
     let folder = Folder::of("goose");
     std::fs::write(
         folder.file("20261207103339_concurrent.sql"),
         "-- +goose Up\nCREATE INDEX CONCURRENTLY pets_name_idx ON pets (name);\n",
     )
     .unwrap();
-    let reset = run(&db, &folder, &["reset", "--skip-seed", "--yes"]);
-    assert!(!reset.success().stderr.contains("not all or nothing"));
-    assert_eq!(
-        db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'pets_name_idx'"),
-        1
-    );
-    let db = TestDb::new("fmt_concurrently_live");
-    let folder = Folder::of("flyway");
-    run(&db, &folder, &["reset", "--skip-seed", "--yes"]).success();
-    std::fs::write(
-        folder.file("V3__index.sql"),
-        "CREATE INDEX CONCURRENTLY pets_name_idx ON pets (name);\n",
-    )
-    .unwrap();
-    run(&db, &folder, &["migrate"])
-        .success()
-        .stderr_has("migrate done: 1 applied");
-    assert_eq!(
-        db.scalar(
-            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-             WHERE c.relname = 'pets_name_idx' AND i.indisvalid"
-        ),
-        1
-    );
+    run(&db, &folder, &["reset", "--skip-seed", "--yes"])
+        .code(6)
+        .stderr_has("20261207103339_concurrent.sql:2");
+
+    // Flyway runs a migration that builds an index CONCURRENTLY outside a transaction, and so do
+    // golang-migrate and Prisma with a file of that one statement: so does dbtool, saying so.
+    for (tool, file) in [
+        ("flyway", "V3__index.sql"),
+        ("golang-migrate", "000003_index.up.sql"),
+        ("prisma", "20261207103339_index/migration.sql"),
+    ] {
+        let db = TestDb::new(&format!("fmt_concurrently_{}", tool.replace('-', "_")));
+        let folder = Folder::of(tool);
+        run(&db, &folder, &["reset", "--skip-seed", "--yes"]).success();
+        let path = folder.file(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            "-- an index\nCREATE INDEX CONCURRENTLY pets_name_idx ON pets (name);\n",
+        )
+        .unwrap();
+        run(&db, &folder, &["migrate"])
+            .success()
+            .stderr_has("migrate done: 1 applied");
+        run(&db, &folder, &["reset", "--skip-seed", "--yes"])
+            .success()
+            .stderr_has("not all or nothing");
+        assert_eq!(
+            db.scalar(
+                "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE c.relname = 'pets_name_idx' AND i.indisvalid"
+            ),
+            1,
+            "{tool}"
+        );
+    }
 }
 
 #[test]

@@ -138,7 +138,8 @@ impl Tool for Flyway {
                 description.replace('_', " "),
                 path,
                 text,
-            );
+            )
+            .outside_when_concurrent();
             match parts {
                 Some(parts) => {
                     if let Some((_, twin)) = versioned

@@ -66,7 +66,8 @@ impl Tool for GolangMigrate {
                     title.to_string(),
                     path,
                     text,
-                ),
+                )
+                .outside_when_concurrent(),
             );
         }
         Ok(sources.in_order())

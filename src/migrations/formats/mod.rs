@@ -22,7 +22,7 @@ pub use crate::cli::MigrationsFormat as Format;
 use crate::connection::quote_ident;
 use crate::error::{Error, Result};
 use crate::files::ReadFiles;
-use crate::migrations::statements::NO_TRANSACTION;
+use crate::migrations::statements::{self, NO_TRANSACTION};
 
 /// One migration as its tool names and runs it.
 #[derive(Debug, Clone)]
@@ -61,6 +61,16 @@ impl Source {
             text,
             created: None,
         }
+    }
+
+    /// Flyway, golang-migrate and Prisma run a file that builds an index CONCURRENTLY outside a
+    /// transaction (Flyway detects the statement; the other two send a file as one query, which
+    /// such a statement survives alone): for dbtool the file is `-- no-transaction` too.
+    pub(crate) fn outside_when_concurrent(mut self) -> Self {
+        if statements::builds_concurrently(&self.up) && !statements::runs_outside(&self.up) {
+            self.up = up_section(&self.up, |_| false, |_| false, true);
+        }
+        self
     }
 
     /// The version as the whole number goose, golang-migrate and sqlx store.

@@ -59,13 +59,16 @@ impl Tool for Prisma {
             }
             let text = listing.read_file(files, &path)?;
             let (version, description) = folder.split_once('_').unwrap_or((folder, ""));
-            sources.push(Source::whole(
-                folder.clone(),
-                Some(version.to_string()),
-                description.to_string(),
-                path,
-                text,
-            ));
+            sources.push(
+                Source::whole(
+                    folder.clone(),
+                    Some(version.to_string()),
+                    description.to_string(),
+                    path,
+                    text,
+                )
+                .outside_when_concurrent(),
+            );
         }
         Ok(sources)
     }
