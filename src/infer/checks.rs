@@ -204,6 +204,7 @@ enum Node {
     Cmp(Box<Node>, String, Box<Node>),
     AnyOf(Box<Node>, Vec<Node>),
     IsNull(Box<Node>, bool),
+    Not(Box<Node>),
     Col(String),
     Num(f64),
     Str(String),
@@ -259,7 +260,7 @@ impl Parser {
     }
     fn comparison(&mut self) -> Result<Node, String> {
         if self.keyword("NOT") {
-            return Err("NOT".into());
+            return Ok(Node::Not(Box::new(self.comparison()?)));
         }
         let left = self.operand()?;
         if self.keyword("IS") {
@@ -419,6 +420,15 @@ fn conjuncts(node: &Node, rules: &mut Vec<Rule>) -> Result<(), String> {
             if nullable && rest.len() == 1 {
                 return conjuncts(&rest[0], rules);
             }
+            // `flag OR ...`, `NOT flag OR ...` (an implication, `NOT all_day OR time_zone IS
+            // NULL`): the boolean column alone makes it hold, so it takes that value.
+            if let Some(part) = parts.iter().find(|p| match p {
+                Node::Col(_) => true,
+                Node::Not(inner) => matches!(inner.as_ref(), Node::Col(_)),
+                _ => false,
+            }) {
+                return conjuncts(part, rules);
+            }
             Err("an OR".into())
         }
         Node::IsNull(inner, false) => match inner.as_ref() {
@@ -503,6 +513,17 @@ fn conjuncts(node: &Node, rules: &mut Vec<Rule>) -> Result<(), String> {
             }
         }
         Node::Func(f, _) => Err(format!("a call of {f}()")),
+        Node::Not(inner) => match inner.as_ref() {
+            // A boolean column that must be false.
+            Node::Col(c) => {
+                rules.push(Rule::OneOf {
+                    column: c.clone(),
+                    values: vec!["false".into()],
+                });
+                Ok(())
+            }
+            _ => Err("a NOT of an expression".into()),
+        },
         Node::Col(c) => {
             // A boolean column that must be true.
             rules.push(Rule::OneOf {
@@ -568,6 +589,21 @@ mod tests {
                 value: 0.0
             }]
         );
+        assert_eq!(
+            read("CHECK (((NOT all_day) OR (time_zone IS NULL)))").unwrap(),
+            vec![Rule::OneOf {
+                column: "all_day".into(),
+                values: vec!["false".into()]
+            }]
+        );
+        assert_eq!(
+            read("CHECK ((archived OR (deleted_at IS NULL) OR (n > 1)))").unwrap(),
+            vec![Rule::OneOf {
+                column: "archived".into(),
+                values: vec!["true".into()]
+            }]
+        );
+        assert!(read("CHECK ((NOT (a > b)))").is_err());
         assert_eq!(
             read("CHECK ((ends_at > starts_at))").unwrap(),
             vec![Rule::Order {

@@ -464,14 +464,20 @@ fn table_plan(
     let at = |column: &str| format!("table {}, column {column}", t.name);
     let mut notes = Vec::new();
     // Text columns a generated column's expression or a CHECK casts to json or jsonb.
-    let json_cast: BTreeSet<String> = t
+    let mut json_cast: BTreeMap<String, String> = BTreeMap::new();
+    for expression in t
         .columns
         .iter()
         .filter(|c| c.generated)
         .filter_map(|c| c.default.as_deref())
         .chain(t.checks.iter().map(|k| k.definition.as_str()))
-        .flat_map(cast_to_json)
-        .collect();
+    {
+        for (column, path, number) in json_paths(expression) {
+            json_cast
+                .entry(column)
+                .or_insert_with(|| json_at(&path, number));
+        }
+    }
 
     // CHECK constraints and domains, per column.
     let mut limits: Vec<Limits> = vec![Limits::default(); t.columns.len()];
@@ -820,7 +826,9 @@ fn table_plan(
             .as_deref()
             .is_some_and(|d| d.starts_with("nextval("));
         let integer = matches!(column.base.as_str(), "int2" | "int4" | "int8") && !column.is_array;
-        if column.identity || serial_default {
+        // A key numbered by a sequence but not an integer (`varchar` with a nextval default):
+        // generated like any other key column, below.
+        if (column.identity || serial_default) && (integer || !is_key(c)) {
             if is_key(c) && integer {
                 columns.push(plan(
                     Gen::Serial,
@@ -870,13 +878,11 @@ fn table_plan(
         let unique = unique_alone(c);
         let textual =
             matches!(column.base.as_str(), "text" | "varchar" | "bpchar") && !column.is_array;
-        let mut p = if textual && json_cast.contains(&column.name) {
+        let mut p = if let Some(json) = json_cast.get(&column.name).filter(|_| textual) {
             plan(
-                Gen::Expr(
-                    "{ 'source': choice('web', 'ios', 'android'), 'score': int(1, 100) }".into(),
-                ),
-                "a small JSON object: a generated column or CHECK casts it to json; edit its keys \
-                 to what they read"
+                Gen::Expr(json.clone()),
+                "a small JSON object: a generated column or CHECK casts it to json (with the keys \
+                 it reads); edit its keys to what the application reads"
                     .into(),
             )
         } else {
@@ -991,17 +997,18 @@ fn table_plan(
         if distinct || per_parent || one_per_parent {
             continue;
         }
+        // Not an expression: its values may be few (words), and drawn together with the set's
+        // other columns they need not be distinct across the whole table.
         let free = set.iter().filter_map(|c| gen_of(*c)).find(|p| {
             matches!(
                 columns[*p].generator,
-                Gen::Expr(_)
-                    | Gen::Int { .. }
-                    | Gen::Decimal { .. }
-                    | Gen::Date { .. }
-                    | Gen::Timestamp { .. }
+                Gen::Int { .. } | Gen::Decimal { .. } | Gen::Date { .. } | Gen::Timestamp { .. }
             ) && !columns[*p].generator_is_path()
         });
-        match free {
+        // With the key to the parent in the set, the set itself is drawn again (rows of one parent
+        // apart), not the column across the whole table (more rows than its values).
+        let with_parent = set.iter().any(|c| parent_columns.contains_key(c));
+        match free.filter(|_| !with_parent) {
             Some(p) => {
                 columns[p].unique = true;
                 columns[p].why.push_str(&format!(
@@ -1136,9 +1143,10 @@ fn identifiers(expression: &str) -> Vec<String> {
     out
 }
 
-/// The columns an expression casts to json or jsonb: `(col)::json`, `col::jsonb`, `"Col"::json`,
-/// as PostgreSQL prints them.
-fn cast_to_json(expression: &str) -> Vec<String> {
+/// The columns an expression casts to json or jsonb (`(col)::json`, `col::jsonb`,
+/// `"Col"::json`, as PostgreSQL prints them), each with the keys the expression then reads
+/// (`-> 'a' ->> 'b'`) and whether the value read is cast to a number.
+fn json_paths(expression: &str) -> Vec<(String, Vec<String>, bool)> {
     let mut out = Vec::new();
     let mut from = 0;
     while let Some(found) = expression[from..].find("::json") {
@@ -1153,11 +1161,61 @@ fn cast_to_json(expression: &str) -> Vec<String> {
                 .map_or(0, |i| i + 1);
             before[start..].to_string()
         };
-        if !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit()) {
-            out.push(name);
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
         }
+        let mut rest = expression[from..]
+            .strip_prefix('b')
+            .unwrap_or(&expression[from..]);
+        let mut path = Vec::new();
+        loop {
+            let next = rest.trim_start_matches([')', ' ']);
+            let Some(after) = next
+                .strip_prefix("->>")
+                .or_else(|| next.strip_prefix("->"))
+                .map(str::trim_start)
+                .and_then(|a| a.strip_prefix('\''))
+            else {
+                break;
+            };
+            let Some((key, tail)) = after.split_once('\'') else {
+                break;
+            };
+            path.push(key.to_string());
+            rest = tail.strip_prefix("::text").unwrap_or(tail);
+        }
+        let number = [
+            "::bigint",
+            "::integer",
+            "::smallint",
+            "::numeric",
+            "::double",
+            "::real",
+        ]
+        .iter()
+        .any(|t| rest.trim_start_matches([')', ' ']).starts_with(t));
+        out.push((name, path, number));
     }
     out
+}
+
+/// A JSON object (the spec's expression) holding a value at `path`: a number when it is read as
+/// one, a word otherwise; with no path, a small object of its own.
+fn json_at(path: &[String], number: bool) -> String {
+    let Some((last, outer)) = path.split_last() else {
+        return "{ 'source': choice('web', 'ios', 'android'), 'score': int(1, 100) }".into();
+    };
+    let quoted = |k: &str| format!("'{}'", k.replace('\'', "''"));
+    let leaf = if number {
+        "int(1, 100000)".to_string()
+    } else {
+        "choice('alpha', 'beta', 'gamma')".to_string()
+    };
+    let mut value = format!("{{ {}: {leaf} }}", quoted(last));
+    for key in outer.iter().rev() {
+        value = format!("{{ {}: {value} }}", quoted(key));
+    }
+    value
 }
 
 /// A plain integer column (no key to another table, not numbered by the database) that can
@@ -1373,10 +1431,21 @@ mod tests {
     #[test]
     fn columns_cast_to_json_are_found_as_postgres_prints_them() {
         assert_eq!(
-            cast_to_json("((((meta)::json -> 'a'::text) ->> 'b'::text))::bigint"),
-            vec!["meta"]
+            json_paths("((((meta)::json -> 'a'::text) ->> 'b'::text))::bigint"),
+            vec![(
+                "meta".to_string(),
+                vec!["a".to_string(), "b".to_string()],
+                true
+            )]
         );
-        assert_eq!(cast_to_json("(\"Doc\")::jsonb ? 'k'::text"), vec!["Doc"]);
-        assert_eq!(cast_to_json("'{}'::jsonb"), Vec::<String>::new());
+        assert_eq!(
+            json_paths("(\"Doc\")::jsonb ? 'k'::text"),
+            vec![("Doc".to_string(), vec![], false)]
+        );
+        assert_eq!(json_paths("'{}'::jsonb"), vec![]);
+        assert_eq!(
+            json_at(&["a".to_string(), "b".to_string()], true),
+            "{ 'a': { 'b': int(1, 100000) } }"
+        );
     }
 }

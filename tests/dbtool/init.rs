@@ -411,7 +411,9 @@ fn rows_the_migrations_insert_are_kept_and_referenced_not_generated_again() {
 
 /// Shapes for which init wrote a spec its own validator refused (exit 2), from real projects:
 /// a junction to a table generated per parent, a one-to-one table keyed by its composite
-/// foreign key, a position unique with the key to the parent, and a key over two small enums.
+/// foreign key, a position unique with the key to the parent, a key over two small enums, words
+/// unique with the key to the parent (homarr), a varchar key with a sequence's default
+/// (quickwit); and an implication CHECK init refused (rallly).
 #[test]
 fn what_init_writes_for_junctions_one_to_ones_positions_and_enum_pairs_loads() {
     let project = project_with(
@@ -433,7 +435,14 @@ fn what_init_writes_for_junctions_one_to_ones_positions_and_enum_pairs_loads() {
          CREATE TYPE role AS ENUM ('Administrator', 'Collaborator', 'SystemAdministrator');\n\
          CREATE TYPE permission AS ENUM ('ManageTeam');\n\
          CREATE TABLE roles_permissions (role role NOT NULL, permission permission NOT NULL,\n\
-           PRIMARY KEY (role, permission));\n",
+           PRIMARY KEY (role, permission));\n\
+         CREATE TABLE item_secret (item_id varchar(64) NOT NULL REFERENCES item (id) ON DELETE CASCADE,\n\
+           kind text NOT NULL, value text NOT NULL, PRIMARY KEY (item_id, kind));\n\
+         CREATE TABLE shards (index_uid varchar(64) NOT NULL REFERENCES board (id) ON DELETE CASCADE,\n\
+           source_id text NOT NULL, shard_id bigserial, PRIMARY KEY (index_uid, source_id, shard_id));\n\
+         ALTER TABLE shards ALTER COLUMN shard_id TYPE varchar(255);\n\
+         CREATE TABLE events (id serial PRIMARY KEY, all_day boolean NOT NULL, time_zone text,\n\
+           CHECK (NOT all_day OR time_zone IS NULL));\n",
     );
     inits_and_resets_twice_identically("init_validator_shapes", &project);
     let db = TestDb::new("init_validator_shapes_counts");
@@ -477,7 +486,7 @@ fn a_table_a_trigger_fills_is_left_to_the_trigger() {
     );
 }
 
-/// A text column a generated column casts to json holds JSON.
+/// A text column a generated column casts to json holds JSON, with the keys it reads.
 #[test]
 fn a_text_column_cast_to_json_by_a_generated_column_holds_json() {
     let db = TestDb::new("init_json_text");
@@ -491,6 +500,10 @@ fn a_text_column_cast_to_json_by_a_generated_column_holds_json() {
         db.scalar(
             "SELECT count(*) FROM splits WHERE json_typeof(split_metadata_json::json) <> 'object'"
         ),
+        0
+    ); // It holds the keys the generated column reads (quickwit's is NOT NULL there).
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM splits WHERE split_size_bytes IS NULL"),
         0
     );
 }
