@@ -452,6 +452,9 @@ const VOLATILE: &[&str] = &[
     "uuid_generate",
     "nextval",
     "timeofday",
+    "pg_current_xact_id",
+    "pg_current_snapshot",
+    "txid_current",
 ];
 
 fn table_plan(

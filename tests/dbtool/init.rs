@@ -413,7 +413,7 @@ fn rows_the_migrations_insert_are_kept_and_referenced_not_generated_again() {
 /// a junction to a table generated per parent, a one-to-one table keyed by its composite
 /// foreign key, a position unique with the key to the parent, a key over two small enums, words
 /// unique with the key to the parent (homarr), a varchar key with a sequence's default
-/// (quickwit); and an implication CHECK init refused (rallly).
+/// (quickwit); an implication CHECK (rallly) and an xid8 key (permify) init refused.
 #[test]
 fn what_init_writes_for_junctions_one_to_ones_positions_and_enum_pairs_loads() {
     let project = project_with(
@@ -442,7 +442,9 @@ fn what_init_writes_for_junctions_one_to_ones_positions_and_enum_pairs_loads() {
            source_id text NOT NULL, shard_id bigserial, PRIMARY KEY (index_uid, source_id, shard_id));\n\
          ALTER TABLE shards ALTER COLUMN shard_id TYPE varchar(255);\n\
          CREATE TABLE events (id serial PRIMARY KEY, all_day boolean NOT NULL, time_zone text,\n\
-           CHECK (NOT all_day OR time_zone IS NULL));\n",
+           CHECK (NOT all_day OR time_zone IS NULL));\n\
+         CREATE TABLE transactions (id xid8 DEFAULT pg_current_xact_id() NOT NULL, tenant_id text NOT NULL,\n\
+           PRIMARY KEY (tenant_id, id));\n",
     );
     inits_and_resets_twice_identically("init_validator_shapes", &project);
     let db = TestDb::new("init_validator_shapes_counts");
