@@ -420,14 +420,15 @@ fn conjuncts(node: &Node, rules: &mut Vec<Rule>) -> Result<(), String> {
             if nullable && rest.len() == 1 {
                 return conjuncts(&rest[0], rules);
             }
-            // `flag OR ...`, `NOT flag OR ...` (an implication, `NOT all_day OR time_zone IS
-            // NULL`): the boolean column alone makes it hold, so it takes that value.
-            if let Some(part) = parts.iter().find(|p| match p {
-                Node::Col(_) => true,
-                Node::Not(inner) => matches!(inner.as_ref(), Node::Col(_)),
-                _ => false,
-            }) {
-                return conjuncts(part, rules);
+            // Otherwise the first side read whole (`flag OR ...`, an implication `NOT flag OR
+            // ...`, one case of a tagged union `(kind = 'a' AND x IS NOT NULL) OR ...`): its
+            // rules make the OR hold.
+            for part in parts {
+                let mut side = Vec::new();
+                if conjuncts(part, &mut side).is_ok() {
+                    rules.extend(side);
+                    return Ok(());
+                }
             }
             Err("an OR".into())
         }
@@ -604,6 +605,18 @@ mod tests {
             }]
         );
         assert!(read("CHECK ((NOT (a > b)))").is_err());
+        assert_eq!(
+            read("CHECK ((((kind = 'BASIC'::auth) AND (username IS NOT NULL)) OR ((kind = 'KEY'::auth) AND (key IS NOT NULL))))").unwrap(),
+            vec![
+                Rule::OneOf {
+                    column: "kind".into(),
+                    values: vec!["BASIC".into()]
+                },
+                Rule::NotNull {
+                    column: "username".into()
+                }
+            ]
+        );
         assert_eq!(
             read("CHECK ((ends_at > starts_at))").unwrap(),
             vec![Rule::Order {

@@ -104,6 +104,10 @@ pub fn build(all: &[Table], schema: &str) -> Result<Model, Problem> {
                         t.rows.to_string()
                     }
                 )
+            } else if t.partitions.as_ref().is_some_and(|p| p.bounds.is_empty()) {
+                "partitioned, with no partition yet: no row can be stored (the application \
+                 creates its partitions)"
+                    .to_string()
             } else if let Some((trigger, on)) = written_by_triggers.get(&t.name) {
                 format!(
                     "trigger {trigger} on {on} inserts its rows: seeding it as well would \
@@ -1003,10 +1007,14 @@ fn table_plan(
         // Not an expression: its values may be few (words), and drawn together with the set's
         // other columns they need not be distinct across the whole table.
         let free = set.iter().filter_map(|c| gen_of(*c)).find(|p| {
-            matches!(
-                columns[*p].generator,
-                Gen::Int { .. } | Gen::Decimal { .. } | Gen::Date { .. } | Gen::Timestamp { .. }
-            ) && !columns[*p].generator_is_path()
+            // Values enough for the rows on its own (a partition of one day has one date).
+            let wide = match &columns[*p].generator {
+                Gen::Int { min, max } => max - min + 1 >= 2 * DEV_ROWS as i64,
+                Gen::Decimal { .. } => true,
+                Gen::Date { from, to } | Gen::Timestamp { from, to } => from != to,
+                _ => false,
+            };
+            wide && !columns[*p].generator_is_path()
         });
         // With the key to the parent in the set, the set itself is drawn again (rows of one parent
         // apart), not the column across the whole table (more rows than its values).
@@ -1081,6 +1089,55 @@ fn table_plan(
                 ));
                 *dev = fits;
                 *ci = (*ci).min(fits);
+            }
+        }
+    }
+    // Per parent row: a unique set holding the key to the parent, whose other columns have few
+    // values between them (an enum), caps the rows under each parent.
+    if let Source::PerParent { dev, ci, .. } = &mut source {
+        let mut sets: Vec<Vec<usize>> = t.uniques.clone();
+        sets.push(t.primary_key.clone());
+        for set in sets {
+            if parent_columns.is_empty() || !parent_columns.keys().all(|c| set.contains(c)) {
+                continue;
+            }
+            let spaces: Option<Vec<u64>> = set
+                .iter()
+                .filter(|c| !parent_columns.contains_key(c))
+                .map(|c| {
+                    columns
+                        .iter()
+                        .find(|p| p.name == t.columns[*c].name)
+                        .and_then(|p| match &p.generator {
+                            Gen::Choice { values } => Some(values.len() as u64),
+                            Gen::Bool { .. } => Some(2),
+                            Gen::Int { min, max } if !p.unique => {
+                                Some((max - min + 1).max(0) as u64)
+                            }
+                            _ => None,
+                        })
+                })
+                .collect();
+            let Some(spaces) = spaces.filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            let space = spaces.iter().fold(1u64, |a, b| a.saturating_mul(*b));
+            let fits = if space <= 4 {
+                space
+            } else {
+                (space / 2).max(4)
+            };
+            if fits < dev.1 {
+                notes.push(format!(
+                    "({}) is unique with {space} possible values per {} row: at most {fits} rows each",
+                    names(t, &set).join(", "),
+                    match &source_parent(t, &parent_columns) {
+                        Some(p) => p.as_str(),
+                        None => "parent",
+                    }
+                ));
+                *dev = (dev.0.min(fits), fits);
+                *ci = (ci.0.min(fits), ci.1.min(fits));
             }
         }
     }
@@ -1219,6 +1276,15 @@ fn json_at(path: &[String], number: bool) -> String {
         value = format!("{{ {}: {value} }}", quoted(key));
     }
     value
+}
+
+/// The table the parent columns point at.
+fn source_parent(t: &Table, parent_columns: &BTreeMap<usize, String>) -> Option<String> {
+    let first = parent_columns.keys().next()?;
+    t.foreign_keys
+        .iter()
+        .find(|fk| fk.columns.contains(first))
+        .and_then(|fk| fk.parent.clone())
 }
 
 /// A plain integer column (no key to another table, not numbered by the database) that can
