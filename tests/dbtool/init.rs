@@ -407,6 +407,17 @@ fn rows_the_migrations_insert_are_kept_and_referenced_not_generated_again() {
         first,
         "init's spec seeds as the reset inferred"
     );
+
+    // Every table filled by the migrations: a spec of nothing to generate, not "no tables".
+    let project = project_with(
+        "CREATE TABLE users (id uuid PRIMARY KEY, name text NOT NULL);\n\
+         INSERT INTO users VALUES ('00000000-0000-0000-0000-000000000001', 'admin');\n",
+    );
+    db.run_in(&project, &["init"])
+        .success()
+        .stderr_has("not seeded: users");
+    reset(&db, &project).success();
+    assert_eq!(db.scalar("SELECT count(*) FROM users"), 1);
 }
 
 /// Shapes for which init wrote a spec its own validator refused (exit 2), from real projects:
