@@ -131,13 +131,22 @@ fn infer_in(
         None => format!("the database {}", db.target.database()),
     };
     let written = phase(reporter, "infer", || {
-        infer::infer(unit.client(), &config.schema, &origin).map_err(|f| match f {
-            Failure::Read(e) => read_error(e),
-            Failure::Cannot(why) => Error::usage(format!("cannot infer a seed spec: {why}")),
+        infer::infer(unit.client(), &config.schema, &origin, migrations.is_some()).map_err(|f| {
+            match f {
+                Failure::Read(e) => read_error(e),
+                Failure::Cannot(why) => Error::usage(format!("cannot infer a seed spec: {why}")),
+            }
         })
     })?;
     // Dropping the unit rolls the drop and the migrations back.
     drop(unit);
+    for (table, why) in &written.skipped {
+        reporter.info(
+            "inferred-skip",
+            format!("not seeded: {table} ({why})"),
+            json!({ "table": table, "why": why }),
+        );
+    }
     Ok(written)
 }
 
@@ -156,8 +165,27 @@ pub(super) fn seeding_without_spec(
     if spec_file.exists() {
         return Ok(None);
     }
-    if migrations.is_some_and(|m| !m.outside_transaction().is_empty()) {
-        return Ok(None);
+    if let Some(migrations) = migrations
+        && !migrations.outside_transaction().is_empty()
+    {
+        // Profiles written by hand (seed commands alone) still seed without a spec.
+        let profile = args.profile.as_deref().unwrap_or("dev");
+        if config
+            .paths
+            .profiles
+            .join(format!("{profile}.toml"))
+            .exists()
+        {
+            return Ok(None);
+        }
+        return Err(Error::usage(format!(
+            "no {}: a reset without a spec seeds from one inferred from the migrations, which \
+             runs them in a scratch transaction it rolls back, but {} run(s) outside a \
+             transaction (-- no-transaction) and cannot; run `dbtool reset --skip-seed`, then \
+             `dbtool init --from-database` to write the spec from the migrated database",
+            spec_file.display(),
+            migrations.outside_transaction().join(", ")
+        )));
     }
     let db = Database::connect(config, stop, reporter)?;
     let Some(written) = locked(config, &db, reporter, || {

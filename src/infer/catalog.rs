@@ -18,6 +18,19 @@ pub struct Table {
     pub triggers: Vec<Trigger>,
     /// A partitioned table: the partition key column and every partition's bound.
     pub partitions: Option<Partitions>,
+    /// Rows the migrations left in it (read only from freshly migrated schemas; at most
+    /// `PRESENT_ROWS_READ + 1` are counted).
+    pub rows: u64,
+    /// For every column set another table's foreign key points at, the values its rows hold
+    /// (as text, in key order, at most `PRESENT_ROWS_READ`): what children can reference.
+    pub key_values: Vec<(Vec<String>, Vec<Vec<String>>)>,
+}
+
+/// The most rows of a table the migrations fill that are read as keys to reference.
+pub const PRESENT_ROWS_READ: i64 = 200;
+
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[derive(Debug, Clone)]
@@ -78,8 +91,13 @@ pub struct Partitions {
 }
 
 /// The tables dbtool seeds in `schema`: ordinary and partitioned tables (a partition's rows go
-/// through its parent), none owned by an extension.
-pub fn read(client: &mut Client, schema: &str) -> Result<Vec<Table>, postgres::Error> {
+/// through its parent), none owned by an extension. `with_rows`: the schema was just migrated,
+/// so the rows it holds are the migrations' own; count them and read the keys they hold.
+pub fn read(
+    client: &mut Client,
+    schema: &str,
+    with_rows: bool,
+) -> Result<Vec<Table>, postgres::Error> {
     let rows = client.query(
         "SELECT c.oid::int8, c.relname::text FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -101,6 +119,8 @@ pub fn read(client: &mut Client, schema: &str) -> Result<Vec<Table>, postgres::E
             checks: Vec::new(),
             triggers: Vec::new(),
             partitions: None,
+            rows: 0,
+            key_values: Vec::new(),
         })
         .collect();
     let oids: Vec<i64> = tables.iter().map(|t| t.oid).collect();
@@ -244,5 +264,66 @@ pub fn read(client: &mut Client, schema: &str) -> Result<Vec<Table>, postgres::E
             bounds: r.get(3),
         });
     }
+    if with_rows {
+        present_rows(client, schema, &mut tables)?;
+    }
     Ok(tables)
+}
+
+/// The rows the migrations inserted: how many per table, and the keys children can point at.
+fn present_rows(
+    client: &mut Client,
+    schema: &str,
+    tables: &mut [Table],
+) -> Result<(), postgres::Error> {
+    for t in tables.iter_mut() {
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {}.{} LIMIT {}) s",
+            ident(schema),
+            ident(&t.name),
+            PRESENT_ROWS_READ + 1
+        );
+        t.rows = client.query_one(&sql, &[])?.get::<_, i64>(0) as u64;
+    }
+    let mut wanted: Vec<(usize, Vec<String>)> = Vec::new();
+    for t in tables.iter() {
+        for fk in &t.foreign_keys {
+            let Some(p) = tables
+                .iter()
+                .position(|x| Some(&x.name) == fk.parent.as_ref())
+            else {
+                continue;
+            };
+            if tables[p].rows > 0 && !wanted.contains(&(p, fk.parent_columns.clone())) {
+                wanted.push((p, fk.parent_columns.clone()));
+            }
+        }
+    }
+    for (p, columns) in wanted {
+        let list: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{}::text", ident(c)))
+            .collect();
+        let not_null: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", ident(c)))
+            .collect();
+        let raw: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+        let sql = format!(
+            "SELECT {} FROM (SELECT DISTINCT {raw} FROM {}.{} WHERE {} ORDER BY {raw} \
+             LIMIT {PRESENT_ROWS_READ}) s",
+            list.join(", "),
+            ident(schema),
+            ident(&tables[p].name),
+            not_null.join(" AND "),
+            raw = raw.join(", "),
+        );
+        let rows = client
+            .query(&sql, &[])?
+            .iter()
+            .map(|r| (0..columns.len()).map(|i| r.get::<_, String>(i)).collect())
+            .collect();
+        tables[p].key_values.push((columns, rows));
+    }
+    Ok(())
 }

@@ -204,6 +204,7 @@ enum Node {
     Cmp(Box<Node>, String, Box<Node>),
     AnyOf(Box<Node>, Vec<Node>),
     IsNull(Box<Node>, bool),
+    Not(Box<Node>),
     Col(String),
     Num(f64),
     Str(String),
@@ -259,7 +260,7 @@ impl Parser {
     }
     fn comparison(&mut self) -> Result<Node, String> {
         if self.keyword("NOT") {
-            return Err("NOT".into());
+            return Ok(Node::Not(Box::new(self.comparison()?)));
         }
         let left = self.operand()?;
         if self.keyword("IS") {
@@ -419,6 +420,16 @@ fn conjuncts(node: &Node, rules: &mut Vec<Rule>) -> Result<(), String> {
             if nullable && rest.len() == 1 {
                 return conjuncts(&rest[0], rules);
             }
+            // Otherwise the first side read whole (`flag OR ...`, an implication `NOT flag OR
+            // ...`, one case of a tagged union `(kind = 'a' AND x IS NOT NULL) OR ...`): its
+            // rules make the OR hold.
+            for part in parts {
+                let mut side = Vec::new();
+                if conjuncts(part, &mut side).is_ok() {
+                    rules.extend(side);
+                    return Ok(());
+                }
+            }
             Err("an OR".into())
         }
         Node::IsNull(inner, false) => match inner.as_ref() {
@@ -503,6 +514,17 @@ fn conjuncts(node: &Node, rules: &mut Vec<Rule>) -> Result<(), String> {
             }
         }
         Node::Func(f, _) => Err(format!("a call of {f}()")),
+        Node::Not(inner) => match inner.as_ref() {
+            // A boolean column that must be false.
+            Node::Col(c) => {
+                rules.push(Rule::OneOf {
+                    column: c.clone(),
+                    values: vec!["false".into()],
+                });
+                Ok(())
+            }
+            _ => Err("a NOT of an expression".into()),
+        },
         Node::Col(c) => {
             // A boolean column that must be true.
             rules.push(Rule::OneOf {
@@ -567,6 +589,33 @@ mod tests {
                 op: ">".into(),
                 value: 0.0
             }]
+        );
+        assert_eq!(
+            read("CHECK (((NOT all_day) OR (time_zone IS NULL)))").unwrap(),
+            vec![Rule::OneOf {
+                column: "all_day".into(),
+                values: vec!["false".into()]
+            }]
+        );
+        assert_eq!(
+            read("CHECK ((archived OR (deleted_at IS NULL) OR (n > 1)))").unwrap(),
+            vec![Rule::OneOf {
+                column: "archived".into(),
+                values: vec!["true".into()]
+            }]
+        );
+        assert!(read("CHECK ((NOT (a > b)))").is_err());
+        assert_eq!(
+            read("CHECK ((((kind = 'BASIC'::auth) AND (username IS NOT NULL)) OR ((kind = 'KEY'::auth) AND (key IS NOT NULL))))").unwrap(),
+            vec![
+                Rule::OneOf {
+                    column: "kind".into(),
+                    values: vec!["BASIC".into()]
+                },
+                Rule::NotNull {
+                    column: "username".into()
+                }
+            ]
         );
         assert_eq!(
             read("CHECK ((ends_at > starts_at))").unwrap(),

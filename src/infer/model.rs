@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::catalog::{Column, ForeignKey, Table};
+use super::catalog::{Column, ForeignKey, PRESENT_ROWS_READ, Table};
 use super::checks;
 use super::values::{self, Gen, Limits, Pick};
 
@@ -85,20 +85,46 @@ struct Edge {
 
 pub fn build(all: &[Table], schema: &str) -> Result<Model, Problem> {
     let mut skipped = Vec::new();
+    let written_by_triggers = written_by_triggers(all);
+    let mut reference: BTreeMap<&str, &Table> = BTreeMap::new();
     let tables: Vec<&Table> = all
         .iter()
         .filter(|t| {
-            let history = HISTORY_TABLES.contains(&t.name.as_str());
-            if history {
-                skipped.push((
-                    t.name.clone(),
-                    "a migration tool's history table: its rows are the tool's own".to_string(),
-                ));
-            }
-            !history
+            let why = if HISTORY_TABLES.contains(&t.name.as_str()) {
+                "a migration tool's history table: its rows are the tool's own".to_string()
+            } else if t.rows > 0 {
+                reference.insert(t.name.as_str(), t);
+                format!(
+                    "the migrations insert {} row(s): reference data, kept as the migrations \
+                     leave it and not generated, so no generated key collides with theirs; \
+                     tables that reference it draw among those rows",
+                    if t.rows > PRESENT_ROWS_READ as u64 {
+                        format!("more than {PRESENT_ROWS_READ}")
+                    } else {
+                        t.rows.to_string()
+                    }
+                )
+            } else if t.partitions.as_ref().is_some_and(|p| p.bounds.is_empty()) {
+                "partitioned, with no partition yet: no row can be stored (the application \
+                 creates its partitions)"
+                    .to_string()
+            } else if let Some((trigger, on)) = written_by_triggers.get(&t.name) {
+                format!(
+                    "trigger {trigger} on {on} inserts its rows: seeding it as well would \
+                     collide with them"
+                )
+            } else {
+                return true;
+            };
+            skipped.push((t.name.clone(), why));
+            false
         })
         .collect();
-    if tables.is_empty() {
+    // Tables left as the migrations fill them still make a spec (of nothing to generate).
+    let only_history = skipped
+        .iter()
+        .all(|(name, _)| HISTORY_TABLES.contains(&name.as_str()));
+    if tables.is_empty() && only_history {
         return Err(format!(
             "schema {schema} has no tables after the migrations ran: there is nothing to seed \
              (dbtool init writes a spec for the tables the migrations create; check \
@@ -207,13 +233,103 @@ pub fn build(all: &[Table], schema: &str) -> Result<Model, Problem> {
     for &i in &order {
         let t = tables[i];
         let is_broken = |f: usize| broken.contains(&(i, f));
-        plans.push(table_plan(t, &index, &referenced, &is_broken)?);
+        let per_parent: BTreeSet<String> = plans
+            .iter()
+            .filter(|p| matches!(p.source, Source::PerParent { .. }))
+            .map(|p| p.name.clone())
+            .collect();
+        let around = Around {
+            index: &index,
+            referenced: &referenced,
+            reference: &reference,
+            per_parent: &per_parent,
+        };
+        plans.push(table_plan(t, &around, &is_broken)?);
     }
     Ok(Model {
         schema: schema.to_string(),
         tables: plans,
         skipped,
     })
+}
+
+/// What a table's plan needs to know of the others.
+struct Around<'a> {
+    index: &'a BTreeMap<&'a str, usize>,
+    /// Columns other tables point at.
+    referenced: &'a BTreeSet<(String, String)>,
+    /// Tables the migrations fill, left as they are.
+    reference: &'a BTreeMap<&'a str, &'a Table>,
+    /// Tables already planned per parent row.
+    per_parent: &'a BTreeSet<String>,
+}
+
+/// Tables a trigger function inserts into (`INSERT INTO name`), with the trigger and its table.
+fn written_by_triggers(all: &[Table]) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for t in all {
+        for tr in &t.triggers {
+            for name in inserted_into(&tr.source) {
+                if name != t.name && all.iter().any(|x| x.name == name) {
+                    out.entry(name)
+                        .or_insert_with(|| (tr.name.clone(), t.name.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The tables `INSERT INTO` names in a function's source (the last part of a qualified name;
+/// unquoted names fold to lower case).
+fn inserted_into(source: &str) -> Vec<String> {
+    // ASCII folding keeps byte offsets, so one offset serves both texts.
+    let lower = source.to_ascii_lowercase();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("insert") {
+        let at = from + found;
+        from = at + 6;
+        let word_start =
+            at == 0 || !lower[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        let rest = lower[from..].trim_start();
+        let Some(after_into) = rest.strip_prefix("into") else {
+            continue;
+        };
+        if !word_start || !after_into.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let start = source.len() - after_into.trim_start().len();
+        let mut name: String;
+        let mut chars = source[start..].chars().peekable();
+        loop {
+            let part = if chars.peek() == Some(&'"') {
+                chars.next();
+                chars.by_ref().take_while(|c| *c != '"').collect::<String>()
+            } else {
+                let mut word = String::new();
+                while let Some(c) = chars
+                    .peek()
+                    .copied()
+                    .filter(|c| c.is_alphanumeric() || *c == '_')
+                {
+                    word.push(c.to_ascii_lowercase());
+                    chars.next();
+                }
+                word
+            };
+            name = part;
+            if chars.peek() == Some(&'.') {
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        if !name.is_empty() {
+            out.push(name);
+        }
+    }
+    out
 }
 
 fn reachability(n: usize, edges: &[Edge], broken: &BTreeSet<(usize, usize)>) -> Vec<Vec<bool>> {
@@ -244,12 +360,12 @@ fn names(t: &Table, cols: &[usize]) -> Vec<String> {
 
 /// The foreign key whose parent owns this table's rows, if one does: NOT NULL, to another
 /// table, and part of the primary key, unique on its own (one to one), or ON DELETE CASCADE.
-fn owner(
-    t: &Table,
-    index: &BTreeMap<&str, usize>,
-    is_broken: &dyn Fn(usize) -> bool,
-) -> Option<(usize, u8)> {
-    let mut best: Option<(usize, u8)> = None;
+/// Among keys that score the same, one whose columns a unique set shares with a number (a
+/// position under the parent), then one to a table generated per parent row (so that the other
+/// key of a junction, drawn distinct, points at a counted table).
+fn owner(t: &Table, around: &Around, is_broken: &dyn Fn(usize) -> bool) -> Option<(usize, u8)> {
+    let index = around.index;
+    let mut best: Option<(usize, u8, u8)> = None;
     for (f, fk) in t.foreign_keys.iter().enumerate() {
         let Some(parent) = fk.parent.as_deref() else {
             continue;
@@ -280,11 +396,16 @@ fn owner(
         } else {
             0
         };
-        if score > 0 && best.is_none_or(|(_, s)| score > s) {
-            best = Some((f, score));
+        let positioned = t
+            .uniques
+            .iter()
+            .any(|u| u.len() == fk.columns.len() + 1 && fk.columns.iter().all(|c| u.contains(c)));
+        let rank = u8::from(positioned) * 2 + u8::from(around.per_parent.contains(parent));
+        if score > 0 && best.is_none_or(|(_, s, r)| (score, rank) > (s, r)) {
+            best = Some((f, score, rank));
         }
     }
-    best
+    best.map(|(f, score, _)| (f, score))
 }
 
 /// Column names a trigger's function assigns (`NEW.col := ...` or `NEW.col = ...` as a
@@ -339,27 +460,45 @@ const VOLATILE: &[&str] = &[
     "uuid_generate",
     "nextval",
     "timeofday",
+    "pg_current_xact_id",
+    "pg_current_snapshot",
+    "txid_current",
 ];
 
 fn table_plan(
     t: &Table,
-    index: &BTreeMap<&str, usize>,
-    referenced: &BTreeSet<(String, String)>,
+    around: &Around,
     is_broken: &dyn Fn(usize) -> bool,
 ) -> Result<TablePlan, Problem> {
+    let (index, referenced) = (around.index, around.referenced);
     let col_named = |name: &str| t.columns.iter().position(|c| c.name == name);
     let at = |column: &str| format!("table {}, column {column}", t.name);
     let mut notes = Vec::new();
+    // Text columns a generated column's expression or a CHECK casts to json or jsonb.
+    let mut json_cast: BTreeMap<String, String> = BTreeMap::new();
+    for expression in t
+        .columns
+        .iter()
+        .filter(|c| c.generated)
+        .filter_map(|c| c.default.as_deref())
+        .chain(t.checks.iter().map(|k| k.definition.as_str()))
+    {
+        for (column, path, number) in json_paths(expression) {
+            json_cast
+                .entry(column)
+                .or_insert_with(|| json_at(&path, number));
+        }
+    }
 
     // CHECK constraints and domains, per column.
     let mut limits: Vec<Limits> = vec![Limits::default(); t.columns.len()];
     for check in &t.checks {
         let rules = checks::read(&check.definition).map_err(|what| {
-            let column = t
-                .columns
+            let words = identifiers(&check.definition);
+            let column = words
                 .iter()
-                .find(|c| check.definition.contains(c.name.as_str()))
-                .map_or_else(|| format!("table {}", t.name), |c| at(&c.name));
+                .find(|w| t.columns.iter().any(|c| &c.name == *w))
+                .map_or_else(|| format!("table {}", t.name), |c| at(c));
             format!(
                 "{column}: CHECK constraint {} ({}) has {what}, which dbtool cannot generate \
                  values for; write this table's spec yourself (dbtool init writes the others) or \
@@ -441,8 +580,8 @@ fn table_plan(
             && matches!(col.base.as_str(), "int2" | "int4" | "int8")
             && referenced.contains(&(t.name.clone(), col.name.clone()))
     });
-    let owner = owner(t, index, is_broken).filter(|_| !numbered_and_referenced);
-    if numbered_and_referenced && self::owner(t, index, is_broken).is_some() {
+    let owner = owner(t, around, is_broken).filter(|_| !numbered_and_referenced);
+    if numbered_and_referenced && self::owner(t, around, is_broken).is_some() {
         notes.push(
             "counted rather than per parent row: other tables point at its numbered key, and a \
              row generated per parent has no fixed number"
@@ -480,7 +619,13 @@ fn table_plan(
                 .foreign_keys
                 .iter()
                 .position(|g| !rest.is_empty() && g.columns == rest && g.parent.is_some());
-            if let Some(g) = other.filter(|g| !is_broken(*g)) {
+            let counted = |g: &usize| {
+                t.foreign_keys[*g]
+                    .parent
+                    .as_ref()
+                    .is_some_and(|p| !around.per_parent.contains(p))
+            };
+            if let Some(g) = other.filter(|g| !is_broken(*g) && counted(g)) {
                 junction_ref = Some(g);
                 (
                     (0, 3),
@@ -492,8 +637,7 @@ fn table_plan(
                 )
             } else {
                 if let [c] = rest[..]
-                    && matches!(t.columns[c].base.as_str(), "int2" | "int4" | "int8")
-                    && !t.columns[c].is_array
+                    && position_column(t, c)
                 {
                     ordinal = Some(c);
                 }
@@ -514,6 +658,19 @@ fn table_plan(
                 ),
             )
         };
+        // A number unique with the key to the parent (`UNIQUE (file_id, chunk_index)`): its
+        // position under the parent row, 1, 2, ...
+        if ordinal.is_none() && junction_ref.is_none() {
+            ordinal = t
+                .uniques
+                .iter()
+                .chain(std::iter::once(&t.primary_key))
+                .filter(|u| {
+                    u.len() == fk.columns.len() + 1 && fk.columns.iter().all(|c| u.contains(c))
+                })
+                .flat_map(|u| u.iter().copied().filter(|c| !fk.columns.contains(c)))
+                .find(|c| position_column(t, *c));
+        }
         source = Source::PerParent {
             parent,
             dev,
@@ -567,7 +724,7 @@ fn table_plan(
         if ordinal == Some(c) {
             columns.push(plan(
                 Gen::Ordinal,
-                "1, 2, ... under each parent row: with the parent's key, the primary key".into(),
+                "1, 2, ... under each parent row: with the parent's key, a unique key".into(),
             ));
             continue;
         }
@@ -586,8 +743,34 @@ fn table_plan(
                         parent.unwrap_or("?")
                     ),
                 )
+            } else if let Some(values) = (!seeded)
+                .then(|| parent.and_then(|p| around.reference.get(p)))
+                .flatten()
+                .and_then(|pt| present_keys(pt, fk, c))
+            {
+                let mut p = plan(
+                    Gen::Choice { values },
+                    format!(
+                        "one of the rows the migrations insert into {} (reference data, not \
+                         generated; foreign key {})",
+                        parent.unwrap_or("?"),
+                        fk.name
+                    ),
+                );
+                p.unique = unique_alone(c);
+                p
             } else if !seeded {
                 if !nullable {
+                    if let Some(p) = parent.filter(|p| around.reference.contains_key(p)) {
+                        return Err(format!(
+                            "{}: a NOT NULL foreign key ({}) over several columns to {p}, whose \
+                             rows the migrations insert (reference data, not generated): dbtool \
+                             cannot pick one of those rows for each column together; write this \
+                             table's spec yourself",
+                            at(&name),
+                            fk.name,
+                        ));
+                    }
                     return Err(format!(
                         "{}: a NOT NULL foreign key ({}) to a table dbtool does not seed ({}); \
                          write this table's spec yourself",
@@ -654,7 +837,9 @@ fn table_plan(
             .as_deref()
             .is_some_and(|d| d.starts_with("nextval("));
         let integer = matches!(column.base.as_str(), "int2" | "int4" | "int8") && !column.is_array;
-        if column.identity || serial_default {
+        // A key numbered by a sequence but not an integer (`varchar` with a nextval default):
+        // generated like any other key column, below.
+        if (column.identity || serial_default) && (integer || !is_key(c)) {
             if is_key(c) && integer {
                 columns.push(plan(
                     Gen::Serial,
@@ -702,13 +887,24 @@ fn table_plan(
             continue;
         }
         let unique = unique_alone(c);
-        let mut p = match values::plain(column, &t.name, &limits[c], unique) {
-            Ok(Pick { generator, why }) => plan(generator, why),
-            Err(what) => {
-                return Err(format!(
-                    "{}: {what}; write its generator in seeds/seed.toml yourself",
-                    at(&name)
-                ));
+        let textual =
+            matches!(column.base.as_str(), "text" | "varchar" | "bpchar") && !column.is_array;
+        let mut p = if let Some(json) = json_cast.get(&column.name).filter(|_| textual) {
+            plan(
+                Gen::Expr(json.clone()),
+                "a small JSON object: a generated column or CHECK casts it to json (with the keys \
+                 it reads); edit its keys to what the application reads"
+                    .into(),
+            )
+        } else {
+            match values::plain(column, &t.name, &limits[c], unique) {
+                Ok(Pick { generator, why }) => plan(generator, why),
+                Err(what) => {
+                    return Err(format!(
+                        "{}: {what}; write its generator in seeds/seed.toml yourself",
+                        at(&name)
+                    ));
+                }
             }
         };
         if column.volatile_default || column.default.as_deref().is_some_and(volatile_text) {
@@ -799,20 +995,35 @@ fn table_plan(
                         matches!(columns[p].generator, Gen::Ref { distinct: true, .. })
                     })
             });
-        if distinct || per_parent {
+        // One row per parent row, and the set holds the whole key to the parent: distinct.
+        let one_per_parent = matches!(
+            source,
+            Source::PerParent {
+                dev: (_, 1),
+                ci: (_, 1),
+                ..
+            }
+        ) && !parent_columns.is_empty()
+            && parent_columns.keys().all(|c| set.contains(c));
+        if distinct || per_parent || one_per_parent {
             continue;
         }
+        // Not an expression: its values may be few (words), and drawn together with the set's
+        // other columns they need not be distinct across the whole table.
         let free = set.iter().filter_map(|c| gen_of(*c)).find(|p| {
-            matches!(
-                columns[*p].generator,
-                Gen::Expr(_)
-                    | Gen::Int { .. }
-                    | Gen::Decimal { .. }
-                    | Gen::Date { .. }
-                    | Gen::Timestamp { .. }
-            ) && !columns[*p].generator_is_path()
+            // Values enough for the rows on its own (a partition of one day has one date).
+            let wide = match &columns[*p].generator {
+                Gen::Int { min, max } => max - min + 1 >= 2 * DEV_ROWS as i64,
+                Gen::Decimal { .. } => true,
+                Gen::Date { from, to } | Gen::Timestamp { from, to } => from != to,
+                _ => false,
+            };
+            wide && !columns[*p].generator_is_path()
         });
-        match free {
+        // With the key to the parent in the set, the set itself is drawn again (rows of one parent
+        // apart), not the column across the whole table (more rows than its values).
+        let with_parent = set.iter().any(|c| parent_columns.contains_key(c));
+        match free.filter(|_| !with_parent) {
             Some(p) => {
                 columns[p].unique = true;
                 columns[p].why.push_str(&format!(
@@ -820,27 +1031,117 @@ fn table_plan(
                     names(t, &set).join(", ")
                 ));
             }
-            None => unique_sets.push(names(t, &set)),
+            None => {
+                // The last column of a set is the one that draws again when a combination is
+                // taken: the one with the most values (enums and short lists first).
+                let mut set = set.clone();
+                set.sort_by_key(|c| {
+                    gen_of(*c).map_or(u64::MAX, |p| match &columns[p].generator {
+                        Gen::Choice { values } => values.len() as u64,
+                        Gen::Bool { .. } => 2,
+                        Gen::Int { min, max } => (max - min + 1).max(0) as u64,
+                        _ => u64::MAX,
+                    })
+                });
+                unique_sets.push(names(t, &set))
+            }
         }
     }
 
-    // A unique column whose generator has few values: no more rows than it has values.
+    // A unique column, or a unique set, whose generators have few values between them: no more
+    // rows than draws can fill (each row draws again, up to 64 times, until its value is free).
     if let Source::Counted { dev, ci } = &mut source {
-        for p in &columns {
-            let space = match (&p.generator, p.unique) {
-                (Gen::Int { min, max }, true) => Some((max - min + 1) as u64),
-                (Gen::Choice { values }, true) => Some(values.len() as u64),
-                _ => None,
+        let space_of = |p: &ColumnPlan| match &p.generator {
+            Gen::Int { min, max } => Some((max - min + 1).max(0) as u64),
+            Gen::Choice { values } => Some(values.len() as u64),
+            Gen::Bool { .. } => Some(2),
+            _ => None,
+        };
+        let mut limited: Vec<(String, u64)> = columns
+            .iter()
+            .filter(|p| p.unique)
+            .filter_map(|p| Some((p.name.clone(), space_of(p)?)))
+            .collect();
+        let mut sets: Vec<Vec<usize>> = t.uniques.iter().filter(|u| u.len() > 1).cloned().collect();
+        if t.primary_key.len() > 1 {
+            sets.push(t.primary_key.clone());
+        }
+        for set in sets {
+            let spaces: Option<Vec<u64>> = set
+                .iter()
+                .map(|c| {
+                    columns
+                        .iter()
+                        .find(|p| p.name == t.columns[*c].name)
+                        .and_then(space_of)
+                })
+                .collect();
+            if let Some(spaces) = spaces {
+                let space = spaces.iter().fold(1u64, |a, b| a.saturating_mul(*b));
+                limited.push((format!("({})", names(t, &set).join(", ")), space));
+            }
+        }
+        for (what, space) in limited {
+            let fits = if space <= 4 {
+                space
+            } else {
+                (space / 2).max(4)
             };
-            if let Some(space) = space
-                && space < *dev
-            {
+            if fits < *dev {
                 notes.push(format!(
-                    "{} is unique with {space} possible values: at most {space} rows",
-                    p.name
+                    "{what} is unique with {space} possible values: at most {fits} rows"
                 ));
-                *dev = space;
-                *ci = (*ci).min(space);
+                *dev = fits;
+                *ci = (*ci).min(fits);
+            }
+        }
+    }
+    // Per parent row: a unique set holding the key to the parent, whose other columns have few
+    // values between them (an enum), caps the rows under each parent.
+    if let Source::PerParent { dev, ci, .. } = &mut source {
+        let mut sets: Vec<Vec<usize>> = t.uniques.clone();
+        sets.push(t.primary_key.clone());
+        for set in sets {
+            if parent_columns.is_empty() || !parent_columns.keys().all(|c| set.contains(c)) {
+                continue;
+            }
+            let spaces: Option<Vec<u64>> = set
+                .iter()
+                .filter(|c| !parent_columns.contains_key(c))
+                .map(|c| {
+                    columns
+                        .iter()
+                        .find(|p| p.name == t.columns[*c].name)
+                        .and_then(|p| match &p.generator {
+                            Gen::Choice { values } => Some(values.len() as u64),
+                            Gen::Bool { .. } => Some(2),
+                            Gen::Int { min, max } if !p.unique => {
+                                Some((max - min + 1).max(0) as u64)
+                            }
+                            _ => None,
+                        })
+                })
+                .collect();
+            let Some(spaces) = spaces.filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            let space = spaces.iter().fold(1u64, |a, b| a.saturating_mul(*b));
+            let fits = if space <= 4 {
+                space
+            } else {
+                (space / 2).max(4)
+            };
+            if fits < dev.1 {
+                notes.push(format!(
+                    "({}) is unique with {space} possible values per {} row: at most {fits} rows each",
+                    names(t, &set).join(", "),
+                    match &source_parent(t, &parent_columns) {
+                        Some(p) => p.as_str(),
+                        None => "parent",
+                    }
+                ));
+                *dev = (dev.0.min(fits), fits);
+                *ci = (ci.0.min(fits), ci.1.min(fits));
             }
         }
     }
@@ -853,6 +1154,156 @@ fn table_plan(
         disable_triggers,
         unique_sets,
     })
+}
+
+/// The values of column `c` (of foreign key `fk`) that the rows the migrations put in `parent`
+/// hold: every value for a one-column key, the one row's for a key over several columns.
+fn present_keys(parent: &Table, fk: &ForeignKey, c: usize) -> Option<Vec<String>> {
+    let k = fk.columns.iter().position(|x| *x == c)?;
+    let (_, rows) = parent
+        .key_values
+        .iter()
+        .find(|(columns, _)| columns == &fk.parent_columns)?;
+    if rows.is_empty() || (fk.columns.len() > 1 && rows.len() > 1) {
+        return None;
+    }
+    Some(rows.iter().map(|r| r[k].clone()).collect())
+}
+
+/// The identifiers of an expression, in order: words outside string literals, a quoted name
+/// without its quotes (so `id` is not found inside `client_id`, nor in `'id'`).
+fn identifiers(expression: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = expression.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                }
+            }
+            '"' => out.push(chars.by_ref().take_while(|c| *c != '"').collect()),
+            c if c.is_alphabetic() || c == '_' => {
+                let mut word = c.to_string();
+                while let Some(&n) = chars.peek().filter(|n| n.is_alphanumeric() || **n == '_') {
+                    word.push(n);
+                    chars.next();
+                }
+                out.push(word);
+            }
+            c if c.is_ascii_digit() => {
+                while chars
+                    .peek()
+                    .is_some_and(|n| n.is_alphanumeric() || *n == '_' || *n == '.')
+                {
+                    chars.next();
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The columns an expression casts to json or jsonb (`(col)::json`, `col::jsonb`,
+/// `"Col"::json`, as PostgreSQL prints them), each with the keys the expression then reads
+/// (`-> 'a' ->> 'b'`) and whether the value read is cast to a number.
+fn json_paths(expression: &str) -> Vec<(String, Vec<String>, bool)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(found) = expression[from..].find("::json") {
+        let at = from + found;
+        from = at + 6;
+        let before = expression[..at].trim_end_matches(')');
+        let name = if let Some(quoted) = before.strip_suffix('"') {
+            quoted.rsplit('"').next().unwrap_or("").to_string()
+        } else {
+            let start = before
+                .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map_or(0, |i| i + 1);
+            before[start..].to_string()
+        };
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        let mut rest = expression[from..]
+            .strip_prefix('b')
+            .unwrap_or(&expression[from..]);
+        let mut path = Vec::new();
+        loop {
+            let next = rest.trim_start_matches([')', ' ']);
+            let Some(after) = next
+                .strip_prefix("->>")
+                .or_else(|| next.strip_prefix("->"))
+                .map(str::trim_start)
+                .and_then(|a| a.strip_prefix('\''))
+            else {
+                break;
+            };
+            let Some((key, tail)) = after.split_once('\'') else {
+                break;
+            };
+            path.push(key.to_string());
+            rest = tail.strip_prefix("::text").unwrap_or(tail);
+        }
+        let number = [
+            "::bigint",
+            "::integer",
+            "::smallint",
+            "::numeric",
+            "::double",
+            "::real",
+        ]
+        .iter()
+        .any(|t| rest.trim_start_matches([')', ' ']).starts_with(t));
+        out.push((name, path, number));
+    }
+    out
+}
+
+/// A JSON object (the spec's expression) holding a value at `path`: a number when it is read as
+/// one, a word otherwise; with no path, a small object of its own.
+fn json_at(path: &[String], number: bool) -> String {
+    let Some((last, outer)) = path.split_last() else {
+        return "{ 'source': choice('web', 'ios', 'android'), 'score': int(1, 100) }".into();
+    };
+    let quoted = |k: &str| format!("'{}'", k.replace('\'', "''"));
+    let leaf = if number {
+        "int(1, 100000)".to_string()
+    } else {
+        "choice('alpha', 'beta', 'gamma')".to_string()
+    };
+    let mut value = format!("{{ {}: {leaf} }}", quoted(last));
+    for key in outer.iter().rev() {
+        value = format!("{{ {}: {value} }}", quoted(key));
+    }
+    value
+}
+
+/// The table the parent columns point at.
+fn source_parent(t: &Table, parent_columns: &BTreeMap<usize, String>) -> Option<String> {
+    let first = parent_columns.keys().next()?;
+    t.foreign_keys
+        .iter()
+        .find(|fk| fk.columns.contains(first))
+        .and_then(|fk| fk.parent.clone())
+}
+
+/// A plain integer column (no key to another table, not numbered by the database) that can
+/// hold a row's position under its parent.
+fn position_column(t: &Table, c: usize) -> bool {
+    let column = &t.columns[c];
+    matches!(column.base.as_str(), "int2" | "int4" | "int8")
+        && !column.is_array
+        && !column.identity
+        && !column.generated
+        && !column
+            .default
+            .as_deref()
+            .is_some_and(|d| d.starts_with("nextval("))
+        && !t.foreign_keys.iter().any(|fk| fk.columns.contains(&c))
 }
 
 impl ColumnPlan {
@@ -1033,5 +1484,41 @@ mod tests {
         let source = "BEGIN\n  NEW.last_update = CURRENT_TIMESTAMP;\n  new.\"Slug\" := lower(NEW.title);\n  IF NEW.x = 1 THEN RETURN NEW; END IF;\nEND";
         let filled: Vec<String> = assigned_by(source).into_iter().collect();
         assert_eq!(filled, vec!["Slug", "last_update"]);
+    }
+
+    #[test]
+    fn the_tables_a_trigger_function_inserts_into_are_named_without_their_schema() {
+        let source = "BEGIN\n  INSERT INTO public.totals (n) VALUES (1);\n  insert   into \"Log\"\n\
+                      SELECT 1; UPDATE other SET n = 1; -- reinsert into nothing\nEND";
+        assert_eq!(inserted_into(source), vec!["totals", "Log"]);
+    }
+
+    #[test]
+    fn a_check_s_identifiers_leave_out_literals_and_numbers() {
+        assert_eq!(
+            identifiers("CHECK ((client_id = (request_data ->> 'id'::text)) AND (\"Id\" > 10.5))"),
+            vec!["CHECK", "client_id", "request_data", "text", "AND", "Id"]
+        );
+    }
+
+    #[test]
+    fn columns_cast_to_json_are_found_as_postgres_prints_them() {
+        assert_eq!(
+            json_paths("((((meta)::json -> 'a'::text) ->> 'b'::text))::bigint"),
+            vec![(
+                "meta".to_string(),
+                vec!["a".to_string(), "b".to_string()],
+                true
+            )]
+        );
+        assert_eq!(
+            json_paths("(\"Doc\")::jsonb ? 'k'::text"),
+            vec![("Doc".to_string(), vec![], false)]
+        );
+        assert_eq!(json_paths("'{}'::jsonb"), vec![]);
+        assert_eq!(
+            json_at(&["a".to_string(), "b".to_string()], true),
+            "{ 'a': { 'b': int(1, 100000) } }"
+        );
     }
 }

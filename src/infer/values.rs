@@ -967,6 +967,14 @@ pub fn plain(column: &Column, table: &str, limits: &Limits, unique: bool) -> Res
                 )
             }
         }
+        "xid" | "xid8" => expr(
+            "'{int(1000, 9999999)}'",
+            "a transaction id (the rows' own, not the server's)",
+        ),
+        "pg_snapshot" | "txid_snapshot" => expr(
+            "'{int(1000, 4999)}:{int(5000, 9999)}:'",
+            "a snapshot (xmin:xmax:, none in progress; the rows' own, not the server's)",
+        ),
         "inet" => expr(
             "'10.{int(0, 255)}.{int(0, 255)}.{int(1, 254)}'",
             "a private IPv4 address",
