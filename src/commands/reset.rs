@@ -455,7 +455,7 @@ fn atomicity_given_up(
     let outside = migrations.outside_transaction();
     if !outside.is_empty() {
         why.push(format!(
-            "{} run(s) outside the transaction (-- no-transaction)",
+            "{} run(s) outside the transaction (-- no-transaction, or its tool runs it so)",
             outside.join(", ")
         ));
     }
