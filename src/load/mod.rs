@@ -755,10 +755,22 @@ fn rejected(data: &Dataset, load: &TableLoad, chunk: &Chunk, e: &postgres::Error
             )
         })
         .unwrap_or_default();
+    // A value the server rejects without naming a column came out of an expression it evaluates
+    // over the row (a generated column, a default, a CHECK), not from a generated cell as sent.
+    let evaluated = column.is_none()
+        && e.code()
+            .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"));
     Error::Work(format!(
-        "seeding {}{} failed at row {key}{fixed}: {what}",
+        "seeding {}{} failed at row {key}{fixed}: {what}{}",
         load.table,
         column.map_or_else(String::new, |c| format!(", column {c}")),
+        if evaluated {
+            " (no column of the row as sent: an expression the server computes from the row's \
+             values, a generated column, a default or a CHECK, refused them; generate the \
+             columns it reads as it expects them)"
+        } else {
+            ""
+        }
     ))
 }
 

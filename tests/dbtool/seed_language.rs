@@ -301,3 +301,24 @@ fn a_table_loaded_without_its_triggers_keeps_them_for_the_application() {
         .unwrap();
     assert_eq!(db.scalar("SELECT count(*) FROM audit"), 1);
 }
+
+#[test]
+fn a_value_a_generated_column_refuses_is_explained_naming_the_row() {
+    // The server's COPY context names no column when a generated column's expression fails.
+    let db = TestDb::new("generated_refuses");
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__prefs.sql",
+        "ALTER TABLE clients ADD COLUMN prefs text NOT NULL DEFAULT '{}',\n\
+         ADD COLUMN theme text GENERATED ALWAYS AS (prefs::json ->> 'theme') STORED;\n",
+    );
+    project.edit(
+        "seeds/seed.toml",
+        "name = \"clients\"\n[tables.columns]\n",
+        "name = \"clients\"\n[tables.columns]\nprefs = { gen = \"choice\", values = [\"dark\"] }\n",
+    );
+    db.run_in(&project, &["reset", "--profile", "ci", "--yes"])
+        .code(7)
+        .stderr_has("seeding clients failed at row 0")
+        .stderr_has("a generated column");
+}
