@@ -348,6 +348,18 @@ struct Table<'a> {
     routing: Option<(Routing, Vec<String>)>,
 }
 
+impl Table<'_> {
+    /// Adds a chunk's digest to the table's; `None` (a value the client could not digest) leaves
+    /// the table to the server's digest.
+    fn add_digest(&self, digest: Option<Sum>) {
+        let mut table_sum = self.sum.lock().expect("no chunk panicked");
+        match (digest, table_sum.as_mut()) {
+            (Some(sum), Some(total)) => total.merge(sum),
+            _ => *table_sum = None,
+        }
+    }
+}
+
 /// The tables of one level (none refers to another) load together, their chunks spread over
 /// the connections; each table reports when its last chunk is in.
 fn load_level(
@@ -473,11 +485,7 @@ fn copy_chunk(
         }
     }
     writer.finish().map_err(fail)?;
-    let mut table_sum = table.sum.lock().expect("no chunk panicked");
-    match (digest, table_sum.as_mut()) {
-        (Some(sum), Some(total)) => total.merge(sum),
-        _ => *table_sum = None,
-    }
+    table.add_digest(digest);
     Ok(())
 }
 
@@ -594,11 +602,7 @@ fn copy_chunk_routed(
         writer.write_all(&edge).map_err(write_failed)?;
         writer.finish().map_err(fail)?;
     }
-    let mut table_sum = table.sum.lock().expect("no chunk panicked");
-    match (digest, table_sum.as_mut()) {
-        (Some(sum), Some(total)) => total.merge(sum),
-        _ => *table_sum = None,
-    }
+    table.add_digest(digest);
     Ok(())
 }
 

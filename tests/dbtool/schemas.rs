@@ -61,14 +61,7 @@ fn a_pagila_shaped_schema_resets_twice_with_every_sequence_past_its_columns() {
         .expect("inserts without ids succeed after a reset");
 
     // Every payment in its partition, none in the parent; the trigger filled every fulltext.
-    assert_eq!(db.scalar("SELECT count(*) FROM ONLY payment"), 0);
-    assert_eq!(
-        db.scalar(
-            "SELECT count(*) FROM payment
-              WHERE tableoid::regclass::text <> 'payment_p' || to_char(payment_date AT TIME ZONE 'UTC', 'YYYY_MM')"
-        ),
-        0
-    );
+    assert_every_payment_in_its_partition(&db);
     assert!(db.scalar("SELECT count(DISTINCT tableoid) FROM payment") == 3);
     assert_eq!(
         db.scalar("SELECT count(*) FROM film WHERE fulltext IS NULL OR fulltext = ''::tsvector"),
@@ -283,14 +276,7 @@ fn a_partitioned_table_loads_straight_into_its_partitions_with_the_rows_a_load_t
     reset(&routed, &project, &[])
         .stderr_has("payment: rows go straight to its 3 partitions with COPY FREEZE");
     // Every row in its partition, none in the parent.
-    assert_eq!(routed.scalar("SELECT count(*) FROM ONLY payment"), 0);
-    assert_eq!(
-        routed.scalar(
-            "SELECT count(*) FROM payment
-              WHERE tableoid::regclass::text <> 'payment_p' || to_char(payment_date AT TIME ZONE 'UTC', 'YYYY_MM')"
-        ),
-        0
-    );
+    assert_every_payment_in_its_partition(&routed);
     let partitions = payments_by_partition(&routed);
     assert_eq!(partitions.len(), 3, "{partitions:?}");
     assert!(partitions.iter().all(|(_, n)| *n > 100), "{partitions:?}");
@@ -381,4 +367,16 @@ old_style_id = {{ expr = \"plain_id + 400\" }}
         .expect("an insert without ids succeeds after a reset");
     let ids: Vec<i64> = (0..5).map(|i| row.get(i)).collect();
     assert_eq!(ids, [11, 111, 211, 311, 411]);
+}
+
+/// No payment in the partitioned parent itself, each in its month's partition.
+fn assert_every_payment_in_its_partition(db: &TestDb) {
+    assert_eq!(db.scalar("SELECT count(*) FROM ONLY payment"), 0);
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM payment
+              WHERE tableoid::regclass::text <> 'payment_p' || to_char(payment_date AT TIME ZONE 'UTC', 'YYYY_MM')"
+        ),
+        0
+    );
 }
