@@ -260,7 +260,10 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                             reporter.warn(
                                 "not-atomic",
                                 format!(
-                                    "{why}: the migrations commit before the seed, so this reset                                      is not all or nothing, and it is marked unfinished until it                                      completes (a warm reset, which runs no migrations, is one                                      transaction again)"
+                                    "{why}: the migrations commit before the seed, so this reset is not all or \
+                                     nothing, and it is marked unfinished until it completes (a \
+                                     warm reset, which runs no migrations, is one transaction \
+                                     again)"
                                 ),
                                 json!({}),
                             );

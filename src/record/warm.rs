@@ -246,6 +246,8 @@ pub fn transaction_id(client: &mut Client) -> Result<i64> {
 /// this transaction, or rows of other schemas' tables): the warm path would not redo it, so
 /// there is no warm record. `excluded`: schemas dbtool itself writes (the histories). Toast and
 /// temporary schemas are the server's own (PostgreSQL 13 gives every toast table a row type).
+/// `pg_database` and `pg_db_role_setting` are shared by the server's databases: only this
+/// database's rows count (another session creating a database meanwhile is not a migration).
 const OUTSIDE: &str = r#"
 WITH since AS (SELECT pg_catalog.age($2::text::xid) AS age)
 SELECT what FROM (
@@ -267,8 +269,11 @@ SELECT what FROM (
   SELECT 'extension ' || extname, xmin FROM pg_catalog.pg_extension
   UNION ALL
   SELECT 'database ' || datname, xmin FROM pg_catalog.pg_database
+   WHERE datname = pg_catalog.current_database()
   UNION ALL
-  SELECT 'settings of the database or a role', xmin FROM pg_catalog.pg_db_role_setting
+  SELECT 'settings of the database or a role', s.xmin FROM pg_catalog.pg_db_role_setting s
+   WHERE s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database
+                                WHERE datname = pg_catalog.current_database()))
   UNION ALL
   SELECT 'event trigger ' || evtname, xmin FROM pg_catalog.pg_event_trigger
 ) AS changed(what, xmin)
