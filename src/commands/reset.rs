@@ -150,6 +150,11 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                 .to_string(),
             Err(why) => format!("path: cold (drop and migrate): {why}"),
         });
+        if let Some(why) = &enum_labels {
+            notes.push(format!(
+                "{why}: a cold reset commits the migrations before the seed"
+            ));
+        }
         print_plan(
             config,
             Plan {
@@ -256,14 +261,14 @@ pub fn run(config: &Config, args: &ResetArgs, stop: &Stop, reporter: &Reporter) 
                                 reporter,
                             )?;
                         }
-                        if let (Some(why), Some(_)) = (&enum_labels, &inputs) {
+                        if let Some(why) = &enum_labels {
                             reporter.warn(
                                 "not-atomic",
                                 format!(
-                                    "{why}: the migrations commit before the seed, so this reset is not all or \
-                                     nothing, and it is marked unfinished until it completes (a \
-                                     warm reset, which runs no migrations, is one transaction \
-                                     again)"
+                                    "{why}: the migrations commit before the seed, so this \
+                                     reset is not all or nothing, and it is marked unfinished \
+                                     until it completes (a warm reset, which runs no \
+                                     migrations, is one transaction again)"
                                 ),
                                 json!({}),
                             );

@@ -311,6 +311,15 @@ fn an_enum_label_a_migration_adds_is_seeded_on_every_server_version() {
         "name = \"clients\"\n[tables.columns]\nsource = { gen = \"cycle\", values = [\"trello\", \"github\"] }\n",
     );
     let before_17 = db.scalar("SELECT current_setting('server_version_num')::bigint / 10000") < 17;
+    let plan = db.run_in(&project, &["reset", "--profile", "dev", "--dry-run"]);
+    assert_eq!(
+        plan.success()
+            .stdout
+            .contains("a cold reset commits the migrations before the seed"),
+        before_17,
+        "{}",
+        plan.stdout
+    );
     let mut fingerprints = Vec::new();
     for path in ["cold path", "warm path"] {
         let run = db.run_in(&project, &["reset", "--yes", "--profile", "dev"]);
