@@ -181,8 +181,9 @@ pub(super) fn seeding_without_spec(
         return Err(Error::usage(format!(
             "no {}: a reset without a spec seeds from one inferred from the migrations, which \
              runs them in a scratch transaction it rolls back, but {} run(s) outside a \
-             transaction (-- no-transaction) and cannot; run `dbtool reset --skip-seed`, then \
-             `dbtool init --from-database` to write the spec from the migrated database",
+             transaction (-- no-transaction, or its tool runs it so) and cannot; run `dbtool \
+             reset --skip-seed`, then `dbtool init --from-database` to write the spec from the \
+             migrated database",
             spec_file.display(),
             migrations.outside_transaction().join(", ")
         )));
