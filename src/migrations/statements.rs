@@ -39,8 +39,6 @@ pub struct Statement {
     pub from_stdin: bool,
     /// `CREATE EXTENSION ...`: the byte offset just after the word EXTENSION.
     extension_end: Option<usize>,
-    /// The word CONCURRENTLY is among its leading words.
-    concurrently: bool,
 }
 
 impl Statement {
@@ -106,7 +104,7 @@ impl Statement {
     /// CONCURRENTLY` runs inside one.)
     fn concurrent(&self) -> bool {
         let w = |words: &[&str]| self.starts_with(words);
-        self.concurrently
+        self.has("CONCURRENTLY")
             && (w(&["CREATE", "INDEX"])
                 || w(&["CREATE", "UNIQUE", "INDEX"])
                 || w(&["DROP", "INDEX"])
@@ -278,7 +276,6 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                 meta_command: Some(sql[start..line_end].trim_end().to_string()),
                 from_stdin: false,
                 extension_end: None,
-                concurrently: false,
             });
             while tokens
                 .peek()
@@ -297,7 +294,6 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
             meta_command: None,
             from_stdin: false,
             extension_end: None,
-            concurrently: false,
         });
         statement.end = end;
         let follows_begin = std::mem::take(&mut after_begin);
@@ -339,7 +335,6 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
                     statement.extension_end = Some(end);
                 }
                 if statement.words.len() < 8 {
-                    statement.concurrently |= upper == "CONCURRENTLY";
                     statement.words.push(upper);
                 }
             }
