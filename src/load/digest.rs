@@ -89,14 +89,16 @@ impl RowText {
             if *value == crate::spec::Value::Null {
                 continue;
             }
-            match (value, from_generated(value, ty)) {
-                // Text is often already canonical; checking its shape is cheaper than parsing.
-                (crate::spec::Value::Text(_), _) | (_, None) => {}
-                (_, Some(Ok(typed))) => {
-                    write_record_field(buffer, &typed, ty);
-                    continue;
+            // Text is often already canonical: checking its shape is cheaper than parsing.
+            if !matches!(value, crate::spec::Value::Text(_)) {
+                match from_generated(value, ty) {
+                    None => {}
+                    Some(Ok(typed)) => {
+                        write_record_field(buffer, &typed, ty);
+                        continue;
+                    }
+                    Some(Err(_)) => return Ok(false),
                 }
-                (_, Some(Err(_))) => return Ok(false),
             }
             let text = values.get(column)?.expect("not null");
             if is_canonical(ty, text) {
