@@ -489,11 +489,23 @@ fn numeric(
 
 /// A generated decimal, as `parse_numeric` reads its text.
 fn decimal_numeric(d: &rust_decimal::Decimal, typmod_scale: Option<u16>) -> Numeric {
-    let mut rest = d.mantissa().unsigned_abs();
+    let mantissa = d.mantissa().unsigned_abs();
     let mut digits = Vec::with_capacity(20);
-    while rest > 0 {
-        digits.push((rest % 10) as u8);
-        rest /= 10;
+    // Most mantissas fit 64 bits, whose division is a machine instruction (128 bits' is a call).
+    match u64::try_from(mantissa) {
+        Ok(mut rest) => {
+            while rest > 0 {
+                digits.push((rest % 10) as u8);
+                rest /= 10;
+            }
+        }
+        Err(_) => {
+            let mut rest = mantissa;
+            while rest > 0 {
+                digits.push((rest % 10) as u8);
+                rest /= 10;
+            }
+        }
     }
     let scale = d.scale() as usize;
     // At least every digit after the point, as the text `0.05` has them.
@@ -842,7 +854,17 @@ mod tests {
     #[test]
     fn generated_decimals_are_the_numerics_their_text_is() {
         for text in [
-            "0", "0.05", "-0.50", "12.345", "99.995", "-1.005", "100", "0.000",
+            "0",
+            "0.05",
+            "-0.50",
+            "12.345",
+            "99.995",
+            "-1.005",
+            "100",
+            "0.000",
+            // Mantissas beyond 64 bits.
+            "18446744073709551616",
+            "-123456789012345678901234.5678",
         ] {
             let d: rust_decimal::Decimal = text.parse().unwrap();
             for scale in [None, Some(0), Some(2), Some(4)] {
