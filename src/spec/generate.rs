@@ -2,11 +2,10 @@
 //! (seed, table, column, row key, generator). Each cell draws from its own PCG stream seeded
 //! from those, so any row of any table can be produced alone, in any order, on any thread.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
 
-use md5::{Digest, Md5};
 use rand_core::Rng;
 use rand_pcg::Pcg64Mcg;
 use rust_decimal::Decimal;
@@ -15,6 +14,9 @@ use super::expr::{self, Agg, BinOp, Expr, Func, Start, Value};
 use super::{Case, Filter, Gen, Part, Source, Spec};
 use crate::error::{Error, Result};
 use crate::spec::profile::{PerCounts, Profile};
+
+#[path = "unique.rs"]
+mod unique;
 
 /// Stands in for a column name in the stream that decides how many children a parent row has.
 const CHILD_COUNT_STREAM: u64 = 0x6368_696c_6472_656e;
@@ -642,73 +644,6 @@ impl<'s> Dataset<'s> {
             }
         }
         Ok(all)
-    }
-
-    /// Walks `table` in order: a row whose values of `columns` were taken draws `redraw` again.
-    fn redraw_taken(
-        &self,
-        ti: usize,
-        columns: &[usize],
-        redraw: usize,
-    ) -> Result<HashMap<u64, u32>> {
-        let table = &self.spec.tables[ti];
-        let rows = self.count_rows(ti, 0..self.root_count(ti));
-        // Each value taken, by its 128-bit md5 rather than its text: a sixth of the
-        // memory, and two distinct values of any one table never share a digest in
-        // practice (the odds are below 1 in 10^25 for a billion rows).
-        let mut seen: HashSet<u128> = HashSet::with_capacity(rows as usize);
-        let mut redrawn = HashMap::new();
-        let mut index = 0;
-        self.for_each_row(ti, 0..self.root_count(ti), &mut |mut row| {
-            row.index = Some(index);
-            index += 1;
-            let key = row.key;
-            for attempt in 0..UNIQUE_ATTEMPTS {
-                let mut values = RowValues::new(self, ti, row.clone());
-                values.attempt = Some((redraw, attempt));
-                let digest = if let [only] = columns {
-                    let Some(text) = values.get(*only)? else {
-                        return Ok(());
-                    };
-                    Md5::digest(text.as_bytes())
-                } else {
-                    // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ; a NULL in
-                    // any column makes the combination distinct, as in SQL.
-                    let mut md5 = Md5::new();
-                    for &c in columns {
-                        let Some(text) = values.get(c)? else {
-                            return Ok(());
-                        };
-                        md5.update((text.len() as u64).to_le_bytes());
-                        md5.update(text.as_bytes());
-                    }
-                    md5.finalize()
-                };
-                if seen.insert(u128::from_be_bytes(digest.into())) {
-                    if attempt > 0 {
-                        redrawn.insert(key, attempt);
-                    }
-                    return Ok(());
-                }
-            }
-            let names: Vec<&str> = columns
-                .iter()
-                .map(|&c| table.columns[c].name.as_str())
-                .collect();
-            Err(Error::usage(format!(
-                "seed spec: table {}, column {}: unique{}, but row {} found no free value in {UNIQUE_ATTEMPTS} draws \
-                 (the value needs a random part, such as {{int(1, 9999)}}, or a larger one)",
-                table.name,
-                table.columns[redraw].name,
-                if names.len() > 1 {
-                    format!(" ({})", names.join(", "))
-                } else {
-                    String::new()
-                },
-                index - 1
-            )))
-        })?;
-        Ok(redrawn)
     }
 
     /// The cells of counted tables of at most `SMALL_TABLE_ROWS` rows whose columns point to no
