@@ -28,7 +28,8 @@ const CHILD_PRESENCE_STREAM: u64 = 0x6368_696c_6470_7265;
 const UNIQUE_ATTEMPTS: u32 = 64;
 /// How many parents `ref` tries before deciding that a per-parent table has no rows to offer.
 const REF_ATTEMPTS: u32 = 1000;
-/// The largest table whose rows a `ref ... where` filters in memory.
+/// The largest table whose rows a `ref ... where` (not `distinct`) lists; beyond, each row
+/// draws candidates until one matches.
 const MAX_FILTERED_ROWS: u64 = 1_000_000;
 
 /// A row's address. `key` is the row's index in a counted table and a mix of (parent key,
@@ -233,19 +234,54 @@ impl TableStreams {
 
 /// The rows of a table that a `ref ... where` may pick, in row order: a bit per row and a
 /// running count per 64 rows, so that the i-th of them is found without listing them (a
-/// million rows take 190 KB rather than 8 MB).
+/// million rows take 190 KB rather than 8 MB). Beyond `RESIDENT_ROWS` rows only a count per
+/// block of `BLOCK_ROWS` rows is kept (16 bytes per 4096 rows), and the bits of the block an
+/// `nth` lands in are recomputed from the candidates' cells, which are pure (a few recent
+/// blocks are cached): the same answers, with memory flat at any size.
 #[derive(Debug, Default)]
 struct RowSet {
     words: Vec<u64>,
     /// How many rows match before each word.
     before: Vec<u32>,
+    /// Only counts per block: how many rows match before each block.
+    blocks: Option<Vec<u64>>,
+    /// Streamed blocks' bits recently recomputed, the latest first.
+    cache: std::sync::Mutex<std::collections::VecDeque<(usize, std::sync::Arc<Vec<u64>>)>>,
     rows: u64,
     len: u64,
 }
 
+/// The largest set kept bit by bit: 2 MB of bits and counts.
+const RESIDENT_ROWS: u64 = 1 << 24;
+/// Rows per block of a streamed set.
+const BLOCK_ROWS: u64 = 4096;
+/// Recomputed blocks a streamed set keeps (512 bytes of bits each).
+const CACHED_BLOCKS: usize = 64;
+
 impl RowSet {
+    /// An empty set for a table of `rows` rows: bits when they fit `RESIDENT_ROWS`, block
+    /// counts beyond.
+    fn for_rows(rows: u64) -> Self {
+        RowSet::new(rows > RESIDENT_ROWS)
+    }
+
+    fn new(streamed: bool) -> Self {
+        RowSet {
+            blocks: streamed.then(Vec::new),
+            ..RowSet::default()
+        }
+    }
+
     /// Appends the next row, matching or not.
     fn push(&mut self, matches: bool) {
+        if let Some(blocks) = &mut self.blocks {
+            if self.rows.is_multiple_of(BLOCK_ROWS) {
+                blocks.push(self.len);
+            }
+            self.len += u64::from(matches);
+            self.rows += 1;
+            return;
+        }
         if self.rows.is_multiple_of(64) {
             self.words.push(0);
             self.before.push(self.len as u32);
@@ -261,15 +297,68 @@ impl RowSet {
         self.len
     }
 
-    /// The row of the `i`-th match (`i < len`).
-    fn nth(&self, i: u64) -> u64 {
-        let word = self.before.partition_point(|&b| u64::from(b) <= i) - 1;
-        let mut bits = self.words[word];
-        for _ in 0..i - u64::from(self.before[word]) {
-            bits &= bits - 1;
+    /// The row of the `i`-th match (`i < len`); `matches` tells whether a row matches, for
+    /// the block of a streamed set that `i` lands in.
+    fn nth(&self, i: u64, matches: &mut dyn FnMut(u64) -> Eval<bool>) -> Eval<u64> {
+        let Some(blocks) = &self.blocks else {
+            let word = self.before.partition_point(|&b| u64::from(b) <= i) - 1;
+            return Ok(
+                word as u64 * 64 + nth_bit(self.words[word], i - u64::from(self.before[word]))
+            );
+        };
+        let block = blocks.partition_point(|&b| b <= i) - 1;
+        let words = self.block_words(block, matches)?;
+        let mut left = i - blocks[block];
+        for (w, &bits) in words.iter().enumerate() {
+            let ones = u64::from(bits.count_ones());
+            if left < ones {
+                return Ok(block as u64 * BLOCK_ROWS + w as u64 * 64 + nth_bit(bits, left));
+            }
+            left -= ones;
         }
-        word as u64 * 64 + u64::from(bits.trailing_zeros())
+        Err(Failure::Done(Error::Internal(anyhow::anyhow!(
+            "a block of candidates matched fewer rows when recomputed"
+        ))))
     }
+
+    /// The bits of a streamed set's `block`, from the cache or recomputed.
+    fn block_words(
+        &self,
+        block: usize,
+        matches: &mut dyn FnMut(u64) -> Eval<bool>,
+    ) -> Eval<std::sync::Arc<Vec<u64>>> {
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(k) = cache.iter().position(|(b, _)| *b == block) {
+                let hit = cache.remove(k).expect("found");
+                let words = hit.1.clone();
+                cache.push_front(hit);
+                return Ok(words);
+            }
+        }
+        let first = block as u64 * BLOCK_ROWS;
+        let rows = first..(first + BLOCK_ROWS).min(self.rows);
+        let mut words = vec![0u64; (rows.end - rows.start).div_ceil(64) as usize];
+        for r in rows.clone() {
+            if matches(r)? {
+                let at = r - first;
+                words[(at / 64) as usize] |= 1 << (at % 64);
+            }
+        }
+        let words = std::sync::Arc::new(words);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.push_front((block, words.clone()));
+        cache.truncate(CACHED_BLOCKS);
+        Ok(words)
+    }
+}
+
+/// The position of the `n`-th set bit of `bits`.
+fn nth_bit(mut bits: u64, n: u64) -> u64 {
+    for _ in 0..n {
+        bits &= bits - 1;
+    }
+    u64::from(bits.trailing_zeros())
 }
 
 /// What an error in the expressions deciding a table's children names as its column.
@@ -562,18 +651,14 @@ impl<'s> Dataset<'s> {
                         continue;
                     }
                     let count = self.root_count(*target);
-                    if count > MAX_FILTERED_ROWS {
-                        if *distinct {
-                            return Err(Error::usage(format!(
-                                "table {}, column {}: `distinct` with `where` lists the matching rows of table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
-                                table.name, column.name, self.spec.tables[*target].name
-                            )));
-                        }
+                    if count > MAX_FILTERED_ROWS && !*distinct {
                         // Larger tables are not listed: each row draws candidates until one
                         // matches (`RowValues::pick_matching`), with memory flat.
                         continue;
                     }
-                    let mut matching = RowSet::default();
+                    // A `distinct` ref needs the count and the n-th match: listed at any size
+                    // (beyond `RESIDENT_ROWS`, as counts per block).
+                    let mut matching = RowSet::for_rows(count);
                     for i in 0..count {
                         let mut row = RowValues::new(self, *target, RowId::counted(i));
                         matching.push(
@@ -594,6 +679,13 @@ impl<'s> Dataset<'s> {
             }
         }
         Ok(candidates)
+    }
+
+    /// The row of the `i`-th candidate of `rows`, the matches of `filter` in the counted `target`.
+    fn nth_candidate(&self, rows: &RowSet, target: usize, filter: &Filter, i: u64) -> Eval<u64> {
+        rows.nth(i, &mut |r| {
+            RowValues::new(self, target, RowId::counted(r)).matches(filter, r)
+        })
     }
 
     /// Unique columns and column sets: refuses a generator whose values are too few for the
@@ -1296,9 +1388,14 @@ impl<'d> RowValues<'d> {
                     distinct,
                 } => {
                     let row = match (filter, within) {
-                        (Some(_), _) if *distinct => {
+                        (Some(filter), _) if *distinct => {
                             let rows = &data.candidates[&(std::ptr::from_ref(generator) as usize)];
-                            RowId::counted(rows.nth(self.distinct_draw(column, rows.len())?))
+                            RowId::counted(data.nth_candidate(
+                                rows,
+                                *target,
+                                filter,
+                                self.distinct_draw(column, rows.len())?,
+                            )?)
                         }
                         (None, None) if *distinct => {
                             let n = data.root_count(*target);
@@ -1309,7 +1406,12 @@ impl<'d> RowValues<'d> {
                                 .candidates
                                 .get(&(std::ptr::from_ref(generator) as usize))
                             {
-                                Some(rows) => RowId::counted(rows.nth(below(rng, rows.len()))),
+                                Some(rows) => RowId::counted(data.nth_candidate(
+                                    rows,
+                                    *target,
+                                    filter,
+                                    below(rng, rows.len()),
+                                )?),
                                 None => match self.pick_matching(filter, *target, rng)? {
                                     Some(row) => row,
                                     None => match filter {
@@ -1883,8 +1985,46 @@ mod tests {
         }
         assert_eq!(set.len(), list.len() as u64);
         for (i, row) in list.iter().enumerate() {
-            assert_eq!(set.nth(i as u64), *row, "match {i}");
+            assert_eq!(
+                set.nth(i as u64, &mut |_| unreachable!()).ok(),
+                Some(*row),
+                "match {i}"
+            );
         }
+    }
+
+    #[test]
+    fn a_streamed_row_set_finds_the_nth_match_as_the_bits_do() {
+        // Blocks of 4096 rows: several full ones, an empty one, a last partial one.
+        let matches = |row: u64| {
+            !(3 * BLOCK_ROWS..4 * BLOCK_ROWS).contains(&row)
+                && (splitmix64(row).is_multiple_of(5) || (100..300).contains(&row))
+        };
+        let rows = 7 * BLOCK_ROWS + 1000;
+        let (mut bits, mut streamed) = (RowSet::new(false), RowSet::new(true));
+        for row in 0..rows {
+            bits.push(matches(row));
+            streamed.push(matches(row));
+        }
+        assert_eq!(streamed.len(), bits.len());
+        let mut evaluated = 0;
+        for i in (0..bits.len()).step_by(7).chain([bits.len() - 1]) {
+            let row = streamed
+                .nth(i, &mut |r| {
+                    evaluated += 1;
+                    Ok(matches(r))
+                })
+                .ok()
+                .unwrap();
+            assert_eq!(
+                Some(row),
+                bits.nth(i, &mut |_| unreachable!()).ok(),
+                "match {i}"
+            );
+            assert!(matches(row));
+        }
+        // Each block was recomputed once (the cache holds them all here).
+        assert_eq!(evaluated, rows - BLOCK_ROWS);
     }
 
     #[test]
@@ -2513,6 +2653,65 @@ other_id = { gen = "ref", table = "visits", column = "id", where = "status == 'c
         let distinct: std::collections::BTreeSet<&String> =
             invoices.iter().map(|i| &i["visit_id"]).collect();
         assert!(distinct.len() > 190);
+    }
+    #[test]
+    fn distinct_with_where_over_more_than_a_million_rows_lists_them_as_counts_per_block() {
+        let spec = load(
+            r#"
+version = 1
+[[tables]]
+name = "visits"
+[tables.columns]
+id     = { gen = "serial" }
+status = { gen = "choice", values = ["completed", "cancelled"], weights = [1, 9] }
+
+[[tables]]
+name = "clients"
+[tables.columns]
+id = { gen = "serial" }
+
+[[tables]]
+name = "reviews"
+per = "clients"
+min = 6
+max = 6
+[tables.columns]
+client_id = { gen = "parent", column = "id" }
+visit_id  = { gen = "ref", table = "visits", column = "id", where = "status == 'completed'", distinct = true }
+"#,
+        );
+        let counts = [("visits", 1_100_000), ("clients", 300)];
+        let mut data = Dataset::new(&spec, &profile(&counts), 5).unwrap();
+        let status = |data: &Dataset, id: &str| {
+            let key = id.parse::<u64>().unwrap() - 1;
+            let mut visit = RowValues::new(data, 0, RowId::counted(key));
+            visit.get(1).unwrap().unwrap().to_string()
+        };
+        let reviews = rows(&data, "reviews");
+        assert_eq!(reviews.len(), 1800);
+        for client in reviews.chunks(6) {
+            let mut visits: Vec<&str> = client.iter().map(|r| r["visit_id"].as_str()).collect();
+            for visit in &visits {
+                assert_eq!(status(&data, visit), "completed");
+            }
+            visits.sort();
+            visits.dedup();
+            assert_eq!(visits.len(), 6, "distinct per client: {client:?}");
+        }
+        let spread: std::collections::BTreeSet<&String> =
+            reviews.iter().map(|r| &r["visit_id"]).collect();
+        assert!(spread.len() > 1700, "{}", spread.len());
+        // The same rows when the candidates are kept as counts per block (as beyond
+        // RESIDENT_ROWS) and each block's bits are recomputed.
+        let (key, bits) = data.candidates.drain().next().unwrap();
+        let mut streamed = RowSet::new(true);
+        for i in 0..bits.rows {
+            let mut visit = RowValues::new(&data, 0, RowId::counted(i));
+            streamed.push(visit.get(1).unwrap() == Some("completed"));
+        }
+        assert_eq!(streamed.len(), bits.len());
+        data.candidates.insert(key, streamed);
+        assert_eq!(rows(&data, "reviews"), reviews);
     }
 }
 
