@@ -363,10 +363,16 @@ fn nth_bit(mut bits: u64, n: u64) -> u64 {
 
 /// What an error in the expressions deciding a table's children names as its column.
 fn children_label(children: &super::Children) -> &'static str {
-    match (&children.count, &children.range, &children.p_expr) {
+    match (
+        &children.count,
+        &children.range,
+        &children.p_expr,
+        &children.weight_exprs,
+    ) {
         (Some(_), ..) => "count",
-        (None, Some(_), _) => "min/max",
-        (None, None, Some(_)) => "p",
+        (None, Some(_), ..) => "min/max",
+        (None, None, Some(_), _) => "p",
+        (None, None, None, Some(_)) => "counts",
         _ => "when",
     }
 }
@@ -1706,8 +1712,50 @@ impl<'d> RowValues<'d> {
                 }
                 Ok(n as u64)
             }
-            _ => Ok(data.children_counted(table, &self.row, p)),
+            _ => match &t.children.weight_exprs {
+                Some(weights) if !from_profile => self.weighted_children(table, weights, p),
+                _ => Ok(data.children_counted(table, &self.row, p)),
+            },
         }
+    }
+
+    /// `counts` with an expression among the weights: `p`, then the weights evaluated in this
+    /// (the parent) row and a count drawn by them, from the stream a numeric `counts` draws
+    /// from.
+    fn weighted_children(
+        &mut self,
+        table: usize,
+        weights: &[(u64, Expr)],
+        p: Option<f64>,
+    ) -> Eval<u64> {
+        let data = self.data;
+        let p = p.unwrap_or(data.spec.tables[table].children.p);
+        if p < 1.0 {
+            let mut rng = cell_stream_at(data.streams[table].child_presence, self.row.key);
+            if unit(&mut rng) >= p {
+                return Ok(0);
+            }
+        }
+        let mut rng = cell_stream_at(data.streams[table].child_count, self.row.key);
+        let mut cumulative = Vec::with_capacity(weights.len());
+        let mut total: u64 = 0;
+        for (n, weight) in weights {
+            let w = match self.eval(weight, &mut rng)? {
+                Value::Null => 0,
+                w => w.integer()?,
+            };
+            let w = u64::try_from(w)
+                .map_err(|_| format!("counts: the weight of {n} children is {w}, below 0"))?;
+            total = total
+                .checked_add(w)
+                .ok_or("counts: the weights add up to more than 2^64")?;
+            cumulative.push((*n, total));
+        }
+        if total == 0 {
+            return Err("counts: the weights add up to zero for this parent row".into());
+        }
+        let r = below(&mut rng, total);
+        Ok(cumulative[cumulative.partition_point(|&(_, c)| c <= r)].0)
     }
 
     /// Follows a path from this row: its value, and the row that value points to if any.
@@ -2806,6 +2854,77 @@ appointment_id = { gen = "parent", column = "id" }
         assert!(above_two > 50, "{above_two}");
         let t = spec.table("assignments").unwrap();
         assert_eq!(data.count_rows(t, 0..400), 400 + with_bather);
+    }
+
+    #[test]
+    fn weighted_counts_take_weights_from_the_parent_row() {
+        let text = r#"
+[[tables]]
+name = "tips"
+per = "appointments"
+counts = { 1 = "if(parent.vip, 0, 1)", 3 = "if(vip, 1, 0)" }
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+
+[[tables]]
+name = "notes"
+per = "appointments"
+counts = { 0 = 50, 2 = "35", 4 = 15 }
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+"#;
+        let spec = load(&format!("{SPEC}{text}")).unwrap();
+        let data = Dataset::new(&spec, &profile(), 11).unwrap();
+        let tips = per_parent(&data, "tips");
+        let appointments = spec.table("appointments").unwrap();
+        let mut vips = 0;
+        for i in 0..400u64 {
+            let mut row = RowValues::new(&data, appointments, RowId::counted(i));
+            let vip = row.value(2).unwrap() == Value::Bool(true);
+            vips += u64::from(vip);
+            assert_eq!(tips[&(i as i64 + 1)], if vip { 3 } else { 1 }, "row {i}");
+        }
+        let t = spec.table("tips").unwrap();
+        assert_eq!(data.count_rows(t, 0..400), 400 + 2 * vips);
+        // A weight written as an expression draws from the stream a number draws from.
+        let numbers = format!("{SPEC}{}", text.replace("2 = \"35\"", "2 = 35"));
+        let plain = load(&numbers).unwrap();
+        assert!(
+            plain.tables[plain.table("notes").unwrap()]
+                .children
+                .weights
+                .is_some()
+        );
+        let plain = per_parent(&Dataset::new(&plain, &profile(), 11).unwrap(), "notes");
+        let notes = per_parent(&data, "notes");
+        assert_eq!(notes, plain);
+        assert!(notes.values().all(|n| [2, 4].contains(n)) && notes.len() > 150);
+        // Weights that add up to zero for a parent row are an error naming the table.
+        let spec = load(&format!(
+            "{SPEC}{}",
+            r#"
+[[tables]]
+name = "tips"
+per = "appointments"
+counts = { 1 = "if(parent.vip, 0, 1)", 3 = 0 }
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+"#
+        ))
+        .unwrap();
+        let error = match Dataset::new(&spec, &profile(), 11) {
+            Ok(data) => {
+                let t = spec.table("tips").unwrap();
+                data.for_each_row(t, 0..400, &mut |_| Ok(()))
+                    .unwrap_err()
+                    .to_string()
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            error.contains("table tips, column counts: counts: the weights add up to zero"),
+            "{error}"
+        );
     }
 
     #[test]
