@@ -19,8 +19,10 @@
 //!    them all up with one read of the buckets they fall in, and resolves rows until one needs
 //!    a draw not looked up yet.
 //!
-//! Memory: one bucket at a time (half the budget), the writers' buffers (a quarter), and the
-//! rows that draw again with their draws (which the data set keeps anyway: the result).
+//! Memory: one bucket at a time (half the budget while there are at most `MAX_BUCKETS`
+//! buckets, which at 16 MB is 134M rows; past that the buckets grow), the writers' buffers (a
+//! quarter), and the rows that draw again with their draws and the first holders looked up for
+//! them (in proportion to the collisions, like the result the data set keeps).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -165,8 +167,10 @@ impl Dataset<'_> {
         rows: u64,
         budget: u64,
     ) -> Result<HashMap<u64, u32>> {
-        let half = (budget / 2).max(RECORD as u64);
-        let buckets = (rows.saturating_mul(RECORD as u64) / half + 1).min(MAX_BUCKETS);
+        // A bucket read back takes `LOADED` bytes a record.
+        const LOADED: u64 = std::mem::size_of::<(u128, u64)>() as u64;
+        let half = (budget / 2).max(LOADED);
+        let buckets = (rows.saturating_mul(LOADED) / half + 1).min(MAX_BUCKETS);
         let buffer = (budget / 4 / buckets).clamp(RECORD as u64 * 16, 64 << 10) as usize;
         let mut spill = Buckets::new(buckets as usize, buffer)?;
 
