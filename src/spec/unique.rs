@@ -11,26 +11,24 @@
 //! 1. In each bucket, sorted, the earliest row holding a digest is its *first holder*; every
 //!    later row with the same first value must draw again (whatever happened to the earlier
 //!    row, the value was taken by the time it came).
-//! 2. The rows that draw again are resolved in row order. A draw is taken when a row resolved
-//!    before it took it, or when the draw's first holder comes earlier; when it is free and its
-//!    first holder comes later, that row (whose first value is now taken) draws again too
-//!    (a cascade, always forward). The first holders of the draws are looked up in the buckets
-//!    in batches: each round computes a few draws ahead for every row still waiting, looks
-//!    them all up with one read of the buckets they fall in, and resolves rows until one needs
-//!    a draw not looked up yet.
+//! 2. A second walk resolves, in row order, the rows that draw again. A draw is taken when a
+//!    row resolved before it took it, or when the draw's first holder comes earlier; when it is
+//!    free and its first holder comes later, that row (whose first value is now taken) draws
+//!    again too when the walk reaches it (a cascade, always forward). A draw's first holder is
+//!    found with one read: the bucket's every `stride`-th digest stays in memory.
 //!
 //! Memory: one bucket at a time (half the budget while there are at most `MAX_BUCKETS`
 //! buckets, which at 16 MB is 134M rows; past that the buckets grow), the writers' buffers (a
-//! quarter), and the rows that draw again with their draws and the first holders looked up for
-//! them (in proportion to the collisions, like the result the data set keeps).
+//! quarter), the sampled digests (an eighth), and the rows that draw again with their values
+//! (in proportion to the collisions, like the result the data set keeps).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
 use md5::{Digest, Md5};
 
-use super::{Dataset, RowId, RowValues, Shape, UNIQUE_ATTEMPTS};
+use super::{Dataset, RowId, RowValues, UNIQUE_ATTEMPTS};
 use crate::error::{Error, Result};
 
 /// The memory a unique column's set of taken values may use, whatever the row count.
@@ -42,8 +40,6 @@ const IN_MEMORY_BYTES_PER_ROW: u64 = 40;
 const RECORD: usize = 24;
 /// At most this many bucket files (open at once while spilling).
 const MAX_BUCKETS: u64 = 512;
-/// How many draws ahead a waiting row computes in a round (doubling as it keeps missing).
-const DRAWS_AHEAD: u32 = 4;
 
 impl Dataset<'_> {
     /// Walks `table` in order: a row whose values of `columns` were taken draws `redraw` again.
@@ -197,151 +193,57 @@ impl Dataset<'_> {
             Err(e) => (failed_at.unwrap_or(index), Some(e)),
         };
 
-        // Rows whose first value an earlier row's first value holds draw again.
-        let taken_first = spill.sort_buckets()?;
-        let mut pending: BTreeMap<u64, Waiting> = taken_first
-            .into_iter()
-            .map(|i| (i, Waiting::new()))
-            .collect();
-
-        let counted = matches!(self.shapes[ti], Shape::Counted(_));
-        let mut holders: HashMap<u128, Option<u64>> = HashMap::new();
+        // Rows whose first value an earlier row's first value holds draw again; so does a
+        // first holder whose value a row that drew again took (added as it happens, ahead).
+        let stride = (rows.saturating_mul(16) / (budget / 8).max(16)).max(64) as usize;
+        let (taken_first, mut holders) = spill.into_sorted(stride)?;
+        let mut pending: BTreeSet<u64> = taken_first.into_iter().collect();
         let mut finals: HashSet<u128> = HashSet::new();
         let mut redrawn = HashMap::new();
-        let mut cursor = 0u64;
-        'rounds: loop {
-            self.draw_ahead(ti, columns, redraw, counted, &mut pending, cursor)?;
-            let mut wanted: Vec<u128> = pending
-                .range(cursor..)
-                .flat_map(|(_, w)| w.draws.iter())
-                .filter_map(|d| match d {
-                    Ok(Some(d)) if !holders.contains_key(d) => Some(*d),
-                    _ => None,
-                })
-                .collect();
-            wanted.sort_unstable();
-            wanted.dedup();
-            spill.first_holders(&wanted, &mut holders)?;
-            loop {
-                let Some((&i, waiting)) = pending.range_mut(cursor..).next() else {
-                    break 'rounds;
-                };
-                let took = loop {
-                    let Some(draw) = waiting.draws.pop_front() else {
-                        continue 'rounds;
-                    };
-                    let attempt = waiting.next;
-                    waiting.next += 1;
-                    let Some(digest) = draw? else {
-                        break None;
-                    };
-                    let first_holder = holders[&digest];
-                    if !finals.contains(&digest) && first_holder.is_none_or(|h| h >= i) {
-                        break Some((digest, attempt, first_holder));
-                    }
-                    if waiting.next >= UNIQUE_ATTEMPTS {
-                        return Err(self.no_free_value(ti, columns, redraw, i));
-                    }
-                };
-                let waiting = pending.remove(&i).expect("found above");
-                if let Some((digest, attempt, first_holder)) = took {
-                    finals.insert(digest);
-                    redrawn.insert(waiting.key.expect("drawn with its key"), attempt);
-                    if let Some(h) = first_holder
-                        && h > i
-                    {
-                        pending.insert(h, Waiting::new());
-                    }
-                }
-                cursor = i + 1;
-            }
-        }
-        debug_assert!(cursor <= limit);
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(redrawn),
-        }
-    }
-
-    /// Computes the next draws of every waiting row from `cursor` on that has none left.
-    fn draw_ahead(
-        &self,
-        ti: usize,
-        columns: &[usize],
-        redraw: usize,
-        counted: bool,
-        pending: &mut BTreeMap<u64, Waiting>,
-        cursor: u64,
-    ) -> Result<()> {
-        let fill = |waiting: &mut Waiting, row: RowId| {
-            waiting.key = Some(row.key);
-            let ahead = DRAWS_AHEAD.max(waiting.next);
-            let end = (waiting.next + ahead).min(UNIQUE_ATTEMPTS);
-            for attempt in waiting.next..end {
-                let draw = self.unique_digest(ti, row.clone(), columns, redraw, attempt);
-                let last = !matches!(draw, Ok(Some(_)));
-                waiting.draws.push_back(draw);
-                if last {
-                    break;
-                }
-            }
-        };
-        let Some(&last) = pending
-            .range(cursor..)
-            .rev()
-            .find(|(_, w)| w.draws.is_empty())
-            .map(|(i, _)| i)
-        else {
-            return Ok(());
-        };
-        if counted {
-            for (&i, waiting) in pending.range_mut(cursor..=last) {
-                if waiting.draws.is_empty() {
-                    fill(waiting, RowId::counted(i));
-                }
-            }
-            return Ok(());
-        }
-        // A per-parent table's rows are found by walking it; the walk stops past the last one.
         let mut index = 0u64;
         let mut done = false;
         let walked = self.for_each_row(ti, 0..self.root_count(ti), &mut |mut row| {
             let i = index;
             index += 1;
-            if i >= cursor
-                && let Some(waiting) = pending.get_mut(&i)
-                && waiting.draws.is_empty()
-            {
-                row.index = Some(i);
-                fill(waiting, row);
-            }
-            if i >= last {
+            if pending.first().is_none_or(|&first| first >= limit) {
                 done = true;
                 return Err(Error::usage("(the walk stops here)"));
             }
-            Ok(())
+            if !pending.remove(&i) {
+                return Ok(());
+            }
+            row.index = Some(i);
+            let key = row.key;
+            for attempt in 1..UNIQUE_ATTEMPTS {
+                let Some(digest) = self.unique_digest(ti, row.clone(), columns, redraw, attempt)?
+                else {
+                    return Ok(());
+                };
+                if finals.contains(&digest) {
+                    continue;
+                }
+                let first_holder = holders.find(digest)?;
+                if first_holder.is_some_and(|h| h < i) {
+                    continue;
+                }
+                finals.insert(digest);
+                redrawn.insert(key, attempt);
+                if let Some(h) = first_holder
+                    && h > i
+                {
+                    pending.insert(h);
+                }
+                return Ok(());
+            }
+            Err(self.no_free_value(ti, columns, redraw, i))
         });
         match walked {
-            Err(_) if done => Ok(()),
-            other => other,
+            Err(_) if done => {}
+            other => other?,
         }
-    }
-}
-
-/// A row that draws again: its key (once walked to), the draw at the front of `draws`, and the
-/// draws computed ahead.
-struct Waiting {
-    key: Option<u64>,
-    next: u32,
-    draws: VecDeque<Result<Option<u128>>>,
-}
-
-impl Waiting {
-    fn new() -> Self {
-        Waiting {
-            key: None,
-            next: 1,
-            draws: VecDeque::new(),
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(redrawn),
         }
     }
 }
@@ -359,25 +261,23 @@ impl Buckets {
         Ok(Buckets { writers })
     }
 
-    fn bucket(&self, digest: u128) -> usize {
-        ((digest >> 64) as u64 % self.writers.len() as u64) as usize
-    }
-
     fn push(&mut self, digest: u128, index: u64) -> Result<()> {
-        let b = self.bucket(digest);
+        let b = bucket(digest, self.writers.len());
         let w = &mut self.writers[b];
         w.write_all(&digest.to_le_bytes())
             .and_then(|()| w.write_all(&index.to_le_bytes()))
             .map_err(spill_error)
     }
 
-    /// Sorts each bucket, keeps in it only each digest's first holder, and returns the other
-    /// rows (whose first value was taken), in row order.
-    fn sort_buckets(&mut self) -> Result<Vec<u64>> {
+    /// Sorts each bucket and keeps in it only each digest's first holder, with every
+    /// `stride`-th digest in memory to find a record in one read; returns the other rows
+    /// (whose first value was taken), and the sorted buckets.
+    fn into_sorted(self, stride: usize) -> Result<(Vec<u64>, Holders)> {
         let mut taken = Vec::new();
-        for w in &mut self.writers {
-            w.flush().map_err(spill_error)?;
-            let mut records = read_records(w.get_mut())?;
+        let mut files = Vec::with_capacity(self.writers.len());
+        for w in self.writers {
+            let mut file = w.into_inner().map_err(|e| spill_error(e.into_error()))?;
+            let mut records = read_records(&mut file)?;
             records.sort_unstable();
             let mut kept = 0;
             for k in 0..records.len() {
@@ -389,46 +289,75 @@ impl Buckets {
                 }
             }
             records.truncate(kept);
-            let file = w.get_mut();
             file.set_len(0).map_err(spill_error)?;
             file.seek(SeekFrom::Start(0)).map_err(spill_error)?;
-            let mut out = BufWriter::with_capacity(64 << 10, &mut *file);
+            let mut out = BufWriter::with_capacity(64 << 10, &mut file);
             for (digest, index) in &records {
                 out.write_all(&digest.to_le_bytes())
                     .and_then(|()| out.write_all(&index.to_le_bytes()))
                     .map_err(spill_error)?;
             }
             out.flush().map_err(spill_error)?;
+            drop(out);
+            let sparse = records.iter().step_by(stride).map(|r| r.0).collect();
+            files.push((file, sparse, records.len()));
         }
         taken.sort_unstable();
-        Ok(taken)
+        Ok((
+            taken,
+            Holders {
+                files,
+                stride,
+                block: Vec::new(),
+            },
+        ))
     }
+}
 
-    /// The first holder of each of `wanted` (sorted), into `holders`: one read of each bucket
-    /// that some of them fall in.
-    fn first_holders(
-        &mut self,
-        wanted: &[u128],
-        holders: &mut HashMap<u128, Option<u64>>,
-    ) -> Result<()> {
-        let mut by_bucket: Vec<Vec<u128>> = vec![Vec::new(); self.writers.len()];
-        for &d in wanted {
-            by_bucket[self.bucket(d)].push(d);
+fn bucket(digest: u128, buckets: usize) -> usize {
+    ((digest >> 64) as u64 % buckets as u64) as usize
+}
+
+/// The sorted buckets: each digest's first holder, found with one read.
+struct Holders {
+    /// Per bucket: its file, every `stride`-th digest of it, and its record count.
+    files: Vec<(File, Vec<u128>, usize)>,
+    stride: usize,
+    block: Vec<u8>,
+}
+
+impl Holders {
+    /// The earliest row whose first value has `digest`, if any.
+    fn find(&mut self, digest: u128) -> Result<Option<u64>> {
+        let b = bucket(digest, self.files.len());
+        let (file, sparse, count) = &mut self.files[b];
+        let j = sparse.partition_point(|&d| d <= digest);
+        if j == 0 {
+            return Ok(None);
         }
-        for (b, queries) in by_bucket.iter().enumerate() {
-            if queries.is_empty() {
-                continue;
-            }
-            let records = read_records(self.writers[b].get_mut())?;
-            for &d in queries {
-                let found = records
-                    .binary_search_by(|r| r.0.cmp(&d))
-                    .ok()
-                    .map(|k| records[k].1);
-                holders.insert(d, found);
+        let first = (j - 1) * self.stride;
+        let n = self.stride.min(*count - first);
+        self.block.resize(n * RECORD, 0);
+        file.seek(SeekFrom::Start((first * RECORD) as u64))
+            .and_then(|_| file.read_exact(&mut self.block))
+            .map_err(spill_error)?;
+        let record = |k: usize| {
+            let r = &self.block[k * RECORD..(k + 1) * RECORD];
+            (
+                u128::from_le_bytes(r[..16].try_into().expect("16 bytes")),
+                u64::from_le_bytes(r[16..].try_into().expect("8 bytes")),
+            )
+        };
+        let (mut low, mut high) = (0, n);
+        while low < high {
+            let mid = (low + high) / 2;
+            match record(mid).0.cmp(&digest) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => return Ok(Some(record(mid).1)),
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 
