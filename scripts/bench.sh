@@ -21,6 +21,8 @@
 #                                     BENCH_SKIP_PARTITIONED=1 skips it)
 #   huge reset (10M rows)         the example app with 3M visits (bench/huge/profiles): peak RSS
 #                                     and that no row limit is hit, once (BENCH_SKIP_HUGE=1 skips it)
+#   unique column (10M rows)      peak RSS and time of `dbtool profiles` on bench/unique (the
+#                                     unique check of a 10M-row column, no database)
 #   generation alone              rows/s of the bench profile on one core, no database
 #                                     (cargo run --release --example generate): text COPY, and
 #                                     binary COPY with the client's digest as a reset sends it;
@@ -235,6 +237,10 @@ if [ "$BENCH_SKIP_HUGE" != 1 ]; then
                 | sed -n 's/.*"rows": *\([0-9]*\).*/\1/p' | paste -sd+ | bc)
 fi
 
+# ---- a 10M-row unique column: the unique check's peak RSS, no database
+uniq_t=$(timed "$dbtool" --seeds-dir bench/unique/seeds --profiles-dir bench/unique/profiles profiles)
+uniq_rss=$(cat "$work/rss")
+
 # ---- generation alone, one core, no database
 gen_rate() { taskset -c 0 ./target/release/examples/generate --profile bench "$@" | sed -n 's/.* \([0-9]*\) rows\/s.*/\1/p'; }
 gen_text=$(gen_rate)
@@ -312,6 +318,7 @@ if [ "$BENCH_SKIP_HUGE" != 1 ]; then
 else
     printf '%-58s %9s %9s %7s %s\n' "peak RSS, huge reset (skipped: BENCH_SKIP_HUGE=1)" n/a "" "" "<= 64 MB"
 fi
+printf '%-58s %8sKB %9s %7s %s\n' "peak RSS, 10M-row unique column checked (${uniq_t}s)" "$uniq_rss" "64 MB" "" "<= 64 MB"
 printf '%-58s %9s %9s %7s %s\n' "generation alone, bench profile, one core (rows/s): text" "$gen_text" "" "" "report"
 printf '%-58s %9s %9s %7s %s\n' "  ... binary COPY and digest, as a reset sends rows" "$gen_reset" "" "" "report"
 printf '%-58s %9s %9s %7s %s\n' "generation alone, the spec dbtool init infers (text)" "$gen_inferred" "" "" "report"

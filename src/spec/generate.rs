@@ -2,11 +2,10 @@
 //! (seed, table, column, row key, generator). Each cell draws from its own PCG stream seeded
 //! from those, so any row of any table can be produced alone, in any order, on any thread.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
 
-use md5::{Digest, Md5};
 use rand_core::Rng;
 use rand_pcg::Pcg64Mcg;
 use rust_decimal::Decimal;
@@ -15,6 +14,9 @@ use super::expr::{self, Agg, BinOp, Expr, Func, Start, Value};
 use super::{Case, Filter, Gen, Part, Source, Spec};
 use crate::error::{Error, Result};
 use crate::spec::profile::{PerCounts, Profile};
+
+#[path = "unique.rs"]
+mod unique;
 
 /// Stands in for a column name in the stream that decides how many children a parent row has.
 const CHILD_COUNT_STREAM: u64 = 0x6368_696c_6472_656e;
@@ -26,7 +28,8 @@ const CHILD_PRESENCE_STREAM: u64 = 0x6368_696c_6470_7265;
 const UNIQUE_ATTEMPTS: u32 = 64;
 /// How many parents `ref` tries before deciding that a per-parent table has no rows to offer.
 const REF_ATTEMPTS: u32 = 1000;
-/// The largest table whose rows a `ref ... where` filters in memory.
+/// The largest table whose rows a `ref ... where` (not `distinct`) lists; beyond, each row
+/// draws candidates until one matches.
 const MAX_FILTERED_ROWS: u64 = 1_000_000;
 
 /// A row's address. `key` is the row's index in a counted table and a mix of (parent key,
@@ -231,19 +234,54 @@ impl TableStreams {
 
 /// The rows of a table that a `ref ... where` may pick, in row order: a bit per row and a
 /// running count per 64 rows, so that the i-th of them is found without listing them (a
-/// million rows take 190 KB rather than 8 MB).
+/// million rows take 190 KB rather than 8 MB). Beyond `RESIDENT_ROWS` rows only a count per
+/// block of `BLOCK_ROWS` rows is kept (16 bytes per 4096 rows), and the bits of the block an
+/// `nth` lands in are recomputed from the candidates' cells, which are pure (a few recent
+/// blocks are cached): the same answers, with memory flat at any size.
 #[derive(Debug, Default)]
 struct RowSet {
     words: Vec<u64>,
     /// How many rows match before each word.
     before: Vec<u32>,
+    /// Only counts per block: how many rows match before each block.
+    blocks: Option<Vec<u64>>,
+    /// Streamed blocks' bits recently recomputed, the latest first.
+    cache: std::sync::Mutex<std::collections::VecDeque<(usize, std::sync::Arc<Vec<u64>>)>>,
     rows: u64,
     len: u64,
 }
 
+/// The largest set kept bit by bit: 2 MB of bits and counts.
+const RESIDENT_ROWS: u64 = 1 << 24;
+/// Rows per block of a streamed set.
+const BLOCK_ROWS: u64 = 4096;
+/// Recomputed blocks a streamed set keeps (512 bytes of bits each).
+const CACHED_BLOCKS: usize = 64;
+
 impl RowSet {
+    /// An empty set for a table of `rows` rows: bits when they fit `RESIDENT_ROWS`, block
+    /// counts beyond.
+    fn for_rows(rows: u64) -> Self {
+        RowSet::new(rows > RESIDENT_ROWS)
+    }
+
+    fn new(streamed: bool) -> Self {
+        RowSet {
+            blocks: streamed.then(Vec::new),
+            ..RowSet::default()
+        }
+    }
+
     /// Appends the next row, matching or not.
     fn push(&mut self, matches: bool) {
+        if let Some(blocks) = &mut self.blocks {
+            if self.rows.is_multiple_of(BLOCK_ROWS) {
+                blocks.push(self.len);
+            }
+            self.len += u64::from(matches);
+            self.rows += 1;
+            return;
+        }
         if self.rows.is_multiple_of(64) {
             self.words.push(0);
             self.before.push(self.len as u32);
@@ -259,23 +297,82 @@ impl RowSet {
         self.len
     }
 
-    /// The row of the `i`-th match (`i < len`).
-    fn nth(&self, i: u64) -> u64 {
-        let word = self.before.partition_point(|&b| u64::from(b) <= i) - 1;
-        let mut bits = self.words[word];
-        for _ in 0..i - u64::from(self.before[word]) {
-            bits &= bits - 1;
+    /// The row of the `i`-th match (`i < len`); `matches` tells whether a row matches, for
+    /// the block of a streamed set that `i` lands in.
+    fn nth(&self, i: u64, matches: &mut dyn FnMut(u64) -> Eval<bool>) -> Eval<u64> {
+        let Some(blocks) = &self.blocks else {
+            let word = self.before.partition_point(|&b| u64::from(b) <= i) - 1;
+            return Ok(
+                word as u64 * 64 + nth_bit(self.words[word], i - u64::from(self.before[word]))
+            );
+        };
+        let block = blocks.partition_point(|&b| b <= i) - 1;
+        let words = self.block_words(block, matches)?;
+        let mut left = i - blocks[block];
+        for (w, &bits) in words.iter().enumerate() {
+            let ones = u64::from(bits.count_ones());
+            if left < ones {
+                return Ok(block as u64 * BLOCK_ROWS + w as u64 * 64 + nth_bit(bits, left));
+            }
+            left -= ones;
         }
-        word as u64 * 64 + u64::from(bits.trailing_zeros())
+        Err(Failure::Done(Error::Internal(anyhow::anyhow!(
+            "a block of candidates matched fewer rows when recomputed"
+        ))))
     }
+
+    /// The bits of a streamed set's `block`, from the cache or recomputed.
+    fn block_words(
+        &self,
+        block: usize,
+        matches: &mut dyn FnMut(u64) -> Eval<bool>,
+    ) -> Eval<std::sync::Arc<Vec<u64>>> {
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(k) = cache.iter().position(|(b, _)| *b == block) {
+                let hit = cache.remove(k).expect("found");
+                let words = hit.1.clone();
+                cache.push_front(hit);
+                return Ok(words);
+            }
+        }
+        let first = block as u64 * BLOCK_ROWS;
+        let rows = first..(first + BLOCK_ROWS).min(self.rows);
+        let mut words = vec![0u64; (rows.end - rows.start).div_ceil(64) as usize];
+        for r in rows.clone() {
+            if matches(r)? {
+                let at = r - first;
+                words[(at / 64) as usize] |= 1 << (at % 64);
+            }
+        }
+        let words = std::sync::Arc::new(words);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.push_front((block, words.clone()));
+        cache.truncate(CACHED_BLOCKS);
+        Ok(words)
+    }
+}
+
+/// The position of the `n`-th set bit of `bits`.
+fn nth_bit(mut bits: u64, n: u64) -> u64 {
+    for _ in 0..n {
+        bits &= bits - 1;
+    }
+    u64::from(bits.trailing_zeros())
 }
 
 /// What an error in the expressions deciding a table's children names as its column.
 fn children_label(children: &super::Children) -> &'static str {
-    match (&children.count, &children.range, &children.p_expr) {
+    match (
+        &children.count,
+        &children.range,
+        &children.p_expr,
+        &children.weight_exprs,
+    ) {
         (Some(_), ..) => "count",
-        (None, Some(_), _) => "min/max",
-        (None, None, Some(_)) => "p",
+        (None, Some(_), ..) => "min/max",
+        (None, None, Some(_), _) => "p",
+        (None, None, None, Some(_)) => "counts",
         _ => "when",
     }
 }
@@ -560,18 +657,14 @@ impl<'s> Dataset<'s> {
                         continue;
                     }
                     let count = self.root_count(*target);
-                    if count > MAX_FILTERED_ROWS {
-                        if *distinct {
-                            return Err(Error::usage(format!(
-                                "table {}, column {}: `distinct` with `where` lists the matching rows of table {} in memory, which is limited to {MAX_FILTERED_ROWS} rows",
-                                table.name, column.name, self.spec.tables[*target].name
-                            )));
-                        }
+                    if count > MAX_FILTERED_ROWS && !*distinct {
                         // Larger tables are not listed: each row draws candidates until one
                         // matches (`RowValues::pick_matching`), with memory flat.
                         continue;
                     }
-                    let mut matching = RowSet::default();
+                    // A `distinct` ref needs the count and the n-th match: listed at any size
+                    // (beyond `RESIDENT_ROWS`, as counts per block).
+                    let mut matching = RowSet::for_rows(count);
                     for i in 0..count {
                         let mut row = RowValues::new(self, *target, RowId::counted(i));
                         matching.push(
@@ -592,6 +685,13 @@ impl<'s> Dataset<'s> {
             }
         }
         Ok(candidates)
+    }
+
+    /// The row of the `i`-th candidate of `rows`, the matches of `filter` in the counted `target`.
+    fn nth_candidate(&self, rows: &RowSet, target: usize, filter: &Filter, i: u64) -> Eval<u64> {
+        rows.nth(i, &mut |r| {
+            RowValues::new(self, target, RowId::counted(r)).matches(filter, r)
+        })
     }
 
     /// Unique columns and column sets: refuses a generator whose values are too few for the
@@ -642,73 +742,6 @@ impl<'s> Dataset<'s> {
             }
         }
         Ok(all)
-    }
-
-    /// Walks `table` in order: a row whose values of `columns` were taken draws `redraw` again.
-    fn redraw_taken(
-        &self,
-        ti: usize,
-        columns: &[usize],
-        redraw: usize,
-    ) -> Result<HashMap<u64, u32>> {
-        let table = &self.spec.tables[ti];
-        let rows = self.count_rows(ti, 0..self.root_count(ti));
-        // Each value taken, by its 128-bit md5 rather than its text: a sixth of the
-        // memory, and two distinct values of any one table never share a digest in
-        // practice (the odds are below 1 in 10^25 for a billion rows).
-        let mut seen: HashSet<u128> = HashSet::with_capacity(rows as usize);
-        let mut redrawn = HashMap::new();
-        let mut index = 0;
-        self.for_each_row(ti, 0..self.root_count(ti), &mut |mut row| {
-            row.index = Some(index);
-            index += 1;
-            let key = row.key;
-            for attempt in 0..UNIQUE_ATTEMPTS {
-                let mut values = RowValues::new(self, ti, row.clone());
-                values.attempt = Some((redraw, attempt));
-                let digest = if let [only] = columns {
-                    let Some(text) = values.get(*only)? else {
-                        return Ok(());
-                    };
-                    Md5::digest(text.as_bytes())
-                } else {
-                    // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ; a NULL in
-                    // any column makes the combination distinct, as in SQL.
-                    let mut md5 = Md5::new();
-                    for &c in columns {
-                        let Some(text) = values.get(c)? else {
-                            return Ok(());
-                        };
-                        md5.update((text.len() as u64).to_le_bytes());
-                        md5.update(text.as_bytes());
-                    }
-                    md5.finalize()
-                };
-                if seen.insert(u128::from_be_bytes(digest.into())) {
-                    if attempt > 0 {
-                        redrawn.insert(key, attempt);
-                    }
-                    return Ok(());
-                }
-            }
-            let names: Vec<&str> = columns
-                .iter()
-                .map(|&c| table.columns[c].name.as_str())
-                .collect();
-            Err(Error::usage(format!(
-                "seed spec: table {}, column {}: unique{}, but row {} found no free value in {UNIQUE_ATTEMPTS} draws \
-                 (the value needs a random part, such as {{int(1, 9999)}}, or a larger one)",
-                table.name,
-                table.columns[redraw].name,
-                if names.len() > 1 {
-                    format!(" ({})", names.join(", "))
-                } else {
-                    String::new()
-                },
-                index - 1
-            )))
-        })?;
-        Ok(redrawn)
     }
 
     /// The cells of counted tables of at most `SMALL_TABLE_ROWS` rows whose columns point to no
@@ -1361,9 +1394,14 @@ impl<'d> RowValues<'d> {
                     distinct,
                 } => {
                     let row = match (filter, within) {
-                        (Some(_), _) if *distinct => {
+                        (Some(filter), _) if *distinct => {
                             let rows = &data.candidates[&(std::ptr::from_ref(generator) as usize)];
-                            RowId::counted(rows.nth(self.distinct_draw(column, rows.len())?))
+                            RowId::counted(data.nth_candidate(
+                                rows,
+                                *target,
+                                filter,
+                                self.distinct_draw(column, rows.len())?,
+                            )?)
                         }
                         (None, None) if *distinct => {
                             let n = data.root_count(*target);
@@ -1374,7 +1412,12 @@ impl<'d> RowValues<'d> {
                                 .candidates
                                 .get(&(std::ptr::from_ref(generator) as usize))
                             {
-                                Some(rows) => RowId::counted(rows.nth(below(rng, rows.len()))),
+                                Some(rows) => RowId::counted(data.nth_candidate(
+                                    rows,
+                                    *target,
+                                    filter,
+                                    below(rng, rows.len()),
+                                )?),
                                 None => match self.pick_matching(filter, *target, rng)? {
                                     Some(row) => row,
                                     None => match filter {
@@ -1669,8 +1712,50 @@ impl<'d> RowValues<'d> {
                 }
                 Ok(n as u64)
             }
-            _ => Ok(data.children_counted(table, &self.row, p)),
+            _ => match &t.children.weight_exprs {
+                Some(weights) if !from_profile => self.weighted_children(table, weights, p),
+                _ => Ok(data.children_counted(table, &self.row, p)),
+            },
         }
+    }
+
+    /// `counts` with an expression among the weights: `p`, then the weights evaluated in this
+    /// (the parent) row and a count drawn by them, from the stream a numeric `counts` draws
+    /// from.
+    fn weighted_children(
+        &mut self,
+        table: usize,
+        weights: &[(u64, Expr)],
+        p: Option<f64>,
+    ) -> Eval<u64> {
+        let data = self.data;
+        let p = p.unwrap_or(data.spec.tables[table].children.p);
+        if p < 1.0 {
+            let mut rng = cell_stream_at(data.streams[table].child_presence, self.row.key);
+            if unit(&mut rng) >= p {
+                return Ok(0);
+            }
+        }
+        let mut rng = cell_stream_at(data.streams[table].child_count, self.row.key);
+        let mut cumulative = Vec::with_capacity(weights.len());
+        let mut total: u64 = 0;
+        for (n, weight) in weights {
+            let w = match self.eval(weight, &mut rng)? {
+                Value::Null => 0,
+                w => w.integer()?,
+            };
+            let w = u64::try_from(w)
+                .map_err(|_| format!("counts: the weight of {n} children is {w}, below 0"))?;
+            total = total
+                .checked_add(w)
+                .ok_or("counts: the weights add up to more than 2^64")?;
+            cumulative.push((*n, total));
+        }
+        if total == 0 {
+            return Err("counts: the weights add up to zero for this parent row".into());
+        }
+        let r = below(&mut rng, total);
+        Ok(cumulative[cumulative.partition_point(|&(_, c)| c <= r)].0)
     }
 
     /// Follows a path from this row: its value, and the row that value points to if any.
@@ -1948,8 +2033,46 @@ mod tests {
         }
         assert_eq!(set.len(), list.len() as u64);
         for (i, row) in list.iter().enumerate() {
-            assert_eq!(set.nth(i as u64), *row, "match {i}");
+            assert_eq!(
+                set.nth(i as u64, &mut |_| unreachable!()).ok(),
+                Some(*row),
+                "match {i}"
+            );
         }
+    }
+
+    #[test]
+    fn a_streamed_row_set_finds_the_nth_match_as_the_bits_do() {
+        // Blocks of 4096 rows: several full ones, an empty one, a last partial one.
+        let matches = |row: u64| {
+            !(3 * BLOCK_ROWS..4 * BLOCK_ROWS).contains(&row)
+                && (splitmix64(row).is_multiple_of(5) || (100..300).contains(&row))
+        };
+        let rows = 7 * BLOCK_ROWS + 1000;
+        let (mut bits, mut streamed) = (RowSet::new(false), RowSet::new(true));
+        for row in 0..rows {
+            bits.push(matches(row));
+            streamed.push(matches(row));
+        }
+        assert_eq!(streamed.len(), bits.len());
+        let mut evaluated = 0;
+        for i in (0..bits.len()).step_by(7).chain([bits.len() - 1]) {
+            let row = streamed
+                .nth(i, &mut |r| {
+                    evaluated += 1;
+                    Ok(matches(r))
+                })
+                .ok()
+                .unwrap();
+            assert_eq!(
+                Some(row),
+                bits.nth(i, &mut |_| unreachable!()).ok(),
+                "match {i}"
+            );
+            assert!(matches(row));
+        }
+        // Each block was recomputed once (the cache holds them all here).
+        assert_eq!(evaluated, rows - BLOCK_ROWS);
     }
 
     #[test]
@@ -2579,6 +2702,65 @@ other_id = { gen = "ref", table = "visits", column = "id", where = "status == 'c
             invoices.iter().map(|i| &i["visit_id"]).collect();
         assert!(distinct.len() > 190);
     }
+    #[test]
+    fn distinct_with_where_over_more_than_a_million_rows_lists_them_as_counts_per_block() {
+        let spec = load(
+            r#"
+version = 1
+[[tables]]
+name = "visits"
+[tables.columns]
+id     = { gen = "serial" }
+status = { gen = "choice", values = ["completed", "cancelled"], weights = [1, 9] }
+
+[[tables]]
+name = "clients"
+[tables.columns]
+id = { gen = "serial" }
+
+[[tables]]
+name = "reviews"
+per = "clients"
+min = 6
+max = 6
+[tables.columns]
+client_id = { gen = "parent", column = "id" }
+visit_id  = { gen = "ref", table = "visits", column = "id", where = "status == 'completed'", distinct = true }
+"#,
+        );
+        let counts = [("visits", 1_100_000), ("clients", 300)];
+        let mut data = Dataset::new(&spec, &profile(&counts), 5).unwrap();
+        let status = |data: &Dataset, id: &str| {
+            let key = id.parse::<u64>().unwrap() - 1;
+            let mut visit = RowValues::new(data, 0, RowId::counted(key));
+            visit.get(1).unwrap().unwrap().to_string()
+        };
+        let reviews = rows(&data, "reviews");
+        assert_eq!(reviews.len(), 1800);
+        for client in reviews.chunks(6) {
+            let mut visits: Vec<&str> = client.iter().map(|r| r["visit_id"].as_str()).collect();
+            for visit in &visits {
+                assert_eq!(status(&data, visit), "completed");
+            }
+            visits.sort();
+            visits.dedup();
+            assert_eq!(visits.len(), 6, "distinct per client: {client:?}");
+        }
+        let spread: std::collections::BTreeSet<&String> =
+            reviews.iter().map(|r| &r["visit_id"]).collect();
+        assert!(spread.len() > 1700, "{}", spread.len());
+        // The same rows when the candidates are kept as counts per block (as beyond
+        // RESIDENT_ROWS) and each block's bits are recomputed.
+        let (key, bits) = data.candidates.drain().next().unwrap();
+        let mut streamed = RowSet::new(true);
+        for i in 0..bits.rows {
+            let mut visit = RowValues::new(&data, 0, RowId::counted(i));
+            streamed.push(visit.get(1).unwrap() == Some("completed"));
+        }
+        assert_eq!(streamed.len(), bits.len());
+        data.candidates.insert(key, streamed);
+        assert_eq!(rows(&data, "reviews"), reviews);
+    }
 }
 
 #[cfg(test)]
@@ -2672,6 +2854,77 @@ appointment_id = { gen = "parent", column = "id" }
         assert!(above_two > 50, "{above_two}");
         let t = spec.table("assignments").unwrap();
         assert_eq!(data.count_rows(t, 0..400), 400 + with_bather);
+    }
+
+    #[test]
+    fn weighted_counts_take_weights_from_the_parent_row() {
+        let text = r#"
+[[tables]]
+name = "tips"
+per = "appointments"
+counts = { 1 = "if(parent.vip, 0, 1)", 3 = "if(vip, 1, 0)" }
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+
+[[tables]]
+name = "notes"
+per = "appointments"
+counts = { 0 = 50, 2 = "35", 4 = 15 }
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+"#;
+        let spec = load(&format!("{SPEC}{text}")).unwrap();
+        let data = Dataset::new(&spec, &profile(), 11).unwrap();
+        let tips = per_parent(&data, "tips");
+        let appointments = spec.table("appointments").unwrap();
+        let mut vips = 0;
+        for i in 0..400u64 {
+            let mut row = RowValues::new(&data, appointments, RowId::counted(i));
+            let vip = row.value(2).unwrap() == Value::Bool(true);
+            vips += u64::from(vip);
+            assert_eq!(tips[&(i as i64 + 1)], if vip { 3 } else { 1 }, "row {i}");
+        }
+        let t = spec.table("tips").unwrap();
+        assert_eq!(data.count_rows(t, 0..400), 400 + 2 * vips);
+        // A weight written as an expression draws from the stream a number draws from.
+        let numbers = format!("{SPEC}{}", text.replace("2 = \"35\"", "2 = 35"));
+        let plain = load(&numbers).unwrap();
+        assert!(
+            plain.tables[plain.table("notes").unwrap()]
+                .children
+                .weights
+                .is_some()
+        );
+        let plain = per_parent(&Dataset::new(&plain, &profile(), 11).unwrap(), "notes");
+        let notes = per_parent(&data, "notes");
+        assert_eq!(notes, plain);
+        assert!(notes.values().all(|n| [2, 4].contains(n)) && notes.len() > 150);
+        // Weights that add up to zero for a parent row are an error naming the table.
+        let spec = load(&format!(
+            "{SPEC}{}",
+            r#"
+[[tables]]
+name = "tips"
+per = "appointments"
+counts = { 1 = "if(parent.vip, 0, 1)", 3 = 0 }
+[tables.columns]
+appointment_id = { gen = "parent", column = "id" }
+"#
+        ))
+        .unwrap();
+        let error = match Dataset::new(&spec, &profile(), 11) {
+            Ok(data) => {
+                let t = spec.table("tips").unwrap();
+                data.for_each_row(t, 0..400, &mut |_| Ok(()))
+                    .unwrap_err()
+                    .to_string()
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            error.contains("table tips, column counts: counts: the weights add up to zero"),
+            "{error}"
+        );
     }
 
     #[test]

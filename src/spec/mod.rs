@@ -56,6 +56,9 @@ pub struct TableSpec {
 pub struct Children {
     /// Weighted counts: (count, cumulative weight), ascending by count.
     pub weights: Option<Vec<(u64, u64)>>,
+    /// Weighted counts with an expression over the parent row among the weights: (count,
+    /// weight), ascending by count (then `weights` is `None`).
+    pub weight_exprs: Option<Vec<(u64, Expr)>>,
     /// Only parents for which this holds (evaluated in the parent row) get children.
     pub when: Option<Expr>,
     /// The probability that a parent gets children at all.
@@ -70,13 +73,15 @@ pub struct Children {
 }
 
 impl Children {
-    /// The expressions over the parent row that decide the children: when, count, p.
+    /// The expressions over the parent row that decide the children: when, count, p, min/max,
+    /// weights.
     pub fn expressions(&self) -> impl Iterator<Item = &Expr> {
         self.when
             .iter()
             .chain(self.count.iter())
             .chain(self.p_expr.iter())
             .chain(self.range.iter().flat_map(|(a, b)| [a, b]))
+            .chain(self.weight_exprs.iter().flatten().map(|(_, w)| w))
     }
 
     fn expressions_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut Expr)> {
@@ -89,6 +94,12 @@ impl Children {
                 self.range
                     .iter_mut()
                     .flat_map(|(a, b)| [("min", a), ("max", b)]),
+            )
+            .chain(
+                self.weight_exprs
+                    .iter_mut()
+                    .flatten()
+                    .map(|(_, w)| ("counts", w)),
             )
     }
 }

@@ -33,8 +33,9 @@ struct RawTable {
     min: Option<RawCount>,
     max: Option<RawCount>,
     fixed: Option<String>,
-    /// Weighted children per parent: { 1 = 50, 2 = 35, 3 = 15 }.
-    counts: Option<BTreeMap<String, u64>>,
+    /// Weighted children per parent: { 1 = 50, 2 = 35, 3 = 15 }; a weight may be an
+    /// expression over the parent row: { 1 = "if(parent.vip, 10, 50)", 2 = 35 }.
+    counts: Option<BTreeMap<String, RawCount>>,
     /// Only parents for which this expression holds get children.
     when: Option<String>,
     /// The probability that a parent gets children: a number, or an expression over the
@@ -233,11 +234,17 @@ pub(super) fn load(seeds_dir: &Path) -> Result<Spec> {
                     Some(_) if table.min.is_some() || table.max.is_some() => {
                         return Err(at.error("give `counts` (weighted) or `min`/`max`, not both"));
                     }
-                    Some(weights) => {
-                        let weights = crate::spec::profile::weighted_counts(weights)
-                            .map_err(|e| at.error(e))?;
-                        (weights[0].0, weights[weights.len() - 1].0)
-                    }
+                    Some(weights) => match numeric_weights(weights) {
+                        Some(numbers) => {
+                            let weights = crate::spec::profile::weighted_counts(&numbers)
+                                .map_err(|e| at.error(e))?;
+                            (weights[0].0, weights[weights.len() - 1].0)
+                        }
+                        None => {
+                            let counts = weight_expressions(weights, &at)?;
+                            (counts[0].0, counts[counts.len() - 1].0)
+                        }
+                    },
                 };
                 if min > max {
                     return Err(at.error(format!("min {min} is larger than max {max}")));
@@ -641,9 +648,13 @@ fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
         _ => None,
     };
     Ok(Children {
-        weights: match &table.counts {
+        weights: match table.counts.as_ref().and_then(numeric_weights) {
             None => None,
-            Some(w) => Some(crate::spec::profile::weighted_counts(w).map_err(|e| at.error(e))?),
+            Some(w) => Some(crate::spec::profile::weighted_counts(&w).map_err(|e| at.error(e))?),
+        },
+        weight_exprs: match &table.counts {
+            Some(w) if numeric_weights(w).is_none() => Some(weight_expressions(w, at)?),
+            _ => None,
         },
         when: match &table.when {
             None => None,
@@ -654,6 +665,40 @@ fn children(table: &RawTable, source: Source, at: &At) -> Result<Children> {
         p_expr,
         range,
     })
+}
+
+/// Weighted counts whose weights are all numbers (as before expressions were allowed).
+fn numeric_weights(weights: &BTreeMap<String, RawCount>) -> Option<BTreeMap<String, u64>> {
+    weights
+        .iter()
+        .map(|(k, w)| match w {
+            RawCount::Rows(n) => Some((k.clone(), *n)),
+            RawCount::Expr(_) => None,
+        })
+        .collect()
+}
+
+/// Weighted counts with an expression among the weights: (count, weight) ascending by count,
+/// a number weight as a literal.
+fn weight_expressions(weights: &BTreeMap<String, RawCount>, at: &At) -> Result<Vec<(u64, Expr)>> {
+    let mut counts = weights
+        .iter()
+        .map(|(k, w)| {
+            let n = k
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| at.error(format!("counts: {k:?} is not a number of children")))?;
+            let weight = match w {
+                RawCount::Rows(n) => Expr::Lit(super::Value::Int(
+                    i64::try_from(*n).map_err(|_| at.error("counts: a weight is too large"))?,
+                )),
+                RawCount::Expr(e) => parse_expr(e, at)?,
+            };
+            Ok((n, weight))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    counts.sort_by_key(|(n, _)| *n);
+    Ok(counts)
 }
 
 /// `parent.x` -> `x` in an unresolved expression evaluated in the parent row.
