@@ -85,12 +85,15 @@ has_cold=0
 : > "$work/dev.cold"; : > "$work/bench.cold"
 
 now() { date +%s.%N; }
-# Seconds of a command; its peak RSS (KB) goes to $work/rss.
+# Seconds of a command; its peak RSS (KB) goes to $work/rss, its user and system CPU seconds to
+# $work/cpu.
 timed() {
     local t0 t1
     t0=$(now)
-    /usr/bin/time -f %M -o "$work/rss" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+    /usr/bin/time -f "%M %U %S" -o "$work/rusage" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
     t1=$(now)
+    cut -d' ' -f1 "$work/rusage" > "$work/rss"
+    cut -d' ' -f2- "$work/rusage" > "$work/cpu"
     echo "$t1 - $t0" | bc -l
 }
 median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
@@ -217,13 +220,18 @@ fi
 # ---- partitioned: a Pagila-shaped project, 1M payment rows in monthly partitions (issue 20)
 pagila=(--migrations-dir tests/pagila/migrations --seeds-dir tests/pagila/seeds --profiles-dir bench/pagila/profiles)
 : > "$work/payment.dbtool"; : > "$work/payment.restore"; : > "$work/payment.rss"
+: > "$work/payment.dbtool.cpu"; : > "$work/payment.restore.cpu"
+# The client's CPU seconds (user + system) of the last `timed` command.
+client_cpu() { awk '{printf "%.2f\n", $1 + $2}' "$work/cpu"; }
 if [ "$BENCH_SKIP_PARTITIONED" != 1 ]; then
     "$dbtool" --database-url "$(url bench_pagila)" "${pagila[@]}" reset --yes --profile payment >/dev/null 2>&1
     pg pg_dump -Fc -n public -f "$work/payment.dump" "$(url bench_pagila)"
     for _ in $(seq "$PARTITIONED_RUNS"); do
         timed "$dbtool" --database-url "$(url bench_pagila)" "${pagila[@]}" reset --yes --profile payment >> "$work/payment.dbtool"
         cat "$work/rss" >> "$work/payment.rss"
+        client_cpu >> "$work/payment.dbtool.cpu"
         restore_into_empty payment >> "$work/payment.restore"
+        client_cpu >> "$work/payment.restore.cpu"
     done
 fi
 
@@ -310,6 +318,8 @@ fi
 if [ "$BENCH_SKIP_PARTITIONED" != 1 ]; then
     row "partitioned reset (1M payment rows) vs pg_restore -1 (median of $PARTITIONED_RUNS)" \
         "$(median < "$work/payment.dbtool")" "$(median < "$work/payment.restore")" "<= 1.0"
+    row "  ... client CPU (user + system) of each" \
+        "$(median < "$work/payment.dbtool.cpu")" "$(median < "$work/payment.restore.cpu")" "report"
 else
     row "partitioned reset (skipped: BENCH_SKIP_PARTITIONED=1)" n/a n/a "<= 1.0"
 fi

@@ -17,12 +17,20 @@ pub struct LoadedTable {
     pub plain: bool,
     /// A trigger that is on, or a rule, may change the rows on their way in.
     pub rewritten: bool,
+    /// A trigger that is on and runs a function of the application's (not one of the
+    /// server's own, like `tsvector_update_trigger`, which only fill the row), or a rule: it
+    /// may write to other tables as rows come in.
+    pub writes_elsewhere: bool,
 }
 
 const TABLES_SQL: &str = "
     SELECT c.relname::text, c.relkind = 'r',
            EXISTS (SELECT FROM pg_trigger WHERE tgrelid = c.oid AND NOT tgisinternal
                                             AND tgenabled <> 'D')
+           OR EXISTS (SELECT FROM pg_rewrite WHERE ev_class = c.oid),
+           EXISTS (SELECT FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid
+                    WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal AND tg.tgenabled <> 'D'
+                      AND p.pronamespace <> 'pg_catalog'::regnamespace)
            OR EXISTS (SELECT FROM pg_rewrite WHERE ev_class = c.oid),
            a.attname::text, t.typname::text, t.typtype::text,
            t.typnamespace = 'pg_catalog'::regnamespace, a.atttypmod
@@ -44,13 +52,14 @@ pub fn read(
         let table = found.entry(row.get(0)).or_default();
         table.plain = row.get(1);
         table.rewritten = row.get(2);
-        let Some(name) = row.get::<_, Option<String>>(3) else {
+        table.writes_elsewhere = row.get(3);
+        let Some(name) = row.get::<_, Option<String>>(4) else {
             continue;
         };
-        let (typname, typtype): (String, String) = (row.get(4), row.get(5));
+        let (typname, typtype): (String, String) = (row.get(5), row.get(6));
         table.columns.push((
             name,
-            ColumnType::from_catalog(&typname, &typtype, row.get(6), row.get(7)),
+            ColumnType::from_catalog(&typname, &typtype, row.get(7), row.get(8)),
         ));
     }
     Ok(found)

@@ -10,6 +10,7 @@ pub mod empty;
 pub mod fit;
 pub mod partitions;
 pub mod seed_code;
+pub mod sequences;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -29,8 +30,9 @@ use crate::progress::{Reporter, TableProgress};
 use crate::spec::Dataset;
 use catalog::LoadedTable;
 use constraints::Deferred;
-use copy::RowEncoder;
+use copy::{ColumnType, RowEncoder};
 use partitions::Routing;
+use sequences::{Sent, SentMaxima, Sequences};
 
 /// Rows between two progress updates.
 const PROGRESS_EVERY: u64 = 2_000;
@@ -182,7 +184,9 @@ pub fn load_atomic(
     reporter: &Reporter,
 ) -> Result<ClientDigests> {
     let deferred = set_aside_keeping(client, data, plan, schema, &small_tables(plan))?;
-    let digests = load_levels(
+    let sequences =
+        Sequences::before_load(client, schema, &tables(plan)).map_err(sequence_error)?;
+    let (digests, sent) = load_levels(
         &mut Connections::One {
             client,
             stop,
@@ -191,10 +195,11 @@ pub fn load_atomic(
         data,
         plan,
         schema,
+        &sequences,
         reporter,
     )?;
     rebuild(reporter, || constraints::restore(client, &deferred))?;
-    advance_sequences(client, schema, &tables(plan)).map_err(sequence_error)?;
+    sequences.advance(client, &sent).map_err(sequence_error)?;
     Ok(digests)
 }
 
@@ -217,20 +222,25 @@ pub fn load_parallel(
     schema: &str,
     reporter: &Reporter,
 ) -> Result<ClientDigests> {
-    let loaded = load_levels(
-        &mut Connections::Pool { db, workers },
-        data,
-        plan,
-        schema,
-        reporter,
-    )
-    .and_then(|digests| {
-        rebuild(reporter, || {
-            constraints::restore_parallel(db, deferred, workers)
-        })?;
-        advance_sequences(&mut *db.work()?, schema, &tables(plan)).map_err(sequence_error)?;
-        Ok(digests)
-    });
+    let loaded = Sequences::before_load(&mut *db.work()?, schema, &tables(plan))
+        .map_err(sequence_error)
+        .and_then(|sequences| {
+            let (digests, sent) = load_levels(
+                &mut Connections::Pool { db, workers },
+                data,
+                plan,
+                schema,
+                &sequences,
+                reporter,
+            )?;
+            rebuild(reporter, || {
+                constraints::restore_parallel(db, deferred, workers)
+            })?;
+            sequences
+                .advance(&mut *db.work()?, &sent)
+                .map_err(sequence_error)?;
+            Ok(digests)
+        });
     if loaded.is_err() {
         // Not after a lost lock: without the lock, dbtool changes nothing more. The next
         // migrate or seed repairs from the unfinished mark instead.
@@ -268,8 +278,9 @@ fn load_levels(
     data: &Dataset,
     plan: &SeedPlan,
     schema: &str,
+    sequences: &Sequences,
     reporter: &Reporter,
-) -> Result<ClientDigests> {
+) -> Result<(ClientDigests, SentMaxima)> {
     let levels = plan
         .tables
         .iter()
@@ -318,20 +329,33 @@ fn load_levels(
             serde_json::json!({ "table": table, "partitions": routing.partitions.len() }),
         );
     }
+    // A trigger or a rule that may insert into other tables: every sequence's position is read
+    // back with `max`. (One that may change a table's own rows: that table's, see `noted`.)
+    let none = Sequences::default();
+    let sequences = if catalog.values().any(|t| t.writes_elsewhere) {
+        &none
+    } else {
+        sequences
+    };
     let mut digests = ClientDigests::new();
+    let mut sent = SentMaxima::new();
     for level in 0..levels {
         let loads: Vec<&TableLoad> = plan.tables.iter().filter(|t| t.level == level).collect();
         digests.extend(load_level(
             connections,
             data,
             &loads,
-            &catalog,
-            &routings,
+            &Read {
+                catalog: &catalog,
+                routings: &routings,
+                sequences,
+            },
             schema,
+            &mut sent,
             reporter,
         )?);
     }
-    Ok(digests)
+    Ok((digests, sent))
 }
 
 /// One table of a level, as its chunks load.
@@ -346,6 +370,10 @@ struct Table<'a> {
     chunks_left: AtomicUsize,
     /// A partitioned table's partitions that its rows are routed to, with their COPYs.
     routing: Option<(Routing, Vec<String>)>,
+    /// The integer columns that sequences feed (the spec's column, its type, its name), and
+    /// the largest value of each sent so far.
+    noted: Vec<(usize, ColumnType, String)>,
+    sent: Mutex<Vec<Sent>>,
 }
 
 impl Table<'_> {
@@ -360,15 +388,23 @@ impl Table<'_> {
     }
 }
 
+/// What a load read about its tables before the first COPY: their columns, the partitions
+/// their rows go to, the columns that sequences feed.
+struct Read<'a> {
+    catalog: &'a HashMap<String, LoadedTable>,
+    routings: &'a HashMap<String, Routing>,
+    sequences: &'a Sequences,
+}
+
 /// The tables of one level (none refers to another) load together, their chunks spread over
 /// the connections; each table reports when its last chunk is in.
 fn load_level(
     connections: &mut Connections,
     data: &Dataset,
     loads: &[&TableLoad],
-    catalog: &HashMap<String, LoadedTable>,
-    routings: &HashMap<String, Routing>,
+    read: &Read,
     schema: &str,
+    sent: &mut SentMaxima,
     reporter: &Reporter,
 ) -> Result<Vec<(String, Sum)>> {
     let started = Instant::now();
@@ -376,7 +412,7 @@ fn load_level(
     let tables: Vec<Table> = loads
         .iter()
         .map(|load| {
-            let found = catalog.get(&load.table).ok_or_else(|| {
+            let found = read.catalog.get(&load.table).ok_or_else(|| {
                 Error::Work(format!(
                     "seeding {} failed: the table is not in schema {schema}",
                     load.table
@@ -390,7 +426,7 @@ fn load_level(
             };
             // A partition was created or truncated with its parent: it takes FREEZE, the
             // partitioned parent does not.
-            let routing = routings.get(&load.table).map(|routing| {
+            let routing = read.routings.get(&load.table).map(|routing| {
                 let statements = routing
                     .partitions
                     .iter()
@@ -399,6 +435,23 @@ fn load_level(
                 (routing.clone(), statements)
             });
             let freeze = freeze && found.plain;
+            let noted: Vec<(usize, ColumnType, String)> = read
+                .sequences
+                .columns_of(&load.table)
+                .into_iter()
+                .filter(|_| !found.rewritten)
+                .filter_map(|name| {
+                    let c = data.spec.tables[load.index]
+                        .columns
+                        .iter()
+                        .position(|c| c.name == name)?;
+                    matches!(
+                        types[c],
+                        ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8
+                    )
+                    .then(|| (c, types[c], name.to_string()))
+                })
+                .collect();
             Ok(Table {
                 load,
                 encoder: RowEncoder::for_table(data, load.index, types, schema, freeze),
@@ -407,6 +460,8 @@ fn load_level(
                 progress: reporter.table(&load.table, load.rows),
                 chunks_left: AtomicUsize::new(load.chunks.len()),
                 routing,
+                sent: Mutex::new(vec![Sent::default(); noted.len()]),
+                noted,
             })
         })
         .collect::<Result<_>>()?;
@@ -423,13 +478,62 @@ fn load_level(
         .collect();
     let stop = connections.stop().clone();
     let generators = connections.generators();
-    connections.run(&jobs, |client, (table, chunk)| {
-        copy_chunk(client, data, table, chunk, &stop, generators)?;
-        if table.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            finished(table);
-        }
-        Ok(())
+    // On the one connection, jobs run in order: a routed chunk's rows are generated while the
+    // chunk before it is in its COPYs (see `Ahead`).
+    let pipelined = matches!(connections, Connections::One { .. });
+    std::thread::scope(|scope| {
+        let ahead = Ahead {
+            scope,
+            next: Mutex::new(None),
+        };
+        let numbered: Vec<(usize, &Table, &Chunk)> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, (t, c))| (i, *t, *c))
+            .collect();
+        connections.run(&numbered, |client, &(i, table, chunk)| {
+            stop.check()?;
+            if let Some(routing) = &table.routing {
+                let produced = ahead.take(i).unwrap_or_else(|| {
+                    generate_chunk_routed(data, table, &routing.0, chunk, &stop, generators)
+                });
+                if pipelined
+                    && let Some(&(next_table, next_chunk)) = jobs.get(i + 1)
+                    && let Some(next_routing) = &next_table.routing
+                {
+                    let stop = &stop;
+                    ahead.start(i + 1, move || {
+                        generate_chunk_routed(
+                            data,
+                            next_table,
+                            &next_routing.0,
+                            next_chunk,
+                            stop,
+                            generators,
+                        )
+                    });
+                }
+                copy_chunk_routed(client, table, routing, produced, &stop)?;
+            } else {
+                copy_chunk(client, data, table, chunk, &stop, generators)?;
+            }
+            if table.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                finished(table);
+            }
+            Ok(())
+        })
     })?;
+    for t in &tables {
+        let maxima = t.sent.lock().expect("no chunk panicked");
+        sent.insert(
+            t.load.table.clone(),
+            t.noted
+                .iter()
+                .map(|(_, _, name)| name.clone())
+                .zip(maxima.iter().copied())
+                .collect(),
+        );
+    }
     Ok(tables
         .into_iter()
         .filter_map(|t| {
@@ -455,11 +559,6 @@ fn copy_chunk(
     generators: usize,
 ) -> Result<()> {
     let (load, encoder) = (table.load, &table.encoder);
-    stop.check()?;
-    if let Some(routing) = &table.routing {
-        let parts = split(data, load.index, chunk, generators);
-        return copy_chunk_routed(client, data, table, routing, &parts, stop);
-    }
     let fail = |e: postgres::Error| rejected(data, load, chunk, &e);
     let mut writer = client.copy_in(encoder.statement()).map_err(fail)?;
     let write_failed =
@@ -530,20 +629,50 @@ pub fn generate_in_order<R: Send>(
     })
 }
 
-/// A routed table's chunk: its parts generate at once, each row into its partition's buffer
-/// (or the parent's), then one COPY per partition that has rows, the parts' rows in order, so
-/// that each partition holds its rows in the order loading through the parent gives. Memory is
-/// bounded by the chunk's encoded rows.
-fn copy_chunk_routed(
-    client: &mut Client,
+/// The next routed chunk's rows, generated on threads of their own while the connection writes
+/// the current chunk's COPYs: the client's generation overlaps the server's COPY instead of
+/// alternating with it. At most one chunk ahead, so memory stays bounded by two chunks' rows.
+struct Ahead<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    /// The job whose rows are being generated, and the thread generating them.
+    next: Mutex<Option<(usize, Generating<'scope>)>>,
+}
+
+type Generating<'scope> = std::thread::ScopedJoinHandle<'scope, Vec<Result<RoutedPart>>>;
+
+impl<'scope> Ahead<'scope, '_> {
+    /// Starts generating job `job`'s rows.
+    fn start(&self, job: usize, f: impl FnOnce() -> Vec<Result<RoutedPart>> + Send + 'scope) {
+        *self.next.lock().expect("no chunk panicked") = Some((job, self.scope.spawn(f)));
+    }
+
+    /// Job `job`'s rows, if they were started ahead.
+    fn take(&self, job: usize) -> Option<Vec<Result<RoutedPart>>> {
+        let mut next = self.next.lock().expect("no chunk panicked");
+        match next.take() {
+            Some((j, handle)) if j == job => {
+                Some(handle.join().expect("the row producer does not panic"))
+            }
+            other => {
+                *next = other;
+                None
+            }
+        }
+    }
+}
+
+/// A routed table's chunk, generated: its parts at once, each row into its partition's buffer
+/// (or the parent's).
+fn generate_chunk_routed(
     data: &Dataset,
     table: &Table,
-    (routing, statements): &(Routing, Vec<String>),
-    parts: &[(Range<u64>, u64)],
+    routing: &Routing,
+    chunk: &Chunk,
     stop: &Stop,
-) -> Result<()> {
-    let load = table.load;
-    let produced: Vec<Result<RoutedPart>> = std::thread::scope(|scope| {
+    generators: usize,
+) -> Vec<Result<RoutedPart>> {
+    let parts = split(data, table.load.index, chunk, generators);
+    std::thread::scope(|scope| {
         let producers: Vec<_> = parts
             .iter()
             .map(|(roots, first_index)| {
@@ -556,7 +685,20 @@ fn copy_chunk_routed(
             .into_iter()
             .map(|p| p.join().expect("the row producer does not panic"))
             .collect()
-    });
+    })
+}
+
+/// A routed table's chunk, generated (`generate_chunk_routed`): one COPY per partition that has
+/// rows, the parts' rows in order, so that each partition holds its rows in the order loading
+/// through the parent gives. Memory is bounded by the chunk's encoded rows.
+fn copy_chunk_routed(
+    client: &mut Client,
+    table: &Table,
+    (routing, statements): &(Routing, Vec<String>),
+    produced: Vec<Result<RoutedPart>>,
+    stop: &Stop,
+) -> Result<()> {
+    let load = table.load;
     let mut targets: Vec<Vec<Vec<u8>>> = vec![Vec::new(); statements.len() + 1];
     let mut digest: Option<Sum> = Some(Sum::default());
     for part in produced {
@@ -646,7 +788,11 @@ fn each_row<'d>(
     let mut sum = Sum::default();
     let mut text = Vec::new();
     let mut unreported = 0;
+    let mut sent = vec![Sent::default(); table.noted.len()];
     data.for_each_row_values(table.load.index, roots, first_index, &mut |values| {
+        for ((column, ty, _), largest) in table.noted.iter().zip(sent.iter_mut()) {
+            largest.add(values, *column, *ty);
+        }
         if let Some(rt) = row_text
             && !rt.add(values, &mut text, &mut sum)?
         {
@@ -662,6 +808,10 @@ fn each_row<'d>(
         Ok(())
     })?;
     table.progress.inc(unreported);
+    let mut maxima = table.sent.lock().expect("no chunk panicked");
+    for (total, part) in maxima.iter_mut().zip(sent) {
+        total.merge(part);
+    }
     Ok(row_text.map(|_| sum))
 }
 
@@ -787,97 +937,6 @@ fn rejected_row(chunk: &Chunk, context: &str) -> Option<u64> {
         .find_map(|part| part.strip_prefix("line ")?.split(':').next()?.parse().ok())?;
     let offset = line.checked_sub(1).filter(|&o| o < chunk.rows)?;
     chunk.first_index.checked_add(offset)
-}
-
-/// The sequences that integer columns of the schema draw from: a serial's or an identity's own
-/// sequence (owned by its column), and any sequence a column default calls `nextval` on, owned
-/// or not (Pagila's `DEFAULT nextval('actor_actor_id_seq'::regclass)` with no `OWNED BY`, a
-/// sequence shared by several tables). Partitions are left out: their parent's maximum covers
-/// their rows. Each row: sequence, table, column, whether the table is seeded.
-const SEQUENCE_USES_SQL: &str = "
-    WITH uses AS (
-        SELECT dep.refobjid AS seq, d.adrelid AS rel, d.adnum AS att
-          FROM pg_catalog.pg_attrdef d
-          JOIN pg_catalog.pg_depend dep
-            ON dep.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND dep.objid = d.oid
-           AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-        UNION
-        SELECT dep.objid, dep.refobjid, dep.refobjsubid
-          FROM pg_catalog.pg_depend dep
-         WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-           AND dep.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-           AND dep.deptype IN ('a', 'i') AND dep.refobjsubid > 0
-        UNION
-        -- `nextval('name'::text)`, `nextval(('name'::text)::regclass)` (old dumps): the name is
-        -- looked up when the default runs, so no dependency records the sequence.
-        SELECT COALESCE(pg_catalog.to_regclass(x.name),
-                        pg_catalog.to_regclass(pg_catalog.format('%I.', dn.nspname) || x.name)),
-               d.adrelid, d.adnum
-          FROM pg_catalog.pg_attrdef d
-          JOIN pg_catalog.pg_class dc ON dc.oid = d.adrelid
-          JOIN pg_catalog.pg_namespace dn ON dn.oid = dc.relnamespace
-          CROSS JOIN LATERAL pg_catalog.regexp_matches(pg_catalog.pg_get_expr(d.adbin, d.adrelid),
-                                                       'nextval[(][(]?''((?:[^'']|'''')+)''::text', 'g') AS m(v)
-          CROSS JOIN LATERAL (SELECT pg_catalog.replace(m.v[1], '''''', '''')) AS x(name)
-         WHERE dn.nspname = $1
-    )
-    SELECT DISTINCT pg_catalog.format('%I.%I', sn.nspname, s.relname),
-           pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.format('%I', a.attname),
-           c.relname::text = ANY($2)
-      FROM uses u
-      JOIN pg_catalog.pg_class s ON s.oid = u.seq AND s.relkind = 'S'
-      JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
-      JOIN pg_catalog.pg_class c ON c.oid = u.rel AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att AND NOT a.attisdropped
-      JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-      JOIN pg_catalog.pg_type bt
-        ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
-     WHERE n.nspname = $1 AND bt.typname IN ('int2', 'int4', 'int8')
-     ORDER BY 1, 2, 3";
-
-/// Moves every sequence that a column of a seeded table draws from (serial, identity, or any
-/// `DEFAULT nextval(...)`, owned by the column or not) past the largest value of every column
-/// of the schema that draws from it, so that the application's own inserts do not collide with
-/// seeded rows.
-pub fn advance_sequences(
-    client: &mut Client,
-    schema: &str,
-    tables: &[String],
-) -> Result<(), postgres::Error> {
-    let rows = client.query(SEQUENCE_USES_SQL, &[&schema, &tables])?;
-    // sequence -> (its columns as `max(column)` subqueries, whether a seeded column uses it)
-    let mut uses: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
-    for row in &rows {
-        let (sequence, table, column, seeded): (String, String, String, bool) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        let entry = uses.entry(sequence).or_default();
-        entry
-            .0
-            .push(format!("(SELECT max({column})::bigint FROM {table})"));
-        entry.1 |= seeded;
-    }
-    let setvals: Vec<String> = uses
-        .iter()
-        .filter(|(_, (_, seeded))| *seeded)
-        .map(|(sequence, (maxima, _))| {
-            let largest = match maxima.as_slice() {
-                [one] => one.clone(),
-                many => format!("pg_catalog.greatest({})", many.join(", ")),
-            };
-            format!(
-                "(SELECT pg_catalog.setval('{}'::text::pg_catalog.regclass, m) \
-                 FROM (SELECT {largest} AS m) x WHERE m IS NOT NULL)",
-                sequence.replace('\'', "''")
-            )
-        })
-        .collect();
-    // One statement (one query, as Citus needs) moves many sequences; a select list holds at
-    // most 1,664 entries.
-    for calls in setvals.chunks(1000) {
-        client.batch_execute(&format!("SELECT {}", calls.join(", ")))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

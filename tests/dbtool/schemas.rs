@@ -380,3 +380,63 @@ fn assert_every_payment_in_its_partition(db: &TestDb) {
         0
     );
 }
+
+#[test]
+fn sequences_end_past_the_rows_migrations_inserted_and_the_ids_a_trigger_changed() {
+    // The load knows the largest id it sent; the rows the migrations left before it it reads
+    // from the table before the load.
+    let project = pagila();
+    project.write(
+        "migrations/V4__labels.sql",
+        "CREATE SEQUENCE label_seq;
+         CREATE TABLE label (id integer DEFAULT nextval('label_seq') NOT NULL, name text);
+         INSERT INTO label (id, name) VALUES (900, 'left by a migration');",
+    );
+    let seeds = std::fs::read_to_string(project.path("seeds/seed.toml")).expect("seed.toml");
+    let seeded = |table: &str| {
+        format!(
+            "
+[[tables]]
+name = \"{table}\"
+[tables.columns]
+id   = {{ gen = \"serial\" }}
+name = {{ gen = \"constant\", value = \"seeded\" }}
+"
+        )
+    };
+    project.write("seeds/seed.toml", &format!("{seeds}{}", seeded("label")));
+    project.edit("profiles/dev.toml", "[counts]\n", "[counts]\nlabel = 10\n");
+    let db = TestDb::new("pagila_sequences_past_migration_rows");
+    for _ in 0..2 {
+        reset(&db, &project, &[]);
+        assert_eq!(db.scalar("SELECT count(*) FROM label"), 11);
+        assert_eq!(db.scalar("SELECT last_value FROM label_seq"), 900);
+        // And the seeded tables' own, which the load knew.
+        assert_eq!(
+            db.scalar("SELECT last_value FROM payment_payment_id_seq"),
+            db.scalar("SELECT max(payment_id)::bigint FROM payment")
+        );
+    }
+
+    // A trigger of the application's may change the ids on their way in (or write to other
+    // tables): the ids are read back from the tables.
+    project.write(
+        "migrations/V5__tickets.sql",
+        "CREATE SEQUENCE ticket_seq;
+         CREATE TABLE ticket (id integer DEFAULT nextval('ticket_seq') NOT NULL, name text);
+         CREATE FUNCTION ticket_shift() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN NEW.id := NEW.id + 5000; RETURN NEW; END $$;
+         CREATE TRIGGER ticket_shift BEFORE INSERT ON ticket
+             FOR EACH ROW EXECUTE FUNCTION ticket_shift();",
+    );
+    project.write(
+        "seeds/seed.toml",
+        &format!("{seeds}{}{}", seeded("label"), seeded("ticket")),
+    );
+    project.edit("profiles/dev.toml", "[counts]\n", "[counts]\nticket = 10\n");
+    let db = TestDb::new("pagila_sequences_past_trigger_ids");
+    reset(&db, &project, &[]);
+    assert_eq!(db.scalar("SELECT max(id)::bigint FROM ticket"), 5010);
+    assert_eq!(db.scalar("SELECT last_value FROM ticket_seq"), 5010);
+    assert_eq!(db.scalar("SELECT last_value FROM label_seq"), 900);
+}
