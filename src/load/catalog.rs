@@ -15,9 +15,10 @@ pub struct LoadedTable {
     pub columns: Vec<(String, ColumnType)>,
     /// Not partitioned, not foreign: the kind COPY FREEZE accepts.
     pub plain: bool,
-    /// A trigger that is on, or a rule, may change the rows on their way in.
+    /// A trigger on INSERT that is on (COPY fires those: `tgtype & 4`, TRIGGER_TYPE_INSERT), or
+    /// a rule, may change the rows on their way in.
     pub rewritten: bool,
-    /// A trigger that is on and runs a function of the application's (not one of the
+    /// Such a trigger that runs a function of the application's (not one of the
     /// server's own, like `tsvector_update_trigger`, which only fill the row), or a rule: it
     /// may write to other tables as rows come in.
     pub writes_elsewhere: bool,
@@ -26,10 +27,11 @@ pub struct LoadedTable {
 const TABLES_SQL: &str = "
     SELECT c.relname::text, c.relkind = 'r',
            EXISTS (SELECT FROM pg_trigger WHERE tgrelid = c.oid AND NOT tgisinternal
-                                            AND tgenabled <> 'D')
+                                            AND tgenabled <> 'D' AND tgtype & 4 <> 0)
            OR EXISTS (SELECT FROM pg_rewrite WHERE ev_class = c.oid),
            EXISTS (SELECT FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid
                     WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal AND tg.tgenabled <> 'D'
+                      AND tg.tgtype & 4 <> 0
                       AND p.pronamespace <> 'pg_catalog'::regnamespace)
            OR EXISTS (SELECT FROM pg_rewrite WHERE ev_class = c.oid),
            a.attname::text, t.typname::text, t.typtype::text,

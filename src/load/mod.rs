@@ -330,9 +330,11 @@ fn load_levels(
         );
     }
     // A trigger or a rule that may insert into other tables: every sequence's position is read
-    // back with `max`. (One that may change a table's own rows: that table's, see `noted`.)
+    // back with `max`, and every table is digested by the server. (One that may change a
+    // table's own rows: that table's, see `noted` and `row_text`.)
+    let written_by_triggers = catalog.values().any(|t| t.writes_elsewhere);
     let none = Sequences::default();
-    let sequences = if catalog.values().any(|t| t.writes_elsewhere) {
+    let sequences = if written_by_triggers {
         &none
     } else {
         sequences
@@ -349,6 +351,7 @@ fn load_levels(
                 catalog: &catalog,
                 routings: &routings,
                 sequences,
+                written_by_triggers,
             },
             schema,
             &mut sent,
@@ -394,6 +397,9 @@ struct Read<'a> {
     catalog: &'a HashMap<String, LoadedTable>,
     routings: &'a HashMap<String, Routing>,
     sequences: &'a Sequences,
+    /// A trigger or rule on a seeded table may write to the others: the client's digest of
+    /// the rows it sent may not be a table's.
+    written_by_triggers: bool,
 }
 
 /// The tables of one level (none refers to another) load together, their chunks spread over
@@ -419,7 +425,7 @@ fn load_level(
                 ))
             })?;
             let types = copy::spec_column_types(data, load.index, &found.columns);
-            let row_text = if found.rewritten {
+            let row_text = if found.rewritten || read.written_by_triggers {
                 None
             } else {
                 RowText::new(data, load.index, &found.columns)

@@ -341,3 +341,33 @@ fn a_seeded_table_holding_rows_from_the_migrations_is_fingerprinted_whole() {
         );
     }
 }
+
+#[test]
+fn a_seeded_table_a_trigger_elsewhere_inserts_into_is_fingerprinted_whole() {
+    // A trigger on clients writes to services, which the client loads (and digests) before
+    // them: the rows the trigger adds are the server's to digest.
+    let db = TestDb::new("digest_trigger_elsewhere");
+    let project = ProjectCopy::new();
+    project.write(
+        "migrations/V90__client_welcome.sql",
+        "CREATE FUNCTION welcome_service() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             INSERT INTO services (id, name, duration_minutes, price)
+             VALUES (1000 + NEW.id, 'Welcome ' || NEW.id, 15, 0);
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER clients_welcome AFTER INSERT ON clients
+             FOR EACH ROW EXECUTE FUNCTION welcome_service();",
+    );
+    for path in ["cold path", "warm path"] {
+        db.run_in(&project, &["reset", "--yes", "--profile", "dev"])
+            .success()
+            .stderr_has(path);
+        assert_eq!(db.scalar("SELECT count(*) FROM services"), 110);
+        assert_eq!(
+            db.status()["last_reset"]["fingerprint"],
+            db.fingerprint()["overall"],
+            "{path}"
+        );
+    }
+}
