@@ -1338,6 +1338,18 @@ pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
         .map(|d| Dec(d.normalize_to_scale(x.scale().max(y.scale()), op)))
         .ok_or_else(overflow);
     }
+    // Text joins in place: the left operand's own buffer grows, nothing is copied twice.
+    if op == BinOp::Add && (matches!(a, Text(_)) || matches!(b, Text(_))) {
+        let mut s = match a {
+            Text(s) => s,
+            other => other.text().unwrap_or_default(),
+        };
+        match b {
+            Text(t) => s.push_str(&t),
+            other => s.push_str(&other.text().unwrap_or_default()),
+        }
+        return Ok(Text(s));
+    }
     let bad = |a: &Value, b: &Value| {
         format!(
             "cannot apply {} to {} and {}",
@@ -1398,11 +1410,6 @@ pub fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, String> {
         (BinOp::Sub, Duration(x), Duration(y)) => Duration(x.checked_sub(*y).ok_or_else(overflow)?),
         (BinOp::Mul, Duration(d), Int(n)) | (BinOp::Mul, Int(n), Duration(d)) => {
             Duration(d.checked_mul(*n).ok_or_else(overflow)?)
-        }
-        (BinOp::Add, Text(_), _) | (BinOp::Add, _, Text(_)) => {
-            let mut s = a.text().unwrap_or_default();
-            s.push_str(&b.text().unwrap_or_default());
-            Text(s)
         }
         _ => return Err(bad(&a, &b)),
     })
