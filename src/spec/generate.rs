@@ -2702,6 +2702,7 @@ other_id = { gen = "ref", table = "visits", column = "id", where = "status == 'c
             invoices.iter().map(|i| &i["visit_id"]).collect();
         assert!(distinct.len() > 190);
     }
+
     #[test]
     fn distinct_with_where_over_more_than_a_million_rows_lists_them_as_counts_per_block() {
         let spec = load(
