@@ -15,7 +15,6 @@ use super::{Case, Filter, Gen, Part, Source, Spec};
 use crate::error::{Error, Result};
 use crate::spec::profile::{PerCounts, Profile};
 
-#[path = "unique.rs"]
 mod unique;
 
 /// Stands in for a column name in the stream that decides how many children a parent row has.
