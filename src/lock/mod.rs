@@ -15,6 +15,7 @@ pub use crate::lock::holder::Holder;
 use crate::progress::Reporter;
 use postgres::Client;
 use postgres::error::SqlState;
+use postgres::types::Type;
 
 /// Set by dbtool in a seed command's environment to the key of the lock it holds meanwhile.
 pub const LOCK_HELD_ENV: &str = "DBTOOL_LOCK_HELD";
@@ -98,6 +99,53 @@ fn lock_error(e: postgres::Error) -> Error {
     ))
 }
 
+/// How many times the work connection and the lock connection each ask for their backend's pid
+/// before the lock is taken.
+const PROBE_ROUNDS: usize = 3;
+
+/// Checks, before the lock is taken, that the lock connection keeps one server session of its
+/// own (DESIGN.md §9). Behind a proxy that pools transactions, each statement runs on whichever
+/// server session is free, most often the one the previous statement left, so the two connections
+/// asking in turn meet on one backend, or the lock connection's backend changes. Refused here,
+/// nothing is left behind; `verify_from` checks again once the lock is held.
+fn probe_sessions(lock: &mut Client, work: &mut Client, lock_pid: i32) -> Result<()> {
+    for _ in 0..PROBE_ROUNDS {
+        let work_pid = backend_pid(work)
+            .map_err(|e| Error::Work(crate::connection::describe_sql_error(&e, None)))?;
+        if work_pid == lock_pid {
+            return Err(shared_backend(work_pid));
+        }
+        let again = backend_pid(lock).map_err(lock_error)?;
+        if again != lock_pid {
+            return Err(Error::SharedBackend(format!(
+                "the lock connection's statements ran on backend pid {lock_pid}, then on {again}: \
+                 its server session changes between statements, as behind PgBouncer with \
+                 pool_mode=transaction; nothing was changed"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The connection's backend pid, in one simple-protocol round trip (no prepared statement).
+fn backend_pid(client: &mut Client) -> Result<i32, postgres::Error> {
+    Ok(client
+        .simple_query("SELECT pg_catalog.pg_backend_pid()")?
+        .iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+            _ => None,
+        })
+        .unwrap_or_default())
+}
+
+fn shared_backend(pid: i32) -> Error {
+    Error::SharedBackend(format!(
+        "two client connections share one server session (backend pid {pid}), as behind \
+         PgBouncer with pool_mode=transaction"
+    ))
+}
+
 /// The outcome of trying to take the lock.
 pub enum Acquired {
     Held(AdvisoryLock),
@@ -138,19 +186,19 @@ impl AdvisoryLock {
         }
         // The work connection opens (and takes its session settings) while this one takes the
         // lock: it waits in the pool for the work, which starts with it.
-        let (conn, backend_pid, server) = std::thread::scope(|scope| {
+        let (lock, work) = std::thread::scope(|scope| {
             let work = std::thread::Builder::new()
                 .name("open-work".into())
-                .spawn_scoped(scope, || db.work().map(drop))
+                .spawn_scoped(scope, || db.work())
                 .ok();
             let lock = Self::open(db);
-            // Its failure is the work's to report, when the work asks for a connection.
-            if let Some(work) = work {
-                let _ = work.join();
-            }
-            lock
-        })?;
-        let mut conn = conn;
+            (lock, work.and_then(|work| work.join().ok()))
+        });
+        let (mut conn, backend_pid, server) = lock?;
+        // A work connection that failed to open is the work's to report, when it asks for one.
+        if let Some(Ok(mut work)) = work {
+            probe_sessions(&mut conn, &mut work, backend_pid)?;
+        }
         let start = Instant::now();
         let mut last_report: Option<Instant> = None;
         loop {
@@ -159,7 +207,7 @@ impl AdvisoryLock {
             let got: bool = conn
                 .query_typed_one(
                     "SELECT pg_catalog.pg_try_advisory_lock($1)",
-                    &[(&key, postgres::types::Type::INT8)],
+                    &[(&key, Type::INT8)],
                 )
                 .map_err(|e| match e.code() {
                     Some(&SqlState::UNDEFINED_FUNCTION | &SqlState::FEATURE_NOT_SUPPORTED) => {
@@ -242,15 +290,21 @@ impl AdvisoryLock {
         let (hi, lo) = key_halves(self.key);
         let read_error =
             |e: postgres::Error| Error::Work(crate::connection::describe_sql_error(&e, None));
+        // One unnamed statement, parsed and run in one round trip: behind a transaction
+        // pooler, a prepared statement's execution may land on another server session.
         let row = work
-            .query_one(
+            .query_typed_one(
                 "SELECT pg_catalog.pg_backend_pid(), EXISTS (
                     SELECT 1 FROM pg_catalog.pg_locks l
                      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
                        AND l.pid = $1 AND l.classid::bigint = $2 AND l.objid::bigint = $3),
                         pg_catalog.version(),
                         pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL",
-                &[&self.backend_pid, &hi, &lo],
+                &[
+                    (&self.backend_pid, Type::INT4),
+                    (&hi, Type::INT8),
+                    (&lo, Type::INT8),
+                ],
             )
             .map_err(read_error)?;
         let work_pid: i32 = row.get(0);
@@ -260,10 +314,7 @@ impl AdvisoryLock {
             refuse_if_citus_worker(work)?;
         }
         if work_pid == self.backend_pid {
-            return Err(Error::SharedBackend(format!(
-                "two client connections share one server session (backend pid {work_pid}), as \
-                 behind PgBouncer with pool_mode=transaction"
-            )));
+            return Err(shared_backend(work_pid));
         }
         if !visible {
             return Err(Error::SharedBackend(format!(

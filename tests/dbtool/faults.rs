@@ -318,18 +318,28 @@ fn a_transaction_pooling_proxy_is_refused_and_session_pooling_works() {
     db.run(&["reset", "--profile", "ci", "--yes"]).success();
     let before = db.overall_fingerprint();
 
+    // Each command, twice: the refusal must not depend on which server session the proxy hands
+    // out, and must leave no lock behind on the proxy's server sessions.
     let transaction = Bouncer::start("transaction");
-    let run = Run::of(
-        dbtool_command()
-            .env("DATABASE_URL", transaction.url(&db))
-            .args(["reset", "--profile", "dev", "--yes"]),
-    );
-    run.code(2).stderr_has("DATABASE_URL");
-    assert_eq!(db.overall_fingerprint(), before, "data unchanged");
-    assert!(
-        db.eventually(Duration::from_secs(5), |db| db.advisory_locks() == 0),
-        "the lock taken through the proxy was released"
-    );
+    for args in [
+        &["reset", "--profile", "dev", "--yes"][..],
+        &["seed", "--profile", "dev", "--yes"],
+        &["migrate"],
+    ]
+    .iter()
+    .flat_map(|args| [args, args])
+    {
+        let run = Run::of(
+            dbtool_command()
+                .env("DATABASE_URL", transaction.url(&db))
+                .args(*args),
+        );
+        run.code(2)
+            .stderr_has("pool_mode=transaction")
+            .stderr_has("DATABASE_URL");
+        assert_eq!(db.overall_fingerprint(), before, "data unchanged");
+        assert_eq!(db.advisory_locks(), 0, "no lock left on a server session");
+    }
     drop(transaction);
 
     let session = Bouncer::start("session");
