@@ -12,6 +12,7 @@
 //! `{ 'key': expr }`, `[expr, ...]`), names and paths (`status`, `service_id.price`,
 //! `parent.visit_id.service_id.duration_minutes`) and calls (`round(x, 2)`).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -53,6 +54,22 @@ impl Value {
         })
     }
 
+    /// `text`, borrowed where the value is text already.
+    pub fn text_ref(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Value::Text(s) | Value::Json(s) => Some(Cow::Borrowed(s)),
+            other => other.text().map(Cow::Owned),
+        }
+    }
+
+    /// `text`, moving the value's own string where it is text already.
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Value::Text(s) | Value::Json(s) => Some(s),
+            other => other.text(),
+        }
+    }
+
     /// The value as a message shows it: text quoted, a timestamp or date as a calendar time.
     pub fn shown(&self) -> String {
         match self {
@@ -86,7 +103,8 @@ impl Value {
         match self {
             Value::Int(i) => Some(Num::Int(*i)),
             Value::Dec(d) => Some(Num::Dec(*d)),
-            Value::Text(s) => s
+            // Text without a digit is no number (and its failed parse would allocate an error).
+            Value::Text(s) if s.bytes().any(|b| b.is_ascii_digit()) => s
                 .parse::<i64>()
                 .map(Num::Int)
                 .ok()
@@ -1473,33 +1491,42 @@ fn compare(a: &Value, b: &Value) -> Result<Ordering, String> {
 }
 
 /// A function of already evaluated arguments (not `if`, `coalesce` or the random ones).
-pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
+pub fn apply(func: Func, mut args: Vec<Value>) -> Result<Value, String> {
     if func == Func::In {
         // As SQL's `IN` where a NULL on the left matches nothing.
         return Ok(Value::Bool(
             args[0] != Value::Null && args[1..].iter().any(|v| equal(&args[0], v)),
         ));
     }
-    let first = || args[0].clone();
     if func == Func::ConcatWs {
         // As SQL's: NULLs are skipped, a NULL separator makes NULL.
-        let Some(separator) = args[0].text() else {
+        let Some(separator) = args[0].text_ref() else {
             return Ok(Value::Null);
         };
-        let parts: Vec<String> = args[1..].iter().filter_map(Value::text).collect();
-        return Ok(Value::Text(parts.join(&separator)));
+        let mut joined = String::new();
+        for (k, part) in args[1..].iter().filter_map(Value::text_ref).enumerate() {
+            if k > 0 {
+                joined.push_str(&separator);
+            }
+            joined.push_str(&part);
+        }
+        return Ok(Value::Text(joined));
     }
     if args.contains(&Value::Null) && !matches!(func, Func::Least | Func::Greatest) {
         return Ok(Value::Null);
     }
-    let text = |i: usize| args[i].text().unwrap_or_default();
+    // The arguments are this call's own: the first is moved out, never copied.
+    let first = |args: &mut Vec<Value>| std::mem::replace(&mut args[0], Value::Null);
+    fn text(args: &[Value], i: usize) -> Cow<'_, str> {
+        args[i].text_ref().unwrap_or_default()
+    }
     Ok(match func {
         Func::Round => {
             let places = match args.get(1) {
                 Some(p) => u32::try_from(p.integer()?).map_err(|_| "round: negative places")?,
                 None => 0,
             };
-            match first() {
+            match first(&mut args) {
                 Value::Int(i) => Value::Int(i),
                 v => {
                     let mut d = v
@@ -1510,9 +1537,9 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
                 }
             }
         }
-        Func::Floor => Value::Dec(first().decimal()?.floor()),
-        Func::Ceil => Value::Dec(first().decimal()?.ceil()),
-        Func::Abs => match first() {
+        Func::Floor => Value::Dec(first(&mut args).decimal()?.floor()),
+        Func::Ceil => Value::Dec(first(&mut args).decimal()?.ceil()),
+        Func::Abs => match first(&mut args) {
             Value::Int(i) => Value::Int(i.abs()),
             v => Value::Dec(v.decimal()?.abs()),
         },
@@ -1537,8 +1564,17 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
             }
             best.unwrap_or(Value::Null)
         }
-        Func::Lower => Value::Text(first().text().unwrap_or_default().to_lowercase()),
-        Func::Upper => Value::Text(first().text().unwrap_or_default().to_uppercase()),
+        Func::Lower | Func::Upper => {
+            let mut t = first(&mut args).into_text().unwrap_or_default();
+            // ASCII text changes case in place; other text as Unicode says.
+            match (func == Func::Lower, t.is_ascii()) {
+                (true, true) => t.make_ascii_lowercase(),
+                (false, true) => t.make_ascii_uppercase(),
+                (true, false) => t = t.to_lowercase(),
+                (false, false) => t = t.to_uppercase(),
+            }
+            Value::Text(t)
+        }
         Func::Seconds | Func::Minutes | Func::Hours | Func::Days | Func::Weeks => {
             let unit = match func {
                 Func::Seconds => 1,
@@ -1548,23 +1584,23 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
                 _ => 86_400,
             };
             Value::Duration(
-                first()
+                first(&mut args)
                     .integer()?
                     .checked_mul(unit)
                     .ok_or("duration overflows")?,
             )
         }
-        Func::Date => match first() {
+        Func::Date => match first(&mut args) {
             Value::Timestamp(t) => Value::Date(t.div_euclid(86_400)),
             Value::Date(d) => Value::Date(d),
             v => return Err(format!("date() takes a timestamp, not {}", v.type_name())),
         },
-        Func::Replace => Value::Text(text(0).replace(&text(1), &text(2))),
-        Func::Slug => Value::Text(slug(&text(0))),
+        Func::Replace => Value::Text(text(&args, 0).replace(&*text(&args, 1), &text(&args, 2))),
+        Func::Slug => Value::Text(slug(&text(&args, 0))),
         Func::Substr => {
             // 1-based, as SQL's substr: characters from `start`, `length` of them.
             let start = args[1].integer()?;
-            let chars: Vec<char> = text(0).chars().collect();
+            let chars: Vec<char> = text(&args, 0).chars().collect();
             let end = match args.get(2) {
                 Some(length) => {
                     let length = length.integer()?;
@@ -1582,11 +1618,11 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
         }
         Func::SplitPart => {
             let n = args[2].integer()?;
-            let (s, delimiter) = (text(0), text(1));
+            let (s, delimiter) = (text(&args, 0), text(&args, 1));
             let parts: Vec<&str> = if delimiter.is_empty() {
-                vec![s.as_str()]
+                vec![&*s]
             } else {
-                s.split(delimiter.as_str()).collect()
+                s.split(&*delimiter).collect()
             };
             let part = match n {
                 0 => return Err("split_part: the field position must not be zero".into()),
@@ -1600,26 +1636,30 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
         }
         Func::Lpad => {
             let length = usize::try_from(args[1].integer()?.max(0)).unwrap_or(0);
-            let fill: Vec<char> = match args.get(2) {
-                Some(f) => f.text().unwrap_or_default().chars().collect(),
-                None => vec![' '],
+            let fill = match args.get(2) {
+                Some(f) => f.text_ref().unwrap_or_default(),
+                None => Cow::Borrowed(" "),
             };
-            let chars: Vec<char> = text(0).chars().collect();
-            if chars.len() >= length || fill.is_empty() {
-                Value::Text(chars[..length.min(chars.len())].iter().collect())
+            let t = text(&args, 0);
+            let chars = t.chars().count();
+            if chars >= length || fill.is_empty() {
+                // Cut to `length` characters.
+                let end = t.char_indices().nth(length).map_or(t.len(), |(i, _)| i);
+                Value::Text(t[..end].to_string())
             } else {
-                let mut out: String = fill.iter().cycle().take(length - chars.len()).collect();
-                out.extend(chars);
+                let mut out = String::with_capacity(length.max(t.len()));
+                out.extend(fill.chars().cycle().take(length - chars));
+                out.push_str(&t);
                 Value::Text(out)
             }
         }
-        Func::Timestamp => match first() {
+        Func::Timestamp => match first(&mut args) {
             Value::Date(d) => Value::Timestamp(d * 86_400),
             Value::Timestamp(t) => Value::Timestamp(t),
             v => return Err(format!("timestamp() takes a date, not {}", v.type_name())),
         },
         Func::DateTrunc => {
-            let unit = text(0).to_lowercase();
+            let unit = text(&args, 0).to_lowercase();
             let (seconds, is_date) = match &args[1] {
                 Value::Timestamp(t) => (*t, false),
                 Value::Date(d) => (d * 86_400, true),
@@ -1654,7 +1694,7 @@ pub fn apply(func: Func, args: Vec<Value>) -> Result<Value, String> {
             }
         }
         Func::Extract => {
-            let field = text(0).to_lowercase();
+            let field = text(&args, 0).to_lowercase();
             let seconds = match &args[1] {
                 Value::Timestamp(t) => *t,
                 Value::Date(d) => d * 86_400,
@@ -1930,6 +1970,13 @@ mod text_and_time {
         assert_eq!(text("split_part('a,b,c', ',', 7)"), "");
         assert_eq!(text("lpad('7', 4, '0')"), "0007");
         assert_eq!(text("lpad('12345', 3)"), "123");
+        // Characters, not bytes, as PostgreSQL's lpad counts them.
+        assert_eq!(text("lpad('é', 4, 'ab')"), "abaé");
+        assert_eq!(text("lpad('crème', 4)"), "crèm");
+        assert_eq!(text("lower('ÉCOLE') + upper('straße')"), "écoleSTRASSE");
+        assert_eq!(text("concat_ws('', 'a', 7, 'b')"), "a7b");
+        assert_eq!(text("7 + ''"), "7");
+        assert_eq!(text("'a' + 'b' + 7"), "ab7");
         assert_eq!(text("'groomer' in ('groomer', 'bather')"), "true");
         assert_eq!(text("'manager' not in ('groomer', 'bather')"), "true");
         assert_eq!(text("null in (null, 1)"), "false");

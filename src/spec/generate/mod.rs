@@ -1824,6 +1824,20 @@ impl<'d> RowValues<'d> {
                     expr::comparison(*op, self.value_ref(*c)?, literal).expect("a comparison")?,
                 )
             }
+            // Text joined with a literal (`email + '@example.org'`): the literal is appended
+            // where it is, not copied first.
+            Expr::Binary(BinOp::Add, a, b) if matches!(&**b, Expr::Lit(Value::Text(_))) => {
+                let Expr::Lit(Value::Text(literal)) = &**b else {
+                    unreachable!("matched above")
+                };
+                match self.eval(a, rng)? {
+                    Value::Text(mut text) => {
+                        text.push_str(literal);
+                        Value::Text(text)
+                    }
+                    a => expr::binary(BinOp::Add, a, Value::Text(literal.clone()))?,
+                }
+            }
             Expr::Binary(op, a, b) => {
                 let a = self.eval(a, rng)?;
                 let b = self.eval(b, rng)?;
