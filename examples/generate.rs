@@ -19,9 +19,10 @@ use std::time::Instant;
 
 use dbtool::load::catalog::table_columns;
 use dbtool::load::copy::{RowEncoder, spec_column_types};
-use dbtool::load::digest::{RowText, Sum};
+use dbtool::load::digest::{Fields, RowText, Sum};
 use dbtool::load::generate_in_order;
 use dbtool::plan::SeedPlan;
+use dbtool::spec::RowValues;
 use dbtool::spec::profile::Profile;
 use dbtool::spec::{Dataset, Spec};
 use md5::{Digest, Md5};
@@ -91,12 +92,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut index = 0;
         let table_started = Instant::now();
         encoder.begin(&mut buffer);
+        let mut fields = Fields::new(spec.tables[table].columns.len());
         data.for_each_row_values(table, 0..data.root_count(table), 0, &mut |values| {
             index += 1;
-            if let Some(rt) = &row_text {
-                rt.add(values, &mut text, &mut sum)?;
-            }
-            encoder.row(values, &mut buffer)?;
+            let digest = row_text
+                .as_ref()
+                .map(|rt| (rt, &mut fields, &mut text, &mut sum));
+            send_row(&encoder, digest, values, &mut buffer)?;
             rows += 1;
             if buffer.len() > 1 << 16 {
                 bytes += buffer.len() as u64;
@@ -159,15 +161,16 @@ fn in_order(
                 threads,
                 |roots, first_index, (first, last), full| {
                     let (mut sum, mut text) = (Sum::default(), Vec::new());
+                    let mut fields = Fields::new(data.spec.tables[table].columns.len());
                     let mut buffer = Vec::with_capacity(1 << 16);
                     if first {
                         encoder.begin(&mut buffer);
                     }
                     data.for_each_row_values(table, roots, first_index, &mut |values| {
-                        if let Some(rt) = &row_text {
-                            rt.add(values, &mut text, &mut sum)?;
-                        }
-                        encoder.row(values, &mut buffer)?;
+                        let digest = row_text
+                            .as_ref()
+                            .map(|rt| (rt, &mut fields, &mut text, &mut sum));
+                        send_row(&encoder, digest, values, &mut buffer)?;
                         if buffer.len() >= 1 << 16 {
                             let next = Vec::with_capacity(1 << 16);
                             let _ = full.send(std::mem::replace(&mut buffer, next));
@@ -206,6 +209,29 @@ fn in_order(
         hex(&stream.finalize()),
         hex(&digests.finalize())
     );
+    Ok(())
+}
+
+/// One row encoded into `out` and digested as a reset does it: a binary COPY's digest from the
+/// values it sends, a text COPY's from the row read again.
+fn send_row(
+    encoder: &RowEncoder,
+    digest: Option<(&RowText, &mut Fields, &mut Vec<u8>, &mut Sum)>,
+    values: &mut RowValues,
+    out: &mut Vec<u8>,
+) -> dbtool::error::Result<()> {
+    match digest {
+        Some((rt, fields, text, sum)) if encoder.is_binary() => {
+            fields.clear();
+            encoder.row_seen(values, out, &mut |c, ty, v| fields.push(c, ty, v))?;
+            rt.add_fields(fields, text, sum);
+        }
+        Some((rt, _, text, sum)) => {
+            rt.add(values, text, sum)?;
+            encoder.row(values, out)?;
+        }
+        None => encoder.row(values, out)?,
+    }
     Ok(())
 }
 

@@ -727,6 +727,18 @@ impl RowEncoder {
 
     /// Appends one row. An error names the column and the value.
     pub fn row(&self, values: &mut RowValues, out: &mut Vec<u8>) -> crate::error::Result<()> {
+        self.row_seen(values, out, &mut |_, _, _| {})
+    }
+
+    /// `row`, handing each non-null cell of a binary COPY to `seen` (its spec column, its
+    /// column's type and its value as sent), so that the digest and the sequences read the
+    /// value converted once. A text COPY hands on nothing.
+    pub fn row_seen(
+        &self,
+        values: &mut RowValues,
+        out: &mut Vec<u8>,
+        seen: &mut dyn FnMut(usize, ColumnType, &Value),
+    ) -> crate::error::Result<()> {
         match &self.binary {
             None => {
                 for c in 0..self.columns {
@@ -752,11 +764,15 @@ impl RowEncoder {
                         continue;
                     }
                     if let Some(typed) = from_generated(value, ty) {
-                        typed.map_err(bad)?.write_binary(ty, out);
+                        let typed = typed.map_err(bad)?;
+                        typed.write_binary(ty, out);
+                        seen(c, ty, &typed);
                         continue;
                     }
                     let text = values.get(c)?.expect("not null");
-                    parse(ty, text).map_err(bad)?.write_binary(ty, out);
+                    let typed = parse(ty, text).map_err(bad)?;
+                    typed.write_binary(ty, out);
+                    seen(c, ty, &typed);
                 }
             }
         }

@@ -24,7 +24,7 @@ use postgres::Client;
 use crate::connection::stop::Stop;
 use crate::connection::{Database, describe_sql_error};
 use crate::error::{Error, Result};
-use crate::load::digest::{RowText, Sum};
+use crate::load::digest::{Fields, RowText, Sum};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
 use crate::progress::{Reporter, TableProgress};
 use crate::spec::Dataset;
@@ -769,42 +769,72 @@ fn generate_routed(
 ) -> Result<RoutedPart> {
     let parent = routing.partitions.len();
     let mut buffers = vec![Vec::new(); parent + 1];
-    let sum = each_row(data, table, roots, first_index, stop, |values| {
+    let sum = each_row(data, table, roots, first_index, stop, |values, seen| {
         let target = routing.route(values)?.unwrap_or(parent);
         table
             .encoder
-            .row(values, &mut buffers[target])
+            .row_seen(values, &mut buffers[target], seen)
             .map_err(|e| encoding_failed(table.load, e))
     })?;
     Ok((buffers, sum))
 }
 
-/// Walks the rows of `roots`: digests each (while the client can digest the table), hands it to
-/// `encode`, reports progress and checks for a stop (the lock lost, a signal) every
-/// `PROGRESS_EVERY` rows. Returns the rows' digest.
+/// What `each_row` hands each row's encoder: it calls it with each value it sends (binary COPY).
+type Seen<'s> = &'s mut dyn FnMut(usize, ColumnType, &copy::Value);
+
+/// Walks the rows of `roots`: hands each to `encode`, digests it (while the client can digest
+/// the table) and notes the values that sequences must pass, reports progress and checks for a
+/// stop (the lock lost, a signal) every `PROGRESS_EVERY` rows. Returns the rows' digest.
+///
+/// A binary COPY hands on the values it sends, so each cell is converted once; a text COPY's
+/// rows are read again for the digest and the sequences.
 fn each_row<'d>(
     data: &'d Dataset,
     table: &Table,
     roots: Range<u64>,
     first_index: u64,
     stop: &Stop,
-    mut encode: impl FnMut(&mut crate::spec::RowValues<'d>) -> Result<()>,
+    mut encode: impl FnMut(&mut crate::spec::RowValues<'d>, Seen) -> Result<()>,
 ) -> Result<Option<Sum>> {
     let mut row_text = table.row_text.as_ref();
     let mut sum = Sum::default();
     let mut text = Vec::new();
     let mut unreported = 0;
     let mut sent = vec![Sent::default(); table.noted.len()];
+    let binary = table.encoder.is_binary();
+    let columns = data.spec.tables[table.load.index].columns.len();
+    let mut fields = Fields::new(columns);
+    // Per spec column, its place in `sent` if sequences feed it.
+    let mut noted = vec![None; columns];
+    for (k, (column, _, _)) in table.noted.iter().enumerate() {
+        noted[*column] = Some(k);
+    }
     data.for_each_row_values(table.load.index, roots, first_index, &mut |values| {
-        for ((column, ty, _), largest) in table.noted.iter().zip(sent.iter_mut()) {
-            largest.add(values, *column, *ty);
+        if binary {
+            fields.clear();
+            let digesting = row_text.is_some();
+            encode(values, &mut |column, ty, value| {
+                if digesting {
+                    fields.push(column, ty, value);
+                }
+                if let Some(k) = noted[column] {
+                    sent[k].take(value);
+                }
+            })?;
+            if let Some(rt) = row_text {
+                rt.add_fields(&fields, &mut text, &mut sum);
+            }
+        } else {
+            for ((column, ty, _), largest) in table.noted.iter().zip(sent.iter_mut()) {
+                largest.add(values, *column, *ty);
+            }
+            if let Some(rt) = row_text
+                && !rt.add(values, &mut text, &mut sum)?
+            {
+                row_text = None;
+            }
+            encode(values, &mut |_, _, _| {})?;
         }
-        if let Some(rt) = row_text
-            && !rt.add(values, &mut text, &mut sum)?
-        {
-            row_text = None;
-        }
-        encode(values)?;
         unreported += 1;
         if unreported == PROGRESS_EVERY {
             table.progress.inc(unreported);
@@ -870,9 +900,9 @@ fn generate(
     if first {
         encoder.begin(&mut buffer);
     }
-    let sum = each_row(data, table, roots, first_index, stop, |values| {
+    let sum = each_row(data, table, roots, first_index, stop, |values, seen| {
         encoder
-            .row(values, &mut buffer)
+            .row_seen(values, &mut buffer, seen)
             .map_err(|e| encoding_failed(table.load, e))?;
         if buffer.len() >= COPY_BUFFER {
             let next = Vec::with_capacity(COPY_BUFFER + 512);

@@ -127,6 +127,17 @@ impl Sent {
         };
     }
 
+    /// Takes one more row's value as the binary COPY sent it (`RowEncoder::row_seen`).
+    pub fn take(&mut self, value: &copy::Value) {
+        let Sent::Known(largest) = *self else {
+            return;
+        };
+        *self = match value {
+            copy::Value::Int(v) => Sent::Known(Some(largest.map_or(*v, |l| l.max(*v)))),
+            _ => Sent::Unknown,
+        };
+    }
+
     pub fn merge(&mut self, other: Sent) {
         *self = match (*self, other) {
             (Sent::Known(a), Sent::Known(b)) => Sent::Known(a.max(b)),
