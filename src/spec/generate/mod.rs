@@ -949,16 +949,23 @@ impl<'s> Dataset<'s> {
                     let parent_row = Rc::new(p.row.clone());
                     let chained = !self.prev_columns[table].is_empty();
                     let mut previous: Option<RowValues<'a>> = None;
+                    // One vector of links for the siblings in turn (each reaches its parent
+                    // through it), instead of one allocated for every child.
+                    let mut links = Vec::new();
                     for ordinal in 0..n {
                         let mut row = RowId::child(&parent_row, ordinal);
                         position(&mut row);
                         let mut child = RowValues::new(self, table, row);
+                        child.links = std::mem::take(&mut links);
                         if let Some(previous) = previous.take() {
                             child.follow_sibling(previous)?;
                         }
                         p.lend_to(&mut child, |child| f(child))?;
                         if chained {
                             previous = Some(child);
+                        } else {
+                            links = std::mem::take(&mut child.links);
+                            links.clear();
                         }
                     }
                     Ok(())
