@@ -237,14 +237,65 @@ pub fn adds_enum_label(sql: &str) -> bool {
 
 /// Splits `sql` into statements.
 pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
+    // A psql meta-command runs to the end of its line, and its arguments are not SQL:
+    // `\restrict` takes a random key, which can begin like a hexadecimal number (`0xq...`), and
+    // a quote in one would swallow the statements after it. Each meta-command line is blanked
+    // for the lexer (same length: every offset holds), kept as a statement of its own, and the
+    // file lexed again.
     let dialect = PostgreSqlDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
-        .tokenize_with_location()
-        .map_err(|e| Refusal {
-            line: e.location.line,
-            statement: String::new(),
-            why: format!("the SQL lexer cannot read it: {}", e.message),
-        })?;
+    let mut lexed = std::borrow::Cow::Borrowed(sql);
+    let mut meta_commands: Vec<Statement> = Vec::new();
+    loop {
+        let (line, start) = match Tokenizer::new(&dialect, &lexed).tokenize_with_location() {
+            Ok(tokens) => match statements_of(sql, &tokens) {
+                Ok(mut statements) => {
+                    if !meta_commands.is_empty() {
+                        statements.extend(meta_commands);
+                        statements.sort_by_key(|s| s.start);
+                    }
+                    return Ok(statements);
+                }
+                Err(MetaCommandAt { line, start }) => (line, start),
+            },
+            // The lexer stopped on a meta-command's arguments, or at the end of the file for a
+            // quote one opened: the first meta-command line up to where it stopped.
+            Err(e) => match meta_command_line(&lexed, e.location.line) {
+                Some(found) => found,
+                None => {
+                    return Err(Refusal {
+                        line: e.location.line,
+                        statement: String::new(),
+                        why: format!("the SQL lexer cannot read it: {}", e.message),
+                    });
+                }
+            },
+        };
+        let end = sql[start..].find('\n').map_or(sql.len(), |i| start + i);
+        meta_commands.push(Statement {
+            line,
+            start,
+            end,
+            words: Vec::new(),
+            names: Vec::new(),
+            meta_command: Some(sql[start..end].trim_end().to_string()),
+            from_stdin: false,
+            extension_end: None,
+        });
+        lexed
+            .to_mut()
+            .replace_range(start..end, &" ".repeat(end - start));
+    }
+}
+
+/// A psql meta-command starts here (its line, the byte offset of its backslash): `split`
+/// blanks it to the end of its line and lexes again.
+struct MetaCommandAt {
+    line: u64,
+    start: usize,
+}
+
+/// The statements of `sql`'s tokens, or the line of the first meta-command among them.
+fn statements_of(sql: &str, tokens: &[TokenWithSpan]) -> Result<Vec<Statement>, MetaCommandAt> {
     let offsets = LineOffsets::new(sql);
     let mut statements = Vec::new();
     let mut current: Option<Statement> = None;
@@ -257,33 +308,17 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
     let mut paren_depth = 0usize;
     let mut after_begin = false;
     let mut after_from = false;
-    let mut tokens = tokens.iter().peekable();
-    while let Some(TokenWithSpan { token, span }) = tokens.next() {
+    for TokenWithSpan { token, span } in tokens {
         if matches!(token, Token::Whitespace(_) | Token::EOF) {
             continue;
         }
         let start = offsets.byte(sql, span.start);
         let end = offsets.byte(sql, span.end);
         if current.is_none() && matches!(token, Token::Backslash) {
-            // A psql meta-command runs to the end of its line.
-            let line_end = sql[start..].find('\n').map_or(sql.len(), |i| start + i);
-            statements.push(Statement {
+            return Err(MetaCommandAt {
                 line: span.start.line,
                 start,
-                end: line_end,
-                words: Vec::new(),
-                names: Vec::new(),
-                meta_command: Some(sql[start..line_end].trim_end().to_string()),
-                from_stdin: false,
-                extension_end: None,
             });
-            while tokens
-                .peek()
-                .is_some_and(|t| offsets.byte(sql, t.span.start) < line_end)
-            {
-                tokens.next();
-            }
-            continue;
         }
         let statement = current.get_or_insert_with(|| Statement {
             line: span.start.line,
@@ -343,6 +378,20 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, Refusal> {
     }
     statements.extend(current);
     Ok(statements)
+}
+
+/// The first line of `sql` up to line `last` (1-based) that is a psql meta-command (its first
+/// character after white space is a backslash): its number and the byte offset of its backslash.
+fn meta_command_line(sql: &str, last: u64) -> Option<(u64, usize)> {
+    let mut line_start = 0;
+    for (number, text) in (1..=last).zip(sql.split_inclusive('\n')) {
+        let indent = text.len() - text.trim_start().len();
+        if text.trim_start().starts_with('\\') {
+            return Some((number, line_start + indent));
+        }
+        line_start += text.len();
+    }
+    None
 }
 
 /// Decides how a migration file runs, or why it cannot run as written. `schema` is the schema
@@ -796,5 +845,23 @@ mod tests {
         let text = in_tx(sql);
         assert!(!text.contains("restrict"));
         assert!(text.contains("CREATE TABLE public.a"));
+    }
+
+    #[test]
+    fn a_restrict_key_the_sql_lexer_cannot_read_is_still_a_restrict_line() {
+        // pg_dump's key is random: one that begins `0x` and a non-hex digit stops the lexer.
+        for key in ["0xq9ZPf", "0x", "'unclosed", "$$", "AbC123"] {
+            let sql = format!(
+                "\\restrict {key}\nSET statement_timeout = 0;\nCREATE TABLE public.a (id int);\n\\unrestrict {key}\n"
+            );
+            let text = in_tx(&sql);
+            assert!(!text.contains("restrict"), "{key}: {text}");
+            assert!(text.contains("CREATE TABLE public.a"), "{key}");
+            assert_eq!(text.len(), sql.len(), "{key}: offsets kept");
+        }
+        // Any other meta-command is still refused, with its own line.
+        let r = plan("CREATE TABLE a (id int);\n\\set x 0xq\n", "public").unwrap_err();
+        assert_eq!(r.line, 2);
+        assert!(r.statement.contains("\\set"), "{r:?}");
     }
 }
