@@ -184,8 +184,8 @@ impl AdvisoryLock {
                  must not run dbtool reset, seed or migrate against the same database"
             )));
         }
-        // The work connection opens (and takes its session settings) while this one takes the
-        // lock: it waits in the pool for the work, which starts with it.
+        // The work connection opens (and takes its session settings) while this one opens; the
+        // two then probe their sessions, and it waits in the pool for the work.
         let (lock, work) = std::thread::scope(|scope| {
             let work = std::thread::Builder::new()
                 .name("open-work".into())
