@@ -947,28 +947,42 @@ impl<'s> Dataset<'s> {
                         f.into_error(&t.name, children_label(&t.children))
                     })?;
                     let parent_row = Rc::new(p.row.clone());
-                    let chained = !self.prev_columns[table].is_empty();
-                    let mut previous: Option<RowValues<'a>> = None;
-                    // One vector of links for the siblings in turn (each reaches its parent
-                    // through it), instead of one allocated for every child.
-                    let mut links = Vec::new();
+                    if !self.prev_columns[table].is_empty() {
+                        // Each child is lent the parent in turn, and kept for the next one's
+                        // `prev.`.
+                        let mut previous: Option<RowValues<'a>> = None;
+                        for ordinal in 0..n {
+                            let mut row = RowId::child(&parent_row, ordinal);
+                            position(&mut row);
+                            let mut child = RowValues::new(self, table, row);
+                            if let Some(previous) = previous.take() {
+                                child.follow_sibling(previous)?;
+                            }
+                            p.lend_to(&mut child, |child| f(child))?;
+                            previous = Some(child);
+                        }
+                        return Ok(());
+                    }
+                    // One vector of links for the siblings in turn, the lent parent first: it
+                    // moves into the first child and back out of the last, not once per child.
+                    let mut links = vec![(PARENT_LINK, p.lend())];
+                    let mut result = Ok(());
                     for ordinal in 0..n {
                         let mut row = RowId::child(&parent_row, ordinal);
                         position(&mut row);
                         let mut child = RowValues::new(self, table, row);
                         child.links = std::mem::take(&mut links);
-                        if let Some(previous) = previous.take() {
-                            child.follow_sibling(previous)?;
-                        }
-                        p.lend_to(&mut child, |child| f(child))?;
-                        if chained {
-                            previous = Some(child);
-                        } else {
-                            links = std::mem::take(&mut child.links);
-                            links.clear();
+                        result = f(&mut child);
+                        links = std::mem::take(&mut child.links);
+                        debug_assert_eq!(links[0].0, PARENT_LINK, "the lent parent stays first");
+                        // The child's own links are its alone.
+                        links.truncate(1);
+                        if result.is_err() {
+                            break;
                         }
                     }
-                    Ok(())
+                    p.take_back(links.swap_remove(0).1);
+                    result
                 })
             }
         }
