@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use dbtool::load::catalog::table_columns;
 use dbtool::load::copy::{RowEncoder, spec_column_types};
-use dbtool::load::digest::{Fields, RowText, Sum};
+use dbtool::load::digest::{Digester, Fields, RowText, Sum};
 use dbtool::load::generate_in_order;
 use dbtool::plan::SeedPlan;
 use dbtool::spec::RowValues;
@@ -88,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             None
         };
-        let mut sum = Sum::default();
+        let mut digester = Digester::default();
         let mut index = 0;
         let table_started = Instant::now();
         encoder.begin(&mut buffer);
@@ -97,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             index += 1;
             let digest = row_text
                 .as_ref()
-                .map(|rt| (rt, &mut fields, &mut text, &mut sum));
+                .map(|rt| (rt, &mut fields, &mut text, &mut digester));
             send_row(&encoder, digest, values, &mut buffer)?;
             rows += 1;
             if buffer.len() > 1 << 16 {
@@ -107,6 +107,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         })?;
         encoder.end(&mut buffer);
+        // The rows still waiting to be hashed in lanes count in the time.
+        digester.finish();
         if by_table {
             eprintln!(
                 "  {}: {index} rows in {:.3} s",
@@ -160,7 +162,7 @@ fn in_order(
                 chunk,
                 threads,
                 |roots, first_index, (first, last), full| {
-                    let (mut sum, mut text) = (Sum::default(), Vec::new());
+                    let (mut digester, mut text) = (Digester::default(), Vec::new());
                     let mut fields = Fields::new(data.spec.tables[table].columns.len());
                     let mut buffer = Vec::with_capacity(1 << 16);
                     if first {
@@ -169,7 +171,7 @@ fn in_order(
                     data.for_each_row_values(table, roots, first_index, &mut |values| {
                         let digest = row_text
                             .as_ref()
-                            .map(|rt| (rt, &mut fields, &mut text, &mut sum));
+                            .map(|rt| (rt, &mut fields, &mut text, &mut digester));
                         send_row(&encoder, digest, values, &mut buffer)?;
                         if buffer.len() >= 1 << 16 {
                             let next = Vec::with_capacity(1 << 16);
@@ -181,7 +183,7 @@ fn in_order(
                         encoder.end(&mut buffer);
                     }
                     let _ = full.send(buffer);
-                    Ok(sum)
+                    Ok(digester.finish())
                 },
                 |buffer| {
                     bytes += buffer.len() as u64;
@@ -216,18 +218,18 @@ fn in_order(
 /// values it sends, a text COPY's from the row read again.
 fn send_row(
     encoder: &RowEncoder,
-    digest: Option<(&RowText, &mut Fields, &mut Vec<u8>, &mut Sum)>,
+    digest: Option<(&RowText, &mut Fields, &mut Vec<u8>, &mut Digester)>,
     values: &mut RowValues,
     out: &mut Vec<u8>,
 ) -> dbtool::error::Result<()> {
     match digest {
-        Some((rt, fields, text, sum)) if encoder.is_binary() => {
+        Some((rt, fields, text, digester)) if encoder.is_binary() => {
             fields.clear();
             encoder.row_seen(values, out, &mut |c, ty, v| fields.push(c, ty, v))?;
-            rt.add_fields(fields, text, sum);
+            rt.add_fields(fields, text, digester);
         }
-        Some((rt, _, text, sum)) => {
-            rt.add(values, text, sum)?;
+        Some((rt, _, text, digester)) => {
+            rt.add(values, text, digester)?;
             encoder.row(values, out)?;
         }
         None => encoder.row(values, out)?,

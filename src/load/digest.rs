@@ -15,6 +15,7 @@ use md5::{Digest, Md5};
 use crate::connection::quote_ident;
 use crate::error::Result;
 use crate::load::copy::{ColumnType, Value, from_generated, parse};
+use crate::load::md5_lanes::{self, LANES};
 use crate::spec::{Dataset, RowValues};
 
 pub const VERSION: u32 = 2;
@@ -42,6 +43,12 @@ pub struct Sum {
 }
 
 impl Sum {
+    /// Adds one row, by its hash.
+    fn add(&mut self, hash: u64) {
+        self.rows += 1;
+        self.sum = self.sum.wrapping_add(hash);
+    }
+
     pub fn merge(&mut self, other: Sum) {
         self.rows += other.rows;
         self.sum = self.sum.wrapping_add(other.sum);
@@ -76,9 +83,14 @@ impl RowText {
         Some(RowText { columns })
     }
 
-    /// Adds one row to `sum`. `Ok(false)` when a value does not parse as its column's type:
+    /// Adds one row to `digester`. `Ok(false)` when a value does not parse as its column's type:
     /// the client cannot be sure of the server's text, and the caller falls back to the server.
-    pub fn add(&self, values: &mut RowValues, buffer: &mut Vec<u8>, sum: &mut Sum) -> Result<bool> {
+    pub fn add(
+        &self,
+        values: &mut RowValues,
+        buffer: &mut Vec<u8>,
+        digester: &mut Digester,
+    ) -> Result<bool> {
         buffer.clear();
         buffer.push(b'(');
         for (i, &(column, ty)) in self.columns.iter().enumerate() {
@@ -113,14 +125,14 @@ impl RowText {
             write_record_field(buffer, &value, ty);
         }
         buffer.push(b')');
-        add_hash(buffer, sum);
+        digester.add(buffer);
         Ok(true)
     }
 
-    /// Adds one row to `sum` from its fields as `Fields` gathered them while the row was
+    /// Adds one row to `digester` from its fields as `Fields` gathered them while the row was
     /// encoded. Every column of a table with a `RowText` is filled by the spec, so a column
     /// without a field is NULL.
-    pub fn add_fields(&self, fields: &Fields, buffer: &mut Vec<u8>, sum: &mut Sum) {
+    pub fn add_fields(&self, fields: &Fields, buffer: &mut Vec<u8>, digester: &mut Digester) {
         buffer.clear();
         buffer.push(b'(');
         for (i, &(column, _)) in self.columns.iter().enumerate() {
@@ -131,7 +143,7 @@ impl RowText {
             buffer.extend_from_slice(&fields.bytes[start as usize..end as usize]);
         }
         buffer.push(b')');
-        add_hash(buffer, sum);
+        digester.add(buffer);
     }
 }
 
@@ -166,26 +178,98 @@ impl Fields {
     }
 }
 
-fn add_hash(buffer: &[u8], sum: &mut Sum) {
-    let hash = Md5::digest(buffer);
-    let first: [u8; 8] = hash[..8].try_into().expect("md5 has 16 bytes");
-    sum.rows += 1;
-    sum.sum = sum.sum.wrapping_add(u64::from_be_bytes(first));
+/// Rows' hashes summed, eight rows at a time: a row's text waits with others of its number of
+/// md5 blocks until `md5_lanes::LANES` of them are in, and they are hashed together. The sum
+/// does not depend on the order, so neither does the batching.
+pub struct Digester {
+    sum: Sum,
+    /// Per number of md5 blocks (1 to `BATCHED_BLOCKS`), the texts waiting.
+    waiting: Vec<Waiting>,
+}
+
+/// Rows of more blocks than this (a text over 247 bytes) are hashed one at a time.
+const BATCHED_BLOCKS: usize = 4;
+
+/// Texts of one number of md5 blocks, padded (`md5_lanes::push_padded`) one after the other.
+#[derive(Default)]
+struct Waiting {
+    padded: Vec<u8>,
+    count: usize,
+}
+
+impl Waiting {
+    /// The waiting texts' hashes, in their first `count` lanes (the other lanes hash the first
+    /// text again); empties the batch.
+    fn hash(&mut self, blocks: usize) -> [u64; LANES] {
+        let size = blocks * 64;
+        let count = self.count;
+        let padded = std::array::from_fn(|lane| {
+            let text = if lane < count { lane } else { 0 };
+            &self.padded[text * size..][..size]
+        });
+        let hashes = md5_lanes::first_halves(padded);
+        self.padded.clear();
+        self.count = 0;
+        hashes
+    }
+}
+
+impl Default for Digester {
+    fn default() -> Self {
+        Digester {
+            sum: Sum::default(),
+            waiting: (0..BATCHED_BLOCKS).map(|_| Waiting::default()).collect(),
+        }
+    }
+}
+
+impl Digester {
+    /// Adds one row, by its text as the server prints it.
+    pub fn add(&mut self, text: &[u8]) {
+        let blocks = md5_lanes::blocks(text.len());
+        let Some(waiting) = self.waiting.get_mut(blocks - 1) else {
+            let hash = Md5::digest(text);
+            self.sum.add(u64::from_be_bytes(
+                hash[..8].try_into().expect("md5 has 16 bytes"),
+            ));
+            return;
+        };
+        md5_lanes::push_padded(&mut waiting.padded, text);
+        waiting.count += 1;
+        if waiting.count == LANES {
+            for hash in waiting.hash(blocks) {
+                self.sum.add(hash);
+            }
+        }
+    }
+
+    /// The sum of every row added.
+    pub fn finish(mut self) -> Sum {
+        for (i, waiting) in self.waiting.iter_mut().enumerate() {
+            let count = waiting.count;
+            if count > 0 {
+                for hash in &waiting.hash(i + 1)[..count] {
+                    self.sum.add(*hash);
+                }
+            }
+        }
+        self.sum
+    }
 }
 
 /// Every row of `table` generated in one pass and digested, as a reset that loads the table on
 /// one connection would: `None` when the client cannot know the rows' text.
 pub fn generate(data: &Dataset, table: usize, row_text: &RowText) -> Result<Option<Sum>> {
-    let mut sum = Sum::default();
+    let mut digester = Digester::default();
     let mut buffer = Vec::with_capacity(256);
     let mut known = true;
     data.for_each_row_values(table, 0..data.root_count(table), 0, &mut |values| {
         if known {
-            known = row_text.add(values, &mut buffer, &mut sum)?;
+            known = row_text.add(values, &mut buffer, &mut digester)?;
         }
         Ok(())
     })?;
-    Ok(known.then_some(sum))
+    Ok(known.then(|| digester.finish()))
 }
 
 fn has_canonical_text(ty: ColumnType) -> bool {
@@ -360,6 +444,24 @@ fn push_integer(out: &mut Vec<u8>, v: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digester_sums_what_one_row_at_a_time_sums() {
+        // Texts of one to six md5 blocks, some batches full and some left over at the end.
+        for rows in [0, 1, 7, 8, 9, 41, 300] {
+            let texts: Vec<Vec<u8>> = (0..rows)
+                .map(|i: usize| (0..(i * 37) % 330).map(|b| (b * 13 + i) as u8).collect())
+                .collect();
+            let mut digester = Digester::default();
+            let mut expected = Sum::default();
+            for text in &texts {
+                digester.add(text);
+                let hash = Md5::digest(text);
+                expected.add(u64::from_be_bytes(hash[..8].try_into().unwrap()));
+            }
+            assert_eq!(digester.finish(), expected, "{rows} rows");
+        }
+    }
 
     fn field(text: &str, ty: ColumnType) -> String {
         let mut out = Vec::new();

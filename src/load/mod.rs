@@ -8,6 +8,7 @@ pub mod copy;
 pub mod digest;
 pub mod empty;
 pub mod fit;
+mod md5_lanes;
 pub mod partitions;
 pub mod seed_code;
 pub mod sequences;
@@ -24,7 +25,7 @@ use postgres::Client;
 use crate::connection::stop::Stop;
 use crate::connection::{Database, describe_sql_error};
 use crate::error::{Error, Result};
-use crate::load::digest::{Fields, RowText, Sum};
+use crate::load::digest::{Digester, Fields, RowText, Sum};
 use crate::plan::{Chunk, SeedPlan, TableLoad};
 use crate::progress::{Reporter, TableProgress};
 use crate::spec::Dataset;
@@ -797,7 +798,7 @@ fn each_row<'d>(
     mut encode: impl FnMut(&mut crate::spec::RowValues<'d>, Seen) -> Result<()>,
 ) -> Result<Option<Sum>> {
     let mut row_text = table.row_text.as_ref();
-    let mut sum = Sum::default();
+    let mut digester = Digester::default();
     let mut text = Vec::new();
     let mut unreported = 0;
     let mut sent = vec![Sent::default(); table.noted.len()];
@@ -822,14 +823,14 @@ fn each_row<'d>(
                 }
             })?;
             if let Some(rt) = row_text {
-                rt.add_fields(&fields, &mut text, &mut sum);
+                rt.add_fields(&fields, &mut text, &mut digester);
             }
         } else {
             for ((column, ty, _), largest) in table.noted.iter().zip(sent.iter_mut()) {
                 largest.add(values, *column, *ty);
             }
             if let Some(rt) = row_text
-                && !rt.add(values, &mut text, &mut sum)?
+                && !rt.add(values, &mut text, &mut digester)?
             {
                 row_text = None;
             }
@@ -848,7 +849,7 @@ fn each_row<'d>(
     for (total, part) in maxima.iter_mut().zip(sent) {
         total.merge(part);
     }
-    Ok(row_text.map(|_| sum))
+    Ok(row_text.map(|_| digester.finish()))
 }
 
 /// An encoding error, named with its table.
