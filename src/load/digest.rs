@@ -60,6 +60,16 @@ impl Sum {
     }
 }
 
+/// The digest of rows digested in parts: `None` when a part's rows could not be digested.
+pub fn merged(parts: impl IntoIterator<Item = Option<Sum>>) -> Option<Sum> {
+    parts
+        .into_iter()
+        .try_fold(Sum::default(), |mut total, part| {
+            total.merge(part?);
+            Some(total)
+        })
+}
+
 /// How to print one table's rows as the server does: for each column in attnum order, which of
 /// the spec's columns fills it and its type.
 #[derive(Debug, Clone)]

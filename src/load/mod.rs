@@ -13,11 +13,11 @@ pub mod partitions;
 pub mod seed_code;
 pub mod sequences;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::ops::Range;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use postgres::Client;
@@ -485,41 +485,40 @@ fn load_level(
         .collect();
     let stop = connections.stop().clone();
     let generators = connections.generators();
-    // On the one connection, jobs run in order: a routed chunk's rows are generated while the
-    // chunk before it is in its COPYs (see `Ahead`).
+    // On the one connection, the chunks' rows are generated ahead of the COPYs that send them
+    // (see `Lookahead`); over the pool, each connection generates its own chunk's rows.
     let pipelined = matches!(connections, Connections::One { .. });
+    let lookahead = Lookahead::default();
     std::thread::scope(|scope| {
-        let ahead = Ahead {
-            scope,
-            next: Mutex::new(None),
-        };
-        let numbered: Vec<(usize, &Table, &Chunk)> = jobs
-            .iter()
-            .enumerate()
-            .map(|(i, (t, c))| (i, *t, *c))
-            .collect();
-        connections.run(&numbered, |client, &(i, table, chunk)| {
-            stop.check()?;
-            if let Some(routing) = &table.routing {
-                let produced = ahead.take(i).unwrap_or_else(|| {
-                    generate_chunk_routed(data, table, &routing.0, chunk, &stop, generators)
-                });
-                if pipelined
-                    && let Some(&(next_table, next_chunk)) = jobs.get(i + 1)
-                    && let Some(next_routing) = &next_table.routing
-                {
-                    let stop = &stop;
-                    ahead.start(i + 1, move || {
-                        generate_chunk_routed(
-                            data,
-                            next_table,
-                            &next_routing.0,
-                            next_chunk,
-                            stop,
-                            generators,
-                        )
-                    });
+        if pipelined {
+            let (lookahead, stop, jobs) = (&lookahead, &stop, &jobs);
+            scope.spawn(move || {
+                // Closes the queue however this thread ends, so the writer never waits for it.
+                let _closing = lookahead.closing();
+                for (i, (table, chunk)) in jobs.iter().enumerate() {
+                    if !lookahead.room_for(i) {
+                        break;
+                    }
+                    lookahead.push(produce(data, table, chunk, stop, generators));
                 }
+            });
+        }
+        let loaded = connections.run(&jobs, |client, &(table, chunk)| {
+            stop.check()?;
+            if pipelined {
+                let produced = lookahead.take().ok_or_else(|| {
+                    Error::Work(format!(
+                        "seeding {} failed: its rows stopped",
+                        table.load.table
+                    ))
+                })?;
+                match &table.routing {
+                    Some(routing) => copy_chunk_routed(client, table, routing, produced, &stop)?,
+                    None => copy_produced(client, data, table, chunk, produced, &stop)?,
+                }
+            } else if let Some(routing) = &table.routing {
+                let produced =
+                    generate_chunk_routed(data, table, &routing.0, chunk, &stop, generators);
                 copy_chunk_routed(client, table, routing, produced, &stop)?;
             } else {
                 copy_chunk(client, data, table, chunk, &stop, generators)?;
@@ -528,7 +527,10 @@ fn load_level(
                 finished(table);
             }
             Ok(())
-        })
+        });
+        // Stops the generating thread if the COPYs stopped first.
+        lookahead.close();
+        loaded
     })?;
     for t in &tables {
         let maxima = t.sent.lock().expect("no chunk panicked");
@@ -552,11 +554,11 @@ fn load_level(
 
 /// Streams one chunk's rows through one COPY. Without `finish` the server aborts the COPY.
 ///
-/// Rows are generated and encoded on threads of their own while this one writes the COPY stream,
-/// so the client's CPU overlaps its socket writes and the server's work. With `generators` > 1
-/// (the atomic load, where one connection carries every row) the chunk's roots are split into
-/// that many consecutive parts generated at once; their buffers are written in order, so the
-/// rows and their keys are exactly those of one generator. Memory is bounded by the chunk.
+/// A pool connection's way (the one connection's is `Lookahead`): rows are generated and
+/// encoded on threads of their own while this one writes the COPY stream, so the client's CPU
+/// overlaps its socket writes and the server's work. With `generators` > 1 the chunk's roots are
+/// split into that many consecutive parts generated at once; their buffers are written in order,
+/// so the rows and their keys are exactly those of one generator. Memory is bounded by the chunk.
 fn copy_chunk(
     client: &mut Client,
     data: &Dataset,
@@ -576,22 +578,20 @@ fn copy_chunk(
         chunk,
         generators,
         |roots, first_index, ends, full| {
-            generate(data, table, roots, first_index, ends, stop, full)
+            // The writer has gone: it failed, and says why.
+            let gone = |_| Error::Work(format!("seeding {} failed", load.table));
+            generate(data, table, roots, first_index, ends, stop, |b| {
+                full.send(b).map_err(gone)
+            })
         },
         |buffer| writer.write_all(&buffer).map_err(write_failed),
     );
     // On an error the writer drops unfinished, which aborts the COPY. A write error explains a
     // producer's failed send, so it comes first.
     written?;
-    let mut digest: Option<Sum> = Some(Sum::default());
-    for part in produced {
-        match (part?, digest.as_mut()) {
-            (Some(sum), Some(total)) => total.merge(sum),
-            _ => digest = None,
-        }
-    }
+    let sums = produced.into_iter().collect::<Result<Vec<_>>>()?;
     writer.finish().map_err(fail)?;
-    table.add_digest(digest);
+    table.add_digest(digest::merged(sums));
     Ok(())
 }
 
@@ -636,36 +636,155 @@ pub fn generate_in_order<R: Send>(
     })
 }
 
-/// The next routed chunk's rows, generated on threads of their own while the connection writes
-/// the current chunk's COPYs: the client's generation overlaps the server's COPY instead of
-/// alternating with it. At most one chunk ahead, so memory stays bounded by two chunks' rows.
-struct Ahead<'scope, 'env> {
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    /// The job whose rows are being generated, and the thread generating them.
-    next: Mutex<Option<(usize, Generating<'scope>)>>,
+/// Chunks' rows generated ahead of the one connection's COPYs, in the order they are sent, by a
+/// thread of their own: the client's generation overlaps the server's COPY instead of
+/// alternating with it, and neither waits on the other at each chunk's edge. At most
+/// `LOOKAHEAD` chunks wait, so memory stays bounded by that many chunks' encoded rows.
+#[derive(Default)]
+struct Lookahead {
+    state: Mutex<Waiting>,
+    changed: Condvar,
 }
 
-type Generating<'scope> = std::thread::ScopedJoinHandle<'scope, Vec<Result<RoutedPart>>>;
+/// Chunks generated and waiting for their COPYs.
+const LOOKAHEAD: usize = 2;
 
-impl<'scope> Ahead<'scope, '_> {
-    /// Starts generating job `job`'s rows.
-    fn start(&self, job: usize, f: impl FnOnce() -> Vec<Result<RoutedPart>> + Send + 'scope) {
-        *self.next.lock().expect("no chunk panicked") = Some((job, self.scope.spawn(f)));
+#[derive(Default)]
+struct Waiting {
+    chunks: VecDeque<Vec<Result<Part>>>,
+    /// Chunks the writer has taken.
+    taken: usize,
+    closed: bool,
+}
+
+impl Lookahead {
+    fn state(&self) -> MutexGuard<'_, Waiting> {
+        self.state.lock().expect("no chunk panicked")
     }
 
-    /// Job `job`'s rows, if they were started ahead.
-    fn take(&self, job: usize) -> Option<Vec<Result<RoutedPart>>> {
-        let mut next = self.next.lock().expect("no chunk panicked");
-        match next.take() {
-            Some((j, handle)) if j == job => {
-                Some(handle.join().expect("the row producer does not panic"))
+    /// Waits until job `job` may be generated; `false` once the queue is closed.
+    fn room_for(&self, job: usize) -> bool {
+        let mut state = self.state();
+        while !state.closed && job >= state.taken + LOOKAHEAD {
+            state = self.changed.wait(state).expect("no chunk panicked");
+        }
+        !state.closed
+    }
+
+    fn push(&self, chunk: Vec<Result<Part>>) {
+        self.state().chunks.push_back(chunk);
+        self.changed.notify_all();
+    }
+
+    /// The next chunk's rows, once generated; `None` if the generating thread stopped first.
+    fn take(&self) -> Option<Vec<Result<Part>>> {
+        let mut state = self.state();
+        loop {
+            if let Some(chunk) = state.chunks.pop_front() {
+                state.taken += 1;
+                self.changed.notify_all();
+                return Some(chunk);
             }
-            other => {
-                *next = other;
-                None
+            if state.closed {
+                return None;
             }
+            state = self.changed.wait(state).expect("no chunk panicked");
         }
     }
+
+    fn close(&self) {
+        self.state().closed = true;
+        self.changed.notify_all();
+    }
+
+    /// Closes the queue when dropped.
+    fn closing(&self) -> impl Drop + '_ {
+        struct Closing<'a>(&'a Lookahead);
+        impl Drop for Closing<'_> {
+            fn drop(&mut self) {
+                self.0.close();
+            }
+        }
+        Closing(self)
+    }
+}
+
+/// A chunk's rows, generated into memory at once on `generators` threads: per part, its
+/// encoded buffers and its digest (see `Part`).
+fn produce(
+    data: &Dataset,
+    table: &Table,
+    chunk: &Chunk,
+    stop: &Stop,
+    generators: usize,
+) -> Vec<Result<Part>> {
+    match &table.routing {
+        Some((routing, _)) => generate_chunk_routed(data, table, routing, chunk, stop, generators),
+        None => generate_chunk(data, table, chunk, stop, generators),
+    }
+}
+
+/// A plain table's chunk, generated: its parts at once, each into its buffers in order, the
+/// first starting the COPY stream and the last ending it.
+fn generate_chunk(
+    data: &Dataset,
+    table: &Table,
+    chunk: &Chunk,
+    stop: &Stop,
+    generators: usize,
+) -> Vec<Result<Part>> {
+    let parts = split(data, table.load.index, chunk, generators);
+    let last = parts.len() - 1;
+    std::thread::scope(|scope| {
+        let producers: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(k, (roots, first_index))| {
+                scope.spawn(move || {
+                    let mut buffers = Vec::new();
+                    let ends = (k == 0, k == last);
+                    let sum =
+                        generate(data, table, roots.clone(), *first_index, ends, stop, |b| {
+                            buffers.push(b);
+                            Ok(())
+                        })?;
+                    Ok((buffers, sum))
+                })
+            })
+            .collect();
+        producers
+            .into_iter()
+            .map(|p| p.join().expect("the row producer does not panic"))
+            .collect()
+    })
+}
+
+/// A plain table's chunk, generated (`generate_chunk`): one COPY, the parts' buffers in order.
+fn copy_produced(
+    client: &mut Client,
+    data: &Dataset,
+    table: &Table,
+    chunk: &Chunk,
+    produced: Vec<Result<Part>>,
+    stop: &Stop,
+) -> Result<()> {
+    let load = table.load;
+    let fail = |e: postgres::Error| rejected(data, load, chunk, &e);
+    stop.check()?;
+    let mut writer = client.copy_in(table.encoder.statement()).map_err(fail)?;
+    let write_failed =
+        |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", load.table));
+    let mut sums = Vec::new();
+    for part in produced {
+        let (buffers, sum) = part?;
+        for buffer in buffers {
+            writer.write_all(&buffer).map_err(write_failed)?;
+        }
+        sums.push(sum);
+    }
+    writer.finish().map_err(fail)?;
+    table.add_digest(digest::merged(sums));
+    Ok(())
 }
 
 /// A routed table's chunk, generated: its parts at once, each row into its partition's buffer
@@ -677,7 +796,7 @@ fn generate_chunk_routed(
     chunk: &Chunk,
     stop: &Stop,
     generators: usize,
-) -> Vec<Result<RoutedPart>> {
+) -> Vec<Result<Part>> {
     let parts = split(data, table.load.index, chunk, generators);
     std::thread::scope(|scope| {
         let producers: Vec<_> = parts
@@ -702,12 +821,12 @@ fn copy_chunk_routed(
     client: &mut Client,
     table: &Table,
     (routing, statements): &(Routing, Vec<String>),
-    produced: Vec<Result<RoutedPart>>,
+    produced: Vec<Result<Part>>,
     stop: &Stop,
 ) -> Result<()> {
     let load = table.load;
     let mut targets: Vec<Vec<Vec<u8>>> = vec![Vec::new(); statements.len() + 1];
-    let mut digest: Option<Sum> = Some(Sum::default());
+    let mut sums = Vec::new();
     for part in produced {
         let (buffers, sum) = part?;
         for (target, buffer) in buffers.into_iter().enumerate() {
@@ -715,10 +834,7 @@ fn copy_chunk_routed(
                 targets[target].push(buffer);
             }
         }
-        match (sum, digest.as_mut()) {
-            (Some(sum), Some(total)) => total.merge(sum),
-            _ => digest = None,
-        }
+        sums.push(sum);
     }
     for (target, buffers) in targets.iter().enumerate() {
         if buffers.is_empty() {
@@ -751,12 +867,13 @@ fn copy_chunk_routed(
         writer.write_all(&edge).map_err(write_failed)?;
         writer.finish().map_err(fail)?;
     }
-    table.add_digest(digest);
+    table.add_digest(digest::merged(sums));
     Ok(())
 }
 
-/// A part's encoded rows per partition (the parent's last), and its digest.
-type RoutedPart = (Vec<Vec<u8>>, Option<Sum>);
+/// A part of a chunk, generated: its encoded rows (a plain table's in buffers in order, a routed
+/// table's one buffer per partition and the parent's last) and its digest.
+type Part = (Vec<Vec<u8>>, Option<Sum>);
 
 /// `generate` for a routed table: the rows of `roots`, encoded, one buffer per partition and a
 /// last one for the parent (no stream's start or end: one COPY may take several parts' rows).
@@ -767,7 +884,7 @@ fn generate_routed(
     roots: Range<u64>,
     first_index: u64,
     stop: &Stop,
-) -> Result<RoutedPart> {
+) -> Result<Part> {
     let parent = routing.partitions.len();
     let mut buffers = vec![Vec::new(); parent + 1];
     let sum = each_row(data, table, roots, first_index, stop, |values, seen| {
@@ -882,8 +999,8 @@ fn split(data: &Dataset, table: usize, chunk: &Chunk, parts: usize) -> Vec<(Rang
     out
 }
 
-/// Generates and encodes the rows of `roots`, sending buffers of about COPY_BUFFER bytes; the
-/// first part starts the COPY stream and the last ends it. Returns the part's digest, or `None`
+/// Generates and encodes the rows of `roots`, handing `send` buffers of about COPY_BUFFER bytes;
+/// the first part starts the COPY stream and the last ends it. Returns the part's digest, or `None`
 /// when the client could not know the server's text of a row.
 fn generate(
     data: &Dataset,
@@ -892,12 +1009,10 @@ fn generate(
     first_index: u64,
     (first, last): (bool, bool),
     stop: &Stop,
-    full: &std::sync::mpsc::Sender<Vec<u8>>,
+    mut send: impl FnMut(Vec<u8>) -> Result<()>,
 ) -> Result<Option<Sum>> {
     let encoder = &table.encoder;
     let mut buffer = Vec::with_capacity(COPY_BUFFER + 512);
-    // The writer has gone: it failed, and says why.
-    let gone = || Error::Work(format!("seeding {} failed", table.load.table));
     if first {
         encoder.begin(&mut buffer);
     }
@@ -907,15 +1022,14 @@ fn generate(
             .map_err(|e| encoding_failed(table.load, e))?;
         if buffer.len() >= COPY_BUFFER {
             let next = Vec::with_capacity(COPY_BUFFER + 512);
-            full.send(std::mem::replace(&mut buffer, next))
-                .map_err(|_| gone())?;
+            send(std::mem::replace(&mut buffer, next))?;
         }
         Ok(())
     })?;
     if last {
         encoder.end(&mut buffer);
     }
-    full.send(buffer).map_err(|_| gone())?;
+    send(buffer)?;
     Ok(sum)
 }
 
