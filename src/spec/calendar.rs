@@ -47,35 +47,55 @@ pub fn format_timestamp(seconds: i64) -> String {
 /// Appends `YYYY-MM-DD` (years outside 0..=9999 as `{:04}` prints them).
 pub fn push_date(out: &mut Vec<u8>, days: i64) {
     let (y, m, d) = civil_from_days(days);
-    if (0..10_000).contains(&y) {
-        push_two_digits(out, y / 100);
-        push_two_digits(out, y % 100);
-    } else {
-        out.extend_from_slice(format!("{y:04}").as_bytes());
-    }
-    out.push(b'-');
-    push_two_digits(out, i64::from(m));
-    out.push(b'-');
-    push_two_digits(out, i64::from(d));
+    let Ok(y @ 0..10_000) = u32::try_from(y) else {
+        out.extend_from_slice(format!("{y:04}-{m:02}-{d:02}").as_bytes());
+        return;
+    };
+    let [y1, y2] = two_digits(y / 100);
+    let [y3, y4] = two_digits(y % 100);
+    let [m1, m2] = two_digits(m);
+    let [d1, d2] = two_digits(d);
+    // One write of the whole text: a push per byte was most of a timestamp digest's cost.
+    out.extend_from_slice(&[y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2]);
 }
 
 /// Appends `HH:MM:SS` of a second of the day.
 pub fn push_time(out: &mut Vec<u8>, second_of_day: i64) {
-    push_two_digits(out, second_of_day / 3600);
-    out.push(b':');
-    push_two_digits(out, second_of_day / 60 % 60);
-    out.push(b':');
-    push_two_digits(out, second_of_day % 60);
+    debug_assert!((0..86_400).contains(&second_of_day));
+    let second = second_of_day as u32;
+    let [h1, h2] = two_digits(second / 3600);
+    let [m1, m2] = two_digits(second / 60 % 60);
+    let [s1, s2] = two_digits(second % 60);
+    out.extend_from_slice(&[h1, h2, b':', m1, m2, b':', s1, s2]);
 }
 
-fn push_two_digits(out: &mut Vec<u8>, n: i64) {
-    out.push(b'0' + (n / 10) as u8);
-    out.push(b'0' + (n % 10) as u8);
+fn two_digits(n: u32) -> [u8; 2] {
+    [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_times_print_as_format_prints_them() {
+        // Years before 0 and after 9999 included.
+        for days in (-1_000_000..3_500_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(format_date(days), format!("{y:04}-{m:02}-{d:02}"), "{days}");
+        }
+        for second in (0..86_400).step_by(7) {
+            let mut out = Vec::new();
+            push_time(&mut out, second);
+            let expected = format!(
+                "{:02}:{:02}:{:02}",
+                second / 3600,
+                second / 60 % 60,
+                second % 60
+            );
+            assert_eq!(out, expected.as_bytes());
+        }
+    }
 
     #[test]
     fn round_trips_across_eras_and_leap_days() {
