@@ -517,8 +517,7 @@ fn load_level(
                     None => copy_produced(client, data, table, chunk, produced, &stop)?,
                 }
             } else if let Some(routing) = &table.routing {
-                let produced =
-                    generate_chunk_routed(data, table, &routing.0, chunk, &stop, generators);
+                let produced = produce(data, table, chunk, &stop, generators);
                 copy_chunk_routed(client, table, routing, produced, &stop)?;
             } else {
                 copy_chunk(client, data, table, chunk, &stop, generators)?;
@@ -709,24 +708,10 @@ impl Lookahead {
     }
 }
 
-/// A chunk's rows, generated into memory at once on `generators` threads: per part, its
-/// encoded buffers and its digest (see `Part`).
+/// A chunk's rows, generated into memory: its parts at once on `generators` threads, each into
+/// its buffers in order (a plain table's, the first part starting the COPY stream and the last
+/// ending it) or its rows into their partitions' buffers (a routed table's), with its digest.
 fn produce(
-    data: &Dataset,
-    table: &Table,
-    chunk: &Chunk,
-    stop: &Stop,
-    generators: usize,
-) -> Vec<Result<Part>> {
-    match &table.routing {
-        Some((routing, _)) => generate_chunk_routed(data, table, routing, chunk, stop, generators),
-        None => generate_chunk(data, table, chunk, stop, generators),
-    }
-}
-
-/// A plain table's chunk, generated: its parts at once, each into its buffers in order, the
-/// first starting the COPY stream and the last ending it.
-fn generate_chunk(
     data: &Dataset,
     table: &Table,
     chunk: &Chunk,
@@ -740,15 +725,20 @@ fn generate_chunk(
             .iter()
             .enumerate()
             .map(|(k, (roots, first_index))| {
-                scope.spawn(move || {
-                    let mut buffers = Vec::new();
-                    let ends = (k == 0, k == last);
-                    let sum =
-                        generate(data, table, roots.clone(), *first_index, ends, stop, |b| {
+                let roots = roots.clone();
+                scope.spawn(move || match &table.routing {
+                    Some((routing, _)) => {
+                        generate_routed(data, table, routing, roots, *first_index, stop)
+                    }
+                    None => {
+                        let mut buffers = Vec::new();
+                        let ends = (k == 0, k == last);
+                        let sum = generate(data, table, roots, *first_index, ends, stop, |b| {
                             buffers.push(b);
                             Ok(())
                         })?;
-                    Ok((buffers, sum))
+                        Ok((buffers, sum))
+                    }
                 })
             })
             .collect();
@@ -759,7 +749,7 @@ fn generate_chunk(
     })
 }
 
-/// A plain table's chunk, generated (`generate_chunk`): one COPY, the parts' buffers in order.
+/// A plain table's chunk, generated (`produce`): one COPY, the parts' buffers in order.
 fn copy_produced(
     client: &mut Client,
     data: &Dataset,
@@ -787,34 +777,7 @@ fn copy_produced(
     Ok(())
 }
 
-/// A routed table's chunk, generated: its parts at once, each row into its partition's buffer
-/// (or the parent's).
-fn generate_chunk_routed(
-    data: &Dataset,
-    table: &Table,
-    routing: &Routing,
-    chunk: &Chunk,
-    stop: &Stop,
-    generators: usize,
-) -> Vec<Result<Part>> {
-    let parts = split(data, table.load.index, chunk, generators);
-    std::thread::scope(|scope| {
-        let producers: Vec<_> = parts
-            .iter()
-            .map(|(roots, first_index)| {
-                scope.spawn(move || {
-                    generate_routed(data, table, routing, roots.clone(), *first_index, stop)
-                })
-            })
-            .collect();
-        producers
-            .into_iter()
-            .map(|p| p.join().expect("the row producer does not panic"))
-            .collect()
-    })
-}
-
-/// A routed table's chunk, generated (`generate_chunk_routed`): one COPY per partition that has
+/// A routed table's chunk, generated (`produce`): one COPY per partition that has
 /// rows, the parts' rows in order, so that each partition holds its rows in the order loading
 /// through the parent gives. Memory is bounded by the chunk's encoded rows.
 fn copy_chunk_routed(
