@@ -485,52 +485,55 @@ fn load_level(
         .collect();
     let stop = connections.stop().clone();
     let generators = connections.generators();
-    // On the one connection, the chunks' rows are generated ahead of the COPYs that send them
-    // (see `Lookahead`); over the pool, each connection generates its own chunk's rows.
-    let pipelined = matches!(connections, Connections::One { .. });
-    let lookahead = Lookahead::default();
-    std::thread::scope(|scope| {
-        if pipelined {
-            let (lookahead, stop, jobs) = (&lookahead, &stop, &jobs);
-            scope.spawn(move || {
-                // Closes the queue however this thread ends, so the writer never waits for it.
-                let _closing = lookahead.closing();
-                for (i, (table, chunk)) in jobs.iter().enumerate() {
-                    if !lookahead.room_for(i) {
-                        break;
+    match connections {
+        // The chunks' rows are generated ahead of the COPYs that send them (see `Lookahead`).
+        Connections::One { client, .. } => {
+            let lookahead = Lookahead::default();
+            std::thread::scope(|scope| {
+                let (lookahead, jobs, stop) = (&lookahead, &jobs, &stop);
+                scope.spawn(move || {
+                    // Closes the queue however this thread ends, so the writer never waits for it.
+                    let _closing = lookahead.closing();
+                    for (i, (table, chunk)) in jobs.iter().enumerate() {
+                        if !lookahead.room_for(i) {
+                            break;
+                        }
+                        lookahead.push(produce(data, table, chunk, stop, generators));
                     }
-                    lookahead.push(produce(data, table, chunk, stop, generators));
-                }
-            });
+                });
+                let generated = jobs.iter().map(|&(table, chunk)| {
+                    let produced = lookahead.take().ok_or_else(|| {
+                        Error::Work(format!(
+                            "seeding {} failed: its rows stopped",
+                            table.load.table
+                        ))
+                    })?;
+                    Ok((table, chunk, produced))
+                });
+                let sent = send_produced(client, data, generated, true, stop, &finished);
+                // Stops the generating thread if the COPYs stopped first.
+                lookahead.close();
+                sent.map_err(|e| stop.explain(e))
+            })?;
         }
-        let loaded = connections.run(&jobs, |client, &(table, chunk)| {
-            stop.check()?;
-            if pipelined {
-                let produced = lookahead.take().ok_or_else(|| {
-                    Error::Work(format!(
-                        "seeding {} failed: its rows stopped",
-                        table.load.table
-                    ))
-                })?;
-                match &table.routing {
-                    Some(routing) => copy_chunk_routed(client, table, routing, produced, &stop)?,
-                    None => copy_produced(client, data, table, chunk, produced, &stop)?,
+        // Each pool connection generates its own chunk's rows.
+        Connections::Pool { .. } => {
+            connections.run(&jobs, |client, &(table, chunk)| {
+                stop.check()?;
+                if table.routing.is_some() {
+                    let produced = produce(data, table, chunk, &stop, generators);
+                    let generated = std::iter::once(Ok((table, chunk, produced)));
+                    send_produced(client, data, generated, false, &stop, &finished)
+                } else {
+                    copy_chunk(client, data, table, chunk, &stop, generators)?;
+                    if table.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        finished(table);
+                    }
+                    Ok(())
                 }
-            } else if let Some(routing) = &table.routing {
-                let produced = produce(data, table, chunk, &stop, generators);
-                copy_chunk_routed(client, table, routing, produced, &stop)?;
-            } else {
-                copy_chunk(client, data, table, chunk, &stop, generators)?;
-            }
-            if table.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                finished(table);
-            }
-            Ok(())
-        });
-        // Stops the generating thread if the COPYs stopped first.
-        lookahead.close();
-        loaded
-    })?;
+            })?;
+        }
+    }
     for t in &tables {
         let maxima = t.sent.lock().expect("no chunk panicked");
         sent.insert(
@@ -710,8 +713,8 @@ impl Lookahead {
 }
 
 /// A chunk's rows, generated into memory: its parts at once on `generators` threads, each into
-/// its buffers in order (a plain table's, the first part starting the COPY stream and the last
-/// ending it) or its rows into their partitions' buffers (a routed table's), with its digest.
+/// its buffers in order (a plain table's) or its rows into their partitions' buffers (a routed
+/// table's), with its digest. The COPY stream's start and end are `send_produced`'s.
 fn produce(
     data: &Dataset,
     table: &Table,
@@ -720,12 +723,10 @@ fn produce(
     generators: usize,
 ) -> Vec<Result<Part>> {
     let parts = split(data, table.load.index, chunk, generators);
-    let last = parts.len() - 1;
     std::thread::scope(|scope| {
         let producers: Vec<_> = parts
             .iter()
-            .enumerate()
-            .map(|(k, (roots, first_index))| {
+            .map(|(roots, first_index)| {
                 let roots = roots.clone();
                 scope.spawn(move || match &table.routing {
                     Some((routing, _)) => {
@@ -733,7 +734,7 @@ fn produce(
                     }
                     None => {
                         let mut buffers = Vec::new();
-                        let ends = (k == 0, k == last);
+                        let ends = (false, false);
                         let sum = generate(data, table, roots, *first_index, ends, stop, |b| {
                             buffers.push(b);
                             Ok(())
@@ -750,89 +751,169 @@ fn produce(
     })
 }
 
-/// A plain table's chunk, generated (`produce`): one COPY, the parts' buffers in order.
-fn copy_produced(
+/// Sends generated chunks (`produce`) through `client`, in order: a plain table's rows through
+/// one COPY, a routed table's through one COPY per partition that has rows. Then `finished`
+/// hears of each table whose last chunk is in.
+///
+/// With `span` (the one connection, where nothing commits between chunks) a COPY stays open
+/// from a chunk to the next while their rows go to the same place, up to `SPAN_BYTES`, and a
+/// routed chunk sends its partitions starting with the one the open COPY is on (the last
+/// partition of one chunk is the first of the next): each COPY costs the server about a
+/// millisecond to start and end (PostgreSQL 15 releases a batch's tuple slots one by one), and
+/// at each end the stream drains and the server waits for the next statement. A partition still
+/// holds its rows in the order loading through the parent gives.
+fn send_produced<'t>(
     client: &mut Client,
     data: &Dataset,
-    table: &Table,
-    chunk: &Chunk,
-    produced: Vec<Result<Part>>,
+    mut chunks: impl Iterator<Item = Result<(&'t Table<'t>, &'t Chunk, Vec<Result<Part>>)>>,
+    span: bool,
     stop: &Stop,
+    finished: &impl Fn(&Table),
 ) -> Result<()> {
-    let load = table.load;
-    let fail = |e: postgres::Error| rejected(data, load, chunk, &e);
-    stop.check()?;
-    let mut writer = client.copy_in(table.encoder.statement()).map_err(fail)?;
-    let write_failed =
-        |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", load.table));
-    let mut sums = Vec::new();
-    for part in produced {
-        let (buffers, sum) = part?;
-        for buffer in buffers {
-            writer.write_all(&buffer).map_err(write_failed)?;
-        }
-        sums.push(sum);
-    }
-    writer.finish().map_err(fail)?;
-    table.add_digest(digest::merged(sums));
-    Ok(())
-}
-
-/// A routed table's chunk, generated (`produce`): one COPY per partition that has
-/// rows, the parts' rows in order, so that each partition holds its rows in the order loading
-/// through the parent gives. Memory is bounded by the chunk's encoded rows.
-fn copy_chunk_routed(
-    client: &mut Client,
-    table: &Table,
-    (routing, statements): &(Routing, Vec<String>),
-    produced: Vec<Result<Part>>,
-    stop: &Stop,
-) -> Result<()> {
-    let load = table.load;
-    let mut targets: Vec<Vec<Vec<u8>>> = vec![Vec::new(); statements.len() + 1];
-    let mut sums = Vec::new();
-    for part in produced {
-        let (buffers, sum) = part?;
-        for (target, buffer) in buffers.into_iter().enumerate() {
-            if !buffer.is_empty() {
-                targets[target].push(buffer);
+    // The pieces of the chunk being sent, in order, and where the last COPY went.
+    let mut queue: VecDeque<Piece> = VecDeque::new();
+    let mut last_place = None;
+    loop {
+        if queue.is_empty() {
+            match chunks.next() {
+                Some(generated) => queue = pieces(generated?, last_place)?,
+                None => return Ok(()),
             }
         }
-        sums.push(sum);
-    }
-    for (target, buffers) in targets.iter().enumerate() {
-        if buffers.is_empty() {
-            continue;
-        }
+        let first = queue.pop_front().expect("a chunk has a piece");
+        let (table, target) = (first.table, first.target);
+        let place = (std::ptr::from_ref(table), target);
+        last_place = Some(place);
         stop.check()?;
-        // The last target is the parent: rows no partition takes, for the server to decide.
-        let (statement, name) = match statements.get(target) {
-            Some(statement) => (statement.as_str(), routing.partitions[target].as_str()),
-            None => (table.encoder.statement(), load.table.as_str()),
-        };
-        let fail = |e: postgres::Error| {
-            Error::Work(format!(
-                "seeding {} failed (COPY into {name}): {}",
-                load.table,
+        let statement = match &table.routing {
+            Some((_, statements)) => statements.get(target),
+            None => None,
+        }
+        .map_or(table.encoder.statement(), String::as_str);
+        let failed = |e: postgres::Error, rows: &Chunk| match &table.routing {
+            None => rejected(data, table.load, rows, &e),
+            Some((routing, _)) => Error::Work(format!(
+                "seeding {} failed (COPY into {}): {}",
+                table.load.table,
+                routing.partitions.get(target).unwrap_or(&table.load.table),
                 describe_sql_error(&e, None)
-            ))
+            )),
         };
-        let mut writer = client.copy_in(statement).map_err(fail)?;
+        // The rows this COPY sent (a plain table's are consecutive: an error's line names one).
+        let mut rows = Chunk {
+            roots: 0..0,
+            first_index: first.first_index,
+            rows: 0,
+        };
+        let mut writer = client.copy_in(statement).map_err(|e| failed(e, &rows))?;
+        let write_failed =
+            |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", table.load.table));
         let mut edge = Vec::new();
         table.encoder.begin(&mut edge);
-        let write_failed =
-            |e: std::io::Error| Error::Work(format!("seeding {} failed: {e}", load.table));
         writer.write_all(&edge).map_err(write_failed)?;
-        for buffer in buffers {
-            writer.write_all(buffer).map_err(write_failed)?;
+        let (mut piece, mut bytes, mut done) = (first, 0, None);
+        loop {
+            // Each buffer goes as it is written: the next chunk may be taken below, and the
+            // rows sent are not kept beside it.
+            for buffer in std::mem::take(&mut piece.buffers) {
+                writer.write_all(&buffer).map_err(write_failed)?;
+                bytes += buffer.len();
+            }
+            rows.rows += piece.rows;
+            if queue.is_empty() {
+                // The chunk is sent: the next one goes on in this COPY if it starts here.
+                let last = piece.table.chunks_left.fetch_sub(1, Ordering::AcqRel) == 1;
+                if last {
+                    done = Some(piece.table);
+                }
+                if last || !span || bytes >= SPAN_BYTES {
+                    break;
+                }
+                match chunks.next() {
+                    Some(generated) => queue = pieces(generated?, last_place)?,
+                    None => break,
+                }
+                stop.check()?;
+            }
+            let goes_on = queue
+                .front()
+                .is_some_and(|p| (std::ptr::from_ref(p.table), p.target) == place);
+            if !goes_on {
+                break;
+            }
+            piece = queue.pop_front().expect("a next piece");
         }
         edge.clear();
         table.encoder.end(&mut edge);
         writer.write_all(&edge).map_err(write_failed)?;
-        writer.finish().map_err(fail)?;
+        writer.finish().map_err(|e| failed(e, &rows))?;
+        if let Some(table) = done {
+            finished(table);
+        }
+    }
+}
+
+/// Bytes a COPY kept open from chunk to chunk (`send_produced`) takes before it ends at a
+/// chunk's edge: each statement stays short (`--statement-timeout` bounds each one).
+const SPAN_BYTES: usize = 32 << 20;
+
+/// Rows of one chunk bound for one place (`send_produced`): a plain table, or one of a routed
+/// table's partitions (the parent last).
+struct Piece<'t> {
+    table: &'t Table<'t>,
+    target: usize,
+    buffers: Vec<Vec<u8>>,
+    /// The table position of the chunk's first row, and its rows (a plain table's piece is
+    /// the whole chunk; a partition's rows are not consecutive in the table).
+    first_index: u64,
+    rows: u64,
+}
+
+/// A generated chunk as the pieces to send, in order: partitions with rows in their order, or
+/// in reverse when the last COPY went to the last of them (so it goes on). Adds the chunk's
+/// digest to its table's.
+fn pieces<'t>(
+    (table, chunk, produced): (&'t Table<'t>, &'t Chunk, Vec<Result<Part>>),
+    last_place: Option<(*const Table<'t>, usize)>,
+) -> Result<VecDeque<Piece<'t>>> {
+    let places = table.routing.as_ref().map_or(1, |(_, s)| s.len() + 1);
+    let mut targets: Vec<Vec<Vec<u8>>> = vec![Vec::new(); places];
+    let mut sums = Vec::new();
+    for part in produced {
+        let (buffers, sum) = part?;
+        if table.routing.is_some() {
+            for (target, buffer) in buffers.into_iter().enumerate() {
+                if !buffer.is_empty() {
+                    targets[target].push(buffer);
+                }
+            }
+        } else {
+            targets[0].extend(buffers);
+        }
+        sums.push(sum);
     }
     table.add_digest(digest::merged(sums));
-    Ok(())
+    let mut order: Vec<usize> = (0..places).filter(|&t| !targets[t].is_empty()).collect();
+    if order.is_empty() {
+        order.push(0);
+    }
+    if let Some(place) = last_place
+        && order.len() > 1
+        && place == (std::ptr::from_ref(table), order[order.len() - 1])
+    {
+        order.reverse();
+    }
+    let routed = table.routing.is_some();
+    Ok(order
+        .into_iter()
+        .map(|target| Piece {
+            table,
+            target,
+            buffers: std::mem::take(&mut targets[target]),
+            first_index: chunk.first_index,
+            rows: if routed { 0 } else { chunk.rows },
+        })
+        .collect())
 }
 
 /// A part of a chunk, generated: its encoded rows (a plain table's in buffers in order, a routed
