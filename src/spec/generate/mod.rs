@@ -421,7 +421,10 @@ fn unique_set_redraw(tables: &[super::TableSpec], table: usize, set: &[usize]) -
 }
 
 /// A kept row: each cell's value and, when the value is not text, its text.
-type KeptRow = Vec<(Value, Option<String>)>;
+type KeptRow = Vec<KeptCell>;
+
+/// A kept cell: its value and its text.
+type KeptCell = (Value, Option<String>);
 
 /// The largest counted table whose cells are kept (see `Dataset::small`).
 const SMALL_TABLE_ROWS: u64 = 256;
@@ -935,11 +938,22 @@ impl<'s> Dataset<'s> {
             }
         };
         match self.shapes[table] {
-            Shape::Counted(_) => roots.into_iter().try_for_each(|key| {
-                let mut row = RowId::counted(key);
-                position(&mut row);
-                f(&mut RowValues::new(self, table, row))
-            }),
+            Shape::Counted(_) => {
+                // One row's memory, made each row in turn.
+                let mut values: Option<RowValues<'a>> = None;
+                roots.into_iter().try_for_each(|key| {
+                    let mut row = RowId::counted(key);
+                    position(&mut row);
+                    let values = match &mut values {
+                        Some(values) => {
+                            values.become_row(row, 0);
+                            values
+                        }
+                        None => values.insert(RowValues::new(self, table, row)),
+                    };
+                    f(values)
+                })
+            }
             Shape::PerParent { parent, .. } => {
                 self.each_row_values(parent, roots, None, &mut |p| {
                     let n = p.children_here(table).map_err(|f| {
@@ -965,23 +979,34 @@ impl<'s> Dataset<'s> {
                     }
                     // One vector of links for the siblings in turn, the lent parent first: it
                     // moves into the first child and back out of the last, not once per child.
-                    let mut links = vec![(PARENT_LINK, p.lend())];
+                    // One child's memory, made each sibling in turn, its links keeping the
+                    // lent parent first.
+                    let mut child: Option<RowValues<'a>> = None;
                     let mut result = Ok(());
                     for ordinal in 0..n {
                         let mut row = RowId::child(&parent_row, ordinal);
                         position(&mut row);
-                        let mut child = RowValues::new(self, table, row);
-                        child.links = std::mem::take(&mut links);
-                        result = f(&mut child);
-                        links = std::mem::take(&mut child.links);
-                        debug_assert_eq!(links[0].0, PARENT_LINK, "the lent parent stays first");
-                        // The child's own links are its alone.
-                        links.truncate(1);
+                        let child = match &mut child {
+                            Some(child) => {
+                                // The child's own links are its alone.
+                                child.become_row(row, 1);
+                                child
+                            }
+                            None => {
+                                let mut first = RowValues::new(self, table, row);
+                                first.links.push((PARENT_LINK, p.lend()));
+                                child.insert(first)
+                            }
+                        };
+                        result = f(child);
+                        debug_assert_eq!(child.links[0].0, PARENT_LINK, "the lent parent stays");
                         if result.is_err() {
                             break;
                         }
                     }
-                    p.take_back(links.swap_remove(0).1);
+                    if let Some(mut child) = child {
+                        p.take_back(child.links.swap_remove(0).1);
+                    }
                     result
                 })
             }
@@ -1117,7 +1142,7 @@ pub struct RowValues<'d> {
     /// While a unique column looks for a free value: (column, draw).
     attempt: Option<(usize, u32)>,
     /// The row's cells when its table is kept whole (`Dataset::small`).
-    kept: Option<&'d [(Value, Option<String>)]>,
+    kept: Option<&'d [KeptCell]>,
     /// The previous sibling, for `prev.x`: with every column that `prev.` reads computed, and
     /// without its own previous sibling (so the chain is one row long).
     prev: Option<Box<RowValues<'d>>>,
@@ -1159,15 +1184,7 @@ impl Drop for RowValues<'_> {
 
 impl<'d> RowValues<'d> {
     pub fn new(data: &'d Dataset<'d>, table: usize, row: RowId) -> Self {
-        let kept = match (data.small.get(table), row.index) {
-            (Some(Some(rows)), Some(index)) => rows.get(index as usize).map(Vec::as_slice),
-            _ => None,
-        };
-        let columns = if kept.is_some() {
-            0
-        } else {
-            data.spec.tables[table].columns.len()
-        };
+        let (kept, columns) = Self::kept(data, table, &row);
         RowValues {
             data,
             table,
@@ -1179,6 +1196,34 @@ impl<'d> RowValues<'d> {
             kept,
             prev: None,
         }
+    }
+
+    /// The row's cells when its table is kept whole, and how many cells it computes otherwise.
+    fn kept(data: &'d Dataset<'d>, table: usize, row: &RowId) -> (Option<&'d [KeptCell]>, usize) {
+        let kept = match (data.small.get(table), row.index) {
+            (Some(Some(rows)), Some(index)) => rows.get(index as usize).map(Vec::as_slice),
+            _ => None,
+        };
+        let columns = if kept.is_some() {
+            0
+        } else {
+            data.spec.tables[table].columns.len()
+        };
+        (kept, columns)
+    }
+
+    /// Makes this the row `row` of the same table, computed afresh: its memory is kept, and
+    /// its first `links_kept` links (a lent parent, which siblings share).
+    fn become_row(&mut self, row: RowId, links_kept: usize) {
+        let columns;
+        (self.kept, columns) = Self::kept(self.data, self.table, &row);
+        self.values.clear();
+        self.values.resize_with(columns, Default::default);
+        self.pointers.clear();
+        self.links.truncate(links_kept);
+        self.attempt = None;
+        self.prev = None;
+        self.row = row;
     }
 
     /// The text of a cell, `None` for NULL.
@@ -1219,15 +1264,17 @@ impl<'d> RowValues<'d> {
 
     fn ensure(&mut self, column: usize) -> Result<()> {
         if self.values[column].0.is_none() {
-            let (value, pointer) = self.compute(column)?;
+            let value = self.compute(column)?;
             self.values[column].0 = Some(value);
-            if let Some((table, row)) = pointer
-                && self.data.followed[self.table][column]
-            {
-                self.pointers.push((column, table, row));
-            }
         }
         Ok(())
+    }
+
+    /// Notes the row a ref or parent column's value points to, where paths follow it.
+    fn points_to(&mut self, column: usize, table: usize, row: RowId) {
+        if self.data.followed[self.table][column] {
+            self.pointers.push((column, table, row));
+        }
     }
 
     /// The row a ref or parent column points to.
@@ -1302,7 +1349,8 @@ impl<'d> RowValues<'d> {
         Ok(Some(&mut self.links.last_mut().expect("pushed").1))
     }
 
-    fn compute(&mut self, column: usize) -> Result<(Value, Option<(usize, RowId)>)> {
+    /// A cell's value (a ref's or parent's notes the row it points to: `points_to`).
+    fn compute(&mut self, column: usize) -> Result<Value> {
         let data = self.data;
         let table = &data.spec.tables[self.table];
         if let (Some(fixed), Some(index)) = (&table.fixed, self.row.index)
@@ -1313,7 +1361,7 @@ impl<'d> RowValues<'d> {
                 Some(text) => Value::Text(text),
                 None => Value::Null,
             };
-            return Ok((value, None));
+            return Ok(value);
         }
         let spec = &table.columns[column];
         let attempt = match self.attempt {
@@ -1334,190 +1382,190 @@ impl<'d> RowValues<'d> {
         };
         let mut rng = cell_stream_at(stream, self.row.key);
         if spec.null > 0.0 && unit(&mut rng) < spec.null {
-            return Ok((Value::Null, None));
+            return Ok(Value::Null);
         }
         self.generate(&spec.generator, column, &mut rng)
             .map_err(|f| f.into_error(&table.name, &spec.name))
     }
 
-    fn generate(
-        &mut self,
-        generator: &'d Gen,
-        column: usize,
-        rng: &mut Pcg64Mcg,
-    ) -> Eval<(Value, Option<(usize, RowId)>)> {
+    fn generate(&mut self, generator: &'d Gen, column: usize, rng: &mut Pcg64Mcg) -> Eval<Value> {
         let data = self.data;
         let table = &data.spec.tables[self.table];
-        Ok((
-            match generator {
-                Gen::Serial { start } => {
-                    let index = self.row.index.ok_or_else(|| {
-                        Error::Internal(anyhow::anyhow!(
-                            "serial in {} without a row position",
-                            table.name
-                        ))
-                    })?;
-                    Value::Int(start + index as i64)
-                }
-                Gen::Ordinal { start } => Value::Int(start + self.row.ordinal as i64),
-                Gen::Uuid => {
-                    let bits = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-                    // Version 4, RFC 4122 variant.
-                    let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-                    Value::Text(super::uuid_text(bits))
-                }
-                Gen::Int { min, max } => Value::Int(between(rng, *min, *max)),
-                Gen::Decimal { min, max, scale } => {
-                    Value::Dec(Decimal::new(between(rng, *min, *max), *scale))
-                }
-                Gen::Bool { p } => Value::Bool(unit(rng) < *p),
-                Gen::Choice { values, cumulative } => {
-                    let total = *cumulative.last().expect("validated non-empty");
-                    let r = below(rng, total);
-                    let i = cumulative.partition_point(|&c| c <= r);
-                    Value::Text(values[i].clone())
-                }
-                Gen::Cycle { values } => {
-                    Value::Text(values[(self.row.ordinal % values.len() as u64) as usize].clone())
-                }
-                Gen::Pick { values } => {
-                    Value::Text(values[below(rng, values.len() as u64) as usize].clone())
-                }
-                Gen::Format { parts } => {
-                    let mut text = String::new();
-                    for part in parts {
-                        match part {
-                            Part::Text(t) => text.push_str(t),
-                            Part::Column(c, case) => {
-                                let value = self.get(*c)?.unwrap_or("");
-                                match case {
-                                    Case::Keep => text.push_str(value),
-                                    Case::Lower => text.push_str(&value.to_lowercase()),
-                                    Case::Upper => text.push_str(&value.to_uppercase()),
-                                }
+        Ok(match generator {
+            Gen::Serial { start } => {
+                let index = self.row.index.ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!(
+                        "serial in {} without a row position",
+                        table.name
+                    ))
+                })?;
+                Value::Int(start + index as i64)
+            }
+            Gen::Ordinal { start } => Value::Int(start + self.row.ordinal as i64),
+            Gen::Uuid => {
+                let bits = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+                // Version 4, RFC 4122 variant.
+                let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+                Value::Text(super::uuid_text(bits))
+            }
+            Gen::Int { min, max } => Value::Int(between(rng, *min, *max)),
+            Gen::Decimal { min, max, scale } => {
+                Value::Dec(Decimal::new(between(rng, *min, *max), *scale))
+            }
+            Gen::Bool { p } => Value::Bool(unit(rng) < *p),
+            Gen::Choice { values, cumulative } => {
+                let total = *cumulative.last().expect("validated non-empty");
+                let r = below(rng, total);
+                let i = cumulative.partition_point(|&c| c <= r);
+                Value::Text(values[i].clone())
+            }
+            Gen::Cycle { values } => {
+                Value::Text(values[(self.row.ordinal % values.len() as u64) as usize].clone())
+            }
+            Gen::Pick { values } => {
+                Value::Text(values[below(rng, values.len() as u64) as usize].clone())
+            }
+            Gen::Format { parts } => {
+                let mut text = String::new();
+                for part in parts {
+                    match part {
+                        Part::Text(t) => text.push_str(t),
+                        Part::Column(c, case) => {
+                            let value = self.get(*c)?.unwrap_or("");
+                            match case {
+                                Case::Keep => text.push_str(value),
+                                Case::Lower => text.push_str(&value.to_lowercase()),
+                                Case::Upper => text.push_str(&value.to_uppercase()),
                             }
                         }
                     }
-                    Value::Text(text)
                 }
-                Gen::Date { from, to } => {
-                    Value::Date(data.epoch.div_euclid(86_400) + between(rng, *from, *to))
-                }
-                Gen::Timestamp { from, to } => {
-                    Value::Timestamp(data.epoch + between(rng, *from, *to))
-                }
-                Gen::Ref {
-                    table: target,
-                    column: target_column,
-                    filter,
-                    within,
-                    distinct,
-                } => {
-                    let row = match (filter, within) {
-                        (Some(filter), _) if *distinct => {
-                            let rows = &data.candidates[&(std::ptr::from_ref(generator) as usize)];
-                            RowId::counted(data.nth_candidate(
+                Value::Text(text)
+            }
+            Gen::Date { from, to } => {
+                Value::Date(data.epoch.div_euclid(86_400) + between(rng, *from, *to))
+            }
+            Gen::Timestamp { from, to } => Value::Timestamp(data.epoch + between(rng, *from, *to)),
+            Gen::Ref {
+                table: target,
+                column: target_column,
+                filter,
+                within,
+                distinct,
+            } => {
+                let row = match (filter, within) {
+                    (Some(filter), _) if *distinct => {
+                        let rows = &data.candidates[&(std::ptr::from_ref(generator) as usize)];
+                        RowId::counted(data.nth_candidate(
+                            rows,
+                            *target,
+                            filter,
+                            self.distinct_draw(column, rows.len())?,
+                        )?)
+                    }
+                    (None, None) if *distinct => {
+                        let n = data.root_count(*target);
+                        RowId::counted(self.distinct_draw(column, n)?)
+                    }
+                    (Some(filter), _) => {
+                        match data
+                            .candidates
+                            .get(&(std::ptr::from_ref(generator) as usize))
+                        {
+                            Some(rows) => RowId::counted(data.nth_candidate(
                                 rows,
                                 *target,
                                 filter,
-                                self.distinct_draw(column, rows.len())?,
-                            )?)
-                        }
-                        (None, None) if *distinct => {
-                            let n = data.root_count(*target);
-                            RowId::counted(self.distinct_draw(column, n)?)
-                        }
-                        (Some(filter), _) => {
-                            match data
-                                .candidates
-                                .get(&(std::ptr::from_ref(generator) as usize))
-                            {
-                                Some(rows) => RowId::counted(data.nth_candidate(
-                                    rows,
-                                    *target,
-                                    filter,
-                                    below(rng, rows.len()),
-                                )?),
-                                None => match self.pick_matching(filter, *target, rng)? {
-                                    Some(row) => row,
-                                    None => match filter {
-                                        Filter::Condition { outer: true, .. } => {
-                                            return Ok((Value::Null, None));
-                                        }
-                                        _ => return Err(data.no_match(*target, filter).into()),
-                                    },
-                                },
-                            }
-                        }
-                        (None, Some(w)) => {
-                            let Some((ancestor, ancestor_row)) = self.pointer(*w)? else {
-                                return Ok((Value::Null, None));
-                            };
-                            match data.pick_under(*target, ancestor, &ancestor_row, rng)? {
+                                below(rng, rows.len()),
+                            )?),
+                            None => match self.pick_matching(filter, *target, rng)? {
                                 Some(row) => row,
-                                None => return Ok((Value::Null, None)),
-                            }
+                                None => match filter {
+                                    Filter::Condition { outer: true, .. } => {
+                                        return Ok(Value::Null);
+                                    }
+                                    _ => return Err(data.no_match(*target, filter).into()),
+                                },
+                            },
                         }
-                        (None, None) => data.pick_row(*target, rng)?,
-                    };
-                    if let Some(value) = data.serial_value(*target, *target_column, &row) {
-                        return Ok((value, Some((*target, row))));
                     }
-                    let mut other = RowValues::new(data, *target, row.clone());
-                    let value = other.value(*target_column)?;
-                    if data.followed[self.table][column] {
-                        self.links.push((column, other));
+                    (None, Some(w)) => {
+                        let Some((ancestor, ancestor_row)) = self.pointer(*w)? else {
+                            return Ok(Value::Null);
+                        };
+                        match data.pick_under(*target, ancestor, &ancestor_row, rng)? {
+                            Some(row) => row,
+                            None => return Ok(Value::Null),
+                        }
                     }
-                    return Ok((value, Some((*target, row))));
+                    (None, None) => data.pick_row(*target, rng)?,
+                };
+                if let Some(value) = data.serial_value(*target, *target_column, &row) {
+                    self.points_to(column, *target, row);
+                    return Ok(value);
                 }
-                Gen::Parent {
-                    column: parent_column,
-                } => {
-                    let (parent, parent_row) = self.parent()?;
-                    if let Some(value) = data.serial_value(parent, *parent_column, &parent_row) {
-                        return Ok((value, Some((parent, parent_row))));
-                    }
-                    let other = self.link(PARENT_LINK)?.expect("a parent row");
-                    let value = other.value(*parent_column)?;
-                    return Ok((value, Some((parent, parent_row))));
+                let mut other = RowValues::new(data, *target, row.clone());
+                let value = other.value(*target_column)?;
+                if data.followed[self.table][column] {
+                    self.links.push((column, other));
                 }
-                Gen::Constant { value } => match value {
-                    Some(text) => Value::Text(text.clone()),
-                    None => Value::Null,
-                },
-                Gen::Expr {
-                    expr:
-                        Expr::Path {
-                            start,
-                            hops,
-                            column,
-                            ..
-                        },
-                } => return self.follow(*start, hops, *column),
-                Gen::Expr { expr } => self.eval(expr, rng)?,
-                Gen::When {
-                    cond,
-                    then,
-                    otherwise,
-                } => {
-                    let holds = self.eval(cond, rng)?.truthy()?;
-                    return self.generate(if holds { then } else { otherwise }, column, rng);
+                self.points_to(column, *target, row);
+                return Ok(value);
+            }
+            Gen::Parent {
+                column: parent_column,
+            } => {
+                let (parent, parent_row) = self.parent()?;
+                if let Some(value) = data.serial_value(parent, *parent_column, &parent_row) {
+                    self.points_to(column, parent, parent_row);
+                    return Ok(value);
                 }
-                Gen::Csv {
-                    rows,
-                    field,
-                    stream,
-                } => {
-                    let mut pick = cell_stream(data.seed, table.hash, *stream, self.row.key);
-                    let row = &rows[below(&mut pick, rows.len() as u64) as usize];
-                    match row.get(*field) {
-                        Some(text) if !text.is_empty() => Value::Text(text.clone()),
-                        _ => Value::Null,
-                    }
-                }
+                let other = self.link(PARENT_LINK)?.expect("a parent row");
+                let value = other.value(*parent_column)?;
+                self.points_to(column, parent, parent_row);
+                return Ok(value);
+            }
+            Gen::Constant { value } => match value {
+                Some(text) => Value::Text(text.clone()),
+                None => Value::Null,
             },
-            None,
-        ))
+            Gen::Expr {
+                expr:
+                    Expr::Path {
+                        start,
+                        hops,
+                        column: end,
+                        ..
+                    },
+            } => {
+                let (value, pointer) = self.follow(*start, hops, *end)?;
+                if let Some((table, row)) = pointer {
+                    self.points_to(column, table, row);
+                }
+                return Ok(value);
+            }
+            Gen::Expr { expr } => self.eval(expr, rng)?,
+            Gen::When {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let holds = self.eval(cond, rng)?.truthy()?;
+                return self.generate(if holds { then } else { otherwise }, column, rng);
+            }
+            Gen::Csv {
+                rows,
+                field,
+                stream,
+            } => {
+                let mut pick = cell_stream(data.seed, table.hash, *stream, self.row.key);
+                let row = &rows[below(&mut pick, rows.len() as u64) as usize];
+                match row.get(*field) {
+                    Some(text) if !text.is_empty() => Value::Text(text.clone()),
+                    _ => Value::Null,
+                }
+            }
+        })
     }
 
     /// `prev.x`: column `column` of the previous sibling. In a pass over a parent's children the
