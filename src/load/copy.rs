@@ -259,6 +259,12 @@ pub enum Value<'a> {
     /// Microseconds from 1970-01-01 (UTC for timestamptz).
     Timestamp(i64),
     Numeric(Numeric),
+    /// A numeric that fits 64 bits unscaled: `unscaled` × 10^-`scale`, exact (a generated
+    /// decimal's, sent without a digit array).
+    Decimal {
+        unscaled: i64,
+        scale: u16,
+    },
     Float(f64),
 }
 
@@ -488,6 +494,89 @@ fn numeric(
 }
 
 /// A generated decimal, as `parse_numeric` reads its text.
+/// `d` as `Value::Decimal` at the column's scale, where that needs no rounding and fits.
+fn exact_decimal(d: &rust_decimal::Decimal, typmod_scale: Option<u16>) -> Option<Value<'static>> {
+    let scale = u16::try_from(d.scale()).ok()?;
+    let target = typmod_scale.unwrap_or(scale);
+    let pad = 10i64.checked_pow(u32::from(target.checked_sub(scale)?))?;
+    let unscaled = i64::try_from(d.mantissa()).ok()?.checked_mul(pad)?;
+    Some(Value::Decimal {
+        unscaled,
+        scale: target,
+    })
+}
+
+/// numeric_send's form of `unscaled` × 10^-`scale`, from the integer (as `Numeric`'s).
+fn write_decimal(unscaled: i64, scale: u16, out: &mut Vec<u8>) {
+    // The fraction padded to whole base-10000 digits, so that the point falls between two.
+    let pad = (4 - scale % 4) % 4;
+    let mut rest = u128::from(unscaled.unsigned_abs()) * 10u128.pow(u32::from(pad));
+    let fraction_groups = ((scale + pad) / 4) as i16;
+    // Base-10000 digits, least significant first: 64 bits and three more digits need 6.
+    let mut groups = [0i16; 6];
+    let mut n = 0;
+    while rest > 0 {
+        groups[n] = (rest % 10_000) as i16;
+        rest /= 10_000;
+        n += 1;
+    }
+    let low = groups[..n].iter().take_while(|&&g| g == 0).count();
+    let used = n - low;
+    let weight = if used == 0 {
+        0
+    } else {
+        n as i16 - 1 - fraction_groups
+    };
+    let sign: u16 = if unscaled < 0 { 0x4000 } else { 0 };
+    out.extend_from_slice(&(8 + 2 * used as i32).to_be_bytes());
+    out.extend_from_slice(&(used as i16).to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&scale.to_be_bytes());
+    for g in groups[low..n].iter().rev() {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
+}
+
+/// The server's text of `unscaled` × 10^-`scale` (as `Numeric::write_text`).
+pub fn write_decimal_text(unscaled: i64, scale: u16, out: &mut Vec<u8>) {
+    if unscaled < 0 {
+        out.push(b'-');
+    }
+    let magnitude = unscaled.unsigned_abs();
+    let Some(unit) = 10u64.checked_pow(u32::from(scale)) else {
+        // More digits after the point than 64 bits hold: the digits are all there is.
+        out.push(b'0');
+        out.push(b'.');
+        let digits = magnitude.to_string();
+        out.extend(std::iter::repeat_n(b'0', usize::from(scale) - digits.len()));
+        out.extend_from_slice(digits.as_bytes());
+        return;
+    };
+    let mut buffer = [0u8; 20];
+    let mut at = buffer.len();
+    let mut whole = magnitude / unit;
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buffer[at..]);
+    if scale > 0 {
+        out.push(b'.');
+        let mut fraction = magnitude % unit;
+        let start = out.len();
+        out.resize(start + usize::from(scale), b'0');
+        for slot in out[start..].iter_mut().rev() {
+            *slot = b'0' + (fraction % 10) as u8;
+            fraction /= 10;
+        }
+    }
+}
+
 fn decimal_numeric(d: &rust_decimal::Decimal, typmod_scale: Option<u16>) -> Numeric {
     let mantissa = d.mantissa().unsigned_abs();
     let mut digits = Vec::with_capacity(20);
@@ -594,6 +683,7 @@ impl Value<'_> {
             (Value::Date(d), _) => field(&((d - PG_EPOCH_DAYS) * 86_400_000_000).to_be_bytes()),
             (Value::Timestamp(t), _) => field(&(t - PG_EPOCH_DAYS * 86_400_000_000).to_be_bytes()),
             (Value::Numeric(n), _) => n.write_binary(out),
+            (Value::Decimal { unscaled, scale }, _) => write_decimal(*unscaled, *scale, out),
             (Value::Int(v), _) => field(&v.to_be_bytes()),
         }
     }
@@ -602,6 +692,7 @@ impl Value<'_> {
 /// A generated value as its column's type, straight from its typed form (no text in between),
 /// where that form says exactly what the server would make of it. `None`: go through the
 /// value's text, as for text COPY. An error: the value cannot be a value of the column.
+#[inline]
 pub fn from_generated(
     value: &crate::spec::Value,
     ty: ColumnType,
@@ -626,9 +717,9 @@ pub fn from_generated(
         (Generated::Int(i), ColumnType::Numeric { scale }) => parse_numeric(&i.to_string(), scale)
             .map(Value::Numeric)
             .ok_or_else(out_of_range),
-        (Generated::Dec(d), ColumnType::Numeric { scale }) => {
-            Ok(Value::Numeric(decimal_numeric(d, scale)))
-        }
+        (Generated::Dec(d), ColumnType::Numeric { scale }) => Ok(
+            exact_decimal(d, scale).unwrap_or_else(|| Value::Numeric(decimal_numeric(d, scale)))
+        ),
         (Generated::Bool(b), ColumnType::Bool) => Ok(Value::Bool(*b)),
         // date_recv takes an i32 of days: a date beyond it would wrap, not fail.
         (Generated::Date(d), ColumnType::Date) => i32::try_from(d - PG_EPOCH_DAYS)
@@ -891,6 +982,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn exact_decimals_send_and_print_as_their_numerics_do() {
+        let mut checked = 0;
+        for mantissa in [
+            0,
+            1,
+            -1,
+            5,
+            9_999,
+            10_000,
+            -10_001,
+            123_456_789,
+            100_000_000,
+            i64::MAX,
+            i64::MIN + 1,
+        ] {
+            for decimal_scale in [0, 1, 2, 3, 4, 5, 8, 19, 20, 25] {
+                let d = rust_decimal::Decimal::new(mantissa, decimal_scale);
+                for scale in [None, Some(0), Some(2), Some(4), Some(7), Some(30)] {
+                    let Some(exact) = exact_decimal(&d, scale) else {
+                        continue;
+                    };
+                    let numeric = decimal_numeric(&d, scale);
+                    let (mut sent, mut expected) = (Vec::new(), Vec::new());
+                    exact.write_binary(ColumnType::Numeric { scale }, &mut sent);
+                    numeric.write_binary(&mut expected);
+                    assert_eq!(sent, expected, "{d} at {scale:?}");
+                    let (mut text, mut expected) = (Vec::new(), Vec::new());
+                    let Value::Decimal { unscaled, scale: s } = exact else {
+                        unreachable!()
+                    };
+                    write_decimal_text(unscaled, s, &mut text);
+                    numeric.write_text(&mut expected);
+                    assert_eq!(text, expected, "{d} at {scale:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 250, "{checked}");
+        // Rounding, or past 64 bits: the digit array.
+        let d = rust_decimal::Decimal::new(1_005, 3);
+        assert!(exact_decimal(&d, Some(2)).is_none());
+        assert!(exact_decimal(&d, Some(30)).is_none());
     }
 
     #[test]

@@ -428,6 +428,9 @@ fn write_text(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
             }
         }
         Value::Numeric(n) => n.write_text(out),
+        Value::Decimal { unscaled, scale } => {
+            super::copy::write_decimal_text(*unscaled, *scale, out)
+        }
         Value::Float(_) => unreachable!("floats have no canonical text here"),
     }
 }
