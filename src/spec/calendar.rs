@@ -44,19 +44,43 @@ pub fn format_timestamp(seconds: i64) -> String {
 
 // Digit by digit rather than through `format!`: a large reset prints millions of these.
 
+thread_local! {
+    /// Days printed before, each in the slot of its number modulo 256: generated dates mostly
+    /// span weeks or months, so most rows print a day printed before.
+    static DAY_TEXTS: std::cell::RefCell<[(i64, [u8; 10]); 256]> =
+        const { std::cell::RefCell::new([(0, [0; 10]); 256]) };
+}
+
 /// Appends `YYYY-MM-DD` (years outside 0..=9999 as `{:04}` prints them).
 pub fn push_date(out: &mut Vec<u8>, days: i64) {
+    DAY_TEXTS.with_borrow_mut(|texts| {
+        let slot = &mut texts[days.rem_euclid(256) as usize];
+        // An empty slot's text starts with a zero byte, which no date's does.
+        if slot.0 != days || slot.1[0] == 0 {
+            match date_text(days) {
+                Some(text) => *slot = (days, text),
+                None => {
+                    let (y, m, d) = civil_from_days(days);
+                    out.extend_from_slice(format!("{y:04}-{m:02}-{d:02}").as_bytes());
+                    return;
+                }
+            }
+        }
+        out.extend_from_slice(&slot.1);
+    });
+}
+
+/// `YYYY-MM-DD` of a day in years 0 to 9999.
+fn date_text(days: i64) -> Option<[u8; 10]> {
     let (y, m, d) = civil_from_days(days);
     let Ok(y @ 0..10_000) = u32::try_from(y) else {
-        out.extend_from_slice(format!("{y:04}-{m:02}-{d:02}").as_bytes());
-        return;
+        return None;
     };
     let [y1, y2] = two_digits(y / 100);
     let [y3, y4] = two_digits(y % 100);
     let [m1, m2] = two_digits(m);
     let [d1, d2] = two_digits(d);
-    // One write of the whole text: a push per byte was most of a timestamp digest's cost.
-    out.extend_from_slice(&[y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2]);
+    Some([y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2])
 }
 
 /// Appends `HH:MM:SS` of a second of the day.
@@ -94,6 +118,17 @@ mod tests {
                 second % 60
             );
             assert_eq!(out, expected.as_bytes());
+        }
+    }
+
+    #[test]
+    fn days_printed_again_or_sharing_a_slot_print_as_the_first_time() {
+        // Slots are days modulo 256: 5, 261 and -251 share one.
+        for days in [
+            5, 5, 261, 5, -251, 261, 0, 256, 0, -2_000_000, -2_000_000, 5,
+        ] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(format_date(days), format!("{y:04}-{m:02}-{d:02}"), "{days}");
         }
     }
 
