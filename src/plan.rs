@@ -64,7 +64,14 @@ impl SeedPlan {
                 let mut first_index = 0;
                 let mut start = 0;
                 while start < roots {
-                    let end = (start + step).min(roots);
+                    // The last chunk's worth in halves down to an eighth: the server's work on
+                    // the last chunk, after every row is generated, is the load's tail.
+                    let left = roots - start;
+                    let end = if left > step {
+                        start + step
+                    } else {
+                        start + (left / 2).max(step / 8).min(left)
+                    };
                     let rows = data.count_rows(index, start..end);
                     if rows > 0 {
                         chunks.push(Chunk {
