@@ -553,18 +553,7 @@ pub fn write_decimal_text(unscaled: i64, scale: u16, out: &mut Vec<u8>) {
         out.extend_from_slice(digits.as_bytes());
         return;
     };
-    let mut buffer = [0u8; 20];
-    let mut at = buffer.len();
-    let mut whole = magnitude / unit;
-    loop {
-        at -= 1;
-        buffer[at] = b'0' + (whole % 10) as u8;
-        whole /= 10;
-        if whole == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buffer[at..]);
+    push_unsigned(out, magnitude / unit);
     if scale > 0 {
         out.push(b'.');
         let mut fraction = magnitude % unit;
@@ -575,6 +564,22 @@ pub fn write_decimal_text(unscaled: i64, scale: u16, out: &mut Vec<u8>) {
             fraction /= 10;
         }
     }
+}
+
+/// Appends `n` in decimal, without the formatting machinery.
+#[inline]
+pub fn push_unsigned(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 fn decimal_numeric(d: &rust_decimal::Decimal, typmod_scale: Option<u16>) -> Numeric {

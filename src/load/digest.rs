@@ -435,23 +435,12 @@ fn write_text(out: &mut Vec<u8>, value: &Value, ty: ColumnType) {
     }
 }
 
-/// `{v}` without the formatting machinery: most of a row's fields are keys.
+/// `{v}`: most of a row's fields are keys.
 fn push_integer(out: &mut Vec<u8>, v: i64) {
     if v < 0 {
         out.push(b'-');
     }
-    let mut rest = v.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
+    super::copy::push_unsigned(out, v.unsigned_abs());
 }
 
 #[cfg(test)]
