@@ -18,7 +18,7 @@ use std::io::Write;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use postgres::Client;
 
@@ -756,7 +756,7 @@ fn produce(
 /// hears of each table whose last chunk is in.
 ///
 /// With `span` (the one connection, where nothing commits between chunks) a COPY stays open
-/// from a chunk to the next while their rows go to the same place, up to `SPAN_BYTES`, and a
+/// from a chunk to the next while their rows go to the same place, up to `SPAN`, and a
 /// routed chunk sends its partitions starting with the one the open COPY is on (the last
 /// partition of one chunk is the first of the next): each COPY costs the server about a
 /// millisecond to start and end (PostgreSQL 15 releases a batch's tuple slots one by one), and
@@ -811,7 +811,7 @@ fn send_produced<'t>(
         let mut edge = Vec::new();
         table.encoder.begin(&mut edge);
         writer.write_all(&edge).map_err(write_failed)?;
-        let (mut piece, mut bytes, mut done) = (first, 0, None);
+        let (mut piece, mut bytes, mut done, opened) = (first, 0, None, Instant::now());
         loop {
             // Each buffer goes as it is written: the next chunk may be taken below, and the
             // rows sent are not kept beside it.
@@ -826,7 +826,7 @@ fn send_produced<'t>(
                 if last {
                     done = Some(piece.table);
                 }
-                if last || !span || bytes >= SPAN_BYTES {
+                if last || !span || bytes >= SPAN.0 || opened.elapsed() >= SPAN.1 {
                     break;
                 }
                 match chunks.next() {
@@ -853,9 +853,10 @@ fn send_produced<'t>(
     }
 }
 
-/// Bytes a COPY kept open from chunk to chunk (`send_produced`) takes before it ends at a
-/// chunk's edge: each statement stays short (`--statement-timeout` bounds each one).
-const SPAN_BYTES: usize = 32 << 20;
+/// The bytes and the time after which a COPY kept open from chunk to chunk (`send_produced`)
+/// ends at the next chunk's edge: each statement stays short (`--statement-timeout` bounds each
+/// one, and the next chunk's rows may still be being generated while it is open).
+const SPAN: (usize, Duration) = (32 << 20, Duration::from_secs(1));
 
 /// Rows of one chunk bound for one place (`send_produced`): a plain table, or one of a routed
 /// table's partitions (the parent last).
