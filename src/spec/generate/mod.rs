@@ -977,10 +977,8 @@ impl<'s> Dataset<'s> {
                         }
                         return Ok(());
                     }
-                    // One vector of links for the siblings in turn, the lent parent first: it
-                    // moves into the first child and back out of the last, not once per child.
-                    // One child's memory, made each sibling in turn, its links keeping the
-                    // lent parent first.
+                    // One child's memory, made each sibling in turn; the lent parent stays first
+                    // in its links, moved in before the first sibling and out after the last.
                     let mut child: Option<RowValues<'a>> = None;
                     let mut result = Ok(());
                     for ordinal in 0..n {
