@@ -70,7 +70,7 @@ impl SeedPlan {
                     let end = if left > step {
                         start + step
                     } else {
-                        start + (left / 2).max(step / 8).min(left)
+                        start + (left / 2).max(step / 8).clamp(1, left)
                     };
                     let rows = data.count_rows(index, start..end);
                     if rows > 0 {

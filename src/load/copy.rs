@@ -493,7 +493,6 @@ fn numeric(
     }
 }
 
-/// A generated decimal, as `parse_numeric` reads its text.
 /// `d` as `Value::Decimal` at the column's scale, where that needs no rounding and fits.
 fn exact_decimal(d: &rust_decimal::Decimal, typmod_scale: Option<u16>) -> Option<Value<'static>> {
     let scale = u16::try_from(d.scale()).ok()?;
@@ -582,6 +581,7 @@ pub fn push_unsigned(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[start..]);
 }
 
+/// A generated decimal, as `parse_numeric` reads its text.
 fn decimal_numeric(d: &rust_decimal::Decimal, typmod_scale: Option<u16>) -> Numeric {
     let mantissa = d.mantissa().unsigned_abs();
     let mut digits = Vec::with_capacity(20);
