@@ -944,14 +944,7 @@ impl<'s> Dataset<'s> {
                 roots.into_iter().try_for_each(|key| {
                     let mut row = RowId::counted(key);
                     position(&mut row);
-                    let values = match &mut values {
-                        Some(values) => {
-                            values.become_row(row, 0);
-                            values
-                        }
-                        None => values.insert(RowValues::new(self, table, row)),
-                    };
-                    f(values)
+                    f(RowValues::reuse(&mut values, self, table, row, 0))
                 })
             }
             Shape::PerParent { parent, .. } => {
@@ -984,18 +977,11 @@ impl<'s> Dataset<'s> {
                     for ordinal in 0..n {
                         let mut row = RowId::child(&parent_row, ordinal);
                         position(&mut row);
-                        let child = match &mut child {
-                            Some(child) => {
-                                // The child's own links are its alone.
-                                child.become_row(row, 1);
-                                child
-                            }
-                            None => {
-                                let mut first = RowValues::new(self, table, row);
-                                first.links.push((PARENT_LINK, p.lend()));
-                                child.insert(first)
-                            }
-                        };
+                        // The child's own links are its alone.
+                        let child = RowValues::reuse(&mut child, self, table, row, 1);
+                        if child.links.is_empty() {
+                            child.links.push((PARENT_LINK, p.lend()));
+                        }
                         result = f(child);
                         debug_assert_eq!(child.links[0].0, PARENT_LINK, "the lent parent stays");
                         if result.is_err() {
@@ -1208,6 +1194,23 @@ impl<'d> RowValues<'d> {
             data.spec.tables[table].columns.len()
         };
         (kept, columns)
+    }
+
+    /// The row in `slot` made row `row` of `table` (`become_row`), or a new one put there.
+    fn reuse<'s>(
+        slot: &'s mut Option<RowValues<'d>>,
+        data: &'d Dataset<'d>,
+        table: usize,
+        row: RowId,
+        links_kept: usize,
+    ) -> &'s mut RowValues<'d> {
+        match slot {
+            Some(values) => {
+                values.become_row(row, links_kept);
+                values
+            }
+            None => slot.insert(RowValues::new(data, table, row)),
+        }
     }
 
     /// Makes this the row `row` of the same table, computed afresh: its memory is kept, and
